@@ -1,0 +1,1 @@
+"""yoloforge engines (see shared DESIGN.md for what this package owns)."""

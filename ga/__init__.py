@@ -1,0 +1,1 @@
+"""yoloforge ga (see shared DESIGN.md for what this package owns)."""

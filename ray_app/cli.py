@@ -1,0 +1,333 @@
+"""The `yoloforge` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.prompt import Confirm, FloatPrompt, Prompt
+from rich.table import Table
+
+from ray_app import __version__
+from ray_app.console import console, print_error, print_model, print_report, progress_bars
+from ray_app.errors import SpecError, YoloforgeError
+from ray_app.spec import METRICS_BY_TASK, dump_job, json_schema, load_job, parse_job
+
+app = typer.Typer(help="State the accuracy and speed you need from a YOLO model; yoloforge does the rest.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Check a dataset, or make a synthetic one.", no_args_is_help=True)
+models_app = typer.Typer(help="The model zoo, and custom checkpoints.", invoke_without_command=True)
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+
+F = TypeVar("F", bound=Callable[..., Any])
+TEMPLATE = Path(__file__).parent / "templates" / "job.yaml"
+CRASH_LOG = Path.home() / ".cache" / "yoloforge" / "last-error.log"
+
+
+def friendly(func: F) -> F:
+    """User errors print as a message with a fix (exit 2); bugs print one line and a log path (exit 3)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except YoloforgeError as err:
+            print_error(err)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as err:
+            CRASH_LOG.parent.mkdir(parents=True, exist_ok=True)
+            CRASH_LOG.write_text(traceback.format_exc())
+            console.print(f"[red]internal error[/red] ({type(err).__name__}: {err}). This is a bug in yoloforge; "
+                          f"the traceback is in {CRASH_LOG}", markup=False)
+            raise typer.Exit(3) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"yoloforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False) -> None:
+    """yoloforge: model + data + targets in, an optimised inference service out."""
+
+
+# --- init -----------------------------------------------------------------------------------------------
+
+
+def render_template(name: str = "run", model: str = "yolo11n.pt", task: str = "detect",
+                    data: str = "path/to/dataset", imgsz: int = 640) -> str:
+    metric = {"classify": "top1"}.get(task, "mAP50-95")
+    return TEMPLATE.read_text().format(name=name, model=model, task=task, data=data, metric=metric,
+                                       metric_value=0.5, imgsz=imgsz)
+
+
+@app.command()
+@friendly
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the job file")] = Path("job.yaml"),
+    schema: Annotated[bool, typer.Option("--schema", help="Print the JSON schema of job.yaml and exit")] = False,
+    model: Annotated[str, typer.Option(help="Model name, .pt or .yaml")] = "yolo11n.pt",
+    task: Annotated[str, typer.Option(help="detect, segment or classify")] = "detect",
+    data: Annotated[str, typer.Option(help="Dataset folder, .zip or data.yaml")] = "path/to/dataset",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file")] = False,
+) -> None:
+    """Write a commented job.yaml to start from."""
+    if schema:
+        sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+        return
+    if task not in METRICS_BY_TASK:
+        raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
+    if path.exists() and not force:
+        raise SpecError(f"{path} already exists", fix="choose another path or pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_template(model=model, task=task, data=data))
+    console.print(f"wrote {path}: edit data: and targets:, then run `yoloforge run {path}`")
+
+
+# --- run / demo -----------------------------------------------------------------------------------------
+
+
+def _parse_targets(values: list[str]) -> dict[str, float]:
+    targets = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            targets[key.strip()] = float(value)
+        except ValueError:
+            raise SpecError(f"--target '{item}' must look like METRIC=VALUE, e.g. mAP50-95=0.6") from None
+    return targets
+
+
+def _ask_spec(defaults: dict[str, Any]) -> dict[str, Any]:
+    """Build a job step by step in the terminal."""
+    from ray_app.zoo import find_official
+
+    console.print("[bold]New yoloforge job[/bold] (Enter keeps the default)")
+    model = Prompt.ask("Model: official name (see `yoloforge models`), a .pt or a .yaml",
+                       default=defaults.get("model") or "yolo11n.pt", console=console)
+    official = find_official(model)
+    guess = official.task if official else ("segment" if "-seg" in model else "classify" if "-cls" in model
+                                            else "detect")
+    task = Prompt.ask("Task", choices=list(METRICS_BY_TASK), default=defaults.get("task") or guess, console=console)
+    while True:
+        data = Prompt.ask("Dataset: folder, .zip or data.yaml", default=defaults.get("data"), console=console)
+        if data and Path(data).expanduser().exists():
+            break
+        console.print(f"[red]{data!r} does not exist[/red]; give the path of your dataset")
+    metric = "top1" if task == "classify" else "mAP50-95"
+    target = FloatPrompt.ask(f"Target {metric} (0-1)", default=0.5, console=console)
+    fps_text = Prompt.ask("Target FPS (empty for none)", default="", show_default=False, console=console)
+    device = Prompt.ask("Device", default="auto", console=console)
+    name = Prompt.ask("Run name", default=defaults.get("name") or "run", console=console)
+    job: dict[str, Any] = {"name": name, "model": model, "task": task, "data": {"path": data},
+                           "targets": {"metrics": {metric: target}, "device": device}}
+    if fps_text.strip():
+        try:
+            job["targets"]["fps"] = float(fps_text)
+        except ValueError:
+            raise SpecError(f"FPS '{fps_text}' is not a number") from None
+    return job
+
+
+@app.command()
+@friendly
+def run(
+    job: Annotated[Path | None, typer.Argument(help="job.yaml; without it, flags or questions build one")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name, .pt or .yaml")] = None,
+    task: Annotated[str | None, typer.Option(help="detect, segment or classify")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset folder, .zip or data.yaml")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (folder under runs/)")] = None,
+    target: Annotated[list[str] | None, typer.Option(help="Metric target, e.g. mAP50-95=0.6 (repeatable)")] = None,
+    fps: Annotated[float | None, typer.Option(help="Minimum FPS")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
+    split_val: Annotated[float | None, typer.Option(help="Make a seeded val split of this fraction if none")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Folder of run directories")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask; fail if something is missing")] = False,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Ask even without a terminal")] = False,
+    write_job: Annotated[Path, typer.Option(help="Where a job built from flags/questions is saved")] = Path("job.yaml"),
+) -> None:
+    """Run the pipeline for a job (intake so far; later stages join as they land)."""
+    from ray_app.pipeline import run_job
+
+    overrides: dict[str, Any] = {k: v for k, v in {"model": model, "task": task, "name": name}.items() if v}
+    if job is not None:
+        spec = load_job(job)
+        raw = spec.model_dump(mode="json")
+        raw.update(overrides)
+        if data:
+            raw["data"]["path"] = str(Path(data).resolve())
+    else:
+        asking = not yes and (interactive or sys.stdin.isatty())
+        if asking and not data:
+            raw = _ask_spec({"model": model, "task": task, "name": name, "data": data})
+        elif data:
+            raw = {**overrides, "data": {"path": str(Path(data).resolve())}}
+        else:
+            raise SpecError("no job.yaml and no --data", fix="run `yoloforge run job.yaml` (see `yoloforge init`), "
+                            "or `yoloforge run --data PATH [--model ...]`, or run it in a terminal to be asked")
+    targets = raw.setdefault("targets", {})
+    if target:
+        targets.setdefault("metrics", {}).update(_parse_targets(target))
+    if fps:
+        targets["fps"] = fps
+    if device:
+        targets["device"] = device
+    if split_val is not None:
+        raw["data"]["val_split"] = split_val
+    if runs_dir is not None:
+        raw["runs_dir"] = str(runs_dir.resolve())
+    spec = parse_job(raw, str(job) if job else "the job built from flags")
+    if job is None:
+        if write_job.exists() and not yes and not Confirm.ask(f"{write_job} exists; overwrite?", console=console,
+                                                               default=False):
+            write_job = write_job.with_name(f"job-{spec.name}.yaml")
+        dump_job(spec, write_job)
+        console.print(f"wrote {write_job}; run it again with `yoloforge run {write_job}`")
+        if not yes and (interactive or sys.stdin.isatty()) and not Confirm.ask("Start now?", default=True,
+                                                                                console=console):
+            return
+    run_job(spec)
+
+
+@app.command()
+@friendly
+def demo(
+    runs_dir: Annotated[Path, typer.Option(help="Folder of run directories")] = Path("runs"),
+    task: Annotated[str, typer.Option(help="detect, segment or classify")] = "detect",
+) -> None:
+    """The whole pipeline on built-in synthetic data (no download, CPU is enough)."""
+    from ray_app.pipeline import run_demo
+
+    if task not in METRICS_BY_TASK:
+        raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
+    run_demo(runs_dir, task)
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+@data_app.command("check")
+@friendly
+def data_check(
+    path: Annotated[Path, typer.Argument(help="Dataset folder, .zip or data.yaml")],
+    task: Annotated[str | None, typer.Option(help="detect, segment or classify (default: from the layout)")] = None,
+    model: Annotated[str | None, typer.Option(help="Compare class names with this custom .pt")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where dataset_report.json goes")] = None,
+    clean: Annotated[bool, typer.Option("--clean", help="Also write the clean copy and quarantine to --out")] = False,
+    split_val: Annotated[float | None, typer.Option(help="Make a seeded val split of this fraction if none")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of that split")] = 0,
+    max_bad_fraction: Annotated[float, typer.Option(help="Error above this quarantined fraction")] = 0.2,
+) -> None:
+    """Check a dataset and explain every problem; your files are only read. Exit 1 if it has errors."""
+    from ray_app.intake.check import check_dataset
+
+    if task is not None and task not in METRICS_BY_TASK:
+        raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
+    out = out or Path("runs") / f"check-{path.stem or 'dataset'}"
+    model_names = None
+    if model:
+        from ray_app.zoo import resolve_model
+
+        model_names = resolve_model(model, task).names
+    with progress_bars() as progress:
+        intake = check_dataset(path, task=task, work_dir=out, model_names=model_names, val_split=split_val,
+                               split_seed=seed, max_bad_fraction=max_bad_fraction, progress=progress)
+        if clean and intake.report.ok:
+            intake.write_clean(out, progress)
+    report_path = intake.report.write(out / "dataset_report.json")
+    print_report(intake.report, str(report_path))
+    if clean and intake.report.ok:
+        console.print(f"clean copy: {intake.data_arg}")
+    if not intake.report.ok:
+        raise typer.Exit(1)
+
+
+@data_app.command("synth")
+@friendly
+def data_synth(
+    task: Annotated[str, typer.Option(help="detect, segment or classify")] = "detect",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: synthetic-<task>)")] = None,
+    n_train: Annotated[int, typer.Option(min=1, help="Train images")] = 64,
+    n_val: Annotated[int, typer.Option(min=1, help="Val images")] = 32,
+    imgsz: Annotated[int, typer.Option(min=16, help="Image size in pixels")] = 128,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+) -> None:
+    """Write a synthetic dataset of coloured shapes (circle, square, triangle) with exact labels."""
+    from ray_app.intake.synth import synth_dataset
+
+    if task not in METRICS_BY_TASK:
+        raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
+    out = out or Path(f"synthetic-{task}")
+    if out.exists() and any(out.iterdir()):
+        raise SpecError(f"{out} exists and is not empty", fix="choose another --out; nothing was overwritten")
+    with progress_bars() as progress:
+        root = synth_dataset(out, task, n_train, n_val, imgsz, seed,
+                             on_image=lambda: progress("drawing shapes", 1, n_train + n_val))
+    console.print(f"wrote {n_train} train + {n_val} val {task} images to {root}")
+
+
+# --- models ---------------------------------------------------------------------------------------------
+
+
+@models_app.callback()
+@friendly
+def models_list(
+    ctx: typer.Context,
+    task: Annotated[str | None, typer.Option(help="Only this task")] = None,
+    family: Annotated[str | None, typer.Option(help="Only this family, e.g. yolo11")] = None,
+) -> None:
+    """List the official models yoloforge can download (and which are cached)."""
+    if ctx.invoked_subcommand:
+        return
+    from ray_app.zoo import cache_dir, zoo
+
+    cached = {p.name for p in cache_dir().glob("*.pt")}
+    table = Table(title="Official Ultralytics models (any of them also works as .yaml, trained from scratch)")
+    for col in ("family", "detect", "segment", "classify"):
+        table.add_column(col)
+    rows: dict[str, dict[str, list[str]]] = {}
+    for e in zoo():
+        if (task and e.task != task) or (family and e.family != family):
+            continue
+        rows.setdefault(e.family, {}).setdefault(e.task, []).append(e.name + (" *" if e.name in cached else ""))
+    for fam, tasks in rows.items():
+        table.add_row(fam, *("\n".join(tasks.get(t, [])) or "-" for t in ("detect", "segment", "classify")))
+    console.print(table)
+    console.print("* = in the cache. Or give model: path/to/best.pt (your own) or model: yolo11n.yaml (from scratch).")
+
+
+@models_app.command("inspect")
+@friendly
+def models_inspect(path: Annotated[str, typer.Argument(help="A .pt checkpoint, a .yaml, or an official name")]) -> None:
+    """Show a model's task, classes, input size and cost."""
+    from ray_app.zoo import resolve_model
+
+    with console.status(f"loading {path}"):
+        info = resolve_model(path)
+    print_model(info)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dataset intake: synthetic data, layout discovery, checks, report and the clean copy."""

@@ -1,0 +1,318 @@
+"""JobSpec: everything a run needs, validated by pydantic, loaded from job.yaml.
+
+Relative paths in a job.yaml are relative to the file itself, so a job folder can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ray_app.errors import SpecError
+
+Task = Literal["detect", "segment", "classify"]
+MetricName = Literal[
+    "mAP50", "mAP50-95", "precision", "recall", "mask_mAP50", "mask_mAP50-95", "top1", "top5"
+]
+EngineName = Literal["pytorch", "onnxruntime", "openvino", "tensorrt"]
+Precision = Literal["fp32", "fp16", "int8"]
+ComputeCost = Literal["latency_ms", "memory_mb", "gflops", "params_m"]
+
+METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "detect": ("mAP50", "mAP50-95", "precision", "recall"),
+    "segment": ("mAP50", "mAP50-95", "precision", "recall", "mask_mAP50", "mask_mAP50-95"),
+    "classify": ("top1", "top5"),
+}
+DEFAULT_FITNESS: dict[str, dict[str, float]] = {
+    "detect": {"mAP50": 0.1, "mAP50-95": 0.9},
+    "segment": {"mask_mAP50": 0.1, "mask_mAP50-95": 0.9},
+    "classify": {"top1": 0.9, "top5": 0.1},
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|\d+(,\d+)*)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Strict):
+    """Where the dataset is and how intake may repair it."""
+
+    path: str = Field(description="Dataset folder, .zip, or data.yaml file")
+    val_split: float | None = Field(
+        None, gt=0, lt=0.9, description="If the dataset has no val split, move this fraction of train to val"
+    )
+    split_seed: int = Field(0, description="Seed of that split, so it is the same on every run")
+    max_bad_fraction: float = Field(
+        0.2, ge=0, le=1, description="Stop when more than this fraction of a split's images had to be quarantined"
+    )
+    allow_name_mismatch: bool = Field(
+        False, description="Go on when the dataset's class names are the model's in another order"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+
+class Targets(_Strict):
+    """What the user needs; the run stops searching once every target is met."""
+
+    metrics: dict[MetricName, float] = Field(
+        default_factory=dict, description="Minimum validation metrics, e.g. {mAP50-95: 0.6, precision: 0.8}"
+    )
+    fps: float | None = Field(None, gt=0, description="Minimum throughput in images per second")
+    p99_latency_ms: float | None = Field(None, gt=0, description="Maximum p99 latency per request")
+    max_memory_mb: float | None = Field(None, gt=0, description="Maximum memory of the inference process")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N, or GPU indices such as 0,1")
+    max_accuracy_drop: float = Field(
+        0.01, ge=0, le=1, description="Largest mAP50-95 (top1 for classify) an engine may lose vs PyTorch FP32"
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _fractions(cls, metrics: dict[str, float]) -> dict[str, float]:
+        for name, value in metrics.items():
+            if not 0 <= value <= 1:
+                raise ValueError(f"target {name}={value} must be a fraction between 0 and 1 (0.6 means 60%)")
+        return metrics
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if not _DEVICE_RE.match(device):
+            raise ValueError(f"device '{device}' is not one of: auto, cpu, cuda, cuda:N, or indices like 0,1")
+        return device
+
+
+class GeneOverride(_Strict):
+    """Narrow, widen or fix one gene of the search space."""
+
+    low: float | None = None
+    high: float | None = None
+    value: float | str | None = Field(None, description="Fix the gene to this value (it is not searched)")
+    choices: list[float | str] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GeneOverride:
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.value is not None and (self.low is not None or self.high is not None or self.choices):
+            raise ValueError("give either value (fixed) or low/high/choices, not both")
+        return self
+
+
+class SearchSpec(_Strict):
+    """Budget and objective of the hyperparameter search."""
+
+    population: int = Field(8, ge=2, le=1024, description="Trials per generation")
+    generations: int = Field(5, ge=1, le=1000)
+    epochs: int = Field(10, ge=1, le=10000, description="Training epochs per trial")
+    imgsz: int = Field(640, ge=32, le=4096, description="Training and inference image size (multiple of 32)")
+    batch: int = Field(16, ge=1, le=1024)
+    time_budget_min: float | None = Field(None, gt=0, description="Stop the search after this many minutes")
+    stagnation: int = Field(3, ge=1, description="Stop after this many generations without improvement")
+    seed: int = 0
+    mode: Literal["scalar", "pareto"] = Field(
+        "scalar", description="scalar: weighted fitness; pareto: NSGA-II front of accuracy vs compute"
+    )
+    fitness: dict[MetricName, float] | None = Field(
+        None, description="Metric weights; default 0.1*mAP50 + 0.9*mAP50-95 (top1/top5 for classify)"
+    )
+    compute_penalty: dict[ComputeCost, float] = Field(
+        default_factory=dict, description="Fitness is lowered by weight * cost, e.g. {latency_ms: 0.001}"
+    )
+    space: dict[str, GeneOverride] = Field(default_factory=dict, description="Per-gene overrides")
+
+    @field_validator("imgsz")
+    @classmethod
+    def _stride(cls, imgsz: int) -> int:
+        if imgsz % 32:
+            nearest = max(32, round(imgsz / 32) * 32)
+            raise ValueError(f"imgsz {imgsz} is not a multiple of 32 (the model's stride); try {nearest}")
+        return imgsz
+
+
+class Resources(_Strict):
+    """What one trial gets from Ray; gpu below 1 packs several trials on one GPU."""
+
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0, le=64, description="GPUs per trial; 0.25 lets four trials share one GPU")
+    address: str | None = Field(None, description="Ray cluster address (ray://host:10001 or auto); none = local")
+
+    @field_validator("gpu")
+    @classmethod
+    def _fraction(cls, gpu: float) -> float:
+        if gpu > 1 and gpu != int(gpu):
+            raise ValueError(f"gpu {gpu}: above 1 it must be a whole number of GPUs")
+        return gpu
+
+
+class EngineSpec(_Strict):
+    """Which inference configurations the engine stage benchmarks."""
+
+    backends: list[EngineName] = Field(default_factory=lambda: ["pytorch", "onnxruntime", "openvino", "tensorrt"])
+    precisions: list[Precision] = Field(default_factory=lambda: ["fp32", "fp16", "int8"])
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 8])
+    threads: list[int] | None = Field(None, description="CPU thread counts to try; none = all cores")
+
+
+class ExportSpec(_Strict):
+    """The deployable bundle."""
+
+    out: str = Field("bundle", description="Bundle folder, relative to the run directory")
+    variant: Literal["auto", "cpu", "cuda"] = "auto"
+    build_image: bool = Field(False, description="Build the Docker image (needs a Docker engine)")
+    port: int = Field(8080, ge=1, le=65535)
+    max_batch: int = Field(8, ge=1, le=256)
+    max_wait_ms: float = Field(5, ge=0, le=1000)
+    cache_ttl_s: int = Field(3600, ge=0)
+
+
+class JobSpec(_Strict):
+    """One yoloforge run: model + data + what the user needs."""
+
+    name: str = Field("run", description="Run name; outputs go to <runs_dir>/<name>/")
+    model: str = Field(
+        "yolo11n.pt", description="Official name (yolo11n.pt), a custom .pt path, or a .yaml to train from scratch"
+    )
+    task: Task | None = Field(None, description="detect, segment or classify; default: the model's task")
+    data: DataSpec
+    targets: Targets = Field(default_factory=Targets)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    resources: Resources = Field(default_factory=Resources)
+    engines: EngineSpec = Field(default_factory=EngineSpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    preview: bool = Field(False, description="Start the Ray Serve preview before exporting")
+    runs_dir: str = Field("runs", description="Folder that holds run directories")
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, name: str) -> str:
+        if not _NAME_RE.match(name):
+            raise ValueError(f"name '{name}' must be 1-64 letters, digits, '.', '_' or '-' (it names a folder)")
+        return name
+
+    @model_validator(mode="after")
+    def _metrics_fit_task(self) -> JobSpec:
+        if self.task is None:
+            return self
+        allowed = METRICS_BY_TASK[self.task]
+        for where, names in (("targets.metrics", self.targets.metrics), ("search.fitness", self.search.fitness or {})):
+            wrong = [n for n in names if n not in allowed]
+            if wrong:
+                raise ValueError(
+                    f"{where}: {', '.join(wrong)} is not measured for task {self.task}; allowed: {', '.join(allowed)}"
+                )
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+    def fitness_weights(self, task: str) -> dict[str, float]:
+        return dict(self.search.fitness or DEFAULT_FITNESS[task])
+
+
+# --- loading, saving, error messages -------------------------------------------------------------------
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model that the error location points into (for 'unknown field' messages)."""
+    model: Any = JobSpec
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            break
+        annotation = model.model_fields[part].annotation
+        candidates = [annotation, *get_args(annotation)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: the dotted field, what is wrong, the allowed values or keys."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in ("function-after", "function-before")))
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            msg = "unknown field" + (f" (did you mean '{close[0]}'?)" if close else "")
+            msg += f"; allowed here: {', '.join(allowed)}"
+        elif e["type"] == "missing":
+            msg = "is required"
+        lines.append(f"  - {field}: {msg}")
+    return f"{source} is not a valid job spec:\n" + "\n".join(lines)
+
+
+def parse_job(data: Any, source: str = "job spec") -> JobSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source} must be a mapping of fields (name:, model:, data:, ...), not {type(data).__name__}",
+                        fix="run `yoloforge init` for a commented example")
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, source),
+                        fix="see `yoloforge init --schema` for every field and its allowed values") from None
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """Read and validate a job.yaml; relative paths in it become relative to its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"job file {path} does not exist", fix="create one with `yoloforge init` or check the path")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise SpecError(f"YAML syntax error: {err.problem}", where=where,
+                        fix="check indentation and quoting on that line") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise SpecError(f"cannot read YAML: {err}", where=str(path)) from None
+    spec = parse_job(data, str(path))
+    return resolve_paths(spec, path.parent)
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or "\\" in value or value.startswith(".")
+
+
+def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
+    """Make data, model (when it is a file) and runs_dir absolute relative to base."""
+    base = base.resolve()
+    update: dict[str, Any] = {}
+    data_path = Path(spec.data.path).expanduser()
+    if not data_path.is_absolute():
+        update["data"] = spec.data.model_copy(update={"path": str(base / data_path)})
+    model = Path(spec.model).expanduser()
+    if not model.is_absolute() and (_looks_like_path(spec.model) or (base / model).is_file()):
+        update["model"] = str(base / model)
+    runs = Path(spec.runs_dir).expanduser()
+    if not runs.is_absolute():
+        update["runs_dir"] = str(base / runs)
+    return spec.model_copy(update=update)
+
+
+def dump_job(spec: JobSpec, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    path.write_text("# resolved by yoloforge: every default filled in\n" + body, encoding="utf-8")
+    return path
+
+
+def json_schema() -> dict[str, Any]:
+    return JobSpec.model_json_schema()
+

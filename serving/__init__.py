@@ -1,0 +1,1 @@
+"""yoloforge serving (see shared DESIGN.md for what this package owns)."""
