@@ -6,6 +6,7 @@ Relative paths in a job.yaml are relative to the file itself, so a job folder ca
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -295,13 +296,13 @@ def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
     update: dict[str, Any] = {}
     data_path = Path(spec.data.path).expanduser()
     if not data_path.is_absolute():
-        update["data"] = spec.data.model_copy(update={"path": str(base / data_path)})
+        update["data"] = spec.data.model_copy(update={"path": os.path.normpath(base / data_path)})
     model = Path(spec.model).expanduser()
     if not model.is_absolute() and (_looks_like_path(spec.model) or (base / model).is_file()):
-        update["model"] = str(base / model)
+        update["model"] = os.path.normpath(base / model)
     runs = Path(spec.runs_dir).expanduser()
     if not runs.is_absolute():
-        update["runs_dir"] = str(base / runs)
+        update["runs_dir"] = os.path.normpath(base / runs)
     return spec.model_copy(update=update)
 
 

@@ -61,26 +61,26 @@ def check_label_text(text: str, nc: int, task: str, width: int, height: int) -> 
             values = np.array([float(p) for p in parts])
         except ValueError:
             bad = next(p for p in parts if not _is_float(p))
-            return fail("not_a_number", f"line {lineno}: '{bad}' is not a number", lineno)
+            return fail("not_a_number", f"'{bad}' is not a number", lineno)
         if not np.isfinite(values).all():
-            return fail("not_a_number", f"line {lineno}: contains nan or inf", lineno)
+            return fail("not_a_number", "contains nan or inf", lineno)
         n = len(values)
         is_box, is_poly = n == 5, n >= 7 and n % 2 == 1
         if task == "segment" and is_box:
-            return fail("box_only_in_segment", f"line {lineno}: a box (5 values) in a segmentation dataset", lineno)
+            return fail("box_only_in_segment", "a box (5 values) in a segmentation dataset", lineno)
         if not (is_box or is_poly):
-            return fail("bad_columns", f"line {lineno}: {n} values; expected {expected}", lineno)
+            return fail("bad_columns", f"{n} values; expected {expected}", lineno)
         cls = values[0]
         if cls != int(cls) or not 0 <= cls < nc:
             return fail("class_out_of_range",
-                        f"line {lineno}: class id {parts[0]} but data.yaml names {nc} classes (ids 0..{nc - 1})",
+                        f"class id {parts[0]} but data.yaml names {nc} classes (ids 0..{nc - 1})",
                         lineno)
         coords = values[1:]
         lo, hi = coords.min(), coords.max()
         if lo < -CLIP_TOLERANCE or hi > 1 + CLIP_TOLERANCE:
             hint = f" (max {hi:g}: looks like pixels, not fractions)" if hi > 2 else ""
             return fail("coords_out_of_range",
-                        f"line {lineno}: coordinates outside [0, 1]: min {lo:g}, max {hi:g}{hint}", lineno)
+                        f"coordinates outside [0, 1]: min {lo:g}, max {hi:g}{hint}", lineno)
         if lo < 0 or hi > 1:
             coords = np.clip(coords, 0, 1)
             clipped_line = clipped_line or lineno

@@ -1,0 +1,178 @@
+"""The yoloforge command line, as a user drives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ray_app.cli import app
+from tests.conftest import tree_digest
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input)
+
+
+def test_init_writes_a_commented_job(tmp_path):
+    result = invoke("init", "--data", "shapes", "--task", "segment")
+    assert result.exit_code == 0
+    text = (tmp_path / "job.yaml").read_text()
+    assert "# yoloforge job" in text and yaml.safe_load(text)["task"] == "segment"
+
+
+def test_init_refuses_to_overwrite(tmp_path):
+    (tmp_path / "job.yaml").write_text("mine")
+    result = invoke("init")
+    assert result.exit_code == 2 and "already exists" in result.output
+    assert (tmp_path / "job.yaml").read_text() == "mine"
+
+
+def test_init_schema_prints_json_schema():
+    result = invoke("init", "--schema")
+    assert result.exit_code == 0 and "targets" in json.loads(result.output)["properties"]
+
+
+def test_data_synth_then_check_passes(tmp_path):
+    assert invoke("data", "synth", "--out", "ds", "--n-train", "6", "--n-val", "3", "--imgsz", "64").exit_code == 0
+    result = invoke("data", "check", "ds", "--out", "report")
+    assert result.exit_code == 0, result.output
+    assert "OK: 0 error(s)" in result.output
+    assert json.loads((tmp_path / "report" / "dataset_report.json").read_text())["ok"] is True
+
+
+def test_data_synth_refuses_non_empty_folder(tmp_path):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "keep.txt").write_text("precious")
+    result = invoke("data", "synth", "--out", "ds")
+    assert result.exit_code == 2 and "not empty" in result.output
+    assert (tmp_path / "ds" / "keep.txt").read_text() == "precious"
+
+
+def test_data_check_with_errors_exits_1_and_lists_files(detect_ds):
+    (detect_ds / "labels" / "train" / "train_00000.txt").write_text("9 0.5 0.5 0.1 0.1\n")
+    import shutil
+
+    shutil.rmtree(detect_ds / "images" / "val")
+    shutil.rmtree(detect_ds / "labels" / "val")
+    cfg = yaml.safe_load((detect_ds / "data.yaml").read_text())
+    del cfg["val"]
+    (detect_ds / "data.yaml").write_text(yaml.safe_dump(cfg))
+    result = invoke("data", "check", str(detect_ds))
+    assert result.exit_code == 1
+    assert "ERROR val_missing" in result.output and "train_00000.txt:1: class id 9" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_data_check_clean_writes_copy_and_leaves_source_alone(detect_ds, tmp_path):
+    (detect_ds / "images" / "train" / "train_00003.jpg").write_bytes(b"broken")
+    before = tree_digest(detect_ds)
+    result = invoke("data", "check", str(detect_ds), "--out", "out", "--clean")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "clean" / "data.yaml").is_file()
+    assert (tmp_path / "out" / "quarantine" / "images" / "train" / "train_00003.jpg").is_file()
+    assert tree_digest(detect_ds) == before
+
+
+def test_data_check_of_missing_path_is_a_message_not_a_traceback():
+    result = invoke("data", "check", "nowhere")
+    assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_models_lists_the_zoo():
+    result = invoke("models", "--family", "yolo11")
+    assert result.exit_code == 0 and "yolo11n-seg.pt" in result.output and "yolov8" not in result.output
+
+
+def test_models_inspect_yaml():
+    result = invoke("models", "inspect", "yolo11n-cls.yaml")
+    assert result.exit_code == 0 and "classify" in result.output and "untrained" in result.output
+
+
+def test_models_inspect_bad_file_is_a_message(tmp_path):
+    (tmp_path / "x.pt").write_text("nope")
+    result = invoke("models", "inspect", "x.pt")
+    assert result.exit_code == 2 and "not a PyTorch checkpoint" in result.output
+
+
+def test_run_with_invalid_job_names_the_field(tmp_path):
+    (tmp_path / "job.yaml").write_text("data: ds\nsearch:\n  generations: 0\n")
+    result = invoke("run", "job.yaml")
+    assert result.exit_code == 2 and "search.generations" in result.output
+
+
+def test_run_without_job_or_data_and_no_terminal_explains():
+    result = invoke("run", "--yes")
+    assert result.exit_code == 2 and "no job.yaml and no --data" in result.output
+
+
+def test_run_from_flags_writes_job_and_runs_intake(detect_ds, tmp_path):
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--target", "mAP50-95=0.4",
+                    "--name", "flags", "--yes")
+    assert result.exit_code == 0, result.output
+    job = yaml.safe_load((tmp_path / "job.yaml").read_text())
+    assert job["targets"]["metrics"] == {"mAP50-95": 0.4}
+    run_dir = tmp_path / "runs" / "flags"
+    assert (run_dir / "dataset_report.json").is_file() and (run_dir / "data" / "clean" / "data.yaml").is_file()
+    assert yaml.safe_load((run_dir / "job.yaml").read_text())["task"] == "detect"
+
+
+def test_run_with_bad_target_syntax_explains(detect_ds):
+    result = invoke("run", "--data", str(detect_ds), "--target", "mAP50-95:0.4", "--yes")
+    assert result.exit_code == 2 and "METRIC=VALUE" in result.output
+
+
+def test_run_asks_step_by_step_and_writes_job(detect_ds, tmp_path):
+    answers = "\n".join(["yolo11n.yaml", "detect", str(detect_ds), "0.45", "30", "cpu", "asked", "y"]) + "\n"
+    result = invoke("run", "--interactive", input=answers)
+    assert result.exit_code == 0, result.output
+    job = yaml.safe_load((tmp_path / "job.yaml").read_text())
+    assert job["name"] == "asked" and job["targets"]["fps"] == 30 and job["targets"]["device"] == "cpu"
+    assert (tmp_path / "runs" / "asked" / "dataset_report.json").is_file()
+
+
+def test_run_reasks_for_a_dataset_that_does_not_exist(detect_ds, tmp_path):
+    answers = "\n".join(["yolo11n.yaml", "detect", "typo", str(detect_ds), "0.5", "", "auto", "r", "n"]) + "\n"
+    result = invoke("run", "--interactive", input=answers)
+    assert result.exit_code == 0, result.output
+    assert "'typo' does not exist" in result.output
+    assert not (tmp_path / "runs" / "r").exists()  # answered no to "Start now?"
+
+
+def test_run_stops_on_dataset_errors_with_exit_2(detect_ds):
+    (detect_ds / "labels" / "val").rename(detect_ds / "labels" / "validation")
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes")
+    assert result.exit_code == 2 and "labels_not_found" in result.output and "the run stops here" in result.output
+
+
+def test_run_rejects_metric_the_models_task_does_not_measure(detect_ds):
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--target", "top1=0.5", "--yes")
+    assert result.exit_code == 2 and "top1 is not measured for task detect" in result.output
+
+
+def test_demo_runs_the_existing_stages(tmp_path):
+    result = invoke("demo", "--runs-dir", "runs")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "demo"
+    assert json.loads((run_dir / "dataset_report.json").read_text())["ok"]
+    assert json.loads((run_dir / "model.json").read_text())["architecture"] == "yolo11n.yaml"
+
+
+def test_installed_entry_point_runs(tmp_path):
+    exe = Path(sys.executable).with_name("yoloforge")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ray_app.cli"]
+    out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, env=os.environ, timeout=120)
+    assert out.returncode == 0 and "yoloforge 0.1.0" in out.stdout
