@@ -1,0 +1,241 @@
+"""The genetic algorithm as a thin ask/tell object over the pure operators.
+
+Survival is (mu + lambda): parents and children compete, so the best individual found is never lost (elitism).
+Scalar mode ranks by one minimised objective; pareto mode by NSGA-II fronts and crowding distance. Targets
+enter as constraint violation: feasible individuals always rank before infeasible ones. The step size of the
+Gaussian mutation adapts by the 1/5 success rule. The whole state, RNG included, round-trips through JSON, so a
+resumed run continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ga.operators import (
+    duplicate_mask,
+    gaussian_mutation,
+    non_dominated_sort,
+    row_keys,
+    sbx_crossover,
+    scalar_rank,
+    survival_rank,
+    tournament_select,
+)
+from ga.space import SearchSpace
+
+SIGMA_BOUNDS = (0.01, 0.5)
+
+
+def latin_hypercube(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    """n points in [0, 1]^d, one per stratum in every dimension."""
+    strata = np.argsort(rng.random((n, d)), axis=0)
+    return (strata + rng.random((n, d))) / n
+
+
+class GeneticAlgorithm:
+    """ask() -> configs of one generation; tell(objectives, violation) -> next generation is bred."""
+
+    def __init__(self, space: SearchSpace, pop_size: int = 8, n_obj: int = 1, seed: int = 0, *,
+                 n_elite: int = 1, mutation_rate: float | None = None, sigma: float = 0.15, eta_c: float = 15.0,
+                 max_generations: int | None = None, stagnation: int | None = None,
+                 time_budget_s: float | None = None, initial: Sequence[Mapping[str, Any]] = ()) -> None:
+        if pop_size < 2:
+            raise ValueError("pop_size must be at least 2")
+        self.space = space
+        self.pop_size = pop_size
+        self.n_obj = n_obj
+        self.seed = seed
+        self.n_elite = n_elite
+        self.mutation_rate = mutation_rate if mutation_rate is not None else float(np.clip(1.0 / space.dim, 0.05, 0.2))
+        self.sigma = sigma
+        self.eta_c = eta_c
+        self.max_generations = max_generations
+        self.stagnation = stagnation
+        self.time_budget_s = time_budget_s
+        self.initial = [dict(c) for c in initial]
+        self.rng = np.random.default_rng(seed)
+        self.generation = 0
+        d = space.dim
+        self.X = np.zeros((0, d))  # current population (evaluated)
+        self.F = np.zeros((0, n_obj))
+        self.cv = np.zeros(0)
+        self.archive_X = np.zeros((0, d))  # everything ever evaluated
+        self.archive_F = np.zeros((0, n_obj))
+        self.archive_cv = np.zeros(0)
+        self.archive_gen = np.zeros(0, dtype=int)
+        self._seen: set[bytes] = set()  # row keys of the archive, for duplicate avoidance
+        self.best_history: list[float] = []
+        self._asked: np.ndarray | None = None
+        self._has_targets = False
+        self._elapsed_before = 0.0
+        self._started = time.monotonic()
+
+    # --- ask / tell ----------------------------------------------------------------------------------------
+
+    def ask(self) -> list[dict[str, Any]]:
+        """The configs of the current generation (the same ones again until tell is called)."""
+        if self._asked is None:
+            X = self._initial_population() if self.generation == 0 else self._breed()
+            self._asked = self._deduplicate(self.space.snap(X))
+        return self.space.decode(self._asked)
+
+    def tell(self, F: np.ndarray | Sequence[Sequence[float]], cv: np.ndarray | Sequence[float] | None = None) -> None:
+        """Objectives (minimised; NaN = failed trial, ranked worst) and constraint violation of the asked configs."""
+        if self._asked is None:
+            raise RuntimeError("tell() without ask()")
+        children = self._asked
+        F = np.asarray(F, dtype=float).reshape(len(children), self.n_obj)
+        F = np.where(np.isfinite(F), F, np.inf)
+        cv = np.zeros(len(children)) if cv is None else np.asarray(cv, dtype=float).reshape(len(children))
+        cv = np.where(np.isfinite(cv), cv, np.inf)
+        self.archive_X = np.vstack([self.archive_X, children])
+        self.archive_F = np.vstack([self.archive_F, F])
+        self.archive_cv = np.concatenate([self.archive_cv, cv])
+        self.archive_gen = np.concatenate([self.archive_gen, np.full(len(children), self.generation)])
+        self._seen.update(row_keys(children))
+
+        X_all = np.vstack([self.X, children])
+        F_all = np.vstack([self.F, F])
+        cv_all = np.concatenate([self.cv, cv])
+        keep = np.argsort(self._rank(F_all, cv_all), kind="stable")[: self.pop_size]
+        if self.generation > 0:  # 1/5 success rule: widen steps while children keep winning, narrow otherwise
+            success = np.mean(keep >= len(self.X))
+            self.sigma = float(np.clip(self.sigma * (1.22 if success > 0.2 else 1 / 1.22), *SIGMA_BOUNDS))
+        self.X, self.F, self.cv = X_all[keep], F_all[keep], cv_all[keep]
+        self.best_history.append(self._best_value())
+        self.generation += 1
+        self._asked = None
+
+    # --- progress ----------------------------------------------------------------------------------------
+
+    def stop_reason(self) -> str | None:
+        """Why the search should end now, or None. 'target' needs constraints given to tell()."""
+        if self._has_targets and np.any(self.archive_cv <= 0):
+            return "target"
+        if self.max_generations is not None and self.generation >= self.max_generations:
+            return "max_generations"
+        if self.stagnation and len(self.best_history) > self.stagnation:
+            recent = self.best_history[-(self.stagnation + 1):]
+            if not recent[-1] < recent[0] - 1e-12:
+                return "stagnation"
+        if self.time_budget_s is not None and self.elapsed_s >= self.time_budget_s:
+            return "time_budget"
+        return None
+
+    def set_has_targets(self, value: bool = True) -> None:
+        """With targets, a feasible individual (violation 0) ends the search."""
+        self._has_targets = value
+
+    @property
+    def elapsed_s(self) -> float:
+        return self._elapsed_before + time.monotonic() - self._started
+
+    def best(self) -> tuple[dict[str, Any], np.ndarray, float]:
+        """Best config evaluated so far (feasible first, then first objective), its objectives and violation."""
+        if not len(self.archive_X):
+            raise RuntimeError("nothing evaluated yet")
+        i = int(np.argmin(scalar_rank(self.archive_F[:, 0], self.archive_cv)))
+        return self.space.decode(self.archive_X[i : i + 1])[0], self.archive_F[i], float(self.archive_cv[i])
+
+    def pareto_front(self) -> np.ndarray:
+        """Archive indices of the non-dominated evaluated individuals (feasible ones, if any are)."""
+        ranks = non_dominated_sort(self.archive_F, self.archive_cv)
+        return np.flatnonzero(ranks == 0)
+
+    # --- internals --------------------------------------------------------------------------------------
+
+    def _rank(self, F: np.ndarray, cv: np.ndarray) -> np.ndarray:
+        return scalar_rank(F[:, 0], cv) if self.n_obj == 1 else survival_rank(F, cv)
+
+    def _best_value(self) -> float:
+        feasible = self.archive_cv <= 0
+        if feasible.any():
+            return float(self.archive_F[feasible, 0].min())
+        return float(1e12 + self.archive_cv.min())  # no feasible point: progress means less violation
+
+    def _initial_population(self) -> np.ndarray:
+        X = latin_hypercube(self.rng, self.pop_size, self.space.dim)
+        if self.initial:
+            seeds = self.space.encode([{**c} for c in self.initial[: self.pop_size]])
+            X[: len(seeds)] = seeds
+        return X
+
+    def _breed(self) -> np.ndarray:
+        key = self._rank(self.F, self.cv)
+        n_pairs = math.ceil(self.pop_size / 2)
+        parents = tournament_select(self.rng, key, 2 * n_pairs)
+        # the elite always mate, so the best genes are carried forward in every generation
+        elite = np.argsort(key)[: self.n_elite]
+        parents[: len(elite) * 2 : 2] = elite
+        c1, c2 = sbx_crossover(self.rng, self.X[parents[0::2]], self.X[parents[1::2]], eta=self.eta_c)
+        children = np.vstack([c1, c2])[: self.pop_size]
+        return gaussian_mutation(self.rng, children, self.mutation_rate, self.sigma)
+
+    def _deduplicate(self, X: np.ndarray, tries: int = 20) -> np.ndarray:
+        """Re-mutate children that repeat an evaluated config or a sibling, with growing steps."""
+        for attempt in range(tries):
+            dup = duplicate_mask(X, self._seen)
+            if not dup.any():
+                break
+            sigma = min(0.5, self.sigma * 2 ** (attempt + 1))
+            X[dup] = self.space.snap(gaussian_mutation(self.rng, X[dup], min(1.0, 2 * self.mutation_rate), sigma))
+        return X
+
+    # --- state --------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly here, as JSON-able values."""
+        return {
+            "space": self.space.to_json(), "pop_size": self.pop_size, "n_obj": self.n_obj, "seed": self.seed,
+            "n_elite": self.n_elite, "mutation_rate": self.mutation_rate, "sigma": self.sigma, "eta_c": self.eta_c,
+            "max_generations": self.max_generations, "stagnation": self.stagnation,
+            "time_budget_s": self.time_budget_s, "initial": self.initial, "has_targets": self._has_targets,
+            "rng": self.rng.bit_generator.state, "generation": self.generation,
+            "X": self.X.tolist(), "F": _json_floats(self.F), "cv": _json_floats(self.cv),
+            "archive_X": self.archive_X.tolist(), "archive_F": _json_floats(self.archive_F),
+            "archive_cv": _json_floats(self.archive_cv), "archive_gen": self.archive_gen.tolist(),
+            "best_history": self.best_history,
+            "asked": None if self._asked is None else self._asked.tolist(), "elapsed_s": self.elapsed_s,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> GeneticAlgorithm:
+        ga = cls(SearchSpace.from_json(state["space"]), state["pop_size"], state["n_obj"], state["seed"],
+                 n_elite=state["n_elite"], mutation_rate=state["mutation_rate"], sigma=state["sigma"],
+                 eta_c=state["eta_c"], max_generations=state["max_generations"], stagnation=state["stagnation"],
+                 time_budget_s=state["time_budget_s"], initial=state["initial"])
+        ga._has_targets = state["has_targets"]
+        ga.rng.bit_generator.state = state["rng"]
+        ga.generation = state["generation"]
+        d, m = ga.space.dim, ga.n_obj
+        ga.X = np.array(state["X"], dtype=float).reshape(-1, d)
+        ga.F = _from_json_floats(state["F"]).reshape(-1, m)
+        ga.cv = _from_json_floats(state["cv"]).reshape(-1)
+        ga.archive_X = np.array(state["archive_X"], dtype=float).reshape(-1, d)
+        ga.archive_F = _from_json_floats(state["archive_F"]).reshape(-1, m)
+        ga.archive_cv = _from_json_floats(state["archive_cv"]).reshape(-1)
+        ga.archive_gen = np.array(state["archive_gen"], dtype=int)
+        ga._seen = set(row_keys(ga.archive_X))
+        ga.best_history = list(state["best_history"])
+        ga._asked = None if state["asked"] is None else np.array(state["asked"], dtype=float).reshape(-1, d)
+        ga._elapsed_before = state["elapsed_s"]
+        return ga
+
+
+def _json_floats(a: np.ndarray) -> Any:
+    """JSON has no infinity: failed trials' inf objectives are stored as the string 'inf'."""
+    if a.ndim > 1:
+        return [_json_floats(row) for row in a]
+    return [float(x) if np.isfinite(x) else str(float(x)) for x in a]
+
+
+def _from_json_floats(values: Any) -> np.ndarray:
+    def conv(v: Any) -> Any:  # float() reads both numbers and 'inf'
+        return [conv(x) for x in v] if isinstance(v, list) else float(v)
+
+    return np.array(conv(values), dtype=float)

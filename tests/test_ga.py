@@ -1,0 +1,224 @@
+"""ga/: encoding, operators, NSGA-II ranking, and the ask/tell state — as properties over many inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from ga.algorithm import GeneticAlgorithm
+from ga.fitness import target_violation, weighted_fitness
+from ga.operators import (
+    crowding_distance,
+    gaussian_mutation,
+    non_dominated_sort,
+    polynomial_mutation,
+    repair_bounds,
+    sbx_crossover,
+)
+from ga.space import Gene, SearchSpace, yolo_space
+
+MIXED = SearchSpace((Gene("lr", "log", 1e-5, 1e-1), Gene("m", "float", 0.6, 0.98), Gene("n", "int", 1, 8),
+                     Gene("opt", "cat", choices=("SGD", "AdamW", "Adam"))))
+unit_pop = arrays(np.float64, st.tuples(st.integers(1, 20), st.just(4)), elements=st.floats(0, 1))
+
+
+def sphere(configs):
+    X = MIXED.encode(configs)
+    return ((X - 0.37) ** 2).sum(axis=1)
+
+
+@given(unit_pop)
+def test_decode_encode_round_trip(X):
+    configs = MIXED.decode(X)
+    again = MIXED.decode(MIXED.encode(configs))
+    for before, after in zip(configs, again, strict=True):
+        assert after["n"] == before["n"] and after["opt"] == before["opt"]
+        assert after["lr"] == pytest.approx(before["lr"]) and after["m"] == pytest.approx(before["m"])
+
+
+@given(unit_pop)
+def test_decoded_values_respect_bounds(X):
+    for c in MIXED.decode(X):
+        assert 1e-5 <= c["lr"] <= 1e-1 and 0.6 <= c["m"] <= 0.98 and 1 <= c["n"] <= 8
+        assert c["opt"] in ("SGD", "AdamW", "Adam")
+
+
+@given(arrays(np.float64, (8, 5), elements=st.floats(-3, 3)))
+def test_repair_keeps_everything_in_unit_box(X):
+    Y = repair_bounds(X)
+    assert ((Y >= 0) & (Y <= 1)).all()
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_variation_operators_stay_in_unit_box(seed):
+    rng = np.random.default_rng(seed)
+    P1, P2 = rng.random((16, 6)), rng.random((16, 6))
+    c1, c2 = sbx_crossover(rng, P1, P2)
+    for Y in (c1, c2, gaussian_mutation(rng, P1, 0.2, 0.3), polynomial_mutation(rng, P1, 0.2)):
+        assert ((Y >= 0) & (Y <= 1)).all()
+
+
+def brute_force_fronts(F):
+    n = len(F)
+    ranks = np.full(n, -1)
+    remaining = set(range(n))
+    front = 0
+    while remaining:
+        current = {i for i in remaining if not any(
+            np.all(F[j] <= F[i]) and np.any(F[j] < F[i]) for j in remaining if j != i)}
+        for i in current:
+            ranks[i] = front
+        remaining -= current
+        front += 1
+    return ranks
+
+
+@given(arrays(np.float64, st.tuples(st.integers(1, 30), st.integers(1, 3)),
+              elements=st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0])))
+def test_non_dominated_sort_equals_brute_force(F):
+    assert non_dominated_sort(F).tolist() == brute_force_fronts(F).tolist()
+
+
+def test_crowding_distance_gives_boundaries_infinity():
+    F = np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0], [0.2, 0.8]])
+    cd = crowding_distance(F, np.zeros(4, dtype=int))
+    assert np.isinf(cd[0]) and np.isinf(cd[2]) and np.isfinite(cd[1])
+
+
+def test_infeasible_points_rank_after_feasible():
+    F = np.array([[0.0], [1.0]])
+    ranks = non_dominated_sort(F, cv=np.array([0.5, 0.0]))
+    assert ranks.tolist() == [1, 0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000))
+def test_elitism_never_loses_the_best(seed):
+    ga = GeneticAlgorithm(MIXED, pop_size=6, seed=seed)
+    best_so_far = np.inf
+    for _ in range(6):
+        f = sphere(ga.ask())
+        best_so_far = min(best_so_far, f.min())
+        ga.tell(f)
+        assert ga.F[:, 0].min() == best_so_far
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000))
+def test_same_seed_same_run(seed):
+    runs = []
+    for _ in range(2):
+        ga = GeneticAlgorithm(MIXED, pop_size=5, seed=seed)
+        asked = []
+        for _ in range(4):
+            configs = ga.ask()
+            asked.append(configs)
+            ga.tell(sphere(configs))
+        runs.append(asked)
+    assert runs[0] == runs[1]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 4))
+def test_save_restore_gives_the_same_run(seed, stop_at):
+    reference = GeneticAlgorithm(MIXED, pop_size=5, seed=seed)
+    resumed = GeneticAlgorithm(MIXED, pop_size=5, seed=seed)
+    ref_asked, res_asked = [], []
+    for gen in range(5):
+        configs = reference.ask()
+        ref_asked.append(configs)
+        reference.tell(sphere(configs))
+        if gen == stop_at:  # interrupt after asking, before telling: the pending generation must survive
+            resumed.ask()
+            resumed = GeneticAlgorithm.from_state(json.loads(json.dumps(resumed.state_dict())))
+        configs = resumed.ask()
+        res_asked.append(configs)
+        resumed.tell(sphere(configs))
+    assert ref_asked == res_asked
+
+
+def test_children_never_repeat_evaluated_configs():
+    space = SearchSpace((Gene("a", "int", 0, 3), Gene("b", "cat", choices=("x", "y", "z"))))
+    ga = GeneticAlgorithm(space, pop_size=4, seed=0)
+    seen = []
+    for _ in range(3):
+        configs = ga.ask()
+        seen += [tuple(c.values()) for c in configs]
+        ga.tell(np.arange(len(configs), dtype=float))
+    assert len(seen) == len(set(seen))
+
+
+def test_failed_trials_rank_worst():
+    ga = GeneticAlgorithm(MIXED, pop_size=4, seed=0)
+    ga.ask()
+    ga.tell([np.nan, 0.5, 0.1, 0.3])
+    assert np.isinf(ga.F[-1, 0]) and ga.F[0, 0] == 0.1
+
+
+def test_ga_improves_on_a_quadratic():
+    ga = GeneticAlgorithm(MIXED, pop_size=10, seed=3, max_generations=15)
+    first = None
+    while not ga.stop_reason():
+        f = sphere(ga.ask())
+        first = f.min() if first is None else first
+        ga.tell(f)
+    assert ga.stop_reason() == "max_generations"
+    assert ga.best()[1][0] < first / 3
+
+
+def test_target_reached_stops_the_search():
+    ga = GeneticAlgorithm(MIXED, pop_size=4, seed=0, max_generations=100)
+    ga.set_has_targets()
+    ga.ask()
+    ga.tell([0.1, 0.2, 0.3, 0.4], cv=[0.0, 0.5, 0.5, 0.5])
+    assert ga.stop_reason() == "target"
+
+
+def test_stagnation_stops_the_search():
+    ga = GeneticAlgorithm(MIXED, pop_size=4, seed=0, stagnation=2)
+    for _ in range(3):
+        ga.ask()
+        ga.tell(np.ones(4))
+    assert ga.stop_reason() == "stagnation"
+
+
+def test_time_budget_stops_the_search():
+    ga = GeneticAlgorithm(MIXED, pop_size=4, seed=0, time_budget_s=0.0)
+    assert ga.stop_reason() == "time_budget"
+
+
+def test_pareto_mode_returns_a_front():
+    ga = GeneticAlgorithm(MIXED, pop_size=8, n_obj=2, seed=0)
+    for _ in range(4):
+        X = MIXED.encode(ga.ask())
+        ga.tell(np.stack([X[:, 0], 1 - np.sqrt(X[:, 0]) + X[:, 1]], axis=1))
+    front = ga.archive_F[ga.pareto_front()]
+    assert len(front) >= 2 and non_dominated_sort(front).max() == 0
+
+
+def test_yolo_space_has_the_issue_genes_and_optimizer():
+    names = set(yolo_space(include_imgsz=True, include_batch=True).names)
+    assert {"lr0", "lrf", "momentum", "weight_decay", "warmup_epochs", "box", "cls", "dfl", "hsv_h", "hsv_s",
+            "hsv_v", "degrees", "translate", "scale", "fliplr", "mosaic", "mixup", "imgsz", "batch",
+            "optimizer"} <= names
+
+
+def test_overrides_narrow_fix_and_reject_unknown_genes():
+    space = yolo_space().with_overrides({"lr0": {"low": 1e-4, "high": 1e-2}, "mosaic": {"value": 0.0}})
+    assert next(g for g in space.genes if g.name == "lr0").low == 1e-4
+    assert "mosaic" not in space.names and all(c["mosaic"] == 0.0 for c in space.decode(np.random.rand(3, space.dim)))
+    with pytest.raises(ValueError, match="unknown gene 'lr'"):
+        yolo_space().with_overrides({"lr": {"low": 0.1}})
+
+
+def test_weighted_fitness_and_target_violation():
+    m = {"mAP50": np.array([0.5, np.nan]), "mAP50-95": np.array([0.3, 0.2])}
+    f = weighted_fitness(m, costs={"latency_ms": np.array([10.0, 1.0])}, penalties={"latency_ms": 0.001})
+    assert f[0] == pytest.approx(0.05 + 0.27 - 0.01) and f[1] == -np.inf
+    cv = target_violation(m, minimums={"mAP50-95": 0.25})
+    assert cv[0] == 0 and cv[1] == pytest.approx(0.2)
