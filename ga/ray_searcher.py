@@ -1,0 +1,124 @@
+"""The GA as a Ray Tune search algorithm: a thin translation layer, as Ray's own tune/search/optuna/ is.
+
+One generation is handed out at a time (Tune's concurrency limit still applies within it); the next generation
+is bred only when every trial of the current one has completed. A failed trial counts as the worst possible
+result. save()/restore() hold the whole GA state as JSON, so Tuner.restore continues where the search stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from ray.tune.search import Searcher
+
+from ga.algorithm import GeneticAlgorithm
+from ga.fitness import target_violation
+
+
+class GASearcher(Searcher):
+    """objectives: (metric, "max" | "min") pairs, the first one primary; minimums/maximums: target constraints."""
+
+    def __init__(self, ga: GeneticAlgorithm, objectives: Sequence[tuple[str, str]] = (("fitness", "max"),), *,
+                 minimums: Mapping[str, float] | None = None, maximums: Mapping[str, float] | None = None,
+                 max_concurrent: int = 0) -> None:
+        if len(objectives) != ga.n_obj:
+            raise ValueError(f"{len(objectives)} objectives for a GA with n_obj={ga.n_obj}")
+        super().__init__(metric=objectives[0][0], mode=objectives[0][1])
+        self.ga = ga
+        self.objectives = [(name, mode) for name, mode in objectives]
+        self.minimums = dict(minimums or {})
+        self.maximums = dict(maximums or {})
+        self.max_concurrent = max_concurrent
+        ga.set_has_targets(bool(self.minimums or self.maximums))
+        self._configs: list[dict[str, Any]] = []  # the current generation
+        self._queue: list[int] = []  # its members not handed out yet
+        self._trials: dict[str, list[int]] = {}  # trial id -> [generation, index]
+        self._results: dict[int, dict[str, Any] | None] = {}  # index -> metrics, None when the trial failed
+        self._live: set[str] = set()
+        self.history: list[dict[str, Any]] = []  # every completed trial, for trials.parquet
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True  # the objectives given at construction rule
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        self.max_concurrent = max_concurrent
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.max_concurrent and len(self._live) >= self.max_concurrent:
+            return None
+        if not self._queue:
+            if self._configs and len(self._results) < len(self._configs):
+                return None  # the generation is still running: wait for it before breeding
+            if self.ga.stop_reason():
+                return Searcher.FINISHED
+            self._configs = self.ga.ask()
+            self._queue = list(range(len(self._configs)))
+            self._results = {}
+        index = self._queue.pop(0)
+        self._trials[trial_id] = [self.ga.generation, index]
+        self._live.add(trial_id)
+        return dict(self._configs[index])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._live.discard(trial_id)
+        generation, index = self._trials.get(trial_id, [None, None])
+        if generation != self.ga.generation or index is None or index in self._results:
+            return
+        wanted = [name for name, _ in self.objectives]
+        ok = not error and result is not None and all(_finite(result.get(name)) for name in wanted)
+        metrics = {k: v for k, v in (result or {}).items() if isinstance(v, int | float)} if ok else None
+        self._results[index] = metrics
+        self.history.append({"trial_id": trial_id, "generation": generation, "index": index,
+                             "config": self._configs[index], "metrics": metrics,
+                             "status": "ok" if ok else ("error" if error else "missing metric")})
+        if len(self._results) == len(self._configs):
+            self._tell()
+
+    def _tell(self) -> None:
+        n = len(self._configs)
+        rows = [self._results[i] or {} for i in range(n)]
+        names = {name for name, _ in self.objectives} | set(self.minimums) | set(self.maximums)
+        values = {name: np.array([r.get(name, np.nan) for r in rows], dtype=float) for name in names}
+        sign = {"max": -1.0, "min": 1.0}
+        F = np.stack([sign[mode] * values[name] for name, mode in self.objectives], axis=1)
+        cv = target_violation(values, self.minimums, self.maximums)
+        failed = np.array([self._results[i] is None for i in range(n)])
+        self.ga.tell(F, np.where(failed, np.inf, cv))
+
+    # --- state ------------------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        return {"ga": self.ga.state_dict(), "objectives": self.objectives, "minimums": self.minimums,
+                "maximums": self.maximums, "max_concurrent": self.max_concurrent, "configs": self._configs,
+                "queue": self._queue, "trials": self._trials,
+                "results": {str(k): v for k, v in self._results.items()}, "live": sorted(self._live),
+                "history": self.history}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.ga = GeneticAlgorithm.from_state(state["ga"])
+        self.objectives = [tuple(o) for o in state["objectives"]]  # type: ignore[misc]
+        self.minimums, self.maximums = dict(state["minimums"]), dict(state["maximums"])
+        self.max_concurrent = state["max_concurrent"]
+        self._configs = list(state["configs"])
+        self._queue = list(state["queue"])
+        self._trials = {k: list(v) for k, v in state["trials"].items()}
+        self._results = {int(k): v for k, v in state["results"].items()}
+        self._live = set(state["live"])
+        self.history = list(state["history"])
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "w", encoding="utf-8") as f:
+            json.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, encoding="utf-8") as f:
+            self.set_state(json.load(f))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -1,0 +1,120 @@
+"""The GA searcher driving real Ray Tune: generations, concurrency, failures, and restore after interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray import tune  # noqa: E402
+
+from ga.algorithm import GeneticAlgorithm  # noqa: E402
+from ga.ray_searcher import GASearcher  # noqa: E402
+from ga.space import Gene, SearchSpace  # noqa: E402
+
+SPACE = SearchSpace((Gene("x", "float", -2.0, 2.0), Gene("y", "log", 1e-3, 1.0), Gene("opt", "cat",
+                                                                                          choices=("a", "b"))))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def make_trainable(log: Path, crash_above: float | None = 1.9):
+    def trainable(config: dict) -> None:
+        start = time.time()
+        time.sleep(0.3)
+        if crash_above is not None and config["x"] > crash_above:  # an unlucky region crashes, as an OOM would
+            raise RuntimeError("simulated crash")
+        fitness = -(config["x"] - 0.5) ** 2 - abs(np.log10(config["y"]) + 1) - (config["opt"] == "b") * 0.1
+        with log.open("a") as f:
+            f.write(json.dumps({"x": config["x"], "y": config["y"], "start": start, "end": time.time()}) + "\n")
+        tune.report({"fitness": fitness})
+
+    return trainable
+
+
+def run_tuner(trainable, searcher: GASearcher, storage: Path, callbacks=()) -> tune.ResultGrid:
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1),
+        run_config=tune.RunConfig(storage_path=str(storage), name="exp", callbacks=list(callbacks), verbose=0),
+    )
+    return tuner.fit()
+
+
+def read_log(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def max_overlap(rows: list[dict]) -> int:
+    events = sorted([(r["start"], 1) for r in rows] + [(r["end"], -1) for r in rows], key=lambda e: (e[0], e[1]))
+    live = peak = 0
+    for _, step in events:
+        live += step
+        peak = max(peak, live)
+    return peak
+
+
+def test_two_generations_of_four_run_through_the_searcher_within_concurrency(tmp_path):
+    log = tmp_path / "log.jsonl"
+    ga = GeneticAlgorithm(SPACE, pop_size=4, seed=0, max_generations=2)
+    searcher = GASearcher(ga, max_concurrent=2)
+    results = run_tuner(make_trainable(log), searcher, tmp_path / "storage")
+    rows = read_log(log)
+    assert len(results) == 8 and searcher.ga.generation == 2
+    assert max_overlap(rows) <= 2
+    assert [h["generation"] for h in searcher.history] == [0] * 4 + [1] * 4
+    assert len({(r["x"], r["y"]) for r in rows}) == len(rows)  # no config evaluated twice
+
+
+def test_crashed_trial_gets_the_worst_fitness_and_the_search_goes_on(tmp_path):
+    log = tmp_path / "log.jsonl"
+    ga = GeneticAlgorithm(SPACE, pop_size=4, seed=0, max_generations=2,
+                          initial=[{"x": 1.99, "y": 0.1, "opt": "a"}])  # the first config crashes
+    searcher = GASearcher(ga, max_concurrent=2)
+    run_tuner(make_trainable(log), searcher, tmp_path / "storage")
+    crashed = [h for h in searcher.history if h["status"] == "error"]
+    assert crashed and crashed[0]["config"]["x"] == pytest.approx(1.99)
+    assert all(h["config"]["x"] > 1.9 for h in crashed) and len(searcher.history) == 8
+    assert np.isinf(searcher.ga.archive_F[0, 0]) and searcher.ga.generation == 2
+
+
+class InterruptAfter(tune.Callback):
+    """Sends the driver SIGINT (as Ctrl-C would) after n trials completed, once: the marker file survives the
+    pickling of callbacks into the experiment state, so the restored run is not interrupted again."""
+
+    def __init__(self, n: int, marker: Path) -> None:
+        self.n, self.done, self.marker = n, 0, marker
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.done += 1
+        if self.done == self.n and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_restore_after_interruption_does_not_rerun_finished_trials(tmp_path):
+    log = tmp_path / "log.jsonl"
+    trainable = make_trainable(log, crash_above=None)
+    ga = GeneticAlgorithm(SPACE, pop_size=4, seed=1, max_generations=2)
+    first = run_tuner(trainable, GASearcher(ga, max_concurrent=2), tmp_path / "storage",
+                      [InterruptAfter(3, tmp_path / "interrupted")])
+    # what Tune recorded as finished; a trial that ended in the instant of the interrupt may legitimately re-run
+    finished = {(r.config["x"], r.config["y"]) for r in first if r.metrics and "fitness" in r.metrics}
+    assert 3 <= len(finished) < 8
+    restored = tune.Tuner.restore(str(tmp_path / "storage" / "exp"),
+                                  trainable=tune.with_resources(trainable, {"cpu": 1}))
+    results = restored.fit()
+    keys = [(r["x"], r["y"]) for r in read_log(log)]
+    assert all(keys.count(k) == 1 for k in finished)  # finished trials were not run again
+    assert len(set(keys)) == 8 and len(results) == 8  # and the search completed both generations
