@@ -3,8 +3,9 @@
 Survival is (mu + lambda): parents and children compete, so the best individual found is never lost (elitism).
 Scalar mode ranks by one minimised objective; pareto mode by NSGA-II fronts and crowding distance. Targets
 enter as constraint violation: feasible individuals always rank before infeasible ones. The step size of the
-Gaussian mutation adapts by the 1/5 success rule. The whole state, RNG included, round-trips through JSON, so a
-resumed run continues exactly as an uninterrupted one would.
+polynomial mutation (its distribution index eta_m: lower = larger steps) adapts by the 1/5 success rule.
+The whole state, RNG included, round-trips through JSON, so a resumed run continues exactly as an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 
 from ga.operators import (
     duplicate_mask,
-    gaussian_mutation,
     non_dominated_sort,
+    polynomial_mutation,
     row_keys,
     sbx_crossover,
     scalar_rank,
@@ -28,7 +29,7 @@ from ga.operators import (
 )
 from ga.space import SearchSpace
 
-SIGMA_BOUNDS = (0.01, 0.5)
+ETA_M_BOUNDS = (5.0, 100.0)
 
 
 def latin_hypercube(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -41,7 +42,7 @@ class GeneticAlgorithm:
     """ask() -> configs of one generation; tell(objectives, violation) -> next generation is bred."""
 
     def __init__(self, space: SearchSpace, pop_size: int = 8, n_obj: int = 1, seed: int = 0, *,
-                 n_elite: int = 1, mutation_rate: float | None = None, sigma: float = 0.15, eta_c: float = 15.0,
+                 n_elite: int = 1, mutation_rate: float | None = None, eta_m: float = 20.0, eta_c: float = 15.0,
                  max_generations: int | None = None, stagnation: int | None = None,
                  time_budget_s: float | None = None, initial: Sequence[Mapping[str, Any]] = ()) -> None:
         if pop_size < 2:
@@ -52,7 +53,7 @@ class GeneticAlgorithm:
         self.seed = seed
         self.n_elite = n_elite
         self.mutation_rate = mutation_rate if mutation_rate is not None else float(np.clip(1.0 / space.dim, 0.05, 0.2))
-        self.sigma = sigma
+        self.eta_m = eta_m
         self.eta_c = eta_c
         self.max_generations = max_generations
         self.stagnation = stagnation
@@ -64,10 +65,10 @@ class GeneticAlgorithm:
         self.X = np.zeros((0, d))  # current population (evaluated)
         self.F = np.zeros((0, n_obj))
         self.cv = np.zeros(0)
-        self.archive_X = np.zeros((0, d))  # everything ever evaluated
-        self.archive_F = np.zeros((0, n_obj))
-        self.archive_cv = np.zeros(0)
-        self.archive_gen = np.zeros(0, dtype=int)
+        # everything ever evaluated
+        self._archive_X, self._archive_F = _Growing((d,)), _Growing((n_obj,))
+        self._archive_cv, self._archive_gen = _Growing(()), _Growing((), int)
+        self._best_feasible, self._least_cv = np.inf, np.inf  # running summaries of the archive
         self._seen: set[bytes] = set()  # row keys of the archive, for duplicate avoidance
         self.best_history: list[float] = []
         self._asked: np.ndarray | None = None
@@ -93,19 +94,15 @@ class GeneticAlgorithm:
         F = np.where(np.isfinite(F), F, np.inf)
         cv = np.zeros(len(children)) if cv is None else np.asarray(cv, dtype=float).reshape(len(children))
         cv = np.where(np.isfinite(cv), cv, np.inf)
-        self.archive_X = np.vstack([self.archive_X, children])
-        self.archive_F = np.vstack([self.archive_F, F])
-        self.archive_cv = np.concatenate([self.archive_cv, cv])
-        self.archive_gen = np.concatenate([self.archive_gen, np.full(len(children), self.generation)])
-        self._seen.update(row_keys(children))
+        self._archive(children, F, cv, np.full(len(children), self.generation))
 
         X_all = np.vstack([self.X, children])
         F_all = np.vstack([self.F, F])
         cv_all = np.concatenate([self.cv, cv])
         keep = np.argsort(self._rank(F_all, cv_all), kind="stable")[: self.pop_size]
-        if self.generation > 0:  # 1/5 success rule: widen steps while children keep winning, narrow otherwise
+        if self.generation > 0:  # 1/5 success rule: larger steps while children keep winning, smaller otherwise
             success = np.mean(keep >= len(self.X))
-            self.sigma = float(np.clip(self.sigma * (1.22 if success > 0.2 else 1 / 1.22), *SIGMA_BOUNDS))
+            self.eta_m = float(np.clip(self.eta_m * (1 / 1.22 if success > 0.2 else 1.22), *ETA_M_BOUNDS))
         self.X, self.F, self.cv = X_all[keep], F_all[keep], cv_all[keep]
         self.best_history.append(self._best_value())
         self.generation += 1
@@ -115,7 +112,7 @@ class GeneticAlgorithm:
 
     def stop_reason(self) -> str | None:
         """Why the search should end now, or None. 'target' needs constraints given to tell()."""
-        if self._has_targets and np.any(self.archive_cv <= 0):
+        if self._has_targets and self._least_cv <= 0:
             return "target"
         if self.max_generations is not None and self.generation >= self.max_generations:
             return "max_generations"
@@ -152,11 +149,38 @@ class GeneticAlgorithm:
     def _rank(self, F: np.ndarray, cv: np.ndarray) -> np.ndarray:
         return scalar_rank(F[:, 0], cv) if self.n_obj == 1 else survival_rank(F, cv)
 
-    def _best_value(self) -> float:
-        feasible = self.archive_cv <= 0
+    @property
+    def archive_X(self) -> np.ndarray:
+        return self._archive_X.view
+
+    @property
+    def archive_F(self) -> np.ndarray:
+        return self._archive_F.view
+
+    @property
+    def archive_cv(self) -> np.ndarray:
+        return self._archive_cv.view
+
+    @property
+    def archive_gen(self) -> np.ndarray:
+        return self._archive_gen.view
+
+    def _archive(self, X: np.ndarray, F: np.ndarray, cv: np.ndarray, gen: np.ndarray) -> None:
+        self._archive_X.append(X)
+        self._archive_F.append(F)
+        self._archive_cv.append(cv)
+        self._archive_gen.append(gen)
+        self._seen.update(row_keys(X))
+        feasible = cv <= 0
         if feasible.any():
-            return float(self.archive_F[feasible, 0].min())
-        return float(1e12 + self.archive_cv.min())  # no feasible point: progress means less violation
+            self._best_feasible = min(self._best_feasible, float(F[feasible, 0].min()))
+        if len(cv):
+            self._least_cv = min(self._least_cv, float(cv.min()))
+
+    def _best_value(self) -> float:
+        if np.isfinite(self._best_feasible) or self._least_cv <= 0:
+            return self._best_feasible
+        return 1e12 + self._least_cv  # no feasible point yet: progress means less violation
 
     def _initial_population(self) -> np.ndarray:
         X = latin_hypercube(self.rng, self.pop_size, self.space.dim)
@@ -166,7 +190,7 @@ class GeneticAlgorithm:
         return X
 
     def _breed(self) -> np.ndarray:
-        key = self._rank(self.F, self.cv)
+        key = np.arange(len(self.X))  # survival stored the population best first (front, then crowding)
         n_pairs = math.ceil(self.pop_size / 2)
         parents = tournament_select(self.rng, key, 2 * n_pairs)
         # the elite always mate, so the best genes are carried forward in every generation
@@ -174,16 +198,19 @@ class GeneticAlgorithm:
         parents[: len(elite) * 2 : 2] = elite
         c1, c2 = sbx_crossover(self.rng, self.X[parents[0::2]], self.X[parents[1::2]], eta=self.eta_c)
         children = np.vstack([c1, c2])[: self.pop_size]
-        return gaussian_mutation(self.rng, children, self.mutation_rate, self.sigma)
+        return polynomial_mutation(self.rng, children, self.mutation_rate, self.eta_m)
 
     def _deduplicate(self, X: np.ndarray, tries: int = 20) -> np.ndarray:
-        """Re-mutate children that repeat an evaluated config or a sibling, with growing steps."""
+        """Re-mutate children that repeat an evaluated config or a sibling, with ever larger steps."""
         for attempt in range(tries):
             dup = duplicate_mask(X, self._seen)
             if not dup.any():
                 break
-            sigma = min(0.5, self.sigma * 2 ** (attempt + 1))
-            X[dup] = self.space.snap(gaussian_mutation(self.rng, X[dup], min(1.0, 2 * self.mutation_rate), sigma))
+            if attempt < tries // 2:
+                rate = min(1.0, self.mutation_rate * 2 ** (attempt + 1))
+                X[dup] = self.space.snap(polynomial_mutation(self.rng, X[dup], rate, ETA_M_BOUNDS[0]))
+            else:  # a crowded discrete space: fresh random points find the configs still unseen
+                X[dup] = self.space.snap(self.rng.random((int(dup.sum()), X.shape[1])))
         return X
 
     # --- state --------------------------------------------------------------------------------------------
@@ -192,7 +219,7 @@ class GeneticAlgorithm:
         """Everything needed to continue exactly here, as JSON-able values."""
         return {
             "space": self.space.to_json(), "pop_size": self.pop_size, "n_obj": self.n_obj, "seed": self.seed,
-            "n_elite": self.n_elite, "mutation_rate": self.mutation_rate, "sigma": self.sigma, "eta_c": self.eta_c,
+            "n_elite": self.n_elite, "mutation_rate": self.mutation_rate, "eta_m": self.eta_m, "eta_c": self.eta_c,
             "max_generations": self.max_generations, "stagnation": self.stagnation,
             "time_budget_s": self.time_budget_s, "initial": self.initial, "has_targets": self._has_targets,
             "rng": self.rng.bit_generator.state, "generation": self.generation,
@@ -206,7 +233,7 @@ class GeneticAlgorithm:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> GeneticAlgorithm:
         ga = cls(SearchSpace.from_json(state["space"]), state["pop_size"], state["n_obj"], state["seed"],
-                 n_elite=state["n_elite"], mutation_rate=state["mutation_rate"], sigma=state["sigma"],
+                 n_elite=state["n_elite"], mutation_rate=state["mutation_rate"], eta_m=state["eta_m"],
                  eta_c=state["eta_c"], max_generations=state["max_generations"], stagnation=state["stagnation"],
                  time_budget_s=state["time_budget_s"], initial=state["initial"])
         ga._has_targets = state["has_targets"]
@@ -216,15 +243,34 @@ class GeneticAlgorithm:
         ga.X = np.array(state["X"], dtype=float).reshape(-1, d)
         ga.F = _from_json_floats(state["F"]).reshape(-1, m)
         ga.cv = _from_json_floats(state["cv"]).reshape(-1)
-        ga.archive_X = np.array(state["archive_X"], dtype=float).reshape(-1, d)
-        ga.archive_F = _from_json_floats(state["archive_F"]).reshape(-1, m)
-        ga.archive_cv = _from_json_floats(state["archive_cv"]).reshape(-1)
-        ga.archive_gen = np.array(state["archive_gen"], dtype=int)
-        ga._seen = set(row_keys(ga.archive_X))
+        ga._archive(np.array(state["archive_X"], dtype=float).reshape(-1, d),
+                    _from_json_floats(state["archive_F"]).reshape(-1, m),
+                    _from_json_floats(state["archive_cv"]).reshape(-1), np.array(state["archive_gen"], dtype=int))
         ga.best_history = list(state["best_history"])
         ga._asked = None if state["asked"] is None else np.array(state["asked"], dtype=float).reshape(-1, d)
         ga._elapsed_before = state["elapsed_s"]
         return ga
+
+
+class _Growing:
+    """An append-only array with amortised O(1) appends (a numpy array cannot grow in place; vstack copies)."""
+
+    def __init__(self, row_shape: tuple[int, ...], dtype: type = float) -> None:
+        self._data = np.zeros((64, *row_shape), dtype=dtype)
+        self._n = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        needed = self._n + len(rows)
+        if needed > len(self._data):
+            grown = np.zeros((max(needed, 2 * len(self._data)), *self._data.shape[1:]), dtype=self._data.dtype)
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+        self._data[self._n : needed] = rows
+        self._n = needed
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self._n]
 
 
 def _json_floats(a: np.ndarray) -> Any:

@@ -99,7 +99,7 @@ def constrained_dominates(F: np.ndarray, cv: np.ndarray) -> np.ndarray:
 
 def non_dominated_sort(F: np.ndarray, cv: np.ndarray | None = None) -> np.ndarray:
     """Front index (0 = non-dominated) of every row of F, peeling one front per iteration."""
-    D = constrained_dominates(F, cv) if cv is not None else dominates(F)
+    D = constrained_dominates(F, cv) if cv is not None and (cv > 0).any() else dominates(F)
     n_dominators = D.sum(axis=0)
     ranks = np.full(len(F), -1)
     current = np.flatnonzero(n_dominators == 0)
@@ -114,24 +114,24 @@ def non_dominated_sort(F: np.ndarray, cv: np.ndarray | None = None) -> np.ndarra
 
 
 def crowding_distance(F: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """NSGA-II crowding distance within each front; boundary points get infinity."""
-    distance = np.zeros(len(F))
-    for front in np.unique(ranks):
-        idx = np.flatnonzero(ranks == front)
-        if len(idx) <= 2:
-            distance[idx] = np.inf
-            continue
-        Ff = F[idx]
-        order = np.argsort(Ff, axis=0, kind="stable")
-        sorted_f = np.take_along_axis(Ff, order, axis=0)
-        span = sorted_f[-1] - sorted_f[0]
+    """NSGA-II crowding distance within each front, all fronts at once; boundary points get infinity."""
+    n, m = F.shape
+    distance = np.zeros(n)
+    for j in range(m):  # one pass per objective: sort by (front, value), neighbours must share the front
+        order = np.lexsort((F[:, j], ranks))
+        r, f = ranks[order], F[order, j]
+        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        span = np.repeat(np.maximum.reduceat(f, starts) - np.minimum.reduceat(f, starts), sizes)
         span[span == 0] = 1.0
-        gaps = np.zeros_like(Ff)
-        gaps[1:-1] = (sorted_f[2:] - sorted_f[:-2]) / span
-        gaps[0] = gaps[-1] = np.inf
-        contrib = np.zeros_like(Ff)
-        np.put_along_axis(contrib, order, gaps, axis=0)
-        distance[idx] = contrib.sum(axis=1)
+        first = np.zeros(n, dtype=bool)
+        first[starts] = True
+        last = np.zeros(n, dtype=bool)
+        last[starts + sizes - 1] = True
+        gap = np.full(n, np.inf)
+        inner = ~(first | last)
+        gap[inner] = (np.roll(f, -1)[inner] - np.roll(f, 1)[inner]) / span[inner]
+        distance[order] += gap
     return distance
 
 

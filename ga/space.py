@@ -6,6 +6,7 @@ uniform in log space, an int or a category owns an equal-width bin of [0, 1].
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -102,13 +103,42 @@ class SearchSpace:
         return np.stack([g.encode([c[g.name] for c in configs]) for g in self.genes], axis=1).reshape(-1, self.dim)
 
     def decode(self, X: np.ndarray) -> list[dict[str, Any]]:
-        columns = [g.decode(X[:, j]).tolist() for j, g in enumerate(self.genes)]  # tolist: plain Python values
+        """Configs for the rows of X: one vectorised pass per gene kind, then plain Python values."""
+        X = np.clip(X, 0.0, 1.0)
+        lo, hi, bins = self._bounds
+        span = np.where(self._is_log, np.log(np.where(self._is_log, hi, 1) / np.where(self._is_log, lo, 1)), hi - lo)
+        values = np.where(self._is_log, lo * np.exp(X * span), lo + X * span)
+        values = np.clip(values, lo, hi)  # exp/log rounding must not step outside the bounds
+        index = np.minimum((X * np.maximum(bins, 1)).astype(int), np.maximum(bins - 1, 0))
+        columns: list[list[Any]] = []
+        for j, g in enumerate(self.genes):
+            if g.kind == "cat":
+                columns.append([g.choices[k] for k in index[:, j]])
+            elif g.kind == "int":
+                columns.append((index[:, j] + int(g.low)).tolist())
+            else:
+                columns.append(values[:, j].tolist())
         names = self.names
-        return [{**self.fixed, **dict(zip(names, row, strict=True))} for row in zip(*columns, strict=True)] \
-            if columns else []
+        return [{**self.fixed, **dict(zip(names, row, strict=True))} for row in zip(*columns, strict=True)]
 
     def snap(self, X: np.ndarray) -> np.ndarray:
-        return np.stack([g.snap(X[:, j]) for j, g in enumerate(self.genes)], axis=1).reshape(X.shape)
+        """Discrete genes to their bin centres (see Gene.snap), all columns at once."""
+        bins = self._bounds[2]
+        if not bins.any():
+            return X
+        b = np.maximum(bins, 1)
+        centred = (np.minimum((np.clip(X, 0, 1) * b).astype(int), b - 1) + 0.5) / b
+        return np.where(bins > 0, centred, X)
+
+    @functools.cached_property
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lo = np.array([g.low if g.kind != "cat" else 0.0 for g in self.genes], dtype=float)
+        hi = np.array([g.high if g.kind != "cat" else 1.0 for g in self.genes], dtype=float)
+        return lo, hi, np.array([g.bins for g in self.genes])
+
+    @functools.cached_property
+    def _is_log(self) -> np.ndarray:
+        return np.array([g.kind == "log" for g in self.genes])
 
     def to_json(self) -> dict[str, Any]:
         return {"genes": [{"name": g.name, "kind": g.kind, "low": g.low, "high": g.high, "choices": list(g.choices)}
@@ -132,6 +162,8 @@ class SearchSpace:
                 fixed[name] = change["value"]
                 continue
             gene = genes[name]
+            if gene.kind == "cat" and "choices" not in change and ("low" in change or "high" in change):
+                raise ValueError(f"gene '{name}' is categorical ({list(gene.choices)}): give choices, not low/high")
             if "choices" in change:
                 gene = replace(gene, kind="cat", choices=tuple(change["choices"]))
             gene = replace(gene, low=change.get("low", gene.low), high=change.get("high", gene.high))

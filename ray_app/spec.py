@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ga.space import SearchSpace, yolo_space
 from ray_app.errors import SpecError
 
 Task = Literal["detect", "segment", "classify"]
@@ -110,6 +111,12 @@ class GeneOverride(_Strict):
         return self
 
 
+def _training_space(space: dict[str, GeneOverride]) -> SearchSpace:
+    # imgsz and batch are searched only when the job lists them; otherwise search.imgsz/batch hold
+    base = yolo_space(include_imgsz="imgsz" in space, include_batch="batch" in space)
+    return base.with_overrides({name: o.model_dump() for name, o in space.items()})
+
+
 class SearchSpec(_Strict):
     """Budget and objective of the hyperparameter search."""
 
@@ -131,6 +138,16 @@ class SearchSpec(_Strict):
         default_factory=dict, description="Fitness is lowered by weight * cost, e.g. {latency_ms: 0.001}"
     )
     space: dict[str, GeneOverride] = Field(default_factory=dict, description="Per-gene overrides")
+
+    @field_validator("space")
+    @classmethod
+    def _known_genes(cls, space: dict[str, GeneOverride]) -> dict[str, GeneOverride]:
+        _training_space(space)  # raises ValueError naming the gene and the allowed ones
+        return space
+
+    def search_space(self) -> SearchSpace:
+        """The GA's search space: the default YOLO genes with this job's overrides applied."""
+        return _training_space(self.space)
 
     @field_validator("imgsz")
     @classmethod

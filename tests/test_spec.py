@@ -135,3 +135,22 @@ def test_init_template_is_a_valid_commented_spec(task):
 def test_json_schema_documents_every_section():
     schema = JobSpec.model_json_schema()
     assert {"model", "task", "data", "targets", "search", "resources", "engines", "export"} <= set(schema["properties"])
+
+
+def test_search_space_overrides_apply_to_the_ga_space():
+    spec = parse_job({"data": "ds", "search": {"space": {"lr0": {"low": 1e-4, "high": 1e-2}, "mosaic": {"value": 0},
+                                                         "imgsz": {"choices": [320, 640]}}}})
+    space = spec.search.search_space()
+    assert "mosaic" not in space.names and space.fixed["mosaic"] == 0
+    assert next(g for g in space.genes if g.name == "imgsz").choices == (320, 640)
+    assert "batch" not in space.names
+
+
+def test_unknown_gene_is_refused_with_the_gene_list():
+    with pytest.raises(SpecError, match=r"search\.space: unknown gene 'lr'; genes: optimizer, lr0"):
+        parse_job({"data": "ds", "search": {"space": {"lr": {"low": 0.1}}}})
+
+
+def test_low_high_on_a_categorical_gene_is_refused():
+    with pytest.raises(SpecError, match="optimizer' is categorical"):
+        parse_job({"data": "ds", "search": {"space": {"optimizer": {"low": 0, "high": 1}}}})
