@@ -149,6 +149,18 @@ class GeneticAlgorithm:
     def _rank(self, F: np.ndarray, cv: np.ndarray) -> np.ndarray:
         return scalar_rank(F[:, 0], cv) if self.n_obj == 1 else survival_rank(F, cv)
 
+    def recompute_constraints(self, archive_cv: np.ndarray) -> None:
+        """New targets: replace the violation of every archived individual (archive order) and re-rank."""
+        archive_cv = np.where(np.isfinite(archive_cv), archive_cv, np.inf)
+        self._archive_cv.view[:] = archive_cv
+        by_key = dict(zip(row_keys(self.archive_X), archive_cv, strict=True))
+        self.cv = np.array([by_key.get(k, np.inf) for k in row_keys(self.X)])
+        order = np.argsort(self._rank(self.F, self.cv), kind="stable")
+        self.X, self.F, self.cv = self.X[order], self.F[order], self.cv[order]
+        feasible = archive_cv <= 0
+        self._best_feasible = float(self.archive_F[feasible, 0].min()) if feasible.any() else np.inf
+        self._least_cv = float(archive_cv.min()) if len(archive_cv) else np.inf
+
     @property
     def archive_X(self) -> np.ndarray:
         return self._archive_X.view

@@ -90,6 +90,19 @@ class GASearcher(Searcher):
         failed = np.array([self._results[i] is None for i in range(n)])
         self.ga.tell(F, np.where(failed, np.inf, cv))
 
+    def set_targets(self, minimums: Mapping[str, float] | None = None,
+                    maximums: Mapping[str, float] | None = None) -> None:
+        """Change the targets between rounds; every evaluated trial is judged again against them."""
+        self.minimums, self.maximums = dict(minimums or {}), dict(maximums or {})
+        self.ga.set_has_targets(bool(self.minimums or self.maximums))
+        told = sorted((h for h in self.history if h["generation"] < self.ga.generation),
+                      key=lambda h: (h["generation"], h["index"]))
+        names = set(self.minimums) | set(self.maximums)
+        values = {n: np.array([(h["metrics"] or {}).get(n, np.nan) for h in told], dtype=float) for n in names}
+        cv = target_violation(values, self.minimums, self.maximums) if names else np.zeros(len(told))
+        failed = np.array([h["metrics"] is None for h in told], dtype=bool)
+        self.ga.recompute_constraints(np.where(failed, np.inf, cv))
+
     # --- state ------------------------------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:

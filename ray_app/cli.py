@@ -49,8 +49,9 @@ def friendly(func: F) -> F:
         except Exception as err:
             CRASH_LOG.parent.mkdir(parents=True, exist_ok=True)
             CRASH_LOG.write_text(traceback.format_exc())
-            console.print(f"[red]internal error[/red] ({type(err).__name__}: {err}). This is a bug in yoloforge; "
-                          f"the traceback is in {CRASH_LOG}", markup=False)
+            console.print("[red]internal error[/red] ", end="")
+            console.print(f"({type(err).__name__}: {err}). This is a bug in yoloforge; the traceback is in "
+                          f"{CRASH_LOG}", markup=False)
             raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]
@@ -160,12 +161,16 @@ def run(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
     split_val: Annotated[float | None, typer.Option(help="Make a seeded val split of this fraction if none")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Folder of run directories")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (ray://host:10001 or auto)")] = None,
+    more_generations: Annotated[int, typer.Option(help="If the target is unmet, search this many more "
+                                                       "generations (once) without asking")] = 0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask; fail if something is missing")] = False,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Ask even without a terminal")] = False,
     write_job: Annotated[Path, typer.Option(help="Where a job built from flags/questions is saved")] = Path("job.yaml"),
 ) -> None:
-    """Run the pipeline for a job (intake so far; later stages join as they land)."""
+    """Run the pipeline for a job: intake, then the hyperparameter search (later stages join as they land)."""
     from ray_app.pipeline import run_job
+    from ray_app.search import SearchChoices
 
     overrides: dict[str, Any] = {k: v for k, v in {"model": model, "task": task, "name": name}.items() if v}
     if job is not None:
@@ -194,6 +199,8 @@ def run(
         raw["data"]["val_split"] = split_val
     if runs_dir is not None:
         raw["runs_dir"] = str(runs_dir.resolve())
+    if address:
+        raw.setdefault("resources", {})["address"] = address
     spec = parse_job(raw, str(job) if job else "the job built from flags")
     if job is None:
         if write_job.exists() and not yes and not Confirm.ask(f"{write_job} exists; overwrite?", console=console,
@@ -204,7 +211,25 @@ def run(
         if not yes and (interactive or sys.stdin.isatty()) and not Confirm.ask("Start now?", default=True,
                                                                                 console=console):
             return
-    run_job(spec)
+    run_job(spec, SearchChoices(interactive=not yes and (interactive or sys.stdin.isatty()),
+                                more_generations=more_generations))
+
+
+@app.command()
+@friendly
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/<name>)")],
+    more_generations: Annotated[int, typer.Option(help="If the target is unmet, search this many more "
+                                                       "generations (once) without asking")] = 0,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask")] = False,
+) -> None:
+    """Continue an interrupted run: finished trials are kept, the search goes on where it stopped."""
+    from ray_app.pipeline import resume_run
+    from ray_app.search import SearchChoices
+
+    if not run_dir.is_dir():
+        raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
+    resume_run(run_dir, SearchChoices(interactive=not yes and sys.stdin.isatty(), more_generations=more_generations))
 
 
 @app.command()
@@ -212,13 +237,14 @@ def run(
 def demo(
     runs_dir: Annotated[Path, typer.Option(help="Folder of run directories")] = Path("runs"),
     task: Annotated[str, typer.Option(help="detect, segment or classify")] = "detect",
+    dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", help="Start the Ray dashboard")] = True,
 ) -> None:
-    """The whole pipeline on built-in synthetic data (no download, CPU is enough)."""
+    """The whole pipeline on built-in synthetic data (no download, CPU is enough; a few minutes on 2 cores)."""
     from ray_app.pipeline import run_demo
 
     if task not in METRICS_BY_TASK:
         raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
-    run_demo(runs_dir, task)
+    run_demo(runs_dir, task, dashboard)
 
 
 # --- data -----------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +17,8 @@ from ray_app.errors import YoloforgeError
 from ray_app.intake.report import DatasetReport
 from ray_app.zoo import ModelInfo
 
-console = Console(highlight=False)
+# piped output (CI logs, files) gets 120 columns instead of rich's 80, so tables keep their trial ids
+console = Console(highlight=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120)
 MAX_FILES_PER_PROBLEM = 5
 
 

@@ -1,6 +1,6 @@
 """The pipeline's stages over one run directory (see DESIGN.md: runs/<name>/...).
 
-Stage 1 (intake) exists; search, engines, preview and export join as their issues land.
+Stages 1 (intake) and 2 (search) exist; engines, preview and export join as their issues land.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ray_app.console import console, print_model, print_report, progress_bars
-from ray_app.errors import DatasetError
+from ray_app.errors import DatasetError, YoloforgeError
 from ray_app.intake.check import Intake, check_dataset
 from ray_app.intake.synth import synth_dataset
-from ray_app.spec import JobSpec, Targets, dump_job, parse_job
+from ray_app.search import SearchChoices, SearchOutcome, stage_search
+from ray_app.spec import JobSpec, Targets, dump_job, load_job, parse_job
 from ray_app.zoo import ModelInfo, resolve_model
 
-STAGES = ("intake",)
-PLANNED_STAGES = ("search", "engines", "preview", "export")
+STAGES = ("intake", "search")
+PLANNED_STAGES = ("engines", "preview", "export")
 
 
 @dataclass
@@ -60,32 +61,73 @@ def stage_intake(spec: JobSpec) -> IntakeResult:
     return IntakeResult(spec, model, intake, report_path)
 
 
-def run_job(spec: JobSpec) -> IntakeResult:
+@dataclass
+class RunResult:
+    spec: JobSpec
+    intake: IntakeResult | None
+    search: SearchOutcome
+
+
+def _finish(spec: JobSpec, outcome: SearchOutcome) -> None:
+    console.rule()
+    best = outcome.best or {}
+    fitness = best.get("fitness", float("nan"))
+    console.print(f"[green]Search done[/green] ({outcome.trials} trials, stopped by {outcome.stop_reason}). "
+                  f"Best weights: {spec.run_dir / 'best' / 'best.pt'} (fitness {fitness:.4f})")
+    console.print(f"Run directory: {spec.run_dir}  (trials.parquet, pareto.parquet, best/, search/)")
+    console.print(f"Stages not built yet: {', '.join(PLANNED_STAGES)}.", style="dim")
+
+
+def run_job(spec: JobSpec, choices: SearchChoices | None = None) -> RunResult:
     """Run every stage that exists, in order, in spec.run_dir."""
     console.print(f"[bold]yoloforge[/bold] run [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
-    result = stage_intake(spec)
-    console.rule()
-    console.print(f"[green]Intake done.[/green] Clean dataset: {result.intake.data_arg}")
-    console.print(f"Run directory: {spec.run_dir}  (job.yaml, model.json, dataset_report.json, data/)")
-    console.print(f"Stages not built yet: {', '.join(PLANNED_STAGES)}.", style="dim")
-    return result
+    intake = stage_intake(spec)
+    spec, outcome = stage_search(intake.spec, intake.model.path, intake.intake.data_arg, intake.spec.task or "detect",
+                                 choices)
+    _finish(spec, outcome)
+    return RunResult(spec, intake, outcome)
+
+
+def resume_run(run_dir: Path, choices: SearchChoices | None = None) -> RunResult:
+    """Continue an interrupted run: intake's outputs are reused, an unfinished search is restored."""
+    job = run_dir / "job.yaml"
+    report = run_dir / "dataset_report.json"
+    model_json = run_dir / "model.json"
+    if not job.is_file():
+        raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
+                             fix="give the folder under runs/ that `yoloforge run` created")
+    spec = load_job(job)
+    if not (report.is_file() and model_json.is_file() and json.loads(report.read_text()).get("ok")):
+        console.print("intake did not finish; running it again")
+        return run_job(spec, choices)
+    clean = json.loads(report.read_text())["clean_dir"]
+    task = spec.task or "detect"
+    data = clean if task == "classify" else str(Path(clean) / "data.yaml")
+    console.print(f"[bold]yoloforge[/bold] resume [cyan]{spec.name}[/cyan] -> {spec.run_dir} (intake already done)")
+    spec, outcome = stage_search(spec, json.loads(model_json.read_text())["path"], data, task, choices)
+    _finish(spec, outcome)
+    return RunResult(spec, None, outcome)
 
 
 def demo_spec(runs_dir: Path, task: str = "detect") -> JobSpec:
     """The demo's job: a nano model from its .yaml on the synthetic shapes dataset."""
     model = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml", "classify": "yolo11n-cls.yaml"}[task]
     data = runs_dir / "demo" / "synthetic"
-    metric = {"detect": "mAP50-95", "segment": "mask_mAP50-95", "classify": "top1"}[task]
+    metric = {"detect": "mAP50", "segment": "mask_mAP50", "classify": "top1"}[task]
+    # a known-good starting point (AdamW, no mosaic) beside Ultralytics' defaults, so two generations of
+    # five-epoch trials on two CPU cores show a real spread of results
     return JobSpec(name="demo", model=model, task=task,  # type: ignore[arg-type]
                    data={"path": str(data.resolve())},  # type: ignore[arg-type]
-                   targets=Targets(metrics={metric: 0.3}),  # type: ignore[dict-item]
-                   search={"population": 4, "generations": 2, "epochs": 5, "imgsz": 128,  # type: ignore[arg-type]
-                           "batch": 16},
+                   targets=Targets(metrics={metric: 0.05}),  # type: ignore[dict-item]
+                   search={"population": 4, "generations": 2, "epochs": 10, "imgsz": 128,  # type: ignore[arg-type]
+                           "batch": 16, "initial": [{"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0}]},
+                   resources={"cpu": 1, "gpu": 0},  # type: ignore[arg-type]
                    runs_dir=str(runs_dir.resolve()))
 
 
-def run_demo(runs_dir: Path, task: str = "detect") -> IntakeResult:
+def run_demo(runs_dir: Path, task: str = "detect", dashboard: bool = True) -> RunResult:
     spec = demo_spec(runs_dir, task)
+    spec = spec.model_copy(update={"resources": spec.resources.model_copy(update={"dashboard": dashboard})})
     data = Path(spec.data.path)
     if not data.exists():
         with console.status("writing the synthetic dataset"):

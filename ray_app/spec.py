@@ -138,6 +138,8 @@ class SearchSpec(_Strict):
         default_factory=dict, description="Fitness is lowered by weight * cost, e.g. {latency_ms: 0.001}"
     )
     space: dict[str, GeneOverride] = Field(default_factory=dict, description="Per-gene overrides")
+    initial: list[dict[str, float | str]] = Field(
+        default_factory=list, description="Hyperparameters to evaluate first, e.g. the ones you use today")
 
     @field_validator("space")
     @classmethod
@@ -164,6 +166,7 @@ class Resources(_Strict):
     cpu: float = Field(1, gt=0)
     gpu: float = Field(0, ge=0, le=64, description="GPUs per trial; 0.25 lets four trials share one GPU")
     address: str | None = Field(None, description="Ray cluster address (ray://host:10001 or auto); none = local")
+    dashboard: bool = Field(True, description="Start the Ray dashboard with a local Ray (its URL is printed)")
 
     @field_validator("gpu")
     @classmethod

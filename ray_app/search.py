@@ -1,0 +1,453 @@
+"""Stage 2: the hyperparameter search on Ray Tune, driven by ga/ (DESIGN.md: runs/<name>/search/...).
+
+Every search round is one Tune experiment under search/ (tune, tune-2, ... when the user asks for more
+generations); the GA's state carries over from one round to the next, so a continued search is the same search.
+search/status.json says which round is current and whether it finished, so `yoloforge resume` knows whether to
+restore it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray import tune
+
+from ga.algorithm import GeneticAlgorithm
+from ga.operators import non_dominated_sort
+from ga.ray_searcher import GASearcher
+from ray_app.console import console
+from ray_app.errors import YoloforgeError
+from ray_app.spec import JobSpec
+from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, train_trial
+
+# Ultralytics' defaults for the searched genes: the first individual, so the search starts from the baseline
+# a user would otherwise get (kept only where it fits the job's space).
+ULTRALYTICS_DEFAULTS: dict[str, Any] = {
+    "optimizer": "SGD", "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 3.0,
+    "box": 7.5, "cls": 0.5, "dfl": 1.5, "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0,
+    "translate": 0.1, "scale": 0.5, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
+}
+
+
+@dataclass
+class SearchOutcome:
+    stop_reason: str
+    target_met: bool
+    best: dict[str, Any] | None  # the best trial's row of trials.parquet
+    trials: int
+    failed: int
+
+
+@contextmanager
+def ray_session(address: str | None, dashboard: bool = True) -> Iterator[None]:
+    """Join the given cluster or start a local one; shut down only what this process started."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    try:
+        context = ray.init(address=address, include_dashboard=dashboard if address is None else None,
+                           log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise YoloforgeError(f"cannot connect to the Ray cluster at {address}: {err}",
+                             fix="check resources.address (ray://host:10001 or auto) and that the cluster runs") \
+            from None
+    url = getattr(context, "dashboard_url", None)
+    if url:
+        console.print(f"Ray dashboard: http://{url}")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _initial_individuals(spec: JobSpec) -> list[dict[str, Any]]:
+    """The job's own starting points, then Ultralytics' defaults, each kept only if it fits the space."""
+    space = spec.search.search_space()
+    fitted = []
+    for candidate in [*spec.search.initial, ULTRALYTICS_DEFAULTS]:
+        config = {}
+        for gene in space.genes:
+            value = candidate.get(gene.name)
+            if value is None:
+                if gene.name not in ULTRALYTICS_DEFAULTS:
+                    break
+                value = ULTRALYTICS_DEFAULTS[gene.name]
+            if gene.kind == "cat" and value not in gene.choices:
+                break
+            if gene.kind != "cat" and not gene.low <= value <= gene.high:
+                break
+            config[gene.name] = value
+        else:
+            fitted.append(config)
+    return fitted
+
+
+def build_searcher(spec: JobSpec, task: str) -> GASearcher:
+    s = spec.search
+    n_obj = 2 if s.mode == "pareto" else 1
+    ga = GeneticAlgorithm(s.search_space(), pop_size=s.population, n_obj=n_obj, seed=s.seed,
+                          max_generations=s.generations, stagnation=s.stagnation,
+                          time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,
+                          initial=_initial_individuals(spec))
+    objectives = [("fitness", "max")] + ([("latency_ms", "min")] if n_obj == 2 else [])
+    return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics))
+
+
+def trial_context(spec: JobSpec, task: str, data: str, model: str) -> TrialContext:
+    return TrialContext(model=model, data=data, task=task, epochs=spec.search.epochs, imgsz=spec.search.imgsz,
+                        batch=spec.search.batch, seed=spec.search.seed, fitness_weights=spec.fitness_weights(task),
+                        penalties=dict(spec.search.compute_penalty), fixed=dict(spec.search.search_space().fixed))
+
+
+# --- Tune plumbing -------------------------------------------------------------------------------------
+
+
+class TargetStopper(tune.Stopper):
+    """Ends the whole experiment as soon as a finished trial meets every target, or the time is up."""
+
+    def __init__(self, minimums: dict[str, float], time_budget_s: float | None) -> None:
+        self.minimums, self.time_budget_s = minimums, time_budget_s
+        self.met = False
+        self._start: float | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_start": None}  # a restored run gets the budget's remainder from the GA
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if result.get("final") and self.minimums and all(
+                (result.get(k) or -math.inf) >= v for k, v in self.minimums.items()):
+            self.met = True
+        return False
+
+    def stop_all(self) -> bool:
+        self._start = self._start or time.monotonic()
+        over_time = self.time_budget_s is not None and time.monotonic() - self._start > self.time_budget_s
+        return self.met or over_time
+
+
+class Progress(tune.Callback):
+    """One line per finished trial: generation, counts, this trial, the best so far against the target."""
+
+    def __init__(self, population: int, generations: int, target: dict[str, float]) -> None:
+        self.population, self.generations, self.target = population, generations, target
+        self.done = self.failed = 0
+        self.best = -math.inf
+        self.durations: list[float] = []
+        self.started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started[trial.trial_id] = time.monotonic()
+
+    def _line(self, trials: list, trial: Any, text: str) -> None:
+        running = sum(t.status == "RUNNING" for t in trials)
+        total = self.population * self.generations
+        if trial.trial_id in self.started:
+            self.durations.append(time.monotonic() - self.started.pop(trial.trial_id))
+        remaining = max(0, total - self.done - self.failed)
+        eta = np.mean(self.durations) * remaining / max(1, running or 1) if self.durations else 0
+        gen = (self.done + self.failed - 1) // self.population + 1
+        target = ", ".join(f"{k} >= {v}" for k, v in self.target.items()) or "none"
+        console.print(f"gen {gen}/{self.generations} · {self.done + self.failed}/{total} trials "
+                      f"({running} running, {self.failed} failed) · {text} · best fitness {self.best:.4f} · "
+                      f"target {target} · ETA {eta / 60:.1f} min", markup=False)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        self.done += 1
+        if "fitness" in result:
+            self.best = max(self.best, result["fitness"])
+        shown = {k: result.get(k) for k in ("mAP50", "mAP50-95", "top1") if result.get(k) is not None}
+        self._line(trials, trial, "trial " + " ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.failed += 1
+        self._line(trials, trial, f"trial {trial.trial_id} failed")
+
+
+def _status_path(run_dir: Path) -> Path:
+    return run_dir / "search" / "status.json"
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads(_status_path(run_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_status(run_dir: Path, **fields: Any) -> None:
+    path = _status_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**read_status(run_dir), **fields}, indent=2))
+
+
+def _searcher_state_file(experiment: Path) -> Path | None:
+    files = sorted(experiment.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    return files[-1] if files else None
+
+
+def _trainable(ctx: TrialContext, spec: JobSpec) -> Any:
+    return tune.with_resources(tune.with_parameters(train_trial, ctx=ctx),
+                               {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment: str) -> Any:
+    """One Tune experiment driven by the searcher; returns Tune's ResultGrid."""
+    run_dir = spec.run_dir
+    _write_status(run_dir, experiment=experiment, state="running")
+    tuner = tune.Tuner(
+        _trainable(ctx, spec),
+        # an upper bound for Tune's own bookkeeping; the searcher says FINISHED when the GA stops
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.search.population * max(
+            1, (searcher.ga.max_generations or spec.search.generations) - searcher.ga.generation)),
+        run_config=tune.RunConfig(
+            storage_path=str((run_dir / "search").resolve()), name=experiment, verbose=0,
+            stop=TargetStopper(dict(spec.targets.metrics),
+                               spec.search.time_budget_min * 60 if spec.search.time_budget_min else None),
+            callbacks=[Progress(spec.search.population, searcher.ga.max_generations or 0, dict(spec.targets.metrics))],
+            failure_config=tune.FailureConfig(max_failures=0)),
+    )
+    return tuner.fit()
+
+
+def restore_round(spec: JobSpec, ctx: TrialContext, experiment: str) -> Any:
+    path = spec.run_dir / "search" / experiment
+    if not tune.Tuner.can_restore(str(path.resolve())):
+        raise YoloforgeError(f"no restorable search in {path}", fix="start it again with `yoloforge run`")
+    console.print(f"resuming the search in {path} (finished trials are kept)")
+    return tune.Tuner.restore(str(path.resolve()), trainable=_trainable(ctx, spec), resume_errored=False).fit()
+
+
+def load_searcher(run_dir: Path, experiment: str) -> GASearcher | None:
+    """The searcher as Tune last saved it in that round's experiment folder."""
+    path = _searcher_state_file(run_dir / "search" / experiment)
+    if path is None:
+        return None
+    state = json.loads(path.read_text())
+    searcher = GASearcher(GeneticAlgorithm.from_state(state["ga"]), [tuple(o) for o in state["objectives"]])
+    searcher.set_state(state)
+    return searcher
+
+
+# --- outputs ---------------------------------------------------------------------------------------------
+
+
+def collect_trials(run_dir: Path, task: str) -> list[dict[str, Any]]:
+    """One row per trial of every round, from the searchers' records and Tune's trial results."""
+    rows: list[dict[str, Any]] = []
+    status = read_status(run_dir)
+    for experiment in status.get("rounds", []):
+        path = run_dir / "search" / experiment
+        searcher = load_searcher(run_dir, experiment)
+        if searcher is None:
+            continue
+        placed = {h["trial_id"]: h for h in searcher.history}
+        try:
+            grid = tune.ResultGrid(tune.ExperimentAnalysis(str(path.resolve()))) if path.exists() else []
+        except Exception:  # an experiment killed before its first checkpoint has nothing to read
+            grid = []
+        errors = {}
+        metrics_by_trial = {}
+        for result in grid:
+            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.split("_")[1]
+            metrics_by_trial[trial_id] = result.metrics or {}
+            if result.error:
+                errors[trial_id] = str(result.error).strip().splitlines()[-1][:500]
+        for trial_id, h in placed.items():
+            metrics = metrics_by_trial.get(trial_id, {})
+            row: dict[str, Any] = {"trial_id": trial_id, "round": experiment, "generation": h["generation"],
+                                   "index": h["index"], "status": h["status"], "error": errors.get(trial_id)}
+            row.update({f"hp_{k}": v for k, v in h["config"].items()})
+            for name in [*METRIC_KEYS[task].values(), "fitness", *COST_KEYS]:
+                value = (h["metrics"] or {}).get(name, metrics.get(name))
+                row[name] = float(value) if isinstance(value, int | float) else None
+            row["best_pt"] = metrics.get("best_pt") if h["status"] == "ok" else None
+            rows.append(row)
+    return rows
+
+
+def write_tables(run_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    trials_path, pareto_path = run_dir / "trials.parquet", run_dir / "pareto.parquet"
+    table = pa.Table.from_pylist(rows) if rows else pa.table({"trial_id": pa.array([], pa.string())})
+    pq.write_table(table, trials_path)
+    ok = [r for r in rows if r["status"] == "ok" and r.get("fitness") is not None]
+    if ok:
+        F = np.array([[-r["fitness"], r.get("latency_ms") or 0.0] for r in ok])
+        front = [ok[i] for i in np.flatnonzero(non_dominated_sort(F) == 0)]
+        pq.write_table(pa.Table.from_pylist(sorted(front, key=lambda r: -r["fitness"])), pareto_path)
+    else:
+        pq.write_table(table.slice(0, 0), pareto_path)
+    return trials_path, pareto_path
+
+
+def best_row(rows: list[dict[str, Any]], minimums: dict[str, float]) -> dict[str, Any] | None:
+    """Highest fitness among trials meeting every target, else highest fitness overall."""
+    ok = [r for r in rows if r["status"] == "ok" and r.get("fitness") is not None and r.get("best_pt")]
+    if not ok:
+        return None
+    meets = [r for r in ok if all((r.get(k) or -math.inf) >= v for k, v in minimums.items())]
+    return max(meets or ok, key=lambda r: r["fitness"])
+
+
+def write_best(run_dir: Path, best: dict[str, Any]) -> Path:
+    folder = run_dir / "best"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(best["best_pt"], folder / "best.pt")
+    (folder / "metrics.json").write_text(json.dumps(best, indent=2, default=str))
+    return folder / "best.pt"
+
+
+# --- the stage ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchChoices:
+    """How the user answers the question after a search; flags make it non-interactive."""
+
+    interactive: bool = False
+    more_generations: int = 0  # without a terminal: continue this many generations once if the target is unmet
+
+
+def _suggestions(spec: JobSpec, outcome: SearchOutcome, model: str) -> list[str]:
+    tips = []
+    if spec.search.epochs < 50:
+        tips.append(f"more epochs per trial (search.epochs is {spec.search.epochs}; small models need 50-300)")
+    if outcome.stop_reason in ("max_generations", "time_budget"):
+        tips.append("more generations or time (search.generations / search.time_budget_min)")
+    stem = Path(model).stem
+    if stem[-1:] in ("n", "s") or stem.endswith(("n-seg", "n-cls", "s-seg", "s-cls")):
+        tips.append("a larger model (e.g. the s or m variant of the same family)")
+    tips.append("more or better labelled training data (see dataset_report.json for per-class counts)")
+    if spec.search.imgsz < 640:
+        tips.append(f"a larger image size (search.imgsz is {spec.search.imgsz})")
+    return tips
+
+
+def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
+    """Write trials.parquet, pareto.parquet and best/, print accuracy beside compute, and the verdict."""
+    from rich.table import Table
+
+    run_dir = spec.run_dir
+    rows = collect_trials(run_dir, task)
+    trials_path, _ = write_tables(run_dir, rows)
+    minimums = dict(spec.targets.metrics)
+    best = best_row(rows, minimums)
+    rounds = read_status(run_dir).get("rounds", [])
+    searcher = load_searcher(run_dir, rounds[-1]) if rounds else None
+    if searcher is not None:
+        (run_dir / "search" / "ga_state.json").write_text(json.dumps(searcher.ga.state_dict()))
+    stop = (searcher.ga.stop_reason() if searcher else None) or "stopped"
+    failed = sum(r["status"] != "ok" for r in rows)
+    met = best is not None and all((best.get(k) or -math.inf) >= v for k, v in minimums.items()) and bool(minimums)
+    outcome = SearchOutcome(stop_reason="target" if met else stop, target_met=met, best=best, trials=len(rows),
+                            failed=failed)
+    metric_names = list(METRIC_KEYS[task].values())
+    table = Table(title=f"Best trials of {len(rows)} ({failed} failed): accuracy beside compute")
+    for col in ("trial", "gen", "fitness", *metric_names, "latency ms", "params M", "GFLOPs", "train s"):
+        table.add_column(col, justify="right")
+    ok = sorted((r for r in rows if r["status"] == "ok" and r["fitness"] is not None), key=lambda r: -r["fitness"])
+    for r in ok[:8]:
+        table.add_row(r["trial_id"], str(r["generation"] + 1), f"{r['fitness']:.4f}",
+                      *(f"{r[m]:.3f}" if r.get(m) is not None else "-" for m in metric_names),
+                      *(f"{r[c]:.1f}" if r.get(c) is not None else "-" for c in
+                        ("latency_ms", "params_m", "gflops", "train_time_s")))
+    console.print(table)
+    for r in (r for r in rows if r["status"] != "ok"):
+        console.print(f"  trial {r['trial_id']} (gen {r['generation'] + 1}) {r['status']}: {r['error'] or '-'}",
+                      markup=False)
+    if best is None:
+        raise YoloforgeError(f"every one of the {len(rows)} trials failed; see the errors above and {trials_path}",
+                             fix="check the dataset and the resources (memory per trial), then `yoloforge resume`")
+    best_pt = write_best(run_dir, best)
+    shown = ", ".join(f"{k} {best.get(k):.3f}" for k in (minimums or {metric_names[1]: 0}) if best.get(k) is not None)
+    if met:
+        console.print(f"[green]Target met[/green] by trial {best['trial_id']}: {shown}. Weights: {best_pt}")
+    elif minimums:
+        wanted = ", ".join(f"{k} >= {v}" for k, v in minimums.items())
+        console.print(f"[yellow]The target ({wanted}) was not reached[/yellow] within the budget ({len(rows)} trials, "
+                      f"stopped by {stop}). Best: {shown} (trial {best['trial_id']}, weights {best_pt}).")
+        console.print("What might help: " + "; ".join(_suggestions(spec, outcome, model)) + ".")
+    else:
+        console.print(f"Best trial {best['trial_id']}: {shown}. Weights: {best_pt}")
+    return outcome
+
+
+def _ask(outcome: SearchOutcome, spec: JobSpec) -> tuple[str, Any] | None:
+    from rich.prompt import FloatPrompt, IntPrompt, Prompt
+
+    choice = Prompt.ask("Accept this result, search [more] generations, or change the [target]?",
+                        choices=["accept", "more", "target"], default="accept", console=console)
+    if choice == "more":
+        return "more", IntPrompt.ask("How many more generations", default=2, console=console)
+    if choice == "target":
+        names = list(spec.targets.metrics) or ["mAP50-95"]
+        return "target", {n: FloatPrompt.ask(f"New target {n}", default=spec.targets.metrics.get(n, 0.5),
+                                             console=console) for n in names}
+    return None
+
+
+def stage_search(spec: JobSpec, model: str, data: str, task: str,
+                 choices: SearchChoices | None = None) -> tuple[JobSpec, SearchOutcome]:
+    """Run (or resume, or continue) the search; returns the spec with any target the user changed."""
+    from ray_app.spec import dump_job, parse_job
+
+    choices = choices or SearchChoices()
+    run_dir = spec.run_dir
+    console.rule("[bold]2 search[/bold]")
+    status = read_status(run_dir)
+    with ray_session(spec.resources.address, spec.resources.dashboard):
+        ctx = trial_context(spec, task, data, model)
+        if status.get("state") == "running":
+            restore_round(spec, ctx, status["experiment"])
+        elif status.get("state") != "done":
+            console.print(f"{spec.search.population} trials per generation, up to {spec.search.generations} "
+                          f"generations, {spec.search.epochs} epochs each, {spec.resources.cpu} CPU / "
+                          f"{spec.resources.gpu} GPU per trial")
+            _write_status(run_dir, rounds=["tune"])
+            run_round(spec, ctx, build_searcher(spec, task), "tune")
+        _write_status(run_dir, state="done")
+        continued = 0
+        while True:
+            outcome = summarize(spec, task, model)
+            if choices.interactive:
+                decision = _ask(outcome, spec)
+            elif not outcome.target_met and choices.more_generations and not continued:
+                decision = ("more", choices.more_generations)
+            else:
+                decision = None
+            if decision is None:
+                return spec, outcome
+            kind, value = decision
+            if kind == "target":
+                spec = parse_job({**spec.model_dump(mode="json"),
+                                  "targets": {**spec.targets.model_dump(mode="json"), "metrics": value}},
+                                 str(run_dir / "job.yaml"))
+                dump_job(spec, run_dir / "job.yaml")
+                continue
+            rounds = read_status(run_dir)["rounds"]
+            searcher = load_searcher(run_dir, rounds[-1])
+            if searcher is None:
+                raise YoloforgeError("the previous round left no searcher state to continue from",
+                                     where=str(run_dir / "search"))
+            searcher.set_targets(dict(spec.targets.metrics))
+            searcher.ga.max_generations = searcher.ga.generation + int(value)
+            searcher.ga.stagnation = None  # the user asked for these generations explicitly
+            experiment = f"tune-{len(rounds) + 1}"
+            _write_status(run_dir, rounds=[*rounds, experiment])
+            console.print(f"continuing for {value} more generation(s) as {experiment}")
+            run_round(spec, ctx, searcher, experiment)
+            _write_status(run_dir, state="done")
+            continued += 1

@@ -1,0 +1,161 @@
+"""One search trial: Ultralytics train + val with a genome's hyperparameters, reported to Ray Tune.
+
+Per-epoch metrics go to Tune from an Ultralytics callback (so schedulers and the dashboard see progress); the
+last report carries the final metrics of best.pt, the fitness and the compute cost. best.pt stays in the trial
+directory. A trial that raises (NaN loss that Ultralytics cannot recover from, out of memory, ...) is recorded by
+Tune with its error and the search goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ga.fitness import weighted_fitness
+
+# Ultralytics' metric keys -> yoloforge's metric names
+METRIC_KEYS: dict[str, dict[str, str]] = {
+    "detect": {"metrics/mAP50(B)": "mAP50", "metrics/mAP50-95(B)": "mAP50-95",
+               "metrics/precision(B)": "precision", "metrics/recall(B)": "recall"},
+    "segment": {"metrics/mAP50(B)": "mAP50", "metrics/mAP50-95(B)": "mAP50-95",
+                "metrics/precision(B)": "precision", "metrics/recall(B)": "recall",
+                "metrics/mAP50(M)": "mask_mAP50", "metrics/mAP50-95(M)": "mask_mAP50-95"},
+    "classify": {"metrics/accuracy_top1": "top1", "metrics/accuracy_top5": "top5"},
+}
+COST_KEYS = ("params_m", "gflops", "latency_ms", "memory_mb", "train_time_s")
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a search shares (handed to the trainable with tune.with_parameters)."""
+
+    model: str
+    data: str
+    task: str
+    epochs: int
+    imgsz: int
+    batch: int
+    seed: int = 0
+    fitness_weights: dict[str, float] = field(default_factory=dict)
+    penalties: dict[str, float] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)  # genes fixed in job.yaml
+
+
+def training_args() -> frozenset[str]:
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return frozenset(DEFAULT_CFG_DICT)
+
+
+def pick_device(gpu_ids: list[Any]) -> str:
+    """The device Ray gave this trial: CUDA if it assigned a GPU and one is usable, else CPU.
+
+    Ray sets CUDA_VISIBLE_DEVICES to the trial's GPUs, so the first one is always index 0 inside the trial;
+    fractional trials share that GPU. Logical GPUs on a machine without CUDA fall back to the CPU.
+    """
+    import torch
+
+    return "0" if gpu_ids and torch.cuda.is_available() else "cpu"
+
+
+def named_metrics(task: str, raw: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, name in METRIC_KEYS[task].items():
+        value = raw.get(key)
+        out[name] = float(value) if value is not None else math.nan
+    return out
+
+
+def trial_fitness(metrics: dict[str, float], ctx: TrialContext, costs: dict[str, float] | None = None) -> float:
+    arrays = {k: np.array([v]) for k, v in metrics.items()}
+    cost_arrays = {k: np.array([v]) for k, v in (costs or {}).items()}
+    return float(weighted_fitness(arrays, ctx.fitness_weights, cost_arrays, ctx.penalties)[0])
+
+
+def measure_latency_ms(net: Any, imgsz: int, device: str, runs: int = 10) -> float:
+    """Median single-image forward time of the trained network at the target size (eager PyTorch)."""
+    import torch
+
+    dev = torch.device("cuda:0" if device != "cpu" else "cpu")
+    net = net.to(dev).float().eval()
+    x = torch.zeros(1, 3, imgsz, imgsz, device=dev)
+    times = []
+    with torch.inference_mode():
+        for i in range(runs + 2):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            net(x)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 2:  # two warm-up runs
+                times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
+
+
+def peak_memory_mb(device: str) -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    if device != "cpu":
+        import torch
+
+        return max(rss, torch.cuda.max_memory_allocated() / 2**20)
+    return rss
+
+
+def _drop_ultralytics_raytune(trainer: Any) -> None:
+    """Ultralytics adds its own Ray Tune reporter; ours reports named metrics and fitness instead."""
+    for event, funcs in trainer.callbacks.items():
+        trainer.callbacks[event] = [f for f in funcs if "raytune" not in getattr(f, "__module__", "")]
+
+
+def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
+    """The Tune function trainable."""
+    import ray
+    from ray import tune
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import get_flops
+
+    trial_dir = Path(tune.get_context().get_trial_dir() or os.getcwd())
+    device = pick_device(ray.get_gpu_ids())
+    allowed = training_args()
+    hyp = {k: v for k, v in {**ctx.fixed, **config}.items() if k in allowed}
+    imgsz = int(hyp.pop("imgsz", ctx.imgsz))
+    batch = int(hyp.pop("batch", ctx.batch))
+    # no gradient accumulation: Ultralytics' default nominal batch of 64 means one optimizer step per 64 images,
+    # which leaves a short trial on a small dataset with a handful of steps and nothing learnt
+    hyp.setdefault("nbs", batch)
+
+    def report_epoch(trainer: Any) -> None:
+        metrics = named_metrics(ctx.task, trainer.metrics)
+        tune.report({**metrics, "fitness": trial_fitness(metrics, ctx), "epoch": trainer.epoch + 1})
+
+    model = YOLO(ctx.model, task=ctx.task)
+    model.add_callback("on_pretrain_routine_start", _drop_ultralytics_raytune)
+    model.add_callback("on_fit_epoch_end", report_epoch)
+    start = time.time()
+    model.train(data=ctx.data, epochs=ctx.epochs, imgsz=imgsz, batch=batch, device=device, workers=0,
+                plots=False, amp=device != "cpu", project=str(trial_dir), name="train", exist_ok=True,
+                verbose=False, seed=ctx.seed, deterministic=False, val=True, **hyp)
+    train_time = time.time() - start
+    trainer = model.trainer
+    metrics = named_metrics(ctx.task, trainer.metrics)
+    best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
+    net = YOLO(str(best)).model
+    costs = {
+        "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
+        "gflops": float(get_flops(net, imgsz) or 0.0),
+        "latency_ms": measure_latency_ms(net, imgsz, device),
+        "memory_mb": peak_memory_mb(device),
+        "train_time_s": train_time,
+    }
+    if not all(math.isfinite(v) for v in metrics.values()):
+        raise RuntimeError(f"validation produced no metrics ({metrics}); the training diverged")
+    tune.report({**metrics, **costs, "fitness": trial_fitness(metrics, ctx, costs), "imgsz": imgsz,
+                 "device": device, "best_pt": str(best), "final": True})
