@@ -90,6 +90,19 @@ class GASearcher(Searcher):
         failed = np.array([self._results[i] is None for i in range(n)])
         self.ga.tell(F, np.where(failed, np.inf, cv))
 
+    def placements(self) -> dict[str, tuple[int, int]]:
+        """trial id -> (generation, index in it) for every trial handed out."""
+        return {tid: (g, i) for tid, (g, i) in self._trials.items()}
+
+    def complete_pending(self, results: Mapping[str, dict[str, Any] | None]) -> None:
+        """Settle trials of the current generation that were handed out but never completed here (a round
+        stopped early): each gets its result recorded elsewhere, or counts as failed. Members not handed out
+        yet stay queued for the next round."""
+        for trial_id, (generation, index) in list(self._trials.items()):
+            if generation == self.ga.generation and index not in self._results:
+                result = results.get(trial_id)
+                self.on_trial_complete(trial_id, result, error=result is None)
+
     def set_targets(self, minimums: Mapping[str, float] | None = None,
                     maximums: Mapping[str, float] | None = None) -> None:
         """Change the targets between rounds; every evaluated trial is judged again against them."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -245,38 +246,58 @@ def load_searcher(run_dir: Path, experiment: str) -> GASearcher | None:
 # --- outputs ---------------------------------------------------------------------------------------------
 
 
+_TRIAL_ID = re.compile(r"_([0-9a-f]{8})_\d+_")
+
+
+def tune_results(experiment: Path) -> dict[str, dict[str, Any]]:
+    """trial id -> {config, metrics (the last report), error (its last line)} for every started trial.
+
+    Read from Tune's trial folders (params.json, result.json, error.txt), which also hold the trials that
+    failed before their first report.
+    """
+    out = {}
+    for params in sorted(experiment.glob("*/params.json")):
+        folder = params.parent
+        lines = (folder / "result.json").read_text().splitlines() if (folder / "result.json").exists() else []
+        metrics = json.loads(lines[-1]) if lines else {}
+        match = _TRIAL_ID.search(folder.name)
+        trial_id = metrics.get("trial_id") or (match.group(1) if match else folder.name)
+        error_file = folder / "error.txt"
+        error_lines = [ln for ln in error_file.read_text().splitlines() if ln.strip()] if error_file.exists() else []
+        out[trial_id] = {"config": json.loads(params.read_text()), "metrics": metrics,
+                         "error": error_lines[-1].strip()[:500] if error_lines else None}
+    return out
+
+
 def collect_trials(run_dir: Path, task: str) -> list[dict[str, Any]]:
-    """One row per trial of every round, from the searchers' records and Tune's trial results."""
+    """One row per trial of every round: Tune's records of what ran, the searcher's of where it sat in the GA.
+
+    Tune is the source of truth for outcomes: a trial stopped when the target was met never reaches the
+    searcher, but its results are in Tune's experiment folder.
+    """
     rows: list[dict[str, Any]] = []
-    status = read_status(run_dir)
-    for experiment in status.get("rounds", []):
-        path = run_dir / "search" / experiment
+    for experiment in read_status(run_dir).get("rounds", []):
         searcher = load_searcher(run_dir, experiment)
-        if searcher is None:
-            continue
-        placed = {h["trial_id"]: h for h in searcher.history}
-        try:
-            grid = tune.ResultGrid(tune.ExperimentAnalysis(str(path.resolve()))) if path.exists() else []
-        except Exception:  # an experiment killed before its first checkpoint has nothing to read
-            grid = []
-        errors = {}
-        metrics_by_trial = {}
-        for result in grid:
-            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.split("_")[1]
-            metrics_by_trial[trial_id] = result.metrics or {}
-            if result.error:
-                errors[trial_id] = str(result.error).strip().splitlines()[-1][:500]
-        for trial_id, h in placed.items():
-            metrics = metrics_by_trial.get(trial_id, {})
-            row: dict[str, Any] = {"trial_id": trial_id, "round": experiment, "generation": h["generation"],
-                                   "index": h["index"], "status": h["status"], "error": errors.get(trial_id)}
-            row.update({f"hp_{k}": v for k, v in h["config"].items()})
+        placed = searcher.placements() if searcher else {}
+        for trial_id, res in tune_results(run_dir / "search" / experiment).items():
+            metrics = res["metrics"]
+            if res["error"]:
+                status = "error"
+            elif metrics.get("final"):
+                status = "ok"
+            else:
+                status = "stopped early"  # its last report was an epoch's, not the finished trial's
+            generation, index = placed.get(trial_id, (None, None))
+            row: dict[str, Any] = {"trial_id": trial_id, "round": experiment, "generation": generation,
+                                   "index": index, "status": status, "error": res["error"]}
+            row.update({f"hp_{k}": v for k, v in res["config"].items()})
             for name in [*METRIC_KEYS[task].values(), "fitness", *COST_KEYS]:
-                value = (h["metrics"] or {}).get(name, metrics.get(name))
+                value = metrics.get(name)
                 row[name] = float(value) if isinstance(value, int | float) else None
-            row["best_pt"] = metrics.get("best_pt") if h["status"] == "ok" else None
+            row["best_pt"] = metrics.get("best_pt") if status == "ok" else None
             rows.append(row)
-    return rows
+    return sorted(rows, key=lambda r: (r["round"], r["generation"] if r["generation"] is not None else 1 << 30,
+                                       r["index"] or 0))
 
 
 def write_tables(run_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
@@ -442,6 +463,8 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
             if searcher is None:
                 raise YoloforgeError("the previous round left no searcher state to continue from",
                                      where=str(run_dir / "search"))
+            searcher.complete_pending({tid: (r["metrics"] if r["metrics"].get("final") else None)
+                                       for tid, r in tune_results(run_dir / "search" / rounds[-1]).items()})
             searcher.set_targets(dict(spec.targets.metrics))
             searcher.ga.max_generations = searcher.ga.generation + int(value)
             searcher.ga.stagnation = None  # the user asked for these generations explicitly

@@ -1,0 +1,111 @@
+"""Stage 2 end to end: real Ultralytics training in real Ray Tune trials, driven by the GA."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from ray_app.intake.synth import synth_dataset
+from ray_app.pipeline import run_job
+from ray_app.spec import parse_job
+from ray_app.zoo import resolve_model
+
+GOOD = {"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0}  # learns the shapes within a few epochs
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synth_dataset(tmp_path_factory.mktemp("data") / "shapes", "detect", n_train=64, n_val=32, imgsz=128)
+
+
+def job(tmp_path: Path, data: Path, name: str, **search) -> dict:
+    return {"name": name, "model": "yolo11n.yaml", "data": str(data), "runs_dir": str(tmp_path / "runs"),
+            "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
+            "search": {"population": 2, "generations": 2, "epochs": 5, "imgsz": 128, "batch": 16,
+                       "initial": [GOOD], **search}}
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return pq.read_table(run_dir / "trials.parquet").to_pylist()
+
+
+@pytest.mark.slow
+def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
+    result = run_job(parse_job(job(tmp_path, shapes, "e2e")))
+    run_dir = tmp_path / "runs" / "e2e"
+    trials = rows(run_dir)
+    assert len(trials) == 4 and {t["generation"] for t in trials} == {0, 1}
+    assert all(t["status"] == "ok" for t in trials)
+    best = result.search.best
+    assert best["mAP50"] > 0 and best["latency_ms"] > 0 and best["params_m"] > 1 and best["gflops"] > 0
+    info = resolve_model(str(run_dir / "best" / "best.pt"), "detect")
+    assert info.names == ["circle", "square", "triangle"]
+    assert pq.read_table(run_dir / "pareto.parquet").num_rows >= 1
+    assert json.loads((run_dir / "search" / "ga_state.json").read_text())["generation"] == 2
+    progress = next((run_dir / "search" / "tune").glob("train_trial_*/progress.csv")).read_text().splitlines()
+    assert len(progress) - 1 >= 5  # one row per epoch reached Tune, then the final one
+
+
+@pytest.mark.slow
+def test_target_met_ends_the_search_after_the_first_generation(tmp_path, shapes):
+    spec = parse_job({**job(tmp_path, shapes, "target", generations=4), "targets": {"metrics": {"recall": 0.05}}})
+    result = run_job(spec)
+    assert result.search.target_met and result.search.stop_reason == "target"
+    assert {t["generation"] for t in rows(tmp_path / "runs" / "target")} == {0}
+
+
+@pytest.mark.slow
+def test_crashed_trial_is_recorded_with_its_reason_and_the_search_goes_on(tmp_path, shapes):
+    # lr0 above 1 passes our widened space but Ultralytics refuses it inside the trial: a real crash
+    spec = parse_job(job(tmp_path, shapes, "crash", generations=1, epochs=2,
+                         space={"lr0": {"low": 1e-5, "high": 5.0}},
+                         initial=[{"optimizer": "SGD", "lr0": 3.0}, GOOD]))
+    result = run_job(spec)
+    trials = {t["status"]: t for t in rows(tmp_path / "runs" / "crash")}
+    assert set(trials) == {"ok", "error"}
+    assert "lr0" in trials["error"]["error"] and trials["error"]["hp_lr0"] == pytest.approx(3.0)
+    assert result.search.failed == 1 and result.search.best["trial_id"] == trials["ok"]["trial_id"]
+
+
+def finished_trials(experiment: Path) -> dict[str, str]:
+    """Trial folder -> its result.json, for trials whose final report is written."""
+    return {p.parent.name: p.read_text() for p in experiment.glob("*/result.json") if '"final": true' in p.read_text()}
+
+
+@pytest.mark.slow
+def test_resume_after_killing_the_driver_does_not_rerun_finished_trials(tmp_path, shapes):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(yaml.safe_dump(job(tmp_path, shapes, "killed", epochs=3)))
+    cli = [sys.executable, "-m", "ray_app.cli"]
+    env = {**os.environ, "COLUMNS": "200"}
+    driver = subprocess.Popen([*cli, "run", str(job_file), "--yes"], cwd=tmp_path, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    experiment = tmp_path / "runs" / "killed" / "search" / "tune"
+    deadline = time.monotonic() + 300
+    while not finished_trials(experiment) and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, as a closed laptop lid would
+    driver.wait()
+    before = finished_trials(experiment)
+    assert 1 <= len(before) < 4
+    assert json.loads((tmp_path / "runs" / "killed" / "search" / "status.json").read_text())["state"] == "running"
+
+    resumed = subprocess.run([*cli, "resume", str(tmp_path / "runs" / "killed"), "--yes"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    after = finished_trials(experiment)
+    assert all(after[name] == text for name, text in before.items())  # finished trials were not run again
+    trials = rows(tmp_path / "runs" / "killed")
+    assert len(trials) == 4 and all(t["status"] == "ok" for t in trials)
+    assert "resuming the search" in resumed.stdout
