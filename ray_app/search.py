@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import time
@@ -58,6 +59,9 @@ def ray_session(address: str | None, dashboard: bool = True) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    if address is None:
+        # a laptop search needs no network: Ray binds to loopback (a cluster is joined through its address)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         context = ray.init(address=address, include_dashboard=dashboard if address is None else None,
                            log_to_driver=False, configure_logging=False)

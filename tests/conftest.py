@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("COLUMNS", "200")  # before rich's console is created: no wrapped lines in CLI output
+# every Ray a test starts listens on loopback only (Ray's "no multi-node" switch makes it bind 127.0.0.1)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from ray_app.intake.synth import synth_dataset
 
