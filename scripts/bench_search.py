@@ -1,0 +1,131 @@
+"""yoloforge's search against Ultralytics' own `model.tune()` on the same data, epochs and number of trials.
+
+Both train yolo11n from its .yaml on the synthetic shapes dataset (64 train / 32 val, 128 px) and both use
+Ultralytics' detection fitness (0.1 mAP50 + 0.9 mAP50-95). Ultralytics' tuner starts from its defaults
+(optimizer=auto) and mutates the best results so far, one trial at a time; ours runs the GA on Ray Tune with
+one CPU per trial. Neither gets a hint about good hyperparameters. Per seed: the best fitness reached, the
+number of trials needed to reach a fixed fitness, and the wall time.
+
+Usage: python scripts/bench_search.py [--seeds 3] [--trials 12] [--epochs 15] [--threshold 0.01] [--quick]
+(the full run takes about half an hour on 2 CPU cores; --quick is a smoke run of a few minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ray_app.intake.check import check_dataset
+from ray_app.intake.synth import synth_dataset
+
+
+def trials_to_reach(fitness: list[float], threshold: float) -> int | None:
+    hits = [i + 1 for i, f in enumerate(fitness) if f >= threshold]
+    return hits[0] if hits else None
+
+
+def run_ours(data: str, work: Path, seed: int, trials: int, epochs: int, imgsz: int) -> tuple[list[float], float]:
+    import pyarrow.parquet as pq
+
+    from ray_app.search import SearchChoices, stage_search
+    from ray_app.spec import parse_job
+
+    population = 4
+    spec = parse_job({"name": f"ours-{seed}", "model": "yolo11n.yaml", "task": "detect", "data": data,
+                      "runs_dir": str(work), "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
+                      "search": {"population": population, "generations": max(1, trials // population),
+                                 "epochs": epochs, "imgsz": imgsz, "batch": 16, "seed": seed, "stagnation": 1000}})
+    start = time.time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        stage_search(spec, "yolo11n.yaml", data, "detect", SearchChoices())
+    wall = time.time() - start
+    rows = pq.read_table(spec.run_dir / "trials.parquet").to_pylist()
+    rows.sort(key=lambda r: (r["generation"], r["index"]))
+    return [r["fitness"] if r["fitness"] is not None else 0.0 for r in rows], wall
+
+
+def run_ultralytics(data: str, work: Path, seed: int, trials: int, epochs: int,
+                    imgsz: int) -> tuple[list[float], float]:
+    from ultralytics import YOLO
+
+    random.seed(seed)
+    np.random.seed(seed)
+    start = time.time()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        YOLO("yolo11n.yaml").tune(data=data, epochs=epochs, iterations=trials, imgsz=imgsz, batch=16, nbs=16,
+                                  workers=0, device="cpu", plots=False, save=False, amp=False, val=True,
+                                  project=str(work), name=f"ultralytics-{seed}", exist_ok=True, verbose=False)
+    wall = time.time() - start
+    records = [json.loads(line) for line in (work / f"ultralytics-{seed}" / "tune_results.ndjson").read_text()
+               .splitlines() if line.strip()]
+    return [float(r.get("fitness") or 0.0) for r in records], wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--imgsz", type=int, default=128)
+    parser.add_argument("--threshold", type=float, default=0.01, help="the fixed fitness to reach")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 4 trials of 2 epochs (smoke run)")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.trials, args.epochs = 1, 4, 2
+
+    work = Path(tempfile.mkdtemp(prefix="bench_search_"))
+    source = synth_dataset(work / "shapes", "detect", n_train=64, n_val=32, imgsz=128, seed=0)
+    intake = check_dataset(source)
+    intake.write_clean(work / "data")
+    data = intake.data_arg
+
+    results: dict[str, list[tuple[list[float], float]]] = {"yoloforge GA": [], "ultralytics tune": []}
+    print(f"{args.seeds} seeds x {args.trials} trials x {args.epochs} epochs, yolo11n from .yaml, {args.imgsz} px, "
+          f"threshold fitness {args.threshold}")
+    print(f"{'method':<17} {'seed':>4} {'best fitness':>12} {'trials to thr':>13} {'wall s':>8}")
+    for seed in range(args.seeds):
+        for method, runner in (("yoloforge GA", run_ours), ("ultralytics tune", run_ultralytics)):
+            fitness, wall = runner(data, work, seed, args.trials, args.epochs, args.imgsz)
+            results[method].append((fitness, wall))
+            reach = trials_to_reach(fitness, args.threshold)
+            print(f"{method:<17} {seed:>4} {max(fitness, default=0):>12.4f} {reach or '-':>13} {wall:>8.0f}",
+                  flush=True)
+
+    print()
+    summary = {}
+    censored = args.trials + 1  # "never reached" counts as one trial past the budget
+    for method, runs in results.items():
+        best = float(np.median([max(f, default=0) for f, _ in runs]))
+        reach = float(np.median([trials_to_reach(f, args.threshold) or censored for f, _ in runs]))
+        wall = float(np.median([w for _, w in runs]))
+        summary[method] = (best, reach, wall)
+        print(f"median {method:<17} best fitness {best:.4f}  trials to {args.threshold}: "
+              f"{reach if reach <= args.trials else 'not reached'}  wall {wall:.0f} s")
+    ours, theirs = summary["yoloforge GA"], summary["ultralytics tune"]
+    ratio = ours[1] / theirs[1]
+    best_ratio = f"{ours[0] / theirs[0]:.2f}" if theirs[0] else "n/a"
+    print(f"trials-to-threshold ratio (ours / ultralytics): {ratio:.2f}; best fitness ratio: {best_ratio}; "
+          f"wall time ratio {ours[2] / theirs[2]:.2f}")
+    print()
+    print(f"GOAL trials_to_threshold: {ratio:.2f}x of ultralytics' trials (target <= 0.50) "
+          f"{'PASS' if ratio <= 0.5 else 'FAIL'}")
+    print(f"GOAL median_best_fitness: {ours[0]:.4f} vs {theirs[0]:.4f} (target >= ultralytics) "
+          f"{'PASS' if ours[0] >= theirs[0] else 'FAIL'}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
