@@ -65,7 +65,7 @@ def stage_intake(spec: JobSpec) -> IntakeResult:
 class RunResult:
     spec: JobSpec
     intake: IntakeResult | None
-    search: SearchOutcome
+    search: SearchOutcome | None  # None when the run stopped after intake
 
 
 def _finish(spec: JobSpec, outcome: SearchOutcome) -> None:
@@ -78,10 +78,17 @@ def _finish(spec: JobSpec, outcome: SearchOutcome) -> None:
     console.print(f"Stages not built yet: {', '.join(PLANNED_STAGES)}.", style="dim")
 
 
-def run_job(spec: JobSpec, choices: SearchChoices | None = None) -> RunResult:
-    """Run every stage that exists, in order, in spec.run_dir."""
+def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = STAGES[-1]) -> RunResult:
+    """Run the stages in order in spec.run_dir, up to and including `until`."""
+    if until not in STAGES:
+        raise YoloforgeError(f"unknown stage '{until}'; stages: {', '.join(STAGES)}")
     console.print(f"[bold]yoloforge[/bold] run [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
     intake = stage_intake(spec)
+    if until == "intake":
+        console.rule()
+        console.print(f"[green]Intake done.[/green] Clean dataset: {intake.intake.data_arg}; stopping here "
+                      f"(--until intake). Continue with `yoloforge resume {spec.run_dir}`.")
+        return RunResult(intake.spec, intake, None)
     spec, outcome = stage_search(intake.spec, intake.model.path, intake.intake.data_arg, intake.spec.task or "detect",
                                  choices)
     _finish(spec, outcome)

@@ -121,7 +121,7 @@ def test_run_without_job_or_data_and_no_terminal_explains():
 
 def test_run_from_flags_writes_job_and_runs_intake(detect_ds, tmp_path):
     result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--target", "mAP50-95=0.4",
-                    "--name", "flags", "--yes")
+                    "--name", "flags", "--yes", "--until", "intake")
     assert result.exit_code == 0, result.output
     job = yaml.safe_load((tmp_path / "job.yaml").read_text())
     assert job["targets"]["metrics"] == {"mAP50-95": 0.4}
@@ -137,7 +137,7 @@ def test_run_with_bad_target_syntax_explains(detect_ds):
 
 def test_run_asks_step_by_step_and_writes_job(detect_ds, tmp_path):
     answers = "\n".join(["yolo11n.yaml", "detect", str(detect_ds), "0.45", "30", "cpu", "asked", "y"]) + "\n"
-    result = invoke("run", "--interactive", input=answers)
+    result = invoke("run", "--interactive", "--until", "intake", input=answers)
     assert result.exit_code == 0, result.output
     job = yaml.safe_load((tmp_path / "job.yaml").read_text())
     assert job["name"] == "asked" and job["targets"]["fps"] == 30 and job["targets"]["device"] == "cpu"
@@ -146,7 +146,7 @@ def test_run_asks_step_by_step_and_writes_job(detect_ds, tmp_path):
 
 def test_run_reasks_for_a_dataset_that_does_not_exist(detect_ds, tmp_path):
     answers = "\n".join(["yolo11n.yaml", "detect", "typo", str(detect_ds), "0.5", "", "auto", "r", "n"]) + "\n"
-    result = invoke("run", "--interactive", input=answers)
+    result = invoke("run", "--interactive", "--until", "intake", input=answers)
     assert result.exit_code == 0, result.output
     assert "'typo' does not exist" in result.output
     assert not (tmp_path / "runs" / "r").exists()  # answered no to "Start now?"
@@ -163,12 +163,23 @@ def test_run_rejects_metric_the_models_task_does_not_measure(detect_ds):
     assert result.exit_code == 2 and "top1 is not measured for task detect" in result.output
 
 
-def test_demo_runs_the_existing_stages(tmp_path):
-    result = invoke("demo", "--runs-dir", "runs")
+@pytest.mark.slow
+def test_demo_runs_intake_and_search(tmp_path):
+    result = invoke("demo", "--runs-dir", "runs", "--no-dashboard")
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / "demo"
     assert json.loads((run_dir / "dataset_report.json").read_text())["ok"]
     assert json.loads((run_dir / "model.json").read_text())["architecture"] == "yolo11n.yaml"
+    import pyarrow.parquet as pq
+
+    trials = pq.read_table(run_dir / "trials.parquet").to_pylist()
+    assert len(trials) == 8 and all(t["status"] == "ok" for t in trials)
+    assert (run_dir / "best" / "best.pt").is_file() and "Search done" in result.output
+
+
+def test_unknown_until_stage_is_explained(detect_ds):
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "export")
+    assert result.exit_code == 2 and "unknown stage 'export'; stages: intake, search" in result.output
 
 
 def test_installed_entry_point_runs(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from ray_app.intake.synth import synth_dataset
 from ray_app.pipeline import run_job
+from ray_app.search import SearchChoices, read_status
 from ray_app.spec import parse_job
 from ray_app.zoo import resolve_model
 
@@ -109,3 +110,16 @@ def test_resume_after_killing_the_driver_does_not_rerun_finished_trials(tmp_path
     trials = rows(tmp_path / "runs" / "killed")
     assert len(trials) == 4 and all(t["status"] == "ok" for t in trials)
     assert "resuming the search" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_unmet_target_continues_for_more_generations_as_the_same_search(tmp_path, shapes):
+    spec = parse_job({**job(tmp_path, shapes, "more", generations=1, epochs=2),
+                      "targets": {"metrics": {"mAP50-95": 0.99}}})
+    result = run_job(spec, SearchChoices(more_generations=1))
+    run_dir = tmp_path / "runs" / "more"
+    assert read_status(run_dir)["rounds"] == ["tune", "tune-2"]
+    trials = rows(run_dir)
+    assert [(t["round"], t["generation"]) for t in trials] == [("tune", 0)] * 2 + [("tune-2", 1)] * 2
+    assert not result.search.target_met and result.search.stop_reason == "max_generations"
+    assert json.loads((run_dir / "search" / "ga_state.json").read_text())["generation"] == 2
