@@ -34,9 +34,10 @@ from ray_app.spec import JobSpec
 from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, train_trial
 
 # Ultralytics' defaults for the searched genes: the first individual, so the search starts from the baseline
-# a user would otherwise get (kept only where it fits the job's space).
+# a user would otherwise get (kept only where it fits the job's space). The optimizer is AdamW, as
+# model.tune() sets it and as optimizer=auto picks for short trainings.
 ULTRALYTICS_DEFAULTS: dict[str, Any] = {
-    "optimizer": "SGD", "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 3.0,
+    "optimizer": "AdamW", "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 3.0,
     "box": 7.5, "cls": 0.5, "dfl": 1.5, "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0,
     "translate": 0.1, "scale": 0.5, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
 }
@@ -424,6 +425,21 @@ def _ask(outcome: SearchOutcome, spec: JobSpec) -> tuple[str, Any] | None:
     return None
 
 
+def _mark_done_or_interrupted(run_dir: Path, minimums: dict[str, float]) -> None:
+    """Tune returns normally after Ctrl-C; only a round whose GA stopped, or whose target was met, is done."""
+    experiment = read_status(run_dir)["experiment"]
+    searcher = load_searcher(run_dir, experiment)
+    finals = [r["metrics"] for r in tune_results(run_dir / "search" / experiment).values()
+              if r["metrics"].get("final")]
+    met = bool(minimums) and any(all((m.get(k) or -math.inf) >= v for k, v in minimums.items()) for m in finals)
+    if met or (searcher is not None and searcher.ga.stop_reason()):
+        _write_status(run_dir, state="done")
+        return
+    console.print(f"[yellow]The search was interrupted.[/yellow] Finished trials are kept; continue with "
+                  f"`yoloforge resume {run_dir}`")
+    raise KeyboardInterrupt
+
+
 def stage_search(spec: JobSpec, model: str, data: str, task: str,
                  choices: SearchChoices | None = None) -> tuple[JobSpec, SearchOutcome]:
     """Run (or resume, or continue) the search; returns the spec with any target the user changed."""
@@ -435,15 +451,18 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
     status = read_status(run_dir)
     with ray_session(spec.resources.address, spec.resources.dashboard):
         ctx = trial_context(spec, task, data, model)
-        if status.get("state") == "running":
-            restore_round(spec, ctx, status["experiment"])
-        elif status.get("state") != "done":
+        experiment = status.get("experiment")
+        restorable = bool(experiment) and tune.Tuner.can_restore(str((run_dir / "search" / experiment).resolve()))
+        if status.get("state") == "running" and restorable:
+            restore_round(spec, ctx, experiment)
+        elif status.get("state") != "done":  # new, or killed before Tune wrote its first checkpoint
             console.print(f"{spec.search.population} trials per generation, up to {spec.search.generations} "
                           f"generations, {spec.search.epochs} epochs each, {spec.resources.cpu} CPU / "
                           f"{spec.resources.gpu} GPU per trial")
+            shutil.rmtree(run_dir / "search" / "tune", ignore_errors=True)
             _write_status(run_dir, rounds=["tune"])
             run_round(spec, ctx, build_searcher(spec, task), "tune")
-        _write_status(run_dir, state="done")
+        _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
         continued = 0
         while True:
             outcome = summarize(spec, task, model)
@@ -476,5 +495,5 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
             _write_status(run_dir, rounds=[*rounds, experiment])
             console.print(f"continuing for {value} more generation(s) as {experiment}")
             run_round(spec, ctx, searcher, experiment)
-            _write_status(run_dir, state="done")
+            _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
             continued += 1

@@ -123,3 +123,29 @@ def test_unmet_target_continues_for_more_generations_as_the_same_search(tmp_path
     assert [(t["round"], t["generation"]) for t in trials] == [("tune", 0)] * 2 + [("tune-2", 1)] * 2
     assert not result.search.target_met and result.search.stop_reason == "max_generations"
     assert json.loads((run_dir / "search" / "ga_state.json").read_text())["generation"] == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_resumable_search_and_says_how_to_resume(tmp_path, shapes):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(yaml.safe_dump(job(tmp_path, shapes, "ctrlc", epochs=3)))
+    driver = subprocess.Popen([sys.executable, "-m", "ray_app.cli", "run", str(job_file), "--yes"], cwd=tmp_path,
+                              env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    experiment = tmp_path / "runs" / "ctrlc" / "search" / "tune"
+    deadline = time.monotonic() + 300
+    while not finished_trials(experiment) and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGINT)
+    out, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, out[-3000:]
+    assert f"yoloforge resume {tmp_path / 'runs' / 'ctrlc'}" in out
+    assert json.loads((tmp_path / "runs" / "ctrlc" / "search" / "status.json").read_text())["state"] == "running"
