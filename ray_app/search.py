@@ -414,8 +414,12 @@ def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
 def _ask(outcome: SearchOutcome, spec: JobSpec) -> tuple[str, Any] | None:
     from rich.prompt import FloatPrompt, IntPrompt, Prompt
 
-    choice = Prompt.ask("Accept this result, search [more] generations, or change the [target]?",
-                        choices=["accept", "more", "target"], default="accept", console=console)
+    if outcome.target_met:  # more generations would stop at once: the target must move first
+        choice = Prompt.ask("Accept this result, or change the [target] (then search on)?",
+                            choices=["accept", "target"], default="accept", console=console)
+    else:
+        choice = Prompt.ask("Accept this result, search [more] generations, or change the [target]?",
+                            choices=["accept", "more", "target"], default="accept", console=console)
     if choice == "more":
         return "more", IntPrompt.ask("How many more generations", default=2, console=console)
     if choice == "target":
