@@ -118,6 +118,7 @@ def _drop_ultralytics_raytune(trainer: Any) -> None:
 def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Tune function trainable."""
     import ray
+    import torch
     from ray import tune
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops
@@ -136,6 +137,9 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         metrics = named_metrics(ctx.task, trainer.metrics)
         tune.report({**metrics, "fitness": trial_fitness(metrics, ctx), "epoch": trainer.epoch + 1})
 
+    # the same initial weights in every trial (a model built from .yaml is random): trials then differ by their
+    # hyperparameters only, not by luck of the draw, which on small data can double or halve the fitness
+    torch.manual_seed(ctx.seed)
     model = YOLO(ctx.model, task=ctx.task)
     model.add_callback("on_pretrain_routine_start", _drop_ultralytics_raytune)
     model.add_callback("on_fit_epoch_end", report_epoch)
