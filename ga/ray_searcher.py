@@ -94,14 +94,18 @@ class GASearcher(Searcher):
         """trial id -> (generation, index in it) for every trial handed out."""
         return {tid: (g, i) for tid, (g, i) in self._trials.items()}
 
-    def complete_pending(self, results: Mapping[str, dict[str, Any] | None]) -> None:
-        """Settle trials of the current generation that were handed out but never completed here (a round
-        stopped early): each gets its result recorded elsewhere, or counts as failed. Members not handed out
-        yet stay queued for the next round."""
+    def complete_pending(self, results: Mapping[str, dict[str, Any] | None], only_known: bool = False) -> None:
+        """Settle trials of the current generation that were handed out but never completed here: each gets its
+        result recorded elsewhere (None = failed). Without only_known, a trial missing from results counts as
+        failed too (a round stopped early); with it, such a trial stays pending (it will run again). Members not
+        handed out yet stay queued."""
         for trial_id, (generation, index) in list(self._trials.items()):
-            if generation == self.ga.generation and index not in self._results:
-                result = results.get(trial_id)
-                self.on_trial_complete(trial_id, result, error=result is None)
+            if generation != self.ga.generation or index in self._results:
+                continue
+            if only_known and trial_id not in results:
+                continue
+            result = results.get(trial_id)
+            self.on_trial_complete(trial_id, result, error=result is None)
 
     def set_targets(self, minimums: Mapping[str, float] | None = None,
                     maximums: Mapping[str, float] | None = None) -> None:

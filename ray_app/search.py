@@ -201,7 +201,9 @@ def _write_status(run_dir: Path, **fields: Any) -> None:
 
 
 def _searcher_state_file(experiment: Path) -> Path | None:
-    files = sorted(experiment.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    # Tune names each session's file by its start time, so names sort chronologically; mtimes would not,
+    # since _reconcile_searcher rewrites an older session's file before restoring
+    files = sorted(experiment.glob("searcher-state-*.pkl"))
     return files[-1] if files else None
 
 
@@ -233,8 +235,24 @@ def restore_round(spec: JobSpec, ctx: TrialContext, experiment: str) -> Any:
     path = spec.run_dir / "search" / experiment
     if not tune.Tuner.can_restore(str(path.resolve())):
         raise YoloforgeError(f"no restorable search in {path}", fix="start it again with `yoloforge run`")
+    _reconcile_searcher(path)
     console.print(f"resuming the search in {path} (finished trials are kept)")
     return tune.Tuner.restore(str(path.resolve()), trainable=_trainable(ctx, spec), resume_errored=False).fit()
+
+
+def _reconcile_searcher(experiment: Path) -> None:
+    """Tell the saved searcher what Tune recorded after the searcher's last save (a driver killed between the
+    two): finished and failed trials are settled, so the generation completes; unfinished ones run again."""
+    state_file = _searcher_state_file(experiment)
+    if state_file is None:
+        return
+    searcher = load_searcher(experiment.parent.parent, experiment.name)
+    if searcher is None:
+        return
+    settled = {tid: (r["metrics"] if r["metrics"].get("final") else None)
+               for tid, r in tune_results(experiment).items() if r["metrics"].get("final") or r["error"]}
+    searcher.complete_pending(settled, only_known=True)
+    searcher.save(str(state_file))
 
 
 def load_searcher(run_dir: Path, experiment: str) -> GASearcher | None:
