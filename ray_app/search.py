@@ -118,6 +118,11 @@ def trial_context(spec: JobSpec, task: str, data: str, model: str) -> TrialConte
                         penalties=dict(spec.search.compute_penalty), fixed=dict(spec.search.search_space().fixed))
 
 
+def meets_targets(metrics: dict[str, Any], minimums: dict[str, float]) -> bool:
+    """Every minimum met by the metrics (a missing metric misses its target)."""
+    return all((metrics.get(k) or -math.inf) >= v for k, v in minimums.items())
+
+
 # --- Tune plumbing -------------------------------------------------------------------------------------
 
 
@@ -342,7 +347,7 @@ def best_row(rows: list[dict[str, Any]], minimums: dict[str, float]) -> dict[str
     ok = [r for r in rows if r["status"] == "ok" and r.get("fitness") is not None and r.get("best_pt")]
     if not ok:
         return None
-    meets = [r for r in ok if all((r.get(k) or -math.inf) >= v for k, v in minimums.items())]
+    meets = [r for r in ok if meets_targets(r, minimums)]
     return max(meets or ok, key=lambda r: r["fitness"])
 
 
@@ -395,7 +400,7 @@ def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
         (run_dir / "search" / "ga_state.json").write_text(json.dumps(searcher.ga.state_dict()))
     stop = (searcher.ga.stop_reason() if searcher else None) or "stopped"
     failed = sum(r["status"] != "ok" for r in rows)
-    met = best is not None and all((best.get(k) or -math.inf) >= v for k, v in minimums.items()) and bool(minimums)
+    met = best is not None and meets_targets(best, minimums) and bool(minimums)
     outcome = SearchOutcome(stop_reason="target" if met else stop, target_met=met, best=best, trials=len(rows),
                             failed=failed)
     metric_names = list(METRIC_KEYS[task].values())
@@ -453,7 +458,7 @@ def _mark_done_or_interrupted(run_dir: Path, minimums: dict[str, float]) -> None
     searcher = load_searcher(run_dir, experiment)
     finals = [r["metrics"] for r in tune_results(run_dir / "search" / experiment).values()
               if r["metrics"].get("final")]
-    met = bool(minimums) and any(all((m.get(k) or -math.inf) >= v for k, v in minimums.items()) for m in finals)
+    met = bool(minimums) and any(meets_targets(m, minimums) for m in finals)
     if met or (searcher is not None and searcher.ga.stop_reason()):
         _write_status(run_dir, state="done")
         return
