@@ -138,8 +138,7 @@ class TargetStopper(tune.Stopper):
         return {**self.__dict__, "_start": None}  # a restored run gets the budget's remainder from the GA
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        if result.get("final") and self.minimums and all(
-                (result.get(k) or -math.inf) >= v for k, v in self.minimums.items()):
+        if result.get("final") and self.minimums and meets_targets(result, self.minimums):
             self.met = True
         return False
 
