@@ -243,3 +243,15 @@ def test_weighted_fitness_and_target_violation():
     assert f[0] == pytest.approx(0.05 + 0.27 - 0.01) and f[1] == -np.inf
     cv = target_violation(m, minimums={"mAP50-95": 0.25})
     assert cv[0] == 0 and cv[1] == pytest.approx(0.2)
+
+
+def test_first_generation_starts_from_the_given_points_then_their_neighbours():
+    space = SearchSpace(tuple(Gene(f"x{i}", "float", 0.0, 1.0) for i in range(6)))
+    start = {f"x{i}": 0.5 for i in range(6)}
+    ga = GeneticAlgorithm(space, pop_size=9, seed=3, initial=[start], warm_fraction=0.5, warm_sigma=0.05)
+    X = space.encode(ga.ask())
+    assert np.allclose(X[0], 0.5)
+    distance = np.abs(X - 0.5).max(axis=1)
+    assert (distance[1:5] < 0.3).all()  # four mutants of the starting point
+    assert (distance[1:5] > 0).all()
+    assert distance[5:].max() > 0.3  # the rest spread over the space
