@@ -208,7 +208,7 @@ class GeneticAlgorithm:
         if self.initial:
             seeds = self.space.encode([{**c} for c in self.initial[: self.pop_size]])
             X[: len(seeds)] = seeds
-            n_warm = int(round((self.pop_size - len(seeds)) * self.warm_fraction))
+            n_warm = round((self.pop_size - len(seeds)) * self.warm_fraction)
             if n_warm:
                 parents = seeds[np.arange(n_warm) % len(seeds)]
                 X[len(seeds): len(seeds) + n_warm] = gaussian_mutation(self.rng, parents, 0.5, self.warm_sigma)

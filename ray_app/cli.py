@@ -164,12 +164,12 @@ def run(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (ray://host:10001 or auto)")] = None,
     more_generations: Annotated[int, typer.Option(help="If the target is unmet, search this many more "
                                                        "generations (once) without asking")] = 0,
-    until: Annotated[str, typer.Option(help="Stop after this stage: intake or search")] = "search",
+    until: Annotated[str, typer.Option(help="Stop after this stage: intake, search or engines")] = "engines",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask; fail if something is missing")] = False,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Ask even without a terminal")] = False,
     write_job: Annotated[Path, typer.Option(help="Where a job built from flags/questions is saved")] = Path("job.yaml"),
 ) -> None:
-    """Run the pipeline for a job: intake, then the hyperparameter search (later stages join as they land)."""
+    """Run the pipeline for a job: intake, hyperparameter search, engine benchmark and selection."""
     from ray_app.pipeline import run_job
     from ray_app.search import SearchChoices
 
@@ -231,6 +231,19 @@ def resume(
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
     resume_run(run_dir, SearchChoices(interactive=not yes and sys.stdin.isatty(), more_generations=more_generations))
+
+
+@app.command()
+@friendly
+def bench(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/<name>) with best/best.pt")],
+) -> None:
+    """Benchmark the run's best weights on every inference engine and choose the config (the engines stage)."""
+    from ray_app.pipeline import bench_run
+
+    if not run_dir.is_dir():
+        raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
+    bench_run(run_dir)
 
 
 @app.command()

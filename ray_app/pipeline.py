@@ -1,6 +1,6 @@
 """The pipeline's stages over one run directory (see DESIGN.md: runs/<name>/...).
 
-Stages 1 (intake) and 2 (search) exist; engines, preview and export join as their issues land.
+Stages 1 (intake), 2 (search) and 3 (engines) exist; preview and export join as their issues land.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ray_app.console import console, print_model, print_report, progress_bars
+from ray_app.engine_stage import stage_engines
 from ray_app.errors import DatasetError, YoloforgeError
 from ray_app.intake.check import Intake, check_dataset
 from ray_app.intake.synth import synth_dataset
@@ -17,8 +18,8 @@ from ray_app.search import SearchChoices, SearchOutcome, stage_search
 from ray_app.spec import JobSpec, Targets, dump_job, load_job, parse_job
 from ray_app.zoo import ModelInfo, resolve_model
 
-STAGES = ("intake", "search")
-PLANNED_STAGES = ("engines", "preview", "export")
+STAGES = ("intake", "search", "engines")
+PLANNED_STAGES = ("preview", "export")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class RunResult:
     spec: JobSpec
     intake: IntakeResult | None
     search: SearchOutcome | None  # None when the run stopped after intake
+    selection: dict | None = None  # selection.json; None when the run stopped before the engines stage
 
 
 def _finish(spec: JobSpec, outcome: SearchOutcome) -> None:
@@ -75,7 +77,34 @@ def _finish(spec: JobSpec, outcome: SearchOutcome) -> None:
     console.print(f"[green]Search done[/green] ({outcome.trials} trials, stopped by {outcome.stop_reason}). "
                   f"Best weights: {spec.run_dir / 'best' / 'best.pt'} (fitness {fitness:.4f})")
     console.print(f"Run directory: {spec.run_dir}  (trials.parquet, pareto.parquet, best/, search/)")
+
+
+def _finish_engines(spec: JobSpec, selection: dict) -> None:
+    console.rule()
+    chosen = selection.get("chosen")
+    if chosen:
+        console.print(f"[green]Engine chosen:[/green] {chosen['backend']} {chosen['precision']} batch "
+                      f"{chosen['batch']} @{chosen['imgsz']}px, {chosen['throughput']:.1f} img/s "
+                      f"(see {spec.run_dir / 'selection.json'})")
+    else:
+        console.print("[yellow]No engine configuration meets every target[/yellow]; see the reasoning above and "
+                      f"{spec.run_dir / 'selection.json'}")
     console.print(f"Stages not built yet: {', '.join(PLANNED_STAGES)}.", style="dim")
+
+
+def _engines_current(run_dir: Path) -> bool:
+    selection, weights = run_dir / "selection.json", run_dir / "best" / "best.pt"
+    return selection.is_file() and weights.is_file() and selection.stat().st_mtime >= weights.stat().st_mtime
+
+
+def run_engines(spec: JobSpec, task: str, force: bool = True) -> dict:
+    if not force and _engines_current(spec.run_dir):
+        console.print(f"engines: selection.json is newer than best/best.pt; kept (re-run with `yoloforge bench "
+                      f"{spec.run_dir}`)")
+        return json.loads((spec.run_dir / "selection.json").read_text())
+    selection = stage_engines(spec, task)
+    _finish_engines(spec, selection)
+    return selection
 
 
 def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = STAGES[-1]) -> RunResult:
@@ -89,10 +118,12 @@ def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = ST
         console.print(f"[green]Intake done.[/green] Clean dataset: {intake.intake.data_arg}; stopping here "
                       f"(--until intake). Continue with `yoloforge resume {spec.run_dir}`.")
         return RunResult(intake.spec, intake, None)
-    spec, outcome = stage_search(intake.spec, intake.model.path, intake.intake.data_arg, intake.spec.task or "detect",
-                                 choices)
+    task = intake.spec.task or "detect"
+    spec, outcome = stage_search(intake.spec, intake.model.path, intake.intake.data_arg, task, choices)
     _finish(spec, outcome)
-    return RunResult(spec, intake, outcome)
+    if until == "search" or outcome.best is None:
+        return RunResult(spec, intake, outcome)
+    return RunResult(spec, intake, outcome, run_engines(spec, task))
 
 
 def resume_run(run_dir: Path, choices: SearchChoices | None = None) -> RunResult:
@@ -113,7 +144,19 @@ def resume_run(run_dir: Path, choices: SearchChoices | None = None) -> RunResult
     console.print(f"[bold]yoloforge[/bold] resume [cyan]{spec.name}[/cyan] -> {spec.run_dir} (intake already done)")
     spec, outcome = stage_search(spec, json.loads(model_json.read_text())["path"], data, task, choices)
     _finish(spec, outcome)
-    return RunResult(spec, None, outcome)
+    if outcome.best is None:
+        return RunResult(spec, None, outcome)
+    return RunResult(spec, None, outcome, run_engines(spec, task, force=False))
+
+
+def bench_run(run_dir: Path) -> dict:
+    """`yoloforge bench RUN_DIR`: the engines stage alone, on the run's best weights."""
+    job = run_dir / "job.yaml"
+    if not job.is_file():
+        raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
+                             fix="give the folder under runs/ that `yoloforge run` created")
+    spec = load_job(job)
+    return run_engines(spec, spec.task or "detect")
 
 
 def demo_spec(runs_dir: Path, task: str = "detect") -> JobSpec:

@@ -183,6 +183,27 @@ class EngineSpec(_Strict):
     precisions: list[Precision] = Field(default_factory=lambda: ["fp32", "fp16", "int8"])
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 8])
     threads: list[int] | None = Field(None, description="CPU thread counts to try; none = all cores")
+    imgsz: list[int] | None = Field(None, description="Input sizes to try; none = the size the model was trained at")
+    max_configs: int = Field(24, ge=1, le=10_000, description="Measure every config up to this many; above it "
+                             "the GA searches the space with this many measurements")
+    min_time_s: float = Field(2.0, gt=0, le=600, description="Timed seconds per config (after warm-up)")
+    val_images: int = Field(64, ge=1, description="Validation images scored per config")
+
+    @field_validator("imgsz")
+    @classmethod
+    def _imgsz_stride(cls, sizes: list[int] | None) -> list[int] | None:
+        for size in sizes or []:
+            if size < 32 or size % 32:
+                raise ValueError(f"engines.imgsz {size} is not a multiple of 32 (the model's stride); "
+                                 f"try {max(32, round(size / 32) * 32)}")
+        return sizes
+
+    @field_validator("batch_sizes", "threads")
+    @classmethod
+    def _positive(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and (not values or any(v < 1 for v in values)):
+            raise ValueError("give at least one value, each 1 or more")
+        return values
 
 
 class ExportSpec(_Strict):

@@ -1,0 +1,134 @@
+"""The one interface every inference backend implements, and what they share: configs, model facts, results.
+
+An Engine only runs the network: a float32 NCHW batch in, the model's raw output arrays out (the same arrays
+Ultralytics' ONNX export produces). Letterboxing, NMS, masks and top-k live in engines/processing.py and are
+written once for all backends, as ONNX Runtime keeps its execution providers behind one session API.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Task = Literal["detect", "segment", "classify"]
+BACKENDS = ("pytorch", "onnxruntime", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class EngineUnavailable(RuntimeError):
+    """The backend cannot run this config here (missing library, no GPU, unsupported precision): skipped, not a bug."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """One point of the inference space: which backend, how, at what batch and input size."""
+
+    backend: str
+    precision: str = "fp32"
+    batch: int = 1
+    imgsz: int = 640
+    threads: int | None = None  # CPU threads (None: the backend's default, all cores)
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    # backend extras, e.g. (("compile", True),) or (("provider", "tensorrt"),)
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        extras = "".join(f"-{k}={v}" for k, v in self.options)
+        threads = f"-t{self.threads}" if self.threads else ""
+        return f"{self.backend}-{self.precision}-b{self.batch}-{self.imgsz}px{threads}-{self.device}{extras}"
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["options"] = json.dumps(dict(self.options), sort_keys=True)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EngineConfig:
+        options = d.get("options") or {}
+        if isinstance(options, str):
+            options = json.loads(options)
+        return cls(backend=d["backend"], precision=d.get("precision", "fp32"), batch=int(d.get("batch", 1)),
+                   imgsz=int(d.get("imgsz", 640)), threads=d.get("threads"), device=d.get("device", "cpu"),
+                   options=tuple(sorted(dict(options).items())))
+
+
+@dataclass
+class ModelFacts:
+    """What pre/post-processing needs to know about the network, read from the checkpoint once."""
+
+    task: Task
+    names: list[str]
+    imgsz: int  # the size it was trained at
+    stride: int = 32
+    end2end: bool = False  # NMS-free head (YOLOv10, YOLO26): output rows are already x1 y1 x2 y2 conf cls
+    weights: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_checkpoint(cls, weights: str | Path, imgsz: int | None = None) -> ModelFacts:
+        from ultralytics import YOLO
+
+        model = YOLO(str(weights))
+        net = model.model
+        head = net.model[-1] if hasattr(net, "model") else None
+        names = model.names
+        trained = imgsz or int((getattr(net, "args", {}) or {}).get("imgsz", 640) or 640)
+        return cls(task=model.task, names=[names[i] for i in sorted(names)], imgsz=trained,
+                   stride=int(max(getattr(net, "stride", np.array([32])).tolist() or [32])),
+                   end2end=bool(getattr(head, "end2end", False)), weights=str(weights))
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded network on one backend. infer() takes exactly config.batch images at config.imgsz."""
+
+    config: EngineConfig
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """float32 (B, 3, imgsz, imgsz) in [0, 1] → the model's raw outputs as float32 numpy arrays."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Prediction:
+    """One image's answer, in original image pixels, the same for every backend."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # x1 y1 x2 y2
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    classes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    masks: np.ndarray | None = None  # segment: (n, H, W) bool at the original size
+    top: np.ndarray | None = None  # classify: class ids, most likely first
+    probs: np.ndarray | None = None  # classify: their probabilities
+    width: int = 0
+    height: int = 0
+
+    def to_json(self, names: list[str], task: str) -> dict[str, Any]:
+        """The body of the HTTP contract's answer for this image (serving/openapi.yaml)."""
+        from engines.processing import mask_polygons
+
+        answer: dict[str, Any] = {"task": task, "image": {"width": self.width, "height": self.height}}
+        if task == "classify":
+            assert self.top is not None and self.probs is not None
+            answer["top"] = [{"class_id": int(c), "class_name": names[int(c)], "confidence": round(float(p), 5)}
+                             for c, p in zip(self.top, self.probs, strict=True)]
+            return answer
+        answer["detections"] = [
+            {"class_id": int(c), "class_name": names[int(c)], "confidence": round(float(s), 5),
+             "box": [round(float(v), 2) for v in b]}
+            for b, s, c in zip(self.boxes, self.scores, self.classes, strict=True)]
+        if task == "segment" and self.masks is not None:
+            for det, polygon in zip(answer["detections"], mask_polygons(self.masks), strict=True):
+                det["polygon"] = polygon
+        return answer

@@ -1,0 +1,142 @@
+"""The driver side: one Ray actor per backend, configs measured one at a time (they would share the CPU
+otherwise, which ruins timings), and the config space covered by a full grid or searched with ga/ when large."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import ray
+
+from engines.base import EngineConfig
+from engines.registry import cpu_count, unavailable_reason
+from engines.selection import EngineTargets, baseline_row, violation
+from engines.worker import BackendWorker
+from ga.algorithm import GeneticAlgorithm
+from ga.space import Gene, SearchSpace
+
+Row = dict[str, Any]
+
+
+class BackendPool:
+    """An actor per backend, started when first needed and stopped when another backend's turn comes; a dead or
+    hung actor is replaced and its config reported failed."""
+
+    def __init__(self, worker_kwargs: dict[str, Any], *, timeout_s: float = 900, num_cpus: int | None = None) -> None:
+        self.worker_kwargs = worker_kwargs
+        self.timeout_s = timeout_s
+        self.num_cpus = num_cpus or cpu_count()
+        self.actors: dict[str, Any] = {}
+
+    def _actor(self, config: EngineConfig) -> Any:
+        if config.backend not in self.actors:
+            # one backend at a time: each actor holds the cores it times on, and two would wait on each other
+            self.close()
+            gpus = 1 if config.device.startswith("cuda") else 0
+            remote = ray.remote(BackendWorker).options(num_cpus=self.num_cpus, num_gpus=gpus,
+                                                       name=None, max_restarts=0)
+            self.actors[config.backend] = remote.remote(**self.worker_kwargs)
+        return self.actors[config.backend]
+
+    def measure(self, config: EngineConfig) -> Row:
+        reason = unavailable_reason(config)
+        if reason:
+            return {**config.as_dict(), "key": config.key, "status": "unavailable", "reason": reason}
+        actor = self._actor(config)
+        try:
+            return ray.get(actor.measure.remote(config.as_dict()), timeout=self.timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            why = f"no answer within {self.timeout_s:.0f} s (hung); the backend's process was stopped"
+        except ray.exceptions.RayActorError as err:
+            why = f"the backend's process died: {_cause(err)}"
+        except ray.exceptions.RayTaskError as err:
+            why = _cause(err)
+        ray.kill(self.actors.pop(config.backend), no_restart=True)
+        return {**config.as_dict(), "key": config.key, "status": "failed", "reason": why}
+
+    def close(self) -> None:
+        for actor in self.actors.values():
+            ray.kill(actor, no_restart=True)
+        self.actors.clear()
+
+
+def _cause(err: Exception) -> str:
+    """The innermost 'SomeError: message' line of a Ray error (its first lines only name the actor)."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b.*", line)]
+    return (causes[-1] if causes else lines[0] if lines else type(err).__name__)[:400]
+
+
+def baseline_config(configs: list[EngineConfig], trained_imgsz: int, device: str) -> EngineConfig:
+    for c in configs:
+        if c.backend == "pytorch" and c.precision == "fp32" and c.imgsz == trained_imgsz and c.batch == 1 \
+                and not c.options:
+            return c
+    return EngineConfig("pytorch", "fp32", 1, trained_imgsz, None, device)
+
+
+def run_grid(pool: BackendPool, configs: list[EngineConfig], on_row: Callable[[Row], None]) -> list[Row]:
+    rows = []
+    for config in sorted(configs, key=lambda c: (c.backend, c.imgsz, c.precision, c.batch)):
+        rows.append(pool.measure(config))
+        on_row(rows[-1])
+    return rows
+
+
+def _space(configs: list[EngineConfig]) -> tuple[SearchSpace, dict[tuple[Any, ...], EngineConfig]]:
+    variants = sorted({(c.backend, c.precision, c.options) for c in configs}, key=str)
+    genes = [Gene("variant", "cat", choices=tuple(range(len(variants)))),
+             Gene("batch", "cat", choices=tuple(sorted({c.batch for c in configs}))),
+             Gene("imgsz", "cat", choices=tuple(sorted({c.imgsz for c in configs}))),
+             Gene("threads", "cat", choices=tuple(sorted({c.threads or 0 for c in configs})))]
+    lookup = {(variants.index((c.backend, c.precision, c.options)), c.batch, c.imgsz, c.threads or 0): c
+              for c in configs}
+    return SearchSpace(tuple(genes)), lookup
+
+
+def run_search(pool: BackendPool, configs: list[EngineConfig], targets: EngineTargets, trained_imgsz: int,
+               budget: int, on_row: Callable[[Row], None], seed: int = 0) -> list[Row]:
+    """Measure the baseline, then let the GA choose which configs to measure: maximise throughput subject to
+    the targets (as constraint violation), until budget configs ran or the GA has nothing new to propose."""
+    device = configs[0].device if configs else "cpu"
+    first = baseline_config(configs, trained_imgsz, device)
+    rows: dict[EngineConfig, Row] = {first: pool.measure(first)}
+    on_row(rows[first])
+    base = baseline_row(list(rows.values()), trained_imgsz)
+    base_acc = base.get(targets.metric) if base else None
+    space, lookup = _space(configs)
+    pop = max(4, min(8, budget // 3))
+    ga = GeneticAlgorithm(space, pop_size=pop, seed=seed, max_generations=math.ceil(budget / pop) + 2)
+    measured = sum(r.get("status") != "unavailable" for r in rows.values())
+    while measured < budget:
+        asked = ga.ask()
+        if not asked:
+            break
+        F, cv = [], []
+        # measure backend by backend, so each generation starts each backend's actor at most once
+        order = sorted(range(len(asked)), key=lambda i: asked[i]["variant"])
+        for genes in [asked[i] for i in order]:
+            config = lookup.get((genes["variant"], genes["batch"], genes["imgsz"], genes["threads"]))
+            if config is None:
+                F.append([0.0])
+                cv.append(1e6)
+                continue
+            if config not in rows and measured < budget:
+                rows[config] = pool.measure(config)
+                on_row(rows[config])
+                measured += rows[config].get("status") != "unavailable"
+            row = rows.get(config)
+            if row is None:  # budget spent mid-generation
+                F.append([0.0])
+                cv.append(1e6)
+                continue
+            F.append([-(row.get("throughput") or 0.0)])
+            cv.append(violation(row, targets, base_acc) if row.get("status") == "ok" else 1e3)
+        back = np.argsort(order)  # results in the order the GA asked
+        ga.tell(np.asarray(F)[back], np.asarray(cv)[back])
+        if ga.stop_reason() == "max_generations" or all(c in rows for c in configs):
+            break
+    return list(rows.values())

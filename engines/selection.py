@@ -1,0 +1,127 @@
+"""Choosing the inference config: the fastest one that meets every target, or an honest account of what misses.
+
+Pure functions over result rows (dicts as engines.parquet holds them), so the same rules serve the grid, the
+GA's constraint violation and the report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EngineTargets:
+    fps: float | None = None
+    p99_latency_ms: float | None = None
+    max_memory_mb: float | None = None
+    max_accuracy_drop: float = 0.01
+    metric: str = "mAP50-95"  # top1 for classify
+
+
+def memory_mb(row: dict[str, Any]) -> float | None:
+    """GPU configs are limited by device memory, CPU ones by the process's resident memory."""
+    if str(row.get("device", "cpu")).startswith("cuda") and row.get("cuda_peak_mb") is not None:
+        return float(row["cuda_peak_mb"])
+    value = row.get("peak_rss_mb")
+    return None if value is None else float(value)
+
+
+def baseline_row(rows: list[dict[str, Any]], trained_imgsz: int) -> dict[str, Any] | None:
+    """PyTorch FP32 at the trained input size (batch 1 preferred): the accuracy every engine is held to."""
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("imgsz") == trained_imgsz and r["precision"] == "fp32"]
+    for candidates in ([r for r in ok if r["backend"] == "pytorch"], ok):
+        if candidates:
+            return min(candidates, key=lambda r: (r["batch"], r.get("options") not in (None, "{}")))
+    return None
+
+
+def shortfalls(row: dict[str, Any], targets: EngineTargets, baseline_accuracy: float | None) -> dict[str, float]:
+    """By how much (relative to the target) the row misses each target; 0 where met. inf for a row that failed."""
+    if row.get("status") != "ok":
+        return {"runs": math.inf}
+    missed: dict[str, float] = {}
+    if targets.fps is not None:
+        missed["fps"] = max(0.0, (targets.fps - row["throughput"]) / targets.fps)
+    if targets.p99_latency_ms is not None:
+        missed["p99_latency_ms"] = max(0.0, (row["p99_ms"] - targets.p99_latency_ms) / targets.p99_latency_ms)
+    memory = memory_mb(row)
+    if targets.max_memory_mb is not None and memory is not None:
+        missed["memory"] = max(0.0, (memory - targets.max_memory_mb) / targets.max_memory_mb)
+    if baseline_accuracy is not None:
+        drop = baseline_accuracy - (row.get(targets.metric) or 0.0)
+        missed["accuracy"] = max(0.0, drop - targets.max_accuracy_drop) / max(baseline_accuracy, 1e-6)
+    return missed
+
+
+def violation(row: dict[str, Any], targets: EngineTargets, baseline_accuracy: float | None) -> float:
+    return float(sum(shortfalls(row, targets, baseline_accuracy).values()))
+
+
+def _describe(row: dict[str, Any], metric: str) -> str:
+    return (f"{row['backend']} {row['precision']} batch {row['batch']} @{row['imgsz']}px"
+            f"{' threads ' + str(int(row['threads'])) if row.get('threads') else ''}"
+            f"{'' if row.get('options') in (None, '{}') else ' ' + str(row['options'])}: "
+            f"{row['throughput']:.1f} img/s, p99 {row['p99_ms']:.1f} ms, {metric} {row.get(metric) or 0:.4f}")
+
+
+def select(rows: list[dict[str, Any]], targets: EngineTargets, trained_imgsz: int) -> dict[str, Any]:
+    """selection.json: the chosen config (or none), the baseline, and the reasoning in plain sentences."""
+    baseline = baseline_row(rows, trained_imgsz)
+    base_acc = baseline.get(targets.metric) if baseline else None
+    ok = [r for r in rows if r.get("status") == "ok"]
+    feasible = [r for r in ok if violation(r, targets, base_acc) == 0]
+    reasoning = [f"{len(rows)} configurations measured: {len(ok)} ran, "
+                 f"{sum(r.get('status') == 'unavailable' for r in rows)} unavailable here, "
+                 f"{sum(r.get('status') == 'failed' for r in rows)} failed."]
+    if baseline:
+        reasoning.append(f"Baseline (PyTorch FP32 at the trained {trained_imgsz}px): "
+                         f"{_describe(baseline, targets.metric)}.")
+    else:
+        reasoning.append("No PyTorch FP32 baseline ran, so accuracy drops could not be checked.")
+    wanted = [f"≥ {targets.fps:g} img/s" if targets.fps else None,
+              f"p99 ≤ {targets.p99_latency_ms:g} ms" if targets.p99_latency_ms else None,
+              f"memory ≤ {targets.max_memory_mb:g} MB" if targets.max_memory_mb else None,
+              f"{targets.metric} drop ≤ {targets.max_accuracy_drop:g}"]
+    reasoning.append("Targets: " + ", ".join(w for w in wanted if w) + ".")
+    chosen = max(feasible, key=lambda r: r["throughput"]) if feasible else None
+    result: dict[str, Any] = {
+        "met": chosen is not None, "chosen": chosen, "baseline": baseline,
+        "targets": targets.__dict__, "feasible": len(feasible), "measured": len(rows), "reasoning": reasoning,
+        "advice": [], "closest": None,
+    }
+    base_speed = baseline["throughput"] if baseline else None
+    if chosen is not None:
+        speedup = chosen["throughput"] / base_speed if base_speed else None
+        result["speedup_vs_baseline"] = speedup
+        reasoning.append(f"Chosen, the fastest of {len(feasible)} that meet every target: "
+                         f"{_describe(chosen, targets.metric)}"
+                         + (f" ({speedup:.2f}x the baseline's throughput)." if speedup else "."))
+        return result
+    if not ok:
+        reasoning.append("No configuration ran; see the reasons in engines.parquet.")
+        result["advice"].append("install the backends' libraries (onnxruntime, openvino) or check the errors above")
+        return result
+    closest = min(ok, key=lambda r: (violation(r, targets, base_acc), -r["throughput"]))
+    result["closest"] = closest
+    missed = {k: v for k, v in shortfalls(closest, targets, base_acc).items() if v > 0}
+    reasoning.append(f"Nothing meets every target. Closest: {_describe(closest, targets.metric)}; it misses "
+                     + ", ".join(f"{k} by {v:.0%}" for k, v in missed.items()) + ".")
+    accurate = [r for r in ok if shortfalls(r, targets, base_acc).get("accuracy", 0) == 0]
+    if targets.fps and accurate:
+        fastest = max(accurate, key=lambda r: r["throughput"])
+        need = targets.fps / fastest["throughput"]
+        if need > 1:
+            result["advice"].append(
+                f"the fastest accurate configuration does {fastest['throughput']:.1f} img/s: {need:.1f}x short of "
+                f"{targets.fps:g}. Options: a GPU (targets.device: cuda), a smaller input size (engines.imgsz, "
+                f"costs accuracy), a smaller model, or a lower FPS target")
+    if "accuracy" in missed:
+        result["advice"].append(f"faster configurations lose more than {targets.max_accuracy_drop:g} {targets.metric}; "
+                                f"raise targets.max_accuracy_drop if that loss is acceptable")
+    if "memory" in missed:
+        result["advice"].append("memory is over the limit: use batch 1, fewer threads, or raise targets.max_memory_mb")
+    if "p99_latency_ms" in missed:
+        result["advice"].append("p99 latency is over the limit: use batch 1 or a faster engine/device")
+    return result

@@ -1,0 +1,181 @@
+"""Stage 3: benchmark the best weights on every inference engine and pick the configuration to deploy.
+
+Reads best/best.pt and the intake's clean dataset; writes engines.parquet, selection.json and engines.png.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.table import Table
+
+from engines.accuracy import accuracy_metric
+from engines.base import EngineConfig, ModelFacts
+from engines.registry import config_space
+from engines.runner import BackendPool, run_grid, run_search
+from engines.selection import EngineTargets, select
+from ray_app.console import console
+from ray_app.errors import YoloforgeError
+from ray_app.search import ray_session
+from ray_app.spec import JobSpec
+
+ENGINE_OUTPUTS = ("engines.parquet", "selection.json", "engines.png")
+
+
+def resolve_device(device: str) -> str:
+    """targets.device → the device engines run on ("auto": the first CUDA GPU if torch sees one)."""
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" or device.startswith("cuda"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise YoloforgeError(f"targets.device is {device} but this machine has no CUDA GPU that torch can use",
+                                 fix="set targets.device: auto (or cpu), or run on a machine with an NVIDIA GPU")
+        return device
+    return f"cuda:{device.split(',')[0]}"  # GPU indices "0,1": engines are timed on the first
+
+
+def engine_targets(spec: JobSpec, task: str) -> EngineTargets:
+    t = spec.targets
+    return EngineTargets(fps=t.fps, p99_latency_ms=t.p99_latency_ms, max_memory_mb=t.max_memory_mb,
+                         max_accuracy_drop=t.max_accuracy_drop, metric=accuracy_metric(task))
+
+
+def stage_inputs(run_dir: Path) -> tuple[Path, str]:
+    weights = run_dir / "best" / "best.pt"
+    report = run_dir / "dataset_report.json"
+    if not weights.is_file():
+        raise YoloforgeError(f"{weights} does not exist: the search has not produced weights yet",
+                             fix=f"run the search first: yoloforge resume {run_dir}")
+    if not report.is_file() or not json.loads(report.read_text()).get("clean_dir"):
+        raise YoloforgeError(f"{run_dir} has no checked dataset (dataset_report.json)",
+                             fix=f"run intake first: yoloforge run {run_dir / 'job.yaml'}")
+    return weights, json.loads(report.read_text())["clean_dir"]
+
+
+def _line(row: dict[str, Any], metric: str) -> str:
+    if row.get("status") != "ok":
+        return f"  {row['key']:<44} [yellow]{row['status']}[/yellow]: {row.get('reason')}"
+    return (f"  {row['key']:<44} {row['throughput']:8.1f} img/s  p50 {row['p50_ms']:7.1f} ms  "
+            f"p99 {row['p99_ms']:7.1f} ms  {metric} {row.get(metric, 0):.4f}")
+
+
+def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    columns = sorted({k for r in rows for k in r})
+    table = pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows])
+    pq.write_table(table, path)
+
+
+def write_chart(rows: list[dict[str, Any]], selection: dict[str, Any], metric: str, fps: float | None,
+                path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r.get("status") == "ok"]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+    for backend in sorted({r["backend"] for r in ok}):
+        for precision, marker in markers.items():
+            pts = [r for r in ok if r["backend"] == backend and r["precision"] == precision]
+            if pts:
+                ax.scatter([r["throughput"] for r in pts], [r.get(metric) or 0 for r in pts], marker=marker,
+                           label=f"{backend} {precision}", alpha=0.8)
+    chosen = selection.get("chosen")
+    if chosen:
+        ax.scatter([chosen["throughput"]], [chosen.get(metric) or 0], s=300, facecolors="none", edgecolors="red",
+                   linewidths=2, label="selected")
+    if fps:
+        ax.axvline(fps, color="grey", linestyle="--", label=f"target {fps:g} img/s")
+    ax.set_xlabel("throughput (images/s)")
+    ax.set_ylabel(metric)
+    ax.set_title("Inference configurations: speed vs accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_rows(rows: list[dict[str, Any]], selection: dict[str, Any], metric: str) -> None:
+    table = Table(title="Inference configurations", show_lines=False)
+    for name in ("backend", "precision", "batch", "imgsz", "threads", "img/s", "p50 ms", "p99 ms", "RSS MB",
+                 metric, "status"):
+        table.add_column(name, justify="right" if name not in ("backend", "precision", "status") else "left")
+    chosen = (selection.get("chosen") or {}).get("key")
+    for r in sorted(rows, key=lambda r: -(r.get("throughput") or 0)):
+        ok = r.get("status") == "ok"
+        style = "bold green" if r.get("key") == chosen else ("dim" if not ok else None)
+        table.add_row(r["backend"], r["precision"], str(r["batch"]), str(r["imgsz"]), str(r.get("threads") or "all"),
+                      f"{r['throughput']:.1f}" if ok else "-", f"{r['p50_ms']:.1f}" if ok else "-",
+                      f"{r['p99_ms']:.1f}" if ok else "-", f"{r['peak_rss_mb']:.0f}" if ok else "-",
+                      f"{r.get(metric) or 0:.4f}" if ok else "-", "ok" if ok else r["status"], style=style)
+    console.print(table)
+    for line in selection["reasoning"]:
+        console.print(f"  {line}")
+    for line in selection["advice"]:
+        console.print(f"  [yellow]What would help:[/yellow] {line}")
+
+
+def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> dict[str, Any]:
+    """Benchmark, select, write the outputs; returns selection.json's content."""
+    run_dir = spec.run_dir
+    console.rule("[bold]3 engines[/bold]")
+    weights, clean_dir = stage_inputs(run_dir)
+    facts = ModelFacts.from_checkpoint(weights, imgsz=spec.search.imgsz)
+    device = resolve_device(spec.targets.device)
+    e = spec.engines
+    configs = config_space(list(e.backends), list(e.precisions), list(e.batch_sizes), list(e.imgsz or [facts.imgsz]),
+                           list(e.threads or [None]), device)
+    targets = engine_targets(spec, task)
+    metric = targets.metric
+    models_dir = run_dir / "engines"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    mode = "grid" if len(configs) <= e.max_configs else "ga"
+    console.print(f"{len(configs)} configurations on {device}: "
+                  + ("measuring all of them" if mode == "grid" else f"the GA measures at most {e.max_configs}")
+                  + f" (timed {e.min_time_s:g} s each, {metric} on up to {e.val_images} validation images)")
+    worker_kwargs = {"weights": str(weights), "facts": facts.as_dict(), "clean_dir": clean_dir,
+                     "models_dir": str(models_dir), "val_limit": e.val_images, "min_time_s": e.min_time_s}
+    with ray_session(address or spec.resources.address, dashboard=False):
+        pool = BackendPool(worker_kwargs)
+        try:
+            on_row = lambda row: console.print(_line(row, metric))  # noqa: E731
+            if mode == "grid":
+                rows = run_grid(pool, configs, on_row)
+            else:
+                rows = run_search(pool, configs, targets, facts.imgsz, e.max_configs, on_row, seed=spec.search.seed)
+        finally:
+            pool.close()
+    selection = select(rows, targets, facts.imgsz)
+    selection.update(mode=mode, space=len(configs), device=device, task=task, model=facts.as_dict(),
+                     weights=str(weights))
+    write_rows(rows, run_dir / "engines.parquet")
+    (run_dir / "selection.json").write_text(json.dumps(selection, indent=2, default=_json_default))
+    write_chart(rows, selection, metric, targets.fps, run_dir / "engines.png")
+    print_rows(rows, selection, metric)
+    console.print(f"Wrote {run_dir / 'engines.parquet'}, {run_dir / 'selection.json'}, {run_dir / 'engines.png'}")
+    return selection
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def selected_config(run_dir: Path) -> EngineConfig | None:
+    path = run_dir / "selection.json"
+    if not path.is_file():
+        return None
+    chosen = json.loads(path.read_text()).get("chosen")
+    return EngineConfig.from_dict(chosen) if chosen else None
