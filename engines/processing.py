@@ -185,9 +185,9 @@ def postprocess(outputs: list[np.ndarray], boxes: list[Letterbox], facts: ModelF
         rows = detection_rows(outputs[0][i], nc, conf, iou, max_det, end2end, multi_label)
         masks = None
         if facts.task == "segment":
-            masks = unletterbox_masks(_sigmoid_free_masks(rows[:, 6:], outputs[1][i], rows[:, :4], imgsz), lb)
-            has_pixels = masks.any(axis=(1, 2))
-            rows, masks = rows[has_pixels], masks[has_pixels]
+            masks = _sigmoid_free_masks(rows[:, 6:], outputs[1][i], rows[:, :4], imgsz)
+            has_pixels = masks.any(axis=(1, 2))  # at input size, as Ultralytics' predict decides it
+            rows, masks = rows[has_pixels], unletterbox_masks(masks[has_pixels], lb)
         results.append(Prediction(boxes=scale_boxes(rows[:, :4], lb), scores=rows[:, 4],
                                   classes=rows[:, 5].astype(np.int64), masks=masks, width=lb.width, height=lb.height))
     return results

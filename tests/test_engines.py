@@ -1,0 +1,334 @@
+"""engines/: shared pre/post-processing against Ultralytics, parity of every CPU backend with Ultralytics'
+own predict, accuracy against its validator, the selection rules, and the stage on real Ray actors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+from engines.accuracy import evaluate, load_split
+from engines.base import EngineConfig, ModelFacts
+from engines.export import model_file
+from engines.predictor import Predictor
+from engines.processing import box_iou_one, center_crop, letterbox, nms, preprocess
+from engines.registry import load_engine
+from engines.selection import EngineTargets, select
+from ray_app.intake.synth import synth_dataset
+
+IMGSZ = 128
+
+
+def _train(tmp: Path, task: str, epochs: int) -> tuple[Path, Path]:
+    from ultralytics import YOLO
+
+    data = synth_dataset(tmp / task, task, n_train=48, n_val=16, imgsz=IMGSZ, seed=7)
+    model = YOLO({"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml", "classify": "yolo11n-cls.yaml"}[task])
+    model.train(data=str(data if task == "classify" else data / "data.yaml"), epochs=epochs, imgsz=IMGSZ, batch=8,
+                nbs=8, optimizer="AdamW", lr0=0.002, mosaic=0.0, workers=0, plots=False, amp=False, device="cpu",
+                project=str(tmp / "train"), name=task, exist_ok=True, seed=0, deterministic=True, verbose=False)
+    return Path(model.trainer.best), data
+
+
+@pytest.fixture(scope="session")
+def detector(tmp_path_factory) -> tuple[Path, Path]:
+    return _train(tmp_path_factory.mktemp("detector"), "detect", 40)
+
+
+@pytest.fixture(scope="session")
+def segmenter(tmp_path_factory) -> tuple[Path, Path]:
+    return _train(tmp_path_factory.mktemp("segmenter"), "segment", 15)
+
+
+@pytest.fixture(scope="session")
+def classifier(tmp_path_factory) -> tuple[Path, Path]:
+    return _train(tmp_path_factory.mktemp("classifier"), "classify", 5)
+
+
+def _images(data: Path, task: str) -> list[np.ndarray]:
+    samples = load_split(data, task, "val", limit=8)
+    images = [s.image for s in samples]
+    images.append(np.ascontiguousarray(images[0][:, : IMGSZ * 3 // 4]))  # not square: padding on two sides
+    images.append(np.ascontiguousarray(np.repeat(images[1], 2, axis=0)))  # tall, and larger than imgsz
+    return images
+
+
+def _engine(config: EngineConfig, weights: Path, tmp: Path, calibration: np.ndarray | None = None) -> Predictor:
+    path = model_file(config, weights, tmp / "models", calibration)
+    engine = load_engine(config, path, weights, tmp / "models", calibration)
+    return Predictor(engine, ModelFacts.from_checkpoint(weights, imgsz=IMGSZ))
+
+
+# --- shared processing ---------------------------------------------------------------------------------------
+
+
+def test_letterbox_matches_ultralytics_for_any_aspect_ratio():
+    from ultralytics.data.augment import LetterBox
+
+    rng = np.random.default_rng(0)
+    for h, w in [(100, 100), (90, 160), (333, 127), (17, 640), (640, 480)]:
+        image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        ours, _ = letterbox(image, 320)
+        theirs = LetterBox((320, 320), auto=False)(image=image)
+        assert ours.shape == theirs.shape == (320, 320, 3)
+        assert np.array_equal(ours, theirs), (h, w)
+
+
+def test_center_crop_matches_ultralytics_classify_transform():
+    from PIL import Image
+    from ultralytics.data.augment import classify_transforms
+
+    rng = np.random.default_rng(1)
+    for h, w in [(64, 64), (90, 160), (333, 127)]:
+        image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        ours = center_crop(image, 96).transpose(2, 0, 1).astype(np.float32) / 255
+        theirs = classify_transforms(96)(Image.fromarray(image)).numpy()
+        assert np.abs(ours - theirs).max() < 1e-6
+
+
+def test_nms_keeps_what_torchvision_keeps():
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        xy = rng.uniform(0, 200, (300, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(5, 60, (300, 2))], axis=1).astype(np.float32)
+        scores = rng.random(300).astype(np.float32)
+        ours = nms(boxes, scores, 0.5, max_keep=300)
+        theirs = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5).numpy()
+        assert np.array_equal(ours, theirs)
+
+
+def test_masks_are_returned_at_the_original_size_without_the_padding():
+    from engines.processing import letterbox_params, unletterbox_masks
+
+    lb = letterbox_params(200, 100, 128)  # tall: grey bars left and right
+    masks = np.zeros((1, 128, 128), bool)
+    masks[0, :, lb.pad_x: lb.pad_x + lb.new_w] = True  # exactly the image's content
+    out = unletterbox_masks(masks, lb)
+    assert out.shape == (1, 200, 100) and out.all()
+
+
+def test_preprocess_gives_one_float_batch_in_unit_range():
+    images = [np.full((50, 80, 3), 255, np.uint8), np.zeros((80, 50, 3), np.uint8)]
+    batch, placed = preprocess(images, 64, "detect")
+    assert batch.shape == (2, 3, 64, 64) and batch.dtype == np.float32
+    assert batch.max() <= 1.0 and batch.min() >= 0.0
+    assert (placed[0].width, placed[0].height) == (80, 50)
+
+
+# --- parity with Ultralytics' predict ------------------------------------------------------------------------
+
+
+def _ultralytics_predict(weights: Path, images: list[np.ndarray], **kw):  # type: ignore[no-untyped-def]
+    from ultralytics import YOLO
+
+    # Ultralytics takes numpy images as BGR; rect=False gives the square input every exported engine has
+    return YOLO(str(weights)).predict([im[..., ::-1] for im in images], imgsz=IMGSZ, rect=False, verbose=False,
+                                      device="cpu", **kw)
+
+
+def _assert_same_detections(ours, theirs, conf_tol: float) -> int:  # type: ignore[no-untyped-def]
+    """Every Ultralytics box has its twin among ours (IoU >= 0.99, same class, close confidence); same counts.
+    Matched by IoU, not by position: equal scores may leave NMS in either order."""
+    compared = 0
+    for p, r in zip(ours, theirs, strict=True):
+        boxes, classes, scores = r.boxes.xyxy.numpy(), r.boxes.cls.numpy(), r.boxes.conf.numpy()
+        assert len(p.boxes) == len(boxes)
+        for box, cls, score in zip(boxes, classes, scores, strict=True):
+            twin = (box_iou_one(box, p.boxes) + (p.classes == cls)).argmax()
+            assert box_iou_one(box, p.boxes[twin: twin + 1])[0] >= 0.99
+            assert p.classes[twin] == cls
+            assert abs(p.scores[twin] - score) <= conf_tol
+            compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("backend", ["pytorch", "onnxruntime", "openvino"])
+def test_detections_match_ultralytics_predict(backend, detector, tmp_path):
+    weights, data = detector
+    images = _images(data, "detect")
+    predictor = _engine(EngineConfig(backend, "fp32", batch=4, imgsz=IMGSZ), weights, tmp_path)
+    ours = predictor.predict(images, conf=0.01, iou=0.7)
+    compared = _assert_same_detections(ours, _ultralytics_predict(weights, images, conf=0.01, iou=0.7), 1e-3)
+    assert compared >= 10  # the comparison covered real detections
+
+
+def test_segment_boxes_and_masks_match_ultralytics(segmenter, tmp_path):
+    weights, data = segmenter
+    # square images only: at this threshold the non-square ones add junk boxes in the padding whose order flips
+    # on 1e-7 differences (letterboxing of non-square images is covered by the detection parity tests)
+    images = _images(data, "segment")[:8]
+    # a briefly trained segmenter is unsure of itself: a low threshold still gives real masks to compare
+    ours = _engine(EngineConfig("onnxruntime", "fp32", 1, IMGSZ), weights, tmp_path).predict(images, conf=0.002)
+    theirs = _ultralytics_predict(weights, images, conf=0.002)
+    assert _assert_same_detections(ours, theirs, 1e-3) >= 5
+    for p, r in zip(ours, theirs, strict=True):
+        if r.masks is None:
+            continue
+        masks = r.masks.data.numpy() > 0.5  # at the model's input size: comparable for the square images
+        if masks.shape != p.masks.shape:
+            continue
+        for mask, box in zip(masks, r.boxes.xyxy.numpy(), strict=True):
+            twin = box_iou_one(box, p.boxes).argmax()
+            inter, union = (mask & p.masks[twin]).sum(), (mask | p.masks[twin]).sum()
+            assert inter / max(union, 1) >= 0.8
+
+
+def test_segment_answer_carries_a_polygon_per_detection(segmenter, tmp_path):
+    weights, data = segmenter
+    predictor = _engine(EngineConfig("onnxruntime", "fp32", 1, IMGSZ), weights, tmp_path)
+    prediction = predictor.predict(_images(data, "segment")[:3], conf=0.002)[0]
+    answer = prediction.to_json(predictor.facts.names, "segment")
+    assert answer["detections"] and all(len(d["polygon"]) >= 3 for d in answer["detections"])
+
+
+@pytest.mark.parametrize("backend", ["pytorch", "onnxruntime", "openvino"])
+def test_classification_top_k_matches_ultralytics(backend, classifier, tmp_path):
+    weights, data = classifier
+    images = _images(data, "classify")
+    ours = _engine(EngineConfig(backend, "fp32", 2, IMGSZ), weights, tmp_path).predict(images, top_k=3)
+    for p, r in zip(ours, _ultralytics_predict(weights, images), strict=True):
+        assert p.top[0] == r.probs.top1
+        assert abs(p.probs[0] - float(r.probs.top1conf)) < 1e-3
+
+
+# --- accuracy -------------------------------------------------------------------------------------------------
+
+
+def test_pytorch_fp32_accuracy_agrees_with_ultralytics_val(detector, tmp_path):
+    from ultralytics import YOLO
+
+    weights, data = detector
+    ours = evaluate(_engine(EngineConfig("pytorch", "fp32", 8, IMGSZ), weights, tmp_path), load_split(data, "detect"))
+    theirs = YOLO(str(weights)).val(data=str(data / "data.yaml"), imgsz=IMGSZ, batch=8, rect=False, plots=False,
+                                    workers=0, device="cpu", verbose=False)
+    assert ours["mAP50-95"] > 0.02
+    assert ours["mAP50-95"] == pytest.approx(theirs.box.map, abs=0.01)
+    assert ours["mAP50"] == pytest.approx(theirs.box.map50, abs=0.02)
+
+
+def test_int8_model_is_calibrated_on_training_images_and_stays_close(detector, tmp_path):
+    weights, data = detector
+    calibration = preprocess([s.image for s in load_split(data, "detect", "train", 16)], IMGSZ, "detect")[0]
+    samples = load_split(data, "detect")
+    fp32 = evaluate(_engine(EngineConfig("onnxruntime", "fp32", 1, IMGSZ), weights, tmp_path), samples)
+    int8 = evaluate(_engine(EngineConfig("openvino", "int8", 1, IMGSZ), weights, tmp_path, calibration), samples)
+    assert (tmp_path / "models" / "best-128-b1-int8.onnx").is_file()
+    assert abs(fp32["mAP50-95"] - int8["mAP50-95"]) < 0.05
+
+
+# --- selection rules ------------------------------------------------------------------------------------------
+
+
+def _row(backend: str, precision: str, throughput: float, acc: float, *, imgsz: int = 128, batch: int = 1,
+         rss: float = 500, status: str = "ok") -> dict:
+    return {"backend": backend, "precision": precision, "batch": batch, "imgsz": imgsz, "threads": None,
+            "device": "cpu", "options": "{}", "key": f"{backend}-{precision}-{batch}-{imgsz}", "status": status,
+            "throughput": throughput, "p50_ms": 1000 / throughput, "p99_ms": 1200 / throughput,
+            "peak_rss_mb": rss, "mAP50-95": acc}
+
+
+def test_selection_picks_the_fastest_config_within_the_accuracy_limit():
+    rows = [_row("pytorch", "fp32", 10, 0.50), _row("onnxruntime", "fp32", 25, 0.50),
+            _row("onnxruntime", "int8", 40, 0.47), _row("openvino", "int8", 32, 0.495)]
+    chosen = select(rows, EngineTargets(fps=20, max_accuracy_drop=0.01), 128)
+    assert chosen["met"] and chosen["chosen"]["key"] == "openvino-int8-1-128"
+    assert chosen["speedup_vs_baseline"] == pytest.approx(3.2)
+
+
+def test_selection_respects_memory_and_latency_limits():
+    rows = [_row("pytorch", "fp32", 10, 0.5), _row("onnxruntime", "fp32", 50, 0.5, batch=8, rss=3000),
+            _row("onnxruntime", "fp32", 30, 0.5, rss=800)]
+    chosen = select(rows, EngineTargets(max_memory_mb=1000, p99_latency_ms=100), 128)["chosen"]
+    assert chosen["throughput"] == 30
+
+
+def test_nothing_feasible_names_the_closest_and_what_would_help():
+    rows = [_row("pytorch", "fp32", 10, 0.5), _row("onnxruntime", "fp32", 25, 0.5)]
+    result = select(rows, EngineTargets(fps=100), 128)
+    assert not result["met"] and result["chosen"] is None
+    assert result["closest"]["backend"] == "onnxruntime"
+    assert any("4.0x short of 100" in a for a in result["advice"])
+
+
+def test_failed_and_unavailable_configs_are_never_chosen():
+    rows = [_row("pytorch", "fp32", 10, 0.5), _row("tensorrt", "fp16", 900, 0.5, status="unavailable"),
+            _row("openvino", "fp32", 800, 0.5, status="failed")]
+    assert select(rows, EngineTargets(), 128)["chosen"]["backend"] == "pytorch"
+
+
+# --- the stage on Ray -----------------------------------------------------------------------------------------
+
+
+def _run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, targets: dict | None = None) -> Path:
+    from ray_app.pipeline import stage_intake
+    from ray_app.spec import parse_job
+
+    weights, data = detector
+    spec = parse_job({"name": "eng", "model": "yolo11n.yaml", "data": {"path": str(data)}, "runs_dir": str(tmp_path),
+                      "search": {"imgsz": IMGSZ}, "targets": targets or {}, "resources": {"dashboard": False},
+                      "engines": {"min_time_s": 0.3, "val_images": 16, **engines}})
+    stage_intake(spec)
+    (spec.run_dir / "best").mkdir()
+    shutil.copy2(weights, spec.run_dir / "best" / "best.pt")
+    return spec.run_dir
+
+
+def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, detector):
+    import pyarrow.parquet as pq
+
+    from ray_app.pipeline import bench_run
+
+    run_dir = _run_dir(tmp_path, detector, {"backends": ["pytorch", "onnxruntime", "openvino", "tensorrt"],
+                                            "precisions": ["fp32"], "batch_sizes": [1, 2]}, {"fps": 1})
+    selection = bench_run(run_dir)
+    rows = pq.read_table(run_dir / "engines.parquet").to_pylist()
+    status = {(r["backend"], r["batch"]): r["status"] for r in rows}
+    assert status == {("pytorch", 1): "ok", ("pytorch", 2): "ok", ("onnxruntime", 1): "ok", ("onnxruntime", 2): "ok",
+                      ("openvino", 1): "ok", ("openvino", 2): "ok", ("tensorrt", 1): "unavailable",
+                      ("tensorrt", 2): "unavailable"}
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(r["throughput"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 and r["peak_rss_mb"] > 0 for r in ok)
+    assert selection["met"] and selection["baseline"]["backend"] == "pytorch"
+    assert selection["chosen"]["throughput"] == max(r["throughput"] for r in ok)
+    on_disk = json.loads((run_dir / "selection.json").read_text())
+    assert on_disk["chosen"]["key"] == selection["chosen"]["key"]
+    assert (run_dir / "engines.png").stat().st_size > 10_000
+
+
+def test_a_broken_backend_is_reported_and_the_others_go_on(tmp_path, detector):
+    import pyarrow.parquet as pq
+
+    from ray_app.pipeline import bench_run
+
+    run_dir = _run_dir(tmp_path, detector, {"backends": ["pytorch", "onnxruntime"], "precisions": ["fp32"],
+                                            "batch_sizes": [1]})
+    broken = run_dir / "engines" / f"best-{IMGSZ}-b1-fp32.onnx"  # a corrupt cached export
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"not an onnx model")
+    bench_run(run_dir)
+    rows = {r["backend"]: r for r in pq.read_table(run_dir / "engines.parquet").to_pylist()}
+    assert rows["onnxruntime"]["status"] == "failed" and "onnx" in rows["onnxruntime"]["reason"].lower()
+    assert rows["pytorch"]["status"] == "ok"
+
+
+def test_a_large_space_is_searched_with_the_ga_within_its_budget(tmp_path, detector):
+    import pyarrow.parquet as pq
+
+    from ray_app.pipeline import bench_run
+
+    run_dir = _run_dir(tmp_path, detector, {"backends": ["pytorch", "onnxruntime", "openvino"],
+                                            "precisions": ["fp32"], "batch_sizes": [1, 2, 4],
+                                            "threads": [1, 2], "max_configs": 5})
+    selection = bench_run(run_dir)
+    rows = pq.read_table(run_dir / "engines.parquet").to_pylist()
+    assert selection["mode"] == "ga" and selection["space"] == 18
+    assert len([r for r in rows if r["status"] != "unavailable"]) == 5
+    assert selection["chosen"] is not None
