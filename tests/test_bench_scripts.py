@@ -18,3 +18,12 @@ def test_bench_ga_quick_run_prints_goal_lines():
     goals = [line for line in out.stdout.splitlines() if line.startswith("GOAL ")]
     assert len(goals) == 3 and all(GOAL.match(g) for g in goals), goals
     assert "ZDT1" in out.stdout and "optuna TPE" in out.stdout
+
+
+def test_bench_engines_quick_run_prints_goal_lines():
+    out = subprocess.run([sys.executable, "scripts/bench_engines.py", "--quick"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    goals = [line for line in out.stdout.splitlines() if line.startswith("GOAL ")]
+    assert len(goals) == 2 and all(GOAL.match(g) for g in goals), goals
+    assert "onnxruntime" in out.stdout and "openvino" in out.stdout and "PyTorch eager" in out.stdout
