@@ -164,7 +164,7 @@ def test_run_rejects_metric_the_models_task_does_not_measure(detect_ds):
 
 
 @pytest.mark.slow
-def test_demo_runs_intake_and_search(tmp_path):
+def test_demo_runs_intake_search_and_engines(tmp_path):
     result = invoke("demo", "--runs-dir", "runs", "--no-dashboard")
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / "demo"
@@ -175,11 +175,31 @@ def test_demo_runs_intake_and_search(tmp_path):
     trials = pq.read_table(run_dir / "trials.parquet").to_pylist()
     assert len(trials) == 8 and all(t["status"] == "ok" for t in trials)
     assert (run_dir / "best" / "best.pt").is_file() and "Search done" in result.output
+    engines = pq.read_table(run_dir / "engines.parquet").to_pylist()
+    assert {r["backend"] for r in engines if r["status"] == "ok"} == {"pytorch", "onnxruntime", "openvino"}
+    selection = json.loads((run_dir / "selection.json").read_text())
+    assert selection["baseline"]["backend"] == "pytorch" and (run_dir / "engines.png").is_file()
+    assert ("Engine chosen" in result.output) == selection["met"]
 
 
 def test_unknown_until_stage_is_explained(detect_ds):
     result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "export")
-    assert result.exit_code == 2 and "unknown stage 'export'; stages: intake, search" in result.output
+    assert result.exit_code == 2 and "unknown stage 'export'; stages: intake, search, engines" in result.output
+
+
+def test_bench_on_a_folder_that_is_not_a_run_is_explained(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("bench", str(tmp_path / "empty"))
+    assert result.exit_code == 2 and "not a yoloforge run directory" in result.output
+
+
+def test_bench_before_the_search_finished_says_what_to_run(tmp_path, detect_ds):
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "intake",
+                    "--name", "early", "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    result = invoke("bench", str(tmp_path / "runs" / "early"))
+    assert result.exit_code == 2 and "has not produced weights yet" in result.output
+    assert "yoloforge resume" in result.output
 
 
 def test_installed_entry_point_runs(tmp_path):
