@@ -73,7 +73,7 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_chart(rows: list[dict[str, Any]], selection: dict[str, Any], metric: str, fps: float | None,
-                path: Path) -> None:
+                max_drop: float, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,6 +94,9 @@ def write_chart(rows: list[dict[str, Any]], selection: dict[str, Any], metric: s
                    linewidths=2, label="selected")
     if fps:
         ax.axvline(fps, color="grey", linestyle="--", label=f"target {fps:g} img/s")
+    baseline = selection.get("baseline")
+    if baseline and baseline.get(metric) is not None:
+        ax.axhline(baseline[metric] - max_drop, color="grey", linestyle=":", label=f"accuracy floor (-{max_drop:g})")
     ax.set_xlabel("throughput (images/s)")
     ax.set_ylabel(metric)
     ax.set_title("Inference configurations: speed vs accuracy")
@@ -159,7 +162,7 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
                      weights=str(weights))
     write_rows(rows, run_dir / "engines.parquet")
     (run_dir / "selection.json").write_text(json.dumps(selection, indent=2, default=_json_default))
-    write_chart(rows, selection, metric, targets.fps, run_dir / "engines.png")
+    write_chart(rows, selection, metric, targets.fps, targets.max_accuracy_drop, run_dir / "engines.png")
     print_rows(rows, selection, metric)
     console.print(f"Wrote {run_dir / 'engines.parquet'}, {run_dir / 'selection.json'}, {run_dir / 'engines.png'}")
     return selection

@@ -37,7 +37,9 @@ from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, train_trial
 # a user would otherwise get (kept only where it fits the job's space). The optimizer is AdamW, as
 # model.tune() sets it and as optimizer=auto picks for short trainings.
 ULTRALYTICS_DEFAULTS: dict[str, Any] = {
-    "optimizer": "AdamW", "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 3.0,
+    # what Ultralytics' trainer resolves optimizer=auto to for trainings under 10k iterations (every trial):
+    # AdamW with momentum 0.9 and lr0 fitted to the number of classes (see auto_lr0)
+    "optimizer": "AdamW", "lr0": 0.001429, "lrf": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "warmup_epochs": 3.0,
     "box": 7.5, "cls": 0.5, "dfl": 1.5, "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0,
     "translate": 0.1, "scale": 0.5, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
 }
@@ -79,11 +81,24 @@ def ray_session(address: str | None, dashboard: bool = True) -> Iterator[None]:
         ray.shutdown()
 
 
-def _initial_individuals(spec: JobSpec) -> list[dict[str, Any]]:
+def auto_lr0(nc: int) -> float:
+    """Ultralytics' optimizer=auto learning rate for AdamW: round(0.002 * 5 / (4 + nc), 6)."""
+    return round(0.002 * 5 / (4 + nc), 6)
+
+
+def dataset_classes(run_dir: Path) -> int | None:
+    report = run_dir / "dataset_report.json"
+    if not report.is_file():
+        return None
+    return len(json.loads(report.read_text()).get("names") or []) or None
+
+
+def _initial_individuals(spec: JobSpec, nc: int | None = None) -> list[dict[str, Any]]:
     """The job's own starting points, then Ultralytics' defaults, each kept only if it fits the space."""
     space = spec.search.search_space()
     fitted = []
-    for candidate in [*spec.search.initial, ULTRALYTICS_DEFAULTS]:
+    defaults = {**ULTRALYTICS_DEFAULTS, **({"lr0": auto_lr0(nc)} if nc else {})}
+    for candidate in [*spec.search.initial, defaults]:
         config = {}
         for gene in space.genes:
             value = candidate.get(gene.name)
@@ -101,13 +116,13 @@ def _initial_individuals(spec: JobSpec) -> list[dict[str, Any]]:
     return fitted
 
 
-def build_searcher(spec: JobSpec, task: str) -> GASearcher:
+def build_searcher(spec: JobSpec, task: str, nc: int | None = None) -> GASearcher:
     s = spec.search
     n_obj = 2 if s.mode == "pareto" else 1
     ga = GeneticAlgorithm(s.search_space(), pop_size=s.population, n_obj=n_obj, seed=s.seed,
                           max_generations=s.generations, stagnation=s.stagnation,
                           time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,
-                          initial=_initial_individuals(spec))
+                          initial=_initial_individuals(spec, nc))
     objectives = [("fitness", "max")] + ([("latency_ms", "min")] if n_obj == 2 else [])
     return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics))
 
@@ -487,7 +502,7 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
                           f"{spec.resources.gpu} GPU per trial")
             shutil.rmtree(run_dir / "search" / "tune", ignore_errors=True)
             _write_status(run_dir, rounds=["tune"])
-            run_round(spec, ctx, build_searcher(spec, task), "tune")
+            run_round(spec, ctx, build_searcher(spec, task, dataset_classes(run_dir)), "tune")
         _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
         continued = 0
         while True:

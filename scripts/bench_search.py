@@ -2,8 +2,9 @@
 
 Both train yolo11n from its .yaml on the synthetic shapes dataset (64 train / 32 val, 128 px) and both use
 Ultralytics' detection fitness (0.1 mAP50 + 0.9 mAP50-95). Ultralytics' tuner starts from its defaults
-(AdamW, lr0 0.01, as model.tune() sets them) and mutates the best results so far, one trial at a time; ours
-starts its first generation from the same defaults plus Latin-hypercube samples and runs the GA on Ray Tune
+(optimizer=auto, which its trainer resolves to AdamW with a class-count-fitted lr0 and ignores the lr0 gene)
+and mutates the best results so far, one trial at a time; ours starts its first generation from the same
+resolved defaults, their mutants and Latin-hypercube samples, and runs the GA on Ray Tune
 with one CPU per trial (two trials at once on 2 cores). Neither gets any other hint. Per seed: the best
 fitness reached, the number of trials needed to reach a fixed fitness, and the wall time.
 

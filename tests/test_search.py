@@ -26,7 +26,10 @@ def job(tmp_path: Path, data: Path, name: str, **search) -> dict:
     return {"name": name, "model": "yolo11n.yaml", "data": str(data), "runs_dir": str(tmp_path / "runs"),
             "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
             "search": {"population": 2, "generations": 2, "epochs": 5, "imgsz": 128, "batch": 16,
-                       "initial": [GOOD], **search}}
+                       "initial": [GOOD], **search},
+            # a one-config engines stage: these tests are about the search (tests/test_engines.py covers engines)
+            "engines": {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1], "min_time_s": 0.2,
+                        "val_images": 8}}
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -35,7 +38,7 @@ def rows(run_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
-    result = run_job(parse_job(job(tmp_path, shapes, "e2e")))
+    result = run_job(parse_job(job(tmp_path, shapes, "e2e")), until="search")
     run_dir = tmp_path / "runs" / "e2e"
     trials = rows(run_dir)
     assert len(trials) == 4 and {t["generation"] for t in trials} == {0, 1}
@@ -53,7 +56,7 @@ def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
 @pytest.mark.slow
 def test_target_met_ends_the_search_after_the_first_generation(tmp_path, shapes):
     spec = parse_job({**job(tmp_path, shapes, "target", generations=4), "targets": {"metrics": {"recall": 0.05}}})
-    result = run_job(spec)
+    result = run_job(spec, until="search")
     assert result.search.target_met and result.search.stop_reason == "target"
     assert {t["generation"] for t in rows(tmp_path / "runs" / "target")} == {0}
 
@@ -64,7 +67,7 @@ def test_crashed_trial_is_recorded_with_its_reason_and_the_search_goes_on(tmp_pa
     spec = parse_job(job(tmp_path, shapes, "crash", generations=1, epochs=2,
                          space={"lr0": {"low": 1e-5, "high": 5.0}},
                          initial=[{"optimizer": "SGD", "lr0": 3.0}, GOOD]))
-    result = run_job(spec)
+    result = run_job(spec, until="search")
     trials = {t["status"]: t for t in rows(tmp_path / "runs" / "crash")}
     assert set(trials) == {"ok", "error"}
     assert "lr0" in trials["error"]["error"] and trials["error"]["hp_lr0"] == pytest.approx(3.0)
@@ -110,13 +113,15 @@ def test_resume_after_killing_the_driver_does_not_rerun_finished_trials(tmp_path
     trials = rows(tmp_path / "runs" / "killed")
     assert len(trials) == 4 and all(t["status"] == "ok" for t in trials)
     assert "resuming the search" in resumed.stdout
+    selection = json.loads((tmp_path / "runs" / "killed" / "selection.json").read_text())  # then stage 3 ran
+    assert selection["chosen"]["backend"] == "onnxruntime"
 
 
 @pytest.mark.slow
 def test_unmet_target_continues_for_more_generations_as_the_same_search(tmp_path, shapes):
     spec = parse_job({**job(tmp_path, shapes, "more", generations=1, epochs=2),
                       "targets": {"metrics": {"mAP50-95": 0.99}}})
-    result = run_job(spec, SearchChoices(more_generations=1))
+    result = run_job(spec, SearchChoices(more_generations=1), until="search")
     run_dir = tmp_path / "runs" / "more"
     assert read_status(run_dir)["rounds"] == ["tune", "tune-2"]
     trials = rows(run_dir)
@@ -149,3 +154,13 @@ def test_ctrl_c_leaves_a_resumable_search_and_says_how_to_resume(tmp_path, shape
     assert driver.returncode == 130, out[-3000:]
     assert f"yoloforge resume {tmp_path / 'runs' / 'ctrlc'}" in out
     assert json.loads((tmp_path / "runs" / "ctrlc" / "search" / "status.json").read_text())["state"] == "running"
+
+
+def test_ultralytics_defaults_start_the_search_as_its_trainer_resolves_them(tmp_path, shapes):
+    from ray_app.search import _initial_individuals
+
+    spec = parse_job(job(tmp_path, shapes, "defaults", initial=[]))
+    (start,) = _initial_individuals(spec, nc=3)
+    assert start["optimizer"] == "AdamW" and start["lr0"] == pytest.approx(0.01 / 7, abs=1e-6)
+    assert start["momentum"] == 0.9
+
