@@ -248,6 +248,25 @@ def bench(
 
 @app.command()
 @friendly
+def preview(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/<name>) with selection.json")],
+    host: Annotated[str | None, typer.Option(help="Listen address (default from job.yaml preview.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from job.yaml preview.port, 8000)")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Dynamic batching limit")] = None,
+    batch_wait_ms: Annotated[float | None, typer.Option(help="How long a batch waits to fill")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C)")] = None,
+) -> None:
+    """Serve the selected engine behind the HTTP API (Ray Serve, dynamic batching) until Ctrl-C."""
+    from ray_app.preview_stage import run_preview
+
+    if not run_dir.is_dir():
+        raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
+    run_preview(run_dir, host=host, port=port, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
+                duration=duration)
+
+
+@app.command()
+@friendly
 def demo(
     runs_dir: Annotated[Path, typer.Option(help="Folder of run directories")] = Path("runs"),
     task: Annotated[str, typer.Option(help="detect, segment or classify")] = "detect",

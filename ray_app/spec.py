@@ -206,6 +206,30 @@ class EngineSpec(_Strict):
         return values
 
 
+class PreviewSpec(_Strict):
+    """The Ray Serve preview of the selected engine (`yoloforge preview RUN_DIR`)."""
+
+    enabled: bool = Field(False, description="Start the preview during `yoloforge run` (before export)")
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 to accept other machines)")
+    port: int = Field(8000, ge=1, le=65535)
+    replicas: int = Field(1, ge=1, le=1024, description="Model replicas (the minimum when autoscaling)")
+    max_replicas: int | None = Field(None, ge=1, le=1024, description="Autoscale on queue length up to this many")
+    target_ongoing_requests: float = Field(4, gt=0, description="Autoscaling: queued+running requests per replica")
+    gpu: float = Field(0, ge=0, le=1, description="GPU share per model replica (0.25: four replicas per GPU)")
+    cpu: float = Field(1, gt=0, description="CPUs per model replica")
+    max_batch_size: int | None = Field(None, ge=1, le=256,
+                                       description="Dynamic batching limit; default: the selected engine's batch")
+    batch_wait_ms: float = Field(5, ge=0, le=1000, description="How long a batch waits to fill")
+    max_queued_requests: int = Field(64, ge=1, description="Queue bound; beyond it requests get 503 + Retry-After")
+    max_body_mb: float = Field(10, gt=0, le=512, description="Largest accepted request body")
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> PreviewSpec:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) is below replicas ({self.replicas})")
+        return self
+
+
 class ExportSpec(_Strict):
     """The deployable bundle."""
 
@@ -232,8 +256,13 @@ class JobSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     engines: EngineSpec = Field(default_factory=EngineSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
-    preview: bool = Field(False, description="Start the Ray Serve preview before exporting")
+    preview: PreviewSpec = Field(default_factory=PreviewSpec)
     runs_dir: str = Field("runs", description="Folder that holds run directories")
+
+    @field_validator("preview", mode="before")
+    @classmethod
+    def _preview_flag(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value  # `preview: true` is short for enabled
 
     @field_validator("name")
     @classmethod

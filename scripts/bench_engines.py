@@ -32,7 +32,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local Ray o
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engines.base import EngineConfig, ModelFacts
-from engines.registry import config_space
+from engines.registry import config_space, cpu_count
 from engines.runner import BackendPool, run_grid, run_search
 from engines.selection import EngineTargets, select
 from ray_app.intake.check import check_dataset
@@ -92,7 +92,7 @@ def main() -> int:
     backends = ["pytorch", "onnxruntime", "openvino"] + (["tensorrt"] if device != "cpu" else [])
     precisions = ["fp32", "int8"] + (["fp16"] if device != "cpu" else [])
     configs = config_space(backends, precisions, args.batch, args.imgsz, [None], device)
-    print(f"{len(configs)} configs on {device} ({torch.get_num_threads()} threads)", flush=True)
+    print(f"{len(configs)} configs on {device} ({cpu_count()} cores)", flush=True)
 
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     pool = BackendPool({"weights": str(weights), "facts": facts.as_dict(), "clean_dir": clean,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,54 @@ def classify_ds(tmp_path: Path) -> Path:
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Weights cache per test, so no test sees another's downloads."""
     monkeypatch.setenv("YOLOFORGE_CACHE", str(tmp_path / "cache"))
+
+
+IMGSZ = 128  # the trained fixtures' input size
+
+
+def train_fixture_model(tmp: Path, task: str, epochs: int) -> tuple[Path, Path]:
+    from ultralytics import YOLO
+
+    data = synth_dataset(tmp / task, task, n_train=48, n_val=16, imgsz=IMGSZ, seed=7)
+    model = YOLO({"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml", "classify": "yolo11n-cls.yaml"}[task])
+    model.train(data=str(data if task == "classify" else data / "data.yaml"), epochs=epochs, imgsz=IMGSZ, batch=8,
+                nbs=8, optimizer="AdamW", lr0=0.002, mosaic=0.0, workers=0, plots=False, amp=False, device="cpu",
+                project=str(tmp / "train"), name=task, exist_ok=True, seed=0, deterministic=True, verbose=False)
+    return Path(model.trainer.best), data
+
+
+@pytest.fixture(scope="session")
+def detector(tmp_path_factory) -> tuple[Path, Path]:
+    return train_fixture_model(tmp_path_factory.mktemp("detector"), "detect", 40)
+
+
+@pytest.fixture(scope="session")
+def segmenter(tmp_path_factory) -> tuple[Path, Path]:
+    return train_fixture_model(tmp_path_factory.mktemp("segmenter"), "segment", 15)
+
+
+@pytest.fixture(scope="session")
+def classifier(tmp_path_factory) -> tuple[Path, Path]:
+    return train_fixture_model(tmp_path_factory.mktemp("classifier"), "classify", 5)
+
+
+def build_run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, targets: dict | None = None) -> Path:
+    """A run directory as intake and search leave it: job.yaml, the clean dataset, best/best.pt."""
+    from ray_app.pipeline import stage_intake
+    from ray_app.spec import parse_job
+
+    weights, data = detector
+    spec = parse_job({"name": "eng", "model": "yolo11n.yaml", "data": {"path": str(data)}, "runs_dir": str(tmp_path),
+                      "search": {"imgsz": IMGSZ}, "targets": targets or {}, "resources": {"dashboard": False},
+                      "engines": {"min_time_s": 0.3, "val_images": 16, **engines}})
+    stage_intake(spec)
+    (spec.run_dir / "best").mkdir()
+    shutil.copy2(weights, spec.run_dir / "best" / "best.pt")
+    return spec.run_dir
+
+
+@pytest.fixture
+def make_run_dir(tmp_path: Path, detector: tuple[Path, Path]):  # type: ignore[no-untyped-def]
+    """make_run_dir(engines={...}, targets={...}) -> a run directory holding the trained detector."""
+    return lambda engines, targets=None: build_run_dir(tmp_path, detector, engines, targets)
+

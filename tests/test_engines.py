@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,35 +21,8 @@ from engines.predictor import Predictor
 from engines.processing import box_iou_one, center_crop, letterbox, nms, preprocess
 from engines.registry import load_engine
 from engines.selection import EngineTargets, select
-from ray_app.intake.synth import synth_dataset
 
 IMGSZ = 128
-
-
-def _train(tmp: Path, task: str, epochs: int) -> tuple[Path, Path]:
-    from ultralytics import YOLO
-
-    data = synth_dataset(tmp / task, task, n_train=48, n_val=16, imgsz=IMGSZ, seed=7)
-    model = YOLO({"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml", "classify": "yolo11n-cls.yaml"}[task])
-    model.train(data=str(data if task == "classify" else data / "data.yaml"), epochs=epochs, imgsz=IMGSZ, batch=8,
-                nbs=8, optimizer="AdamW", lr0=0.002, mosaic=0.0, workers=0, plots=False, amp=False, device="cpu",
-                project=str(tmp / "train"), name=task, exist_ok=True, seed=0, deterministic=True, verbose=False)
-    return Path(model.trainer.best), data
-
-
-@pytest.fixture(scope="session")
-def detector(tmp_path_factory) -> tuple[Path, Path]:
-    return _train(tmp_path_factory.mktemp("detector"), "detect", 40)
-
-
-@pytest.fixture(scope="session")
-def segmenter(tmp_path_factory) -> tuple[Path, Path]:
-    return _train(tmp_path_factory.mktemp("segmenter"), "segment", 15)
-
-
-@pytest.fixture(scope="session")
-def classifier(tmp_path_factory) -> tuple[Path, Path]:
-    return _train(tmp_path_factory.mktemp("classifier"), "classify", 5)
 
 
 def _images(data: Path, task: str) -> list[np.ndarray]:
@@ -267,26 +239,12 @@ def test_failed_and_unavailable_configs_are_never_chosen():
 # --- the stage on Ray -----------------------------------------------------------------------------------------
 
 
-def _run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, targets: dict | None = None) -> Path:
-    from ray_app.pipeline import stage_intake
-    from ray_app.spec import parse_job
-
-    weights, data = detector
-    spec = parse_job({"name": "eng", "model": "yolo11n.yaml", "data": {"path": str(data)}, "runs_dir": str(tmp_path),
-                      "search": {"imgsz": IMGSZ}, "targets": targets or {}, "resources": {"dashboard": False},
-                      "engines": {"min_time_s": 0.3, "val_images": 16, **engines}})
-    stage_intake(spec)
-    (spec.run_dir / "best").mkdir()
-    shutil.copy2(weights, spec.run_dir / "best" / "best.pt")
-    return spec.run_dir
-
-
-def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, detector):
+def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_run_dir):
     import pyarrow.parquet as pq
 
     from ray_app.pipeline import bench_run
 
-    run_dir = _run_dir(tmp_path, detector, {"backends": ["pytorch", "onnxruntime", "openvino", "tensorrt"],
+    run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime", "openvino", "tensorrt"],
                                             "precisions": ["fp32"], "batch_sizes": [1, 2]}, {"fps": 1})
     selection = bench_run(run_dir)
     rows = pq.read_table(run_dir / "engines.parquet").to_pylist()
@@ -303,12 +261,12 @@ def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, detecto
     assert (run_dir / "engines.png").stat().st_size > 10_000
 
 
-def test_a_broken_backend_is_reported_and_the_others_go_on(tmp_path, detector):
+def test_a_broken_backend_is_reported_and_the_others_go_on(tmp_path, make_run_dir):
     import pyarrow.parquet as pq
 
     from ray_app.pipeline import bench_run
 
-    run_dir = _run_dir(tmp_path, detector, {"backends": ["pytorch", "onnxruntime"], "precisions": ["fp32"],
+    run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime"], "precisions": ["fp32"],
                                             "batch_sizes": [1]})
     broken = run_dir / "engines" / f"best-{IMGSZ}-b1-fp32.onnx"  # a corrupt cached export
     broken.parent.mkdir(parents=True, exist_ok=True)
@@ -319,12 +277,12 @@ def test_a_broken_backend_is_reported_and_the_others_go_on(tmp_path, detector):
     assert rows["pytorch"]["status"] == "ok"
 
 
-def test_a_large_space_is_searched_with_the_ga_within_its_budget(tmp_path, detector):
+def test_a_large_space_is_searched_with_the_ga_within_its_budget(tmp_path, make_run_dir):
     import pyarrow.parquet as pq
 
     from ray_app.pipeline import bench_run
 
-    run_dir = _run_dir(tmp_path, detector, {"backends": ["pytorch", "onnxruntime", "openvino"],
+    run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime", "openvino"],
                                             "precisions": ["fp32"], "batch_sizes": [1, 2, 4],
                                             "threads": [1, 2], "max_configs": 5})
     selection = bench_run(run_dir)

@@ -1,0 +1,69 @@
+"""Stage 4: the Ray Serve preview of the selected engine (`yoloforge preview RUN_DIR`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ray_app.console import console
+from ray_app.errors import YoloforgeError
+from ray_app.search import ray_session
+from ray_app.spec import load_job
+
+
+def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait_ms: float | None = None) -> dict:
+    from serving.served import NotServable, ServedModel
+
+    spec = load_job(run_dir / "job.yaml")
+    try:
+        served = ServedModel.from_run(run_dir)
+    except NotServable as err:
+        raise YoloforgeError(str(err), fix=f"run `yoloforge bench {run_dir}` first") from None
+    if served.note:
+        console.print(f"[yellow]{served.note}[/yellow]")
+    p = spec.preview
+    return {"max_batch_size": max_batch_size or p.max_batch_size or max(served.config.batch, 8),
+            "batch_wait_ms": p.batch_wait_ms if batch_wait_ms is None else batch_wait_ms,
+            "replicas": p.replicas, "max_replicas": p.max_replicas,
+            "target_ongoing_requests": p.target_ongoing_requests, "cpu": p.cpu,
+            "gpu": p.gpu if served.config.device.startswith("cuda") else 0,
+            "max_queued_requests": p.max_queued_requests, "max_body_mb": p.max_body_mb}
+
+
+def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = None,
+                max_batch_size: int | None = None, batch_wait_ms: float | None = None,
+                duration: float | None = None) -> None:
+    from serving import preview
+
+    if not (run_dir / "job.yaml").is_file():
+        raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
+                             fix="give the folder under runs/ that `yoloforge run` created")
+    spec = load_job(run_dir / "job.yaml")
+    options = preview_options(run_dir, max_batch_size, batch_wait_ms)
+    host, port = host or spec.preview.host, port or spec.preview.port
+    console.rule("[bold]4 preview[/bold]")
+    with ray_session(spec.resources.address, spec.resources.dashboard):
+        with console.status("starting the Ray Serve preview (loading the engine)"):
+            try:
+                url = preview.start(str(run_dir.resolve()), host=host, port=port, **options)
+            except Exception as err:
+                raise YoloforgeError(f"the preview did not start: {type(err).__name__}: {str(err)[:500]}",
+                                     fix=f"check that port {port} is free (--port) and the run's engine loads "
+                                         f"(`yoloforge bench {run_dir}`)") from None
+        selection = json.loads((run_dir / "selection.json").read_text())
+        chosen = selection.get("chosen") or selection.get("closest") or {}
+        console.print(f"[green]Preview ready[/green] at {url}  ({chosen.get('key')}, dynamic batching up to "
+                      f"{options['max_batch_size']} images, {options['batch_wait_ms']:g} ms wait)")
+        console.print(f"  curl -s -X POST --data-binary @image.jpg -H 'Content-Type: image/jpeg' "
+                      f"'{url}/v1/predict?conf=0.25'")
+        console.print(f"  model: {url}/v1/model   metrics: {url}/metrics   stop: Ctrl-C")
+        try:
+            deadline = time.monotonic() + duration if duration else None
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            console.print("stopping the preview")
+        finally:
+            preview.stop()
+    console.print("preview stopped")

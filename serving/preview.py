@@ -1,0 +1,269 @@
+"""The Ray Serve preview: the selected engine behind the HTTP contract (serving/openapi.yaml), with dynamic
+batching, before anything is exported.
+
+Two deployments: `Gateway` (FastAPI ingress) reads, checks, decodes and letterboxes each request and
+post-processes the answer; `ModelServer` holds the engine and batches tensors with @serve.batch — the batch
+holds tensors only. A full model queue raises Serve's BackPressureError, answered at once with 503 and
+Retry-After; nothing waits without bound.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import os
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from ray import serve
+from ray.serve.config import BackpressureConfig
+from ray.serve.exceptions import BackPressureError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engines.base import ModelFacts
+from engines.processing import postprocess, preprocess
+from serving.served import ServedModel, run_batches
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+@serve.deployment
+class ModelServer:
+    """The engine; requests' tensors arrive one by one and leave in batches."""
+
+    def __init__(self, run_dir: str, max_batch_size: int, batch_wait_s: float) -> None:
+        served = ServedModel.from_run(run_dir)
+        # the selected batch, plus batch 1 so a lone request is not padded to a full batch
+        sizes = {served.config.batch, 1}
+        self.engines = {size: served.load(size) for size in sizes}
+        self.infer.set_max_batch_size(max_batch_size)
+        self.infer.set_batch_wait_timeout_s(batch_wait_s)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def infer(self, tensors: list[np.ndarray]) -> list[tuple[list[np.ndarray], int, float]]:
+        started = time.perf_counter()
+        outputs = run_batches(self.engines, np.concatenate(tensors))
+        took = (time.perf_counter() - started) * 1000
+        return [([o[i: i + 1] for o in outputs], len(tensors), took) for i in range(len(tensors))]
+
+
+app = FastAPI(title="yoloforge preview", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@serve.deployment
+@serve.ingress(app)
+class Gateway:
+    def __init__(self, model: Any, run_dir: str, max_batch_size: int, batch_wait_ms: float, max_body_mb: float,
+                 retry_after_s: int = 1) -> None:
+        served = ServedModel.from_run(run_dir)
+        self.model = model
+        self.facts: ModelFacts = served.facts
+        self.imgsz = served.config.imgsz
+        self.info = served.info(max_batch_size, batch_wait_ms)
+        self.max_body = int(max_body_mb * 2**20)
+        self.retry_after = str(retry_after_s)
+        keys = os.environ.get("YOLOFORGE_API_KEYS", "")
+        self.api_keys = [k.strip().encode() for k in keys.split(",") if k.strip()]
+        self.registry = CollectorRegistry()
+        self.requests = Counter("yoloforge_requests", "Requests by route and status", ["route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("yoloforge_request_seconds", "Predict latency", registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.batch_size = Histogram("yoloforge_batch_size", "Images per engine call", registry=self.registry,
+                                    buckets=BATCH_BUCKETS)
+
+    def _authorized(self, request: Request) -> bool:
+        if not self.api_keys:
+            return True
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip().encode() if header.lower().startswith("bearer ") else b""
+        # compare against every key, always, so timing says nothing about which key is close
+        return any([hmac.compare_digest(token, key) for key in self.api_keys]) and bool(token)
+
+    def _count(self, route: str, response: Response) -> Response:
+        self.requests.labels(route, str(response.status_code)).inc()
+        return response
+
+    @app.post("/v1/predict")
+    async def predict(self, request: Request) -> Response:
+        started = time.perf_counter()
+        response = await self._predict(request, started)
+        self.latency.observe(time.perf_counter() - started)
+        return self._count("predict", response)
+
+    async def _predict(self, request: Request, started: float) -> Response:
+        if not self._authorized(request):
+            return error(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)",
+                         {"WWW-Authenticate": "Bearer"})
+        params = _parameters(request.query_params)
+        if isinstance(params, JSONResponse):
+            return params
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_body:
+            return error(413, "too_large", f"the body is {int(length)} bytes; the limit is {self.max_body}")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in (*IMAGE_TYPES, "multipart/form-data"):
+            return error(415, "unsupported_media_type", f"Content-Type '{content_type or 'none'}' is not an image; "
+                         f"send {', '.join(IMAGE_TYPES)} or multipart/form-data with an 'image' field")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body:
+                return error(413, "too_large", f"the body is over the limit of {self.max_body} bytes")
+        if content_type == "multipart/form-data":
+            image_bytes = await _multipart_image(request, bytes(body))
+            if image_bytes is None:
+                return error(415, "unsupported_media_type", "the multipart form has no 'image' file field")
+        else:
+            image_bytes = bytes(body)
+        decoded = time.perf_counter()
+        image = _decode(image_bytes)
+        if image is None:
+            return error(400, "bad_image", "the body is not a decodable JPEG, PNG or WebP image")
+        t_decode = time.perf_counter()
+        tensor, placed = preprocess([image], self.imgsz, self.facts.task)
+        t_pre = time.perf_counter()
+        try:
+            outputs, batch, infer_ms = await self.model.infer.remote(tensor)
+        except BackPressureError:
+            return error(503, "overloaded", "the model's queue is full; retry shortly",
+                         {"Retry-After": self.retry_after})
+        t_inf = time.perf_counter()
+        self.batch_size.observe(batch)
+        prediction = postprocess(outputs, placed, self.facts, self.imgsz, conf=params["conf"], iou=params["iou"],
+                                 max_det=params["max_det"], top_k=params["top_k"])[0]
+        answer = prediction.to_json(self.facts.names, self.facts.task)
+        done = time.perf_counter()
+        ms = 1000.0
+        answer.update(model={"name": self.info["name"], "version": self.info["version"]}, cached=False,
+                      timing_ms={"decode": (t_decode - decoded) * ms, "preprocess": (t_pre - t_decode) * ms,
+                                 "queue": max(0.0, (t_inf - t_pre) * ms - infer_ms), "inference": infer_ms,
+                                 "postprocess": (done - t_inf) * ms, "total": (done - started) * ms,
+                                 "batch_size": float(batch)})
+        return JSONResponse(answer)
+
+    @app.get("/v1/model")
+    async def model_info(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return self._count("model", error(401, "unauthorized", "missing or wrong API key",
+                                              {"WWW-Authenticate": "Bearer"}))
+        return self._count("model", JSONResponse(self.info))
+
+    @app.get("/healthz")
+    async def healthz(self) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz(self) -> Response:
+        return JSONResponse({"ready": True, "model": "loaded", "dependencies": {"cache": "disabled",
+                                                                              "database": "disabled"}})
+
+    @app.get("/metrics")
+    async def metrics(self) -> Response:
+        return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_parameter")
+    return error(exc.status_code, code, str(exc.detail))
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return error(400, "bad_parameter", str(exc.errors()[:3]))
+
+
+@app.exception_handler(Exception)
+async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    return error(500, "internal", f"{type(exc).__name__}: {exc} (a bug; see the Ray Serve replica's log)")
+
+
+def _parameters(query: Any) -> dict[str, Any] | JSONResponse:
+    limits = {"conf": (float, 0.25, 0.0, 1.0), "iou": (float, 0.7, 0.0, 1.0), "max_det": (int, 300, 1, 1000),
+              "top_k": (int, 5, 1, 100)}
+    values: dict[str, Any] = {}
+    for name, (kind, default, low, high) in limits.items():
+        raw = query.get(name)
+        try:
+            value = default if raw is None else kind(raw)
+        except ValueError:
+            return error(400, "bad_parameter", f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}")
+        if not low <= value <= high:
+            return error(400, "bad_parameter", f"{name}={raw} is out of range [{low}, {high}]")
+        values[name] = value
+    return values
+
+
+def _decode(data: bytes) -> np.ndarray | None:
+    """Bytes → RGB uint8, or None when they are not an image PIL can fully decode."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+async def _multipart_image(request: Request, body: bytes) -> bytes | None:
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartParser
+
+    async def stream() -> Any:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, stream()).parse()
+    except Exception:
+        return None
+    field = form.get("image")
+    return await field.read() if isinstance(field, UploadFile) else None
+
+
+def build_app(run_dir: str, *, max_batch_size: int, batch_wait_ms: float, replicas: int = 1,
+              max_replicas: int | None = None, target_ongoing_requests: float = 4, cpu: float = 1, gpu: float = 0,
+              max_queued_requests: int = 64, max_body_mb: float = 10) -> Any:
+    """The Serve application: Gateway → ModelServer, with the job's replicas, resources and queue bound."""
+    autoscaling = ({"min_replicas": replicas, "max_replicas": max_replicas,
+                    "target_ongoing_requests": target_ongoing_requests} if max_replicas else None)
+    model = ModelServer.options(
+        num_replicas=None if autoscaling else replicas, autoscaling_config=autoscaling,
+        ray_actor_options={"num_cpus": cpu, "num_gpus": gpu},
+        # enough in flight per replica to fill a batch, and a bounded queue behind it
+        max_ongoing_requests=max(2 * max_batch_size, 2), max_queued_requests=max_queued_requests,
+        backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
+    ).bind(run_dir, max_batch_size, batch_wait_ms / 1000)
+    gateway = Gateway.options(
+        num_replicas=1, ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=max_queued_requests * 4 + 64, max_queued_requests=max_queued_requests * 4,
+        backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
+    ).bind(model, run_dir, max_batch_size, batch_wait_ms, max_body_mb)
+    return gateway
+
+
+
+
+def start(run_dir: str, *, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> str:
+    """Deploy the preview on the connected Ray cluster; returns its URL once every replica is ready."""
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(build_app(run_dir, **options), name="yoloforge", route_prefix="/", blocking=False)
+    return f"http://{host}:{port}"
+
+
+def stop() -> None:
+    serve.delete("yoloforge", _blocking=True)
+    serve.shutdown()

@@ -1,0 +1,100 @@
+"""The model a server serves: the engine configuration selection.json chose, loaded through engines/."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.base import Engine, EngineConfig, ModelFacts
+from engines.registry import load_engine
+
+
+class NotServable(RuntimeError):
+    """The run directory has nothing to serve yet (no selection, no model file)."""
+
+
+@dataclass
+class ServedModel:
+    facts: ModelFacts
+    config: EngineConfig
+    model_file: Path
+    weights: Path
+    cache_dir: Path
+    version: str  # first 12 hex digits of the model file's sha256
+    name: str
+    note: str = ""  # e.g. why a config short of the targets is served
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> ServedModel:
+        run_dir = Path(run_dir)
+        path = run_dir / "selection.json"
+        if not path.is_file():
+            raise NotServable(f"{path} does not exist: run the engines stage first (yoloforge bench {run_dir})")
+        selection = json.loads(path.read_text())
+        row, note = selection.get("chosen"), ""
+        if row is None:
+            row = selection.get("closest")
+            note = "no configuration met every target; serving the closest one"
+        if row is None or not row.get("model_file"):
+            raise NotServable(f"{path} names no configuration that ran; see its reasoning and re-run the benchmark")
+        model_file = Path(row["model_file"])
+        if not model_file.is_file():
+            raise NotServable(f"the selected model file {model_file} is missing; re-run `yoloforge bench {run_dir}`")
+        facts = ModelFacts(**selection["model"])
+        digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
+        return cls(facts=facts, config=EngineConfig.from_dict(row), model_file=model_file,
+                   weights=Path(selection["weights"]), cache_dir=run_dir / "engines", version=digest,
+                   name=run_dir.name, note=note)
+
+    def load(self, batch: int | None = None) -> Engine:
+        """The engine for this config, at another batch size if asked (model files are exported per batch)."""
+        from engines.export import model_file
+
+        config = self.config
+        path = self.model_file
+        if batch is not None and batch != config.batch:
+            config = EngineConfig(config.backend, config.precision, batch, config.imgsz, config.threads,
+                                  config.device, config.options)
+            calibration = None
+            if config.precision == "int8" and config.backend in ("onnxruntime", "openvino", "tensorrt"):
+                from engines.accuracy import load_split
+                from engines.processing import preprocess
+
+                clean = json.loads((self.cache_dir.parent / "dataset_report.json").read_text())["clean_dir"]
+                images = [s.image for s in load_split(clean, self.facts.task, "train", 32)]
+                calibration = preprocess(images, config.imgsz, self.facts.task)[0]
+            path = model_file(config, self.weights, self.cache_dir, calibration)
+        return load_engine(config, path, self.weights, self.cache_dir, None)
+
+    def info(self, max_batch_size: int, batch_wait_ms: float) -> dict[str, Any]:
+        """GET /v1/model."""
+        c = self.config
+        return {"name": self.name, "version": self.version, "task": self.facts.task, "names": self.facts.names,
+                "imgsz": c.imgsz, "engine": {"backend": c.backend, "precision": c.precision, "batch": c.batch,
+                                             "device": c.device, "max_batch_size": max_batch_size,
+                                             "batch_wait_ms": batch_wait_ms}}
+
+
+def run_batches(engines: dict[int, Engine], tensor: np.ndarray) -> list[np.ndarray]:
+    """Run n images through fixed-batch engines: full chunks on the largest, the rest on batch 1 (or padded when
+    it is at least half a chunk), so a lone request never pays for seven padding images."""
+    big = max(engines)
+    outputs: list[list[np.ndarray]] = []
+    start, n = 0, len(tensor)
+    while start < n:
+        left = n - start
+        size = big if left >= big or (left * 2 >= big or 1 not in engines) else 1
+        chunk = tensor[start: start + size]
+        if len(chunk) < size:
+            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+        outs = engines[size].infer(chunk)
+        take = min(size, left)
+        outputs.append([o[:take] for o in outs])
+        start += take
+    return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
