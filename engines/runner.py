@@ -105,10 +105,16 @@ def run_search(pool: BackendPool, configs: list[EngineConfig], targets: EngineTa
     first = baseline_config(configs, trained_imgsz, device)
     rows: dict[EngineConfig, Row] = {first: pool.measure(first)}
     on_row(rows[first])
+    # what cannot run here is reported without a measurement and kept out of the GA's space
+    for config in configs:
+        if unavailable_reason(config) and config not in rows:
+            rows[config] = pool.measure(config)
+            on_row(rows[config])
+    configs = [c for c in configs if not unavailable_reason(c)] or configs
     base = baseline_row(list(rows.values()), trained_imgsz)
     base_acc = base.get(targets.metric) if base else None
     space, lookup = _space(configs)
-    pop = max(4, min(8, budget // 3))
+    pop = max(3, min(8, budget // 4))
     ga = GeneticAlgorithm(space, pop_size=pop, seed=seed, max_generations=math.ceil(budget / pop) + 2)
     measured = sum(r.get("status") != "unavailable" for r in rows.values())
     while measured < budget:

@@ -164,7 +164,7 @@ def run(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (ray://host:10001 or auto)")] = None,
     more_generations: Annotated[int, typer.Option(help="If the target is unmet, search this many more "
                                                        "generations (once) without asking")] = 0,
-    until: Annotated[str, typer.Option(help="Stop after this stage: intake, search or engines")] = "engines",
+    until: Annotated[str, typer.Option(help="Stop after this stage: intake, search, engines or preview")] = "preview",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask; fail if something is missing")] = False,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Ask even without a terminal")] = False,
     write_job: Annotated[Path, typer.Option(help="Where a job built from flags/questions is saved")] = Path("job.yaml"),

@@ -14,12 +14,13 @@ from ray_app.engine_stage import stage_engines
 from ray_app.errors import DatasetError, YoloforgeError
 from ray_app.intake.check import Intake, check_dataset
 from ray_app.intake.synth import synth_dataset
+from ray_app.preview_stage import check_preview
 from ray_app.search import SearchChoices, SearchOutcome, stage_search
 from ray_app.spec import JobSpec, Targets, dump_job, load_job, parse_job
 from ray_app.zoo import ModelInfo, resolve_model
 
-STAGES = ("intake", "search", "engines")
-PLANNED_STAGES = ("preview", "export")
+STAGES = ("intake", "search", "engines", "preview")
+PLANNED_STAGES = ("export",)
 
 
 @dataclass
@@ -123,7 +124,10 @@ def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = ST
     _finish(spec, outcome)
     if until == "search" or outcome.best is None:
         return RunResult(spec, intake, outcome)
-    return RunResult(spec, intake, outcome, run_engines(spec, task))
+    selection = run_engines(spec, task)
+    if until != "engines" and spec.preview.enabled:
+        check_preview(spec.run_dir)
+    return RunResult(spec, intake, outcome, selection)
 
 
 def resume_run(run_dir: Path, choices: SearchChoices | None = None) -> RunResult:
@@ -176,6 +180,7 @@ def demo_spec(runs_dir: Path, task: str = "detect") -> JobSpec:
                    engines={"backends": ["pytorch", "onnxruntime", "openvino", "tensorrt"],  # type: ignore[arg-type]
                             "precisions": ["fp32", "int8"], "batch_sizes": [1, 8], "min_time_s": 1.0,
                             "val_images": 32},
+                   preview={"enabled": True, "port": 8765},  # type: ignore[arg-type]
                    runs_dir=str(runs_dir.resolve()))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -67,3 +68,51 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
         finally:
             preview.stop()
     console.print("preview stopped")
+
+
+def check_preview(run_dir: Path) -> dict:
+    """Start the preview, answer one validation image through HTTP, stop: proves the endpoint works end to end."""
+    import httpx
+
+    from serving import preview
+
+    spec = load_job(run_dir / "job.yaml")
+    options = preview_options(run_dir)
+    clean = Path(json.loads((run_dir / "dataset_report.json").read_text())["clean_dir"])
+    image = next((p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
+    if image is None:
+        raise YoloforgeError(f"no image under {clean} to try the preview with")
+    console.rule("[bold]4 preview[/bold]")
+    port = spec.preview.port if _port_free(spec.preview.host, spec.preview.port) else 0
+    with ray_session(spec.resources.address, dashboard=False), \
+            console.status("starting the Ray Serve preview and sending it one image"):
+        url = preview.start(str(run_dir.resolve()), host=spec.preview.host, port=port or _free_port(), **options)
+        try:
+            content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
+            answer = httpx.post(f"{url}/v1/predict", content=image.read_bytes(), timeout=60,
+                                headers={"Content-Type": content_type})
+        finally:
+            preview.stop()
+    if answer.status_code != 200:
+        raise YoloforgeError(f"the preview answered {answer.status_code}: {answer.text[:300]}")
+    body = answer.json()
+    found = len(body.get("detections", body.get("top", [])))
+    console.print(f"[green]Preview answered[/green] {image.name}: {found} "
+                  f"{'detections' if 'detections' in body else 'classes'} in {body['timing_ms']['total']:.1f} ms "
+                  f"(served at {url} while it ran; `yoloforge preview {run_dir}` keeps it up)")
+    return body
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

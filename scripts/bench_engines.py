@@ -9,7 +9,8 @@ Goals (issue "Inference engines"):
 - speedup_b1_640: the fastest config at batch 1 @640 whose mAP50-95 is within 1 point of PyTorch FP32 @640,
   against PyTorch eager FP32 at batch 1 @640 (target >= 3x).
 - selection_vs_grid: the GA selection (ga/, half the grid's measurements, replayed from this run's table so
-  both see the same numbers) against the best feasible config of the full grid (target >= 95% of its throughput).
+  both see the same numbers; median of 10 seeds) against the best feasible config of the full grid (target >= 95%
+  of its throughput).
 
 Usage: python scripts/bench_engines.py [--imgsz 320 640] [--batch 1 8] [--weights best.pt] [--quick]
 (about 10-15 minutes on 2 CPU cores; --quick is a smoke run of a couple of minutes)
@@ -30,6 +31,8 @@ from typing import Any
 os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local Ray on loopback
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
 
 from engines.base import EngineConfig, ModelFacts
 from engines.registry import config_space, cpu_count
@@ -132,20 +135,26 @@ def main() -> int:
     # goal 2: the GA's selection with half the measurements vs the full grid's best feasible config
     targets = EngineTargets(max_accuracy_drop=0.01)
     grid_choice = select(rows, targets, args.train_imgsz)["chosen"]
-    replay = Replay(rows)
-    budget = max(4, len([c for c in configs]) // 2)
-    ga_rows = run_search(replay, configs, targets, args.train_imgsz, budget, lambda row: None, seed=0)  # type: ignore[arg-type]
-    ga_choice = select(ga_rows, targets, args.train_imgsz)["chosen"]
-    closeness = (ga_choice["throughput"] / grid_choice["throughput"]) if ga_choice and grid_choice else 0.0
+    budget = max(4, len(configs) // 2)
+    closeness, calls, picks = [], [], []
+    for seed in range(10):  # replayed, so ten GA runs cost nothing and show its spread
+        replay = Replay(rows)
+        ga_rows = run_search(replay, configs, targets, args.train_imgsz, budget, lambda row: None,  # type: ignore[arg-type]
+                             seed=seed)
+        ga_choice = select(ga_rows, targets, args.train_imgsz)["chosen"]
+        closeness.append(ga_choice["throughput"] / grid_choice["throughput"] if ga_choice and grid_choice else 0.0)
+        calls.append(replay.calls)
+        picks.append(ga_choice["key"] if ga_choice else None)
+    median = float(np.median(closeness))
     print(f"grid's best feasible: {grid_choice['key'] if grid_choice else None}"
-          f" {grid_choice['throughput'] if grid_choice else 0:.1f} img/s; GA selection after "
-          f"{replay.calls} of {len(configs)} configs: {ga_choice['key'] if ga_choice else None}"
-          f" ({closeness:.1%} of the grid's best)")
+          f" {grid_choice['throughput'] if grid_choice else 0:.1f} img/s; GA selection measuring {budget} of "
+          f"{len(configs)} configs, 10 seeds: median {median:.1%} of the grid's best, worst {min(closeness):.1%}, "
+          f"within 5% in {np.mean(np.asarray(closeness) >= 0.95):.0%} of runs (seed 0 picked {picks[0]})")
     print()
     print(f"GOAL speedup_b1_{size}: {speedup:.2f}x PyTorch eager within 1 point mAP50-95 (target >= 3.00x) "
           f"{'PASS' if speedup >= 3 else 'FAIL'}")
-    print(f"GOAL selection_vs_grid: {closeness:.3f} of the grid's best feasible throughput (target >= 0.950) "
-          f"{'PASS' if closeness >= 0.95 else 'FAIL'}")
+    print(f"GOAL selection_vs_grid: {median:.3f} of the grid's best feasible throughput, median of 10 GA runs "
+          f"(target >= 0.950) {'PASS' if median >= 0.95 else 'FAIL'}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -180,11 +180,12 @@ def test_demo_runs_intake_search_and_engines(tmp_path):
     selection = json.loads((run_dir / "selection.json").read_text())
     assert selection["baseline"]["backend"] == "pytorch" and (run_dir / "engines.png").is_file()
     assert ("Engine chosen" in result.output) == selection["met"]
+    assert "Preview answered" in result.output
 
 
 def test_unknown_until_stage_is_explained(detect_ds):
     result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "export")
-    assert result.exit_code == 2 and "unknown stage 'export'; stages: intake, search, engines" in result.output
+    assert result.exit_code == 2 and "unknown stage 'export'; stages: intake, search, engines, preview" in result.output
 
 
 def test_bench_on_a_folder_that_is_not_a_run_is_explained(tmp_path):
