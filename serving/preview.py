@@ -7,8 +7,6 @@ holds tensors only. A full model queue raises Serve's BackPressureError, answere
 Retry-After; nothing waits without bound.
 """
 
-from __future__ import annotations
-
 import hmac
 import io
 import os
@@ -60,6 +58,72 @@ class ModelServer:
 app = FastAPI(title="yoloforge preview", docs_url=None, redoc_url=None, openapi_url=None)
 
 
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_parameter")
+    return error(exc.status_code, code, str(exc.detail))
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return error(400, "bad_parameter", str(exc.errors()[:3]))
+
+
+@app.exception_handler(Exception)
+async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    return error(500, "internal", f"{type(exc).__name__}: {exc} (a bug; see the Ray Serve replica's log)")
+
+
+def _parameters(query: Any) -> dict[str, Any] | JSONResponse:
+    limits = {"conf": (float, 0.25, 0.0, 1.0), "iou": (float, 0.7, 0.0, 1.0), "max_det": (int, 300, 1, 1000),
+              "top_k": (int, 5, 1, 100)}
+    values: dict[str, Any] = {}
+    for name, (kind, default, low, high) in limits.items():
+        raw = query.get(name)
+        try:
+            value = default if raw is None else kind(raw)
+        except ValueError:
+            return error(400, "bad_parameter", f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}")
+        if not low <= value <= high:
+            return error(400, "bad_parameter", f"{name}={raw} is out of range [{low}, {high}]")
+        values[name] = value
+    return values
+
+
+def _decode(data: bytes) -> np.ndarray | None:
+    """Bytes → RGB uint8, or None when they are not an image PIL can fully decode."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _multipart_image(content_type: str, body: bytes) -> bytes | None:
+    """The 'image' file field of a multipart/form-data body (parsed with the standard library's MIME parser)."""
+    from email import policy
+    from email.parser import BytesParser
+
+    try:
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode() + body)
+    except Exception:
+        return None
+    if not message.is_multipart():
+        return None
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "image":
+            payload = part.get_payload(decode=True)
+            return payload if payload else None
+    return None
+
+
+# Serve captures the class with what its methods use when it is decorated: helpers are defined above it
 @serve.deployment
 @serve.ingress(app)
 class Gateway:
@@ -121,7 +185,7 @@ class Gateway:
             if len(body) > self.max_body:
                 return error(413, "too_large", f"the body is over the limit of {self.max_body} bytes")
         if content_type == "multipart/form-data":
-            image_bytes = await _multipart_image(request, bytes(body))
+            image_bytes = _multipart_image(request.headers.get("content-type", ""), bytes(body))
             if image_bytes is None:
                 return error(415, "unsupported_media_type", "the multipart form has no 'image' file field")
         else:
@@ -171,67 +235,6 @@ class Gateway:
     @app.get("/metrics")
     async def metrics(self) -> Response:
         return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")
-
-
-@app.exception_handler(StarletteHTTPException)
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_parameter")
-    return error(exc.status_code, code, str(exc.detail))
-
-
-@app.exception_handler(RequestValidationError)
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return error(400, "bad_parameter", str(exc.errors()[:3]))
-
-
-@app.exception_handler(Exception)
-async def _bug(request: Request, exc: Exception) -> JSONResponse:
-    return error(500, "internal", f"{type(exc).__name__}: {exc} (a bug; see the Ray Serve replica's log)")
-
-
-def _parameters(query: Any) -> dict[str, Any] | JSONResponse:
-    limits = {"conf": (float, 0.25, 0.0, 1.0), "iou": (float, 0.7, 0.0, 1.0), "max_det": (int, 300, 1, 1000),
-              "top_k": (int, 5, 1, 100)}
-    values: dict[str, Any] = {}
-    for name, (kind, default, low, high) in limits.items():
-        raw = query.get(name)
-        try:
-            value = default if raw is None else kind(raw)
-        except ValueError:
-            return error(400, "bad_parameter", f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}")
-        if not low <= value <= high:
-            return error(400, "bad_parameter", f"{name}={raw} is out of range [{low}, {high}]")
-        values[name] = value
-    return values
-
-
-def _decode(data: bytes) -> np.ndarray | None:
-    """Bytes → RGB uint8, or None when they are not an image PIL can fully decode."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        return None
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-async def _multipart_image(request: Request, body: bytes) -> bytes | None:
-    from starlette.datastructures import UploadFile
-    from starlette.formparsers import MultiPartParser
-
-    async def stream() -> Any:
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, stream()).parse()
-    except Exception:
-        return None
-    field = form.get("image")
-    return await field.read() if isinstance(field, UploadFile) else None
 
 
 def build_app(run_dir: str, *, max_batch_size: int, batch_wait_ms: float, replicas: int = 1,
