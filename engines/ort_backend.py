@@ -30,6 +30,10 @@ class OnnxRuntimeEngine:
         if config.threads:
             options.intra_op_num_threads = config.threads
             options.inter_op_num_threads = 1
+        if not config.option("spin", True):
+            # idle threads sleep instead of spinning: slower alone, but a server's other processes get the cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         device_id = int(config.device.split(":")[1]) if ":" in config.device else 0
         provider_options: dict[str, object] = {}
         if provider == "cuda":

@@ -1,12 +1,14 @@
 """The Ray Serve preview: the selected engine behind the HTTP contract (serving/openapi.yaml), with dynamic
 batching, before anything is exported.
 
-Two deployments: `Gateway` (FastAPI ingress) reads, checks, decodes and letterboxes each request and
-post-processes the answer; `ModelServer` holds the engine and batches tensors with @serve.batch — the batch
-holds tensors only. A full model queue raises Serve's BackPressureError, answered at once with 503 and
-Retry-After; nothing waits without bound.
+One deployment, `Preview` (FastAPI ingress): each request is read, checked, decoded and letterboxed in the
+replica's event loop, then its tensor joins a @serve.batch call — the batch holds tensors only — which runs the
+engine in a worker thread; the answer is post-processed per request. Keeping both in one replica saves a hop
+(a handle call costs milliseconds). Beyond its bound (two batches plus max_queued_requests) a request is
+answered at once with 503 and Retry-After; nothing waits without bound.
 """
 
+import asyncio
 import hmac
 import io
 import os
@@ -20,7 +22,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from ray import serve
 from ray.serve.config import BackpressureConfig
-from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engines.base import ModelFacts
@@ -33,26 +34,6 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-@serve.deployment
-class ModelServer:
-    """The engine; requests' tensors arrive one by one and leave in batches."""
-
-    def __init__(self, run_dir: str, max_batch_size: int, batch_wait_s: float) -> None:
-        served = ServedModel.from_run(run_dir)
-        # the selected batch, plus batch 1 so a lone request is not padded to a full batch
-        sizes = {served.config.batch, 1}
-        self.engines = {size: served.load(size) for size in sizes}
-        self.infer.set_max_batch_size(max_batch_size)
-        self.infer.set_batch_wait_timeout_s(batch_wait_s)
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def infer(self, tensors: list[np.ndarray]) -> list[tuple[list[np.ndarray], int, float]]:
-        started = time.perf_counter()
-        outputs = run_batches(self.engines, np.concatenate(tensors))
-        took = (time.perf_counter() - started) * 1000
-        return [([o[i: i + 1] for o in outputs], len(tensors), took) for i in range(len(tensors))]
 
 
 app = FastAPI(title="yoloforge preview", docs_url=None, redoc_url=None, openapi_url=None)
@@ -91,16 +72,16 @@ def _parameters(query: Any) -> dict[str, Any] | JSONResponse:
 
 
 def _decode(data: bytes) -> np.ndarray | None:
-    """Bytes → RGB uint8, or None when they are not an image PIL can fully decode."""
-    from PIL import Image, UnidentifiedImageError
+    """Bytes → RGB uint8, or None when they are not a JPEG, PNG or WebP image PIL can fully decode."""
+    from PIL import Image
 
     if not data:
         return None
-    try:
-        with Image.open(io.BytesIO(data)) as im:
+    try:  # only the contract's formats: other openers (some need optional plugins) never see the bytes
+        with Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP"]) as im:
             im.load()
             return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Exception:  # any decoder failure is the client's bad image, never a 500
         return None
 
 
@@ -126,11 +107,19 @@ def _multipart_image(content_type: str, body: bytes) -> bytes | None:
 # Serve captures the class with what its methods use when it is decorated: helpers are defined above it
 @serve.deployment
 @serve.ingress(app)
-class Gateway:
-    def __init__(self, model: Any, run_dir: str, max_batch_size: int, batch_wait_ms: float, max_body_mb: float,
-                 retry_after_s: int = 1) -> None:
+class Preview:
+    """One replica: HTTP handling, decoding and letterboxing per request; the engine per batch of tensors."""
+
+    def __init__(self, run_dir: str, max_batch_size: int, batch_wait_ms: float, max_body_mb: float,
+                 max_queued_requests: int, retry_after_s: int = 1) -> None:
         served = ServedModel.from_run(run_dir)
-        self.model = model
+        # the selected batch, plus batch 1 so a lone request is not padded to a full batch
+        self.engines = {size: served.load(size, serving=True) for size in {served.config.batch, 1}}
+        self.infer.set_max_batch_size(max_batch_size)
+        self.infer.set_batch_wait_timeout_s(batch_wait_ms / 1000)
+        # admission bound: the batch being run, the one filling, and the queue behind them
+        self.capacity = 2 * max_batch_size + max_queued_requests
+        self.inflight = 0
         self.facts: ModelFacts = served.facts
         self.imgsz = served.config.imgsz
         self.info = served.info(max_batch_size, batch_wait_ms)
@@ -158,10 +147,25 @@ class Gateway:
         self.requests.labels(route, str(response.status_code)).inc()
         return response
 
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def infer(self, tensors: list[np.ndarray]) -> list[tuple[list[np.ndarray], int, float]]:
+        """Tensors only: the batch is stacked and run in a worker thread, so the event loop keeps decoding."""
+        started = time.perf_counter()
+        outputs = await asyncio.to_thread(run_batches, self.engines, np.concatenate(tensors))
+        took = (time.perf_counter() - started) * 1000
+        return [([o[i: i + 1] for o in outputs], len(tensors), took) for i in range(len(tensors))]
+
     @app.post("/v1/predict")
     async def predict(self, request: Request) -> Response:
         started = time.perf_counter()
-        response = await self._predict(request, started)
+        if self.inflight >= self.capacity:  # refused at once: a full queue never makes a request hang
+            return self._count("predict", error(503, "overloaded", f"{self.inflight} requests are queued; retry "
+                                                "shortly", {"Retry-After": self.retry_after}))
+        self.inflight += 1
+        try:
+            response = await self._predict(request, started)
+        finally:
+            self.inflight -= 1
         self.latency.observe(time.perf_counter() - started)
         return self._count("predict", response)
 
@@ -197,11 +201,12 @@ class Gateway:
         t_decode = time.perf_counter()
         tensor, placed = preprocess([image], self.imgsz, self.facts.task)
         t_pre = time.perf_counter()
-        try:
-            outputs, batch, infer_ms = await self.model.infer.remote(tensor)
-        except BackPressureError:
-            return error(503, "overloaded", "the model's queue is full; retry shortly",
-                         {"Retry-After": self.retry_after})
+        if self.inflight == 1:  # alone: waiting for a batch to fill would only add the wait
+            t0 = time.perf_counter()
+            outputs = await asyncio.to_thread(run_batches, self.engines, tensor)
+            batch, infer_ms = 1, (time.perf_counter() - t0) * 1000
+        else:
+            outputs, batch, infer_ms = await self.infer(tensor)
         t_inf = time.perf_counter()
         self.batch_size.observe(batch)
         prediction = postprocess(outputs, placed, self.facts, self.imgsz, conf=params["conf"], iou=params["iou"],
@@ -240,24 +245,18 @@ class Gateway:
 def build_app(run_dir: str, *, max_batch_size: int, batch_wait_ms: float, replicas: int = 1,
               max_replicas: int | None = None, target_ongoing_requests: float = 4, cpu: float = 1, gpu: float = 0,
               max_queued_requests: int = 64, max_body_mb: float = 10) -> Any:
-    """The Serve application: Gateway → ModelServer, with the job's replicas, resources and queue bound."""
+    """The Serve application with the job's replicas, resources, batching and queue bound."""
     autoscaling = ({"min_replicas": replicas, "max_replicas": max_replicas,
                     "target_ongoing_requests": target_ongoing_requests} if max_replicas else None)
-    model = ModelServer.options(
+    capacity = 2 * max_batch_size + max_queued_requests
+    return Preview.options(
         num_replicas=None if autoscaling else replicas, autoscaling_config=autoscaling,
         ray_actor_options={"num_cpus": cpu, "num_gpus": gpu},
-        # enough in flight per replica to fill a batch, and a bounded queue behind it
-        max_ongoing_requests=max(2 * max_batch_size, 2), max_queued_requests=max_queued_requests,
+        # the replica admits a little more than its own bound, so overload is answered by its JSON 503;
+        # Serve's own bound behind it is the last resort
+        max_ongoing_requests=capacity + 8, max_queued_requests=capacity,
         backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
-    ).bind(run_dir, max_batch_size, batch_wait_ms / 1000)
-    gateway = Gateway.options(
-        num_replicas=1, ray_actor_options={"num_cpus": 0},
-        max_ongoing_requests=max_queued_requests * 4 + 64, max_queued_requests=max_queued_requests * 4,
-        backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
-    ).bind(model, run_dir, max_batch_size, batch_wait_ms, max_body_mb)
-    return gateway
-
-
+    ).bind(run_dir, max_batch_size, batch_wait_ms, max_body_mb, max_queued_requests)
 
 
 def start(run_dir: str, *, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> str:

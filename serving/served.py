@@ -52,12 +52,17 @@ class ServedModel:
                    weights=Path(selection["weights"]), cache_dir=run_dir / "engines", version=digest,
                    name=run_dir.name, note=note)
 
-    def load(self, batch: int | None = None) -> Engine:
-        """The engine for this config, at another batch size if asked (model files are exported per batch)."""
+    def load(self, batch: int | None = None, serving: bool = False) -> Engine:
+        """The engine for this config, at another batch size if asked (model files are exported per batch).
+
+        serving: the engine shares the machine with an HTTP stack, so its threads must not spin when idle."""
         from engines.export import model_file
 
         config = self.config
         path = self.model_file
+        if serving and config.backend == "onnxruntime":
+            config = EngineConfig(config.backend, config.precision, config.batch, config.imgsz, config.threads,
+                                  config.device, tuple(sorted({**dict(config.options), "spin": False}.items())))
         if batch is not None and batch != config.batch:
             config = EngineConfig(config.backend, config.precision, batch, config.imgsz, config.threads,
                                   config.device, config.options)
