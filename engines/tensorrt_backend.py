@@ -27,8 +27,6 @@ class TensorRtEngine:
             raise EngineUnavailable(f"TensorRT is not installed ({err}); pip install 'yoloforge[gpu]'") from None
         if not config.device.startswith("cuda") or not torch.cuda.is_available():
             raise EngineUnavailable("TensorRT needs a CUDA device")
-        if config.precision == "int8" and calibration is None:
-            raise EngineUnavailable("TensorRT int8 needs calibration images")
         self.config, self.trt, self.torch = config, trt, torch
         self.device = torch.device(config.device)
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -71,6 +69,8 @@ class TensorRtEngine:
         if c.precision in ("fp16", "int8"):
             build.set_flag(trt.BuilderFlag.FP16)
         if c.precision == "int8":
+            if calibration is None:  # only a new build calibrates; a cached engine needs no images
+                raise EngineUnavailable("TensorRT int8 needs calibration images to build its engine")
             build.set_flag(trt.BuilderFlag.INT8)
             build.int8_calibrator = _EntropyCalibrator(trt, self.torch, calibration, c.batch,
                                                        onnx_path.with_suffix(".calib"))
