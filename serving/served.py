@@ -60,13 +60,13 @@ class ServedModel:
 
         config = self.config
         path = self.model_file
+        calibration = None
         if serving and config.backend == "onnxruntime":
             config = EngineConfig(config.backend, config.precision, config.batch, config.imgsz, config.threads,
                                   config.device, tuple(sorted({**dict(config.options), "spin": False}.items())))
         if batch is not None and batch != config.batch:
             config = EngineConfig(config.backend, config.precision, batch, config.imgsz, config.threads,
                                   config.device, config.options)
-            calibration = None
             if config.precision == "int8" and config.backend in ("onnxruntime", "openvino", "tensorrt"):
                 from engines.accuracy import load_split
                 from engines.processing import preprocess
@@ -75,7 +75,7 @@ class ServedModel:
                 images = [s.image for s in load_split(clean, self.facts.task, "train", 32)]
                 calibration = preprocess(images, config.imgsz, self.facts.task)[0]
             path = model_file(config, self.weights, self.cache_dir, calibration)
-        return load_engine(config, path, self.weights, self.cache_dir, None)
+        return load_engine(config, path, self.weights, self.cache_dir, calibration)
 
     def info(self, max_batch_size: int, batch_wait_ms: float) -> dict[str, Any]:
         """GET /v1/model."""
