@@ -132,8 +132,6 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     # no gradient accumulation: Ultralytics' default nominal batch of 64 means one optimizer step per 64 images,
     # which leaves a short trial on a small dataset with a handful of steps and nothing learnt
     hyp.setdefault("nbs", batch)
-    if hyp.get("optimizer") in ("Adam", "AdamW"):  # bias warm-up at lr 0.1 suits SGD; auto mode zeroes it for Adam
-        hyp.setdefault("warmup_bias_lr", 0.0)
 
     def report_epoch(trainer: Any) -> None:
         metrics = named_metrics(ctx.task, trainer.metrics)
