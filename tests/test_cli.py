@@ -203,6 +203,15 @@ def test_bench_before_the_search_finished_says_what_to_run(tmp_path, detect_ds):
     assert "yoloforge resume" in result.output
 
 
+def test_preview_before_the_engines_stage_says_what_to_run(tmp_path, detect_ds):
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "intake",
+                    "--name", "nosel", "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    result = invoke("preview", str(tmp_path / "runs" / "nosel"))
+    assert result.exit_code == 2 and "selection.json does not exist" in result.output
+    assert "yoloforge bench" in result.output
+
+
 def test_installed_entry_point_runs(tmp_path):
     exe = Path(sys.executable).with_name("yoloforge")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ray_app.cli"]
