@@ -194,20 +194,22 @@ def test_bench_on_a_folder_that_is_not_a_run_is_explained(tmp_path):
     assert result.exit_code == 2 and "not a yoloforge run directory" in result.output
 
 
-def test_bench_before_the_search_finished_says_what_to_run(tmp_path, detect_ds):
-    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "intake",
+def _intake_only_run(tmp_path: Path, data: Path) -> Path:
+    """A run directory where only intake has finished."""
+    result = invoke("run", "--data", str(data), "--model", "yolo11n.yaml", "--yes", "--until", "intake",
                     "--name", "early", "--runs-dir", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
-    result = invoke("bench", str(tmp_path / "runs" / "early"))
+    return tmp_path / "runs" / "early"
+
+
+def test_bench_before_the_search_finished_says_what_to_run(tmp_path, detect_ds):
+    result = invoke("bench", str(_intake_only_run(tmp_path, detect_ds)))
     assert result.exit_code == 2 and "has not produced weights yet" in result.output
     assert "yoloforge resume" in result.output
 
 
 def test_preview_before_the_engines_stage_says_what_to_run(tmp_path, detect_ds):
-    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "intake",
-                    "--name", "nosel", "--runs-dir", str(tmp_path / "runs"))
-    assert result.exit_code == 0, result.output
-    result = invoke("preview", str(tmp_path / "runs" / "nosel"))
+    result = invoke("preview", str(_intake_only_run(tmp_path, detect_ds)))
     assert result.exit_code == 2 and "selection.json does not exist" in result.output
     assert "yoloforge bench" in result.output
 
