@@ -25,8 +25,9 @@ from ray.serve.config import BackpressureConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engines.base import ModelFacts
+from engines.predictor import run_batches
 from engines.processing import postprocess, preprocess
-from serving.served import ServedModel, run_batches
+from serving.served import ServedModel
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from engines.base import Engine, EngineConfig, ModelFacts
 from engines.registry import load_engine
 
@@ -84,22 +82,3 @@ class ServedModel:
                 "imgsz": c.imgsz, "engine": {"backend": c.backend, "precision": c.precision, "batch": c.batch,
                                              "device": c.device, "max_batch_size": max_batch_size,
                                              "batch_wait_ms": batch_wait_ms}}
-
-
-def run_batches(engines: dict[int, Engine], tensor: np.ndarray) -> list[np.ndarray]:
-    """Run n images through fixed-batch engines: full chunks on the largest, the rest on batch 1 (or padded when
-    it is at least half a chunk), so a lone request never pays for seven padding images."""
-    big = max(engines)
-    outputs: list[list[np.ndarray]] = []
-    start, n = 0, len(tensor)
-    while start < n:
-        left = n - start
-        size = big if left >= big or (left * 2 >= big or 1 not in engines) else 1
-        chunk = tensor[start: start + size]
-        if len(chunk) < size:
-            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-        outs = engines[size].infer(chunk)
-        take = min(size, left)
-        outputs.append([o[:take] for o in outs])
-        start += take
-    return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
