@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engines.base import Engine, EngineConfig, ModelFacts
 from engines.registry import load_engine
 
@@ -54,26 +56,38 @@ class ServedModel:
         """The engine for this config, at another batch size if asked (model files are exported per batch).
 
         serving: the engine shares the machine with an HTTP stack, so its threads must not spin when idle."""
-        from engines.export import model_file
-
         config = self.config
-        path = self.model_file
-        calibration = None
+        path, calibration = self.model_file, None
         if serving and config.backend == "onnxruntime":
             config = EngineConfig(config.backend, config.precision, config.batch, config.imgsz, config.threads,
                                   config.device, tuple(sorted({**dict(config.options), "spin": False}.items())))
         if batch is not None and batch != config.batch:
             config = EngineConfig(config.backend, config.precision, batch, config.imgsz, config.threads,
                                   config.device, config.options)
-            if config.precision == "int8" and config.backend in ("onnxruntime", "openvino", "tensorrt"):
-                from engines.accuracy import load_split
-                from engines.processing import preprocess
-
-                clean = json.loads((self.cache_dir.parent / "dataset_report.json").read_text())["clean_dir"]
-                images = [s.image for s in load_split(clean, self.facts.task, "train", 32)]
-                calibration = preprocess(images, config.imgsz, self.facts.task)[0]
-            path = model_file(config, self.weights, self.cache_dir, calibration)
+            calibration = self._calibration(config)
+            path = self.file_for(config, calibration)
         return load_engine(config, path, self.weights, self.cache_dir, calibration)
+
+    def _calibration(self, config: EngineConfig) -> np.ndarray | None:
+        """int8 needs calibration images (32 training images of the clean dataset), else None."""
+        if config.precision != "int8" or config.backend not in ("onnxruntime", "openvino", "tensorrt"):
+            return None
+        from engines.accuracy import load_split
+        from engines.processing import preprocess
+
+        clean = json.loads((self.cache_dir.parent / "dataset_report.json").read_text())["clean_dir"]
+        images = [s.image for s in load_split(clean, self.facts.task, "train", 32)]
+        return preprocess(images, config.imgsz, self.facts.task)[0]
+
+    def file_for(self, config: EngineConfig, calibration: np.ndarray | None = None) -> Path:
+        """The model file of another config of this model (exported, quantised and cached as the benchmark does)."""
+        from engines.export import model_file
+
+        if config == self.config:
+            return self.model_file
+        if calibration is None:
+            calibration = self._calibration(config)
+        return model_file(config, self.weights, self.cache_dir, calibration)
 
     def info(self, max_batch_size: int, batch_wait_ms: float) -> dict[str, Any]:
         """GET /v1/model."""

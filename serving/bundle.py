@@ -1,0 +1,281 @@
+"""`yoloforge export`: the deployable bundle — the Go server compiled from serving/gateway, the chosen model as
+ONNX, config.yaml, Dockerfiles, docker-compose.yml (api + redis + postgres) and a README.
+
+The Go server runs ONNX Runtime only. When the benchmark chose another backend, the bundle runs the same model
+and precision on ONNX Runtime and says so, with what ONNX Runtime measured for it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import string
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engines.base import EngineConfig
+from serving.served import NotServable, ServedModel
+
+GATEWAY = Path(__file__).resolve().parent / "gateway"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+ORT_GPU_VERSION = "1.31.1"  # newest onnxruntime-gpu on PyPI; the CUDA image's wheel is pinned by this hash
+ORT_GPU_WHEEL = f"onnxruntime_gpu-{ORT_GPU_VERSION}-cp312-cp312-manylinux_2_28_x86_64.whl"
+ORT_GPU_SHA256 = "05d548956197b9d01f59b625de740e0d6be3593f874e241a12dc0362650ecdf7"
+SERVER = "yoloforge-server"
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be written; the message says why and what to do."""
+
+
+@dataclass
+class Bundle:
+    out_dir: Path
+    binary: Path
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    image: str | None = None  # the Docker image built, when --build ran
+
+    def how_to_run(self) -> str:
+        return (f"cd {self.out_dir} && cp .env.example .env && docker compose up -d --build\n"
+                f"or without Docker: cd {self.out_dir} && YOLOFORGE_REDIS_ENABLED=false "
+                f"YOLOFORGE_POSTGRES_ENABLED=false YOLOFORGE_API_KEYS=my-key ./bin/{SERVER} serve -config config.yaml")
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("YOLOFORGE_CACHE", Path.home() / ".cache" / "yoloforge"))
+
+
+def gateway_digest() -> str:
+    """A hash of the server's source (Go files, SQL, go.mod/go.sum), naming its cached build."""
+    h = hashlib.sha256()
+    for path in sorted(GATEWAY.rglob("*")):
+        if path.is_file() and (path.suffix in (".go", ".sql") or path.name in ("go.mod", "go.sum")):
+            h.update(str(path.relative_to(GATEWAY)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_server() -> Path:
+    """Compile serving/gateway (cached by source hash). Needs Go; the first build fetches Go modules."""
+    go = shutil.which("go")
+    if go is None:
+        raise BundleError("compiling the server needs Go (https://go.dev/dl/, 1.24 or newer) on PATH; "
+                          "install it and run the export again")
+    out = _cache_root() / "gateway" / gateway_digest() / SERVER
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    env = {**os.environ, "CGO_ENABLED": "1"}
+    proc = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), f"./cmd/{SERVER}"],
+                          cwd=GATEWAY, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise BundleError(f"compiling the server failed (go build in {GATEWAY}):\n{proc.stderr.strip()[-3000:]}\n"
+                          "A C compiler is needed (cgo), and the Go module proxy must be reachable the first time.")
+    tmp.replace(out)
+    return out
+
+
+def ort_library() -> Path:
+    """ONNX Runtime's C library, from the onnxruntime wheel yoloforge installs (the same version it benchmarked)."""
+    import onnxruntime
+
+    capi = Path(onnxruntime.__file__).parent / "capi"
+    found = sorted(capi.glob("libonnxruntime.so.*"))
+    if not found:
+        raise BundleError(f"no libonnxruntime.so.* in {capi}: reinstall onnxruntime (pip install onnxruntime)")
+    return found[-1]
+
+
+def _measured(run_dir: Path, config: EngineConfig) -> str:
+    """What the benchmark measured for the served configuration, if it ran."""
+    path = run_dir / "engines.parquet"
+    if not path.is_file():
+        return "not measured"
+    import pyarrow.parquet as pq
+
+    rows = [r for r in pq.read_table(path).to_pylist() if r["status"] == "ok" and r["backend"] == "onnxruntime"
+            and r["precision"] == config.precision and r["device"] == config.device and r["imgsz"] == config.imgsz]
+    if not rows:
+        return "ONNX Runtime was not benchmarked for this precision (run `yoloforge bench` with onnxruntime)"
+    parts = [f"batch {r['batch']}: {r['throughput']:.0f} img/s, p50 {r['p50_ms']:.1f} ms"
+             for r in sorted(rows, key=lambda r: r["batch"])]
+    return "ONNX Runtime " + "; ".join(parts)
+
+
+def plan_engine(served: ServedModel) -> tuple[EngineConfig, dict[str, Any], list[str]]:
+    """The ONNX Runtime configuration the server runs for the selection, its engine settings, and notes."""
+    chosen = served.config
+    notes = []
+    gpu = chosen.device.startswith("cuda")
+    precision = chosen.precision
+    provider = "cpu"
+    if gpu:
+        provider = "tensorrt" if chosen.backend == "tensorrt" else "cuda"
+        if precision == "int8":
+            notes.append("int8 on GPU needs TensorRT calibration tables the bundle does not carry: it serves fp16")
+            precision = "fp16"
+    elif precision not in ("fp32", "int8"):
+        precision = "fp32"
+    if chosen.backend != "onnxruntime":
+        notes.append(f"the benchmark chose {chosen.backend} {chosen.precision}; the Go server runs ONNX Runtime, "
+                     f"so it serves the same model as ONNX Runtime {precision} on {provider}")
+    # GPU engines take the fp32 graph: TensorRT builds fp16 itself, and fp32 I/O keeps one code path
+    file_precision = "int8" if precision == "int8" else "fp32"
+    config = EngineConfig("onnxruntime", file_precision, chosen.batch, chosen.imgsz, chosen.threads, chosen.device, ())
+    engine = {"provider": provider, "precision": precision, "threads": chosen.threads or 0,
+              "device_id": int(chosen.device.split(":")[1]) if ":" in chosen.device else 0,
+              "fp16": precision == "fp16", "cache_dir": "/tmp/yoloforge-trt-cache" if provider == "tensorrt" else ""}
+    return config, engine, notes
+
+
+def _render(name: str, values: dict[str, Any]) -> str:
+    return string.Template((TEMPLATES / name).read_text()).substitute(values)
+
+
+def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max_batch_size: int | None = None,
+                  batch_wait_ms: float | None = None, max_queue: int | None = None) -> Bundle:
+    """Write the bundle of run_dir's selected engine into out_dir (default RUN_DIR/bundle), replacing it whole."""
+    from ray_app.preview_stage import preview_options
+
+    run_dir = Path(run_dir)
+    try:
+        served = ServedModel.from_run(run_dir)
+    except NotServable as exc:
+        raise BundleError(str(exc)) from exc
+    out_dir = Path(out_dir) if out_dir else run_dir / "bundle"
+    options = preview_options(run_dir, max_batch_size, batch_wait_ms)
+    max_batch = int(options["max_batch_size"])
+    wait_ms = float(options["batch_wait_ms"])
+    queue = int(max_queue or options.get("max_queued_requests", 64))
+    base, engine, notes = plan_engine(served)
+    if served.note:
+        notes.insert(0, served.note)
+    binary = build_server()
+    library = ort_library()
+
+    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        for sub in ("bin", "lib", "model", "monitoring"):
+            (tmp / sub).mkdir()
+        shutil.copy2(binary, tmp / "bin" / SERVER)
+        shutil.copy2(library, tmp / "lib" / library.name)
+        files: dict[int, str] = {}
+        for batch in sorted({1, max_batch}):
+            config = EngineConfig(base.backend, base.precision, batch, base.imgsz, base.threads, base.device, ())
+            source = served.file_for(config)
+            target = f"model/model-b{batch}-{base.precision}.onnx"
+            shutil.copy2(source, tmp / target)
+            files[batch] = target
+        digest = hashlib.sha256((tmp / files[max(files)]).read_bytes()).hexdigest()[:12]
+        (tmp / "model" / "labels.txt").write_text("\n".join(served.facts.names) + "\n")
+        config_doc = {
+            "listen": ":8080",
+            "ort_library": f"lib/{library.name}",
+            "model": {"name": served.name, "version": digest, "task": served.facts.task, "imgsz": base.imgsz,
+                      "names": list(served.facts.names), "files": files},
+            "engine": engine,
+            "batcher": {"max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
+                        "workers": 1},
+            "limits": {"max_body_mb": 10, "request_timeout": "30s", "retry_after_s": 1},
+            "auth": {"required": True, "refresh": "30s"},
+            "redis": {"enabled": True, "addr": "localhost:6379", "ttl": "1h", "timeout": "100ms"},
+            "postgres": {"enabled": True,
+                         "dsn": "postgres://yoloforge:yoloforge@localhost:5432/yoloforge?sslmode=disable",
+                         "log_batch": 500, "log_interval": "1s", "log_buffer": 10000},
+            "log_level": "info",
+        }
+        header = (f"# yoloforge bundle of {run_dir.name}: the Go server's configuration. YOLOFORGE_* environment\n"
+                  "# variables override it (see README.md). Paths are relative to this file.\n")
+        (tmp / "config.yaml").write_text(header + yaml.safe_dump(config_doc, sort_keys=False))
+        schema = subprocess.run([str(tmp / "bin" / SERVER), "schema"], capture_output=True, text=True, check=True)
+        (tmp / "schema.sql").write_text(schema.stdout)
+        shutil.copy2(Path(__file__).parent / "openapi.yaml", tmp / "openapi.yaml")
+        gpu = engine["provider"] != "cpu"
+        image = f"yoloforge/{_slug(served.name)}:{digest}"
+        values = {
+            "name": served.name, "compose_name": _slug(f"yoloforge-{served.name}"), "image": image,
+            "dockerfile": "Dockerfile.cuda" if gpu else "Dockerfile", "ort_library": library.name,
+            "ort_gpu_version": ORT_GPU_VERSION, "ort_gpu_wheel": ORT_GPU_WHEEL, "ort_gpu_sha256": ORT_GPU_SHA256,
+            "gpu_provider": engine["provider"] if gpu else "cuda",
+            "start_period": "120s" if engine["provider"] == "tensorrt" else "20s",
+            "gpu_reservation": _GPU_RESERVATION if gpu else "",
+            "max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
+        }
+        for template in ("Dockerfile", "Dockerfile.cuda", "docker-compose.yml", "docker-compose.cuda.yml"):
+            (tmp / template).write_text(_render(template, values))
+        (tmp / ".env.example").write_text(_render("env.example", values))
+        (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!config.yaml\n")
+        (tmp / "monitoring" / "prometheus.yml").write_text(_render("prometheus.yml", values))
+        summary = " ".join(notes) if notes else "The engine configuration the benchmark chose, as it was measured."
+        readme_values = {**values, "summary": summary, "model_name": served.name,
+                         "version": digest, "task": served.facts.task, "nclasses": len(served.facts.names),
+                         "imgsz": base.imgsz, "precision": engine["precision"], "device": base.device,
+                         "provider": engine["provider"], "measured": _measured(run_dir, base),
+                         "ort_version": library.name.split(".so.")[-1],
+                         "overrides": "\n".join(f"`{v}`" for v in _overrides())}
+        (tmp / "README.md").write_text(_render("README.md", readme_values))
+        (tmp / "bundle.json").write_text(json.dumps({"run": str(run_dir), "config": config_doc, "notes": notes,
+                                                     "image": image, "source": gateway_digest()}, indent=2))
+        old_env = out_dir / ".env"
+        if old_env.is_file():  # the user's settings survive a re-export
+            shutil.copy2(old_env, tmp / ".env")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(0o755)  # mkdtemp makes it private
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Bundle(out_dir=out_dir, binary=out_dir / "bin" / SERVER, config=config_doc, notes=notes)
+
+
+_GPU_RESERVATION = """    deploy:
+      resources:
+        reservations:
+          devices:
+            - driver: nvidia
+              count: 1
+              capabilities: [gpu]"""
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text.lower()).strip("-.") or "model"
+
+
+def _overrides() -> list[str]:
+    """The server's environment overrides, read from its config package so README and code cannot disagree."""
+    source = (GATEWAY / "internal" / "config" / "config.go").read_text()
+    block = source.split("var Overrides = []string{", 1)[1].split("}", 1)[0]
+    return [name.strip().strip('"') for name in block.replace("\n", " ").split(",") if name.strip()]
+
+
+def build_image(bundle_dir: str | Path, tag: str | None = None) -> str:
+    """docker build of the bundle through the Docker SDK; a clear BundleError where no Docker engine answers."""
+    bundle_dir = Path(bundle_dir)
+    info = json.loads((bundle_dir / "bundle.json").read_text())
+    tag = tag or info["image"]
+    try:
+        import docker
+    except ImportError as exc:
+        raise BundleError("the docker Python package is missing: pip install docker") from exc
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        raise BundleError(f"no Docker engine answers here ({type(exc).__name__}): the bundle is complete in "
+                          f"{bundle_dir}; build it where Docker runs with `docker compose build`") from exc
+    dockerfile = "Dockerfile.cuda" if info["config"]["engine"]["provider"] != "cpu" else "Dockerfile"
+    try:
+        client.images.build(path=str(bundle_dir), dockerfile=dockerfile, tag=tag, rm=True)
+    except Exception as exc:
+        raise BundleError(f"docker build of {bundle_dir} failed: {exc}") from exc
+    return tag

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/yolo"
+)
+
+// ImageTypes are the Content-Types decoded as a raw image body.
+var ImageTypes = []string{"image/jpeg", "image/png", "image/webp"}
+
+// Error is an answer that is not 200: status, contract code and a message saying what to change.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter int
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+func badParameter(format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Message: fmt.Sprintf(format, args...)}
+}
+
+// ParseOptions reads conf, iou, max_det and top_k with the contract's ranges and defaults.
+func ParseOptions(q url.Values) (yolo.Options, *Error) {
+	o := yolo.DefaultOptions()
+	number := func(name string, dst *float64) *Error {
+		v := q.Get(name)
+		if v == "" {
+			return nil
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f != f || f < 0 || f > 1 {
+			return badParameter("%s=%q: want a number from 0 to 1", name, v)
+		}
+		*dst = f
+		return nil
+	}
+	integer := func(name string, lo, hi int, dst *int) *Error {
+		v := q.Get(name)
+		if v == "" {
+			return nil
+		}
+		i, err := strconv.Atoi(v)
+		if err != nil || i < lo || i > hi {
+			return badParameter("%s=%q: want a whole number from %d to %d", name, v, lo, hi)
+		}
+		*dst = i
+		return nil
+	}
+	for _, err := range []*Error{number("conf", &o.Conf), number("iou", &o.IoU),
+		integer("max_det", 1, 1000, &o.MaxDet), integer("top_k", 1, 100, &o.TopK)} {
+		if err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// ReadImage returns the image bytes of a request body: the raw body for an image Content-Type, or the
+// multipart field "image". The body must already be size-limited.
+func ReadImage(contentType string, body io.Reader) ([]byte, *Error) {
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if contentType == "" || err != nil {
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: fmt.Sprintf("Content-Type %q is not an image: send image/jpeg, image/png or image/webp, or a "+
+				"multipart form with the field 'image'", contentType)}
+	}
+	mediaType = strings.ToLower(mediaType)
+	switch {
+	case isImageType(mediaType):
+		data, err := io.ReadAll(body)
+		if err != nil {
+			return nil, readError(err)
+		}
+		if len(data) == 0 {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "bad_image", Message: "the body is empty: send the image bytes"}
+		}
+		return data, nil
+	case mediaType == "multipart/form-data":
+		return readMultipart(params["boundary"], body)
+	default:
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: fmt.Sprintf("Content-Type %q is not accepted: send image/jpeg, image/png or image/webp, or a "+
+				"multipart form with the field 'image'", mediaType)}
+	}
+}
+
+func isImageType(t string) bool {
+	for _, s := range ImageTypes {
+		if t == s {
+			return true
+		}
+	}
+	return false
+}
+
+func readMultipart(boundary string, body io.Reader) ([]byte, *Error) {
+	noField := &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		Message: "the multipart form has no file field 'image' (curl -F image=@photo.jpg)"}
+	if boundary == "" {
+		return nil, noField
+	}
+	r := multipart.NewReader(body, boundary)
+	for {
+		part, err := r.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil, noField
+		}
+		if err != nil {
+			if e := readError(err); e.Code == "too_large" {
+				return nil, e
+			}
+			return nil, &Error{Status: http.StatusBadRequest, Code: "bad_image",
+				Message: fmt.Sprintf("the multipart form is malformed: %v", err)}
+		}
+		if part.FormName() != "image" {
+			continue
+		}
+		var buf bytes.Buffer
+		if _, err := io.Copy(&buf, part); err != nil {
+			return nil, readError(err)
+		}
+		if buf.Len() == 0 {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "bad_image", Message: "the field 'image' is empty"}
+		}
+		return buf.Bytes(), nil
+	}
+}
+
+func readError(err error) *Error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("the body is over the %d-byte limit (limits.max_body_mb)", tooBig.Limit)}
+	}
+	return &Error{Status: http.StatusBadRequest, Code: "bad_image", Message: fmt.Sprintf("reading the body: %v", err)}
+}

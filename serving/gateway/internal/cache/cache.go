@@ -1,0 +1,124 @@
+// Package cache keeps answers in Redis. The key is a hash of the image bytes, the request's parameters and the
+// model's version, so a new model never serves an old answer. Redis is optional at run time: when it is down,
+// lookups miss at once (a short breaker avoids paying a timeout on every request) and the server goes on.
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Cache is what the server needs of an answer cache.
+type Cache interface {
+	Get(ctx context.Context, key string) ([]byte, bool)
+	Set(ctx context.Context, key string, value []byte)
+	State() string // up, down or disabled
+}
+
+// Key is the cache key of an answer.
+func Key(model string, image []byte, params string) string {
+	h := sha256.New()
+	h.Write(image)
+	return fmt.Sprintf("yoloforge:%s:%s:%s", model, hex.EncodeToString(h.Sum(nil)), params)
+}
+
+// Redis is a Cache on go-redis.
+type Redis struct {
+	client    *redis.Client
+	ttl       time.Duration
+	downUntil atomic.Int64 // unix nanoseconds; lookups are skipped until then after a failure
+	up        atomic.Bool
+	OnError   func(op string, err error)
+}
+
+// breakerPause is how long the cache is skipped after an error before Redis is tried again.
+const breakerPause = time.Second
+
+// NewRedis connects lazily: a Redis that is down at start is picked up when it comes back.
+func NewRedis(addr string, ttl, timeout time.Duration) *Redis {
+	c := redis.NewClient(&redis.Options{
+		Addr: addr, DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
+		PoolTimeout: timeout, MaxRetries: 0, ContextTimeoutEnabled: true,
+	})
+	r := &Redis{client: c, ttl: ttl}
+	r.up.Store(true)
+	return r
+}
+
+func (r *Redis) open() bool { return time.Now().UnixNano() >= r.downUntil.Load() }
+
+func (r *Redis) fail(op string, err error) {
+	r.downUntil.Store(time.Now().Add(breakerPause).UnixNano())
+	if r.up.Swap(false) && r.OnError != nil {
+		r.OnError(op, err)
+	}
+}
+
+// Get returns a cached answer; any failure is a miss.
+func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool) {
+	if !r.open() {
+		return nil, false
+	}
+	v, err := r.client.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		r.up.Store(true)
+		return nil, false
+	}
+	if err != nil {
+		r.fail("get", err)
+		return nil, false
+	}
+	r.up.Store(true)
+	return v, true
+}
+
+// Set stores an answer; failures are logged once and otherwise ignored.
+func (r *Redis) Set(ctx context.Context, key string, value []byte) {
+	if !r.open() {
+		return
+	}
+	if err := r.client.Set(ctx, key, value, r.ttl).Err(); err != nil {
+		r.fail("set", err)
+		return
+	}
+	r.up.Store(true)
+}
+
+// State pings Redis when the breaker allows it.
+func (r *Redis) State() string {
+	if r.open() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := r.client.Ping(ctx).Err(); err != nil {
+			r.fail("ping", err)
+		} else {
+			r.up.Store(true)
+		}
+	}
+	if r.up.Load() && r.open() {
+		return "up"
+	}
+	return "down"
+}
+
+// Close closes the connections.
+func (r *Redis) Close() error { return r.client.Close() }
+
+// Disabled is the Cache when redis.enabled is false.
+type Disabled struct{}
+
+// Get always misses.
+func (Disabled) Get(context.Context, string) ([]byte, bool) { return nil, false }
+
+// Set does nothing.
+func (Disabled) Set(context.Context, string, []byte) {}
+
+// State is disabled.
+func (Disabled) State() string { return "disabled" }

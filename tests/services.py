@@ -1,0 +1,155 @@
+"""Real Redis and PostgreSQL servers on loopback for tests and benchmarks, from Debian's packages.
+
+Each runs from its own temporary directory on a free port and is stopped (and its data removed) at the end.
+PostgreSQL refuses to run as root, so as root it runs as the `postgres` user that Debian's package creates."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def missing_services() -> str | None:
+    """Why the services cannot start here, or None."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (apt-get install redis-server)"
+    if _pg_bin("initdb") is None:
+        return "PostgreSQL is not installed (apt-get install postgresql)"
+    return None
+
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+@dataclass
+class Service:
+    port: int
+    process: subprocess.Popen
+    url: str
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[Service]:
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = Service(port, proc, f"127.0.0.1:{port}")
+    try:
+        wait_for_port(port)
+        yield service
+    finally:
+        service.stop()
+
+
+@contextmanager
+def postgres_server(workdir: Path) -> Iterator[Service]:
+    """A fresh cluster with database and user `yoloforge` (password `yoloforge`)."""
+    port = free_port()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        # the postgres user must reach its directory: pytest's tmp dirs are private to root
+        workdir = Path(tempfile.mkdtemp(prefix="yoloforge-pg-"))
+        shutil.chown(workdir, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = workdir / "pgdata"
+    workdir.mkdir(parents=True, exist_ok=True)
+    pwfile = workdir / "pw"
+    pwfile.write_text("yoloforge\n")
+    if as_user:
+        shutil.chown(pwfile, "postgres", "postgres")
+    subprocess.run([*as_user, _pg_bin("initdb"), "-D", str(data), "-U", "yoloforge", "--pwfile", str(pwfile),
+                    "-A", "scram-sha-256", "--no-sync"], check=True, capture_output=True)
+    proc = subprocess.Popen([*as_user, _pg_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+                             "-k", str(workdir), "-c", "fsync=off", "-c", "full_page_writes=off"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    service = Service(port, proc, f"postgres://yoloforge:yoloforge@127.0.0.1:{port}/postgres?sslmode=disable")
+    try:
+        wait_for_port(port)
+        for _ in range(50):  # accepting TCP is not yet accepting queries
+            ok = subprocess.run([_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True)
+            if ok.returncode == 0:
+                break
+            time.sleep(0.2)
+        subprocess.run([_pg_bin("psql"), service.url, "-q", "-c", "CREATE DATABASE yoloforge"], check=True,
+                       capture_output=True)
+        service.url = f"postgres://yoloforge:yoloforge@127.0.0.1:{port}/yoloforge?sslmode=disable"
+        yield service
+    finally:
+        service.stop()
+        if as_user:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def psql(url: str, sql: str) -> str:
+    """One query's rows, as psql -At prints them."""
+    out = subprocess.run([_pg_bin("psql"), url, "-At", "-c", sql], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@contextmanager
+def bundle_server(bundle: Path, env: dict[str, str], log: Path) -> Iterator[Service]:
+    """The bundle's own binary, started as a user would (serve -config config.yaml), until /readyz says loaded.
+    Stopping it sends SIGTERM, and the server must exit 0 (graceful shutdown)."""
+    import httpx
+
+    port = free_port()
+    full_env = {**os.environ, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}", **env}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([str(bundle / "bin" / "yoloforge-server"), "serve", "-config",
+                                 str(bundle / "config.yaml")], env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    service = Service(port, proc, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server was not ready in 60 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield service
+    finally:
+        service.stop()

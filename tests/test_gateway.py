@@ -1,0 +1,185 @@
+"""The Go server of the exported bundle, run natively from the bundle as a user would, with real Redis and
+PostgreSQL on loopback: the HTTP contract (tests/contract_suite.py), the same answers as Ultralytics, the cache,
+API keys, the inference log, and serving on when Redis and Postgres go away."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.contract_suite import (  # noqa: F401  (the shared contract tests, collected here too)
+    post,
+    test_any_request_gets_a_documented_answer_never_a_500,
+    test_bad_requests_get_their_documented_error,
+    test_model_health_readiness_and_metrics,
+    test_multipart_form_without_an_image_field_is_415,
+    test_multipart_upload_is_accepted,
+    test_out_of_range_parameters_are_bad_parameter,
+    test_overload_is_answered_at_once_with_retry_after,
+    test_png_and_non_square_images_are_answered_in_their_own_size,
+    test_predict_answers_the_detect_schema_in_original_pixels,
+    test_unknown_route_is_a_json_404,
+)
+from tests.services import bundle_server, missing_services, postgres_server, psql, redis_server
+
+pytestmark = pytest.mark.skipif(missing_services() is not None, reason=str(missing_services()))
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, detector) -> Path:
+    from ray_app.pipeline import bench_run
+    from serving.bundle import export_bundle
+    from tests.conftest import build_run_dir
+
+    run_dir = build_run_dir(tmp_path_factory.mktemp("gateway"), detector,
+                            {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1, 4],
+                             "min_time_s": 0.2, "val_images": 8})
+    bench_run(run_dir)
+    return export_bundle(run_dir, max_batch_size=4, max_queue=8).out_dir
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("services")
+    with redis_server(root / "redis") as redis, postgres_server(root / "postgres") as postgres:
+        yield redis, postgres
+
+
+@pytest.fixture(scope="module")
+def api_key(bundle, services) -> str:
+    _, postgres = services
+    out = subprocess.run([str(bundle / "bin" / "yoloforge-server"), "keys", "create", "-name", "tests", "-config",
+                          str(bundle / "config.yaml")], env={"YOLOFORGE_POSTGRES_DSN": postgres.url},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def server(bundle, services, api_key, tmp_path_factory):  # type: ignore[no-untyped-def]
+    redis, postgres = services
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {"YOLOFORGE_REDIS_ADDR": redis.url, "YOLOFORGE_POSTGRES_DSN": postgres.url, "YOLOFORGE_MAX_BODY_MB": "1",
+           "YOLOFORGE_ENGINE_THREADS": "2"}
+    with bundle_server(bundle, env, log) as service:
+        yield service
+    assert service.process.returncode == 0, f"no clean shutdown on SIGTERM:\n{log.read_text()[-2000:]}"
+
+
+@pytest.fixture(scope="module")
+def api_url(server) -> str:
+    return server.url
+
+
+@pytest.fixture(scope="module")
+def api_headers(api_key: str) -> dict:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture(scope="module")
+def image_bytes(detector) -> bytes:
+    return sorted((detector[1] / "images" / "val").glob("*.jpg"))[0].read_bytes()
+
+
+def png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_bundle_holds_everything_a_deployment_needs(bundle):
+    for name in ("bin/yoloforge-server", "config.yaml", "Dockerfile", "Dockerfile.cuda", "docker-compose.yml",
+                 ".env.example", "schema.sql", "README.md", "model/labels.txt", "model/model-b1-fp32.onnx",
+                 "model/model-b4-fp32.onnx", "openapi.yaml"):
+        assert (bundle / name).is_file(), name
+    assert list((bundle / "lib").glob("libonnxruntime.so.*"))
+    compose = (bundle / "docker-compose.yml").read_text()
+    assert "redis:" in compose and "postgres:" in compose and "healthcheck" in compose
+    dockerfile = (bundle / "Dockerfile").read_text()
+    assert "COPY bin/" in dockerfile and "COPY . " not in dockerfile  # no source, no dataset in the image
+    assert "CREATE TABLE IF NOT EXISTS api_keys" in (bundle / "schema.sql").read_text()
+
+
+def test_answers_match_ultralytics_on_the_same_model(api_url, api_headers, bundle, detector, tmp_path):
+    from ultralytics import YOLO
+
+    model = YOLO(str(bundle / "model" / "model-b1-fp32.onnx"), task="detect")
+    sources = sorted((detector[1] / "images" / "val").glob("*.jpg"))[:6]
+    compared = 0
+    for i, src in enumerate(sources):
+        image = np.asarray(Image.open(src).convert("RGB"))
+        if i % 3 == 1:  # non-square, up- and down-scaled
+            image = np.asarray(Image.fromarray(image).resize((200, 120)))
+        elif i % 3 == 2:
+            image = np.asarray(Image.fromarray(image).resize((90, 160)))
+        path = tmp_path / f"img{i}.png"
+        path.write_bytes(png(image))
+        expected = model.predict(str(path), imgsz=128, conf=0.1, verbose=False)[0].boxes
+        got = post(api_url, path.read_bytes(), "image/png", headers=api_headers, conf=0.1).json()["detections"]
+        assert len(got) == len(expected), (path, got, expected)
+        for det, box, conf, cls in zip(got, expected.xyxy.numpy(), expected.conf.numpy(), expected.cls.numpy(),
+                                       strict=True):
+            assert det["class_id"] == int(cls)
+            assert abs(det["confidence"] - float(conf)) < 2e-3
+            assert np.allclose(det["box"], box, atol=0.5), (det["box"], box)
+        compared += len(got)
+    assert compared > 0, "the parity check compared no boxes"
+
+
+def test_repeat_request_is_answered_from_the_cache(api_url, api_headers, image_bytes):
+    first = post(api_url, image_bytes, headers=api_headers, conf=0.3, max_det=7)
+    second = post(api_url, image_bytes, headers=api_headers, conf=0.3, max_det=7)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["cached"] is False and second.json()["cached"] is True
+    assert second.json()["detections"] == first.json()["detections"]
+    other = post(api_url, image_bytes, headers=api_headers, conf=0.31, max_det=7)
+    assert other.json()["cached"] is False, "other parameters are another answer"
+
+
+def test_requests_without_a_valid_key_are_401(api_url, image_bytes):
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+        r = post(api_url, image_bytes, headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"].startswith("Bearer")
+    assert httpx.get(f"{api_url}/v1/model").status_code == 401
+    assert httpx.get(f"{api_url}/healthz").status_code == 200  # health and metrics stay open
+
+
+def test_predictions_are_logged_in_postgres(api_url, api_headers, image_bytes, services):
+    _, postgres = services
+    before = int(psql(postgres.url, "SELECT count(*) FROM inference_log"))
+    for _ in range(3):
+        assert post(api_url, image_bytes, headers=api_headers).status_code == 200
+    deadline = time.monotonic() + 10
+    while int(psql(postgres.url, "SELECT count(*) FROM inference_log")) < before + 3:
+        assert time.monotonic() < deadline, "log rows did not arrive within 10 s"
+        time.sleep(0.2)
+    row = psql(postgres.url, "SELECT status, model_version, key_id FROM inference_log ORDER BY id DESC LIMIT 1")
+    status, version, key_id = row.split("|")
+    assert status == "200" and len(version) == 12 and len(key_id) == 12
+    assert psql(postgres.url, "SELECT count(*) FROM api_keys WHERE name = 'tests'") == "1"
+
+
+def test_a_stopped_redis_and_postgres_do_not_stop_serving(api_url, api_headers, services):
+    redis, postgres = services
+    redis.stop()
+    postgres.stop()
+    rng = np.random.default_rng(3)
+    for _ in range(3):  # new images: no cache to lean on
+        body = png(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))
+        r = post(api_url, body, "image/png", headers=api_headers)
+        assert r.status_code == 200 and r.json()["cached"] is False
+    deadline = time.monotonic() + 10
+    while True:
+        deps = httpx.get(f"{api_url}/readyz").json()["dependencies"]
+        if deps == {"cache": "down", "database": "down"}:
+            break
+        assert time.monotonic() < deadline, deps
+        time.sleep(0.3)
