@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# The test command of README.md: installs everything the tests need, lints, then runs the whole suite.
-# CI (.ci/run) calls exactly this. Extra arguments go to pytest (e.g. -k intake).
+# The test command of README.md: installs everything the tests need, lints, then runs the whole suite:
+# the Go server's unit tests and short fuzz runs, then pytest. CI (.ci/run) calls exactly this.
+# Extra arguments go to pytest (e.g. -k intake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup_services.sh
 python3 -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 python3 -m ruff check .
+(
+  cd serving/gateway
+  unformatted=$(gofmt -l .)
+  if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
+  go vet ./...
+  go test ./...
+  go test -run='^$' -fuzz=FuzzDecode -fuzztime=10s ./internal/yolo
+  go test -run='^$' -fuzz=FuzzParseRequest -fuzztime=10s ./internal/api
+)
 python3 -m pytest -q "$@"

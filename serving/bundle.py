@@ -66,7 +66,7 @@ def build_server() -> Path:
     """Compile serving/gateway (cached by source hash). Needs Go; the first build fetches Go modules."""
     go = shutil.which("go")
     if go is None:
-        raise BundleError("compiling the server needs Go (https://go.dev/dl/, 1.24 or newer) on PATH; "
+        raise BundleError("compiling the server needs Go (https://go.dev/dl/, 1.26 or newer) on PATH; "
                           "install it and run the export again")
     out = _cache_root() / "gateway" / gateway_digest() / SERVER
     if out.is_file():

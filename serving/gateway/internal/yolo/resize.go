@@ -8,32 +8,35 @@ const resizeCoefBits = 11
 const resizeCoefScale = 1 << resizeCoefBits
 
 type linearTap struct {
-	index  int      // first source index (the second is index+1, clamped)
+	index  [2]int   // source indices, clamped to the image
 	weight [2]int32 // fixed-point weights, summing to resizeCoefScale
 }
 
-func linearTaps(src, dst int) []linearTap {
+// linearTaps are OpenCV's: columns past an edge take the edge pixel whole (clampFraction), while rows past an
+// edge keep their fractional weights on the repeated edge row, which rounds differently in the vertical pass.
+func linearTaps(src, dst int, clampFraction bool) []linearTap {
 	scale := float64(src) / float64(dst)
 	taps := make([]linearTap, dst)
 	for d := range taps {
 		f := float32((float64(d)+0.5)*scale - 0.5)
 		s := int(math.Floor(float64(f)))
 		f -= float32(s)
-		if s < 0 {
+		if clampFraction && s < 0 {
 			s, f = 0, 0
 		}
-		if s >= src-1 {
+		if clampFraction && s >= src-1 {
 			s, f = src-1, 0
 		}
 		w0 := int32(math.RoundToEven(float64((1 - f) * resizeCoefScale)))
-		taps[d] = linearTap{index: s, weight: [2]int32{w0, resizeCoefScale - w0}}
+		taps[d] = linearTap{index: [2]int{min(max(s, 0), src-1), min(max(s+1, 0), src-1)},
+			weight: [2]int32{w0, resizeCoefScale - w0}}
 	}
 	return taps
 }
 
 // ResizeLinear resizes an RGB image to w x h as cv2.resize(..., interpolation=cv2.INTER_LINEAR) does.
 func ResizeLinear(img *RGB, w, h int) *RGB {
-	xs, ys := linearTaps(img.Width, w), linearTaps(img.Height, h)
+	xs, ys := linearTaps(img.Width, w, true), linearTaps(img.Height, h, false)
 	// horizontal pass on the source rows each output row needs; taps only move down, so two rows are cached
 	type row struct {
 		y   int
@@ -53,20 +56,16 @@ func ResizeLinear(img *RGB, w, h int) *RGB {
 		slot.y = sy
 		src := img.Pix[sy*img.Width*3:]
 		for dx, t := range xs {
-			s1 := min(t.index+1, img.Width-1)
+			s0, s1 := t.index[0]*3, t.index[1]*3
 			for c := 0; c < 3; c++ {
-				slot.sum[dx*3+c] = int32(src[t.index*3+c])*t.weight[0] + int32(src[s1*3+c])*t.weight[1]
+				slot.sum[dx*3+c] = int32(src[s0+c])*t.weight[0] + int32(src[s1+c])*t.weight[1]
 			}
 		}
 		return slot.sum
 	}
 	out := &RGB{Width: w, Height: h, Pix: make([]uint8, w*h*3)}
 	for dy, t := range ys {
-		s1 := t.index + 1
-		if s1 >= img.Height {
-			s1 = img.Height - 1
-		}
-		r0, r1 := hpass(t.index), hpass(s1)
+		r0, r1 := hpass(t.index[0]), hpass(t.index[1])
 		b0, b1 := t.weight[0], t.weight[1]
 		dst := out.Pix[dy*w*3 : (dy+1)*w*3]
 		for i := range dst {

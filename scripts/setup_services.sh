@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests run for real besides Python: Redis and PostgreSQL from Debian's packages (the tests
+# start their own servers on loopback), and checks for Go and a C compiler (the server is built with cgo).
+set -euo pipefail
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v gcc >/dev/null || missing+=(gcc)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} from Debian's packages"
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # the package starts system services; the tests run their own on free ports
+  $sudo_cmd systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+fi
+if ! command -v go >/dev/null; then
+  echo "Go is needed to build the server (serving/gateway): https://go.dev/dl/ (1.26 or newer)" >&2
+  exit 1
+fi

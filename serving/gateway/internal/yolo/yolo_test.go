@@ -1,0 +1,238 @@
+package yolo
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"testing"
+)
+
+// testdata/resize_golden.json is written by scripts/make_gateway_golden.py from OpenCV, PIL and
+// engines/processing.py.
+type golden struct {
+	Width, Height int
+	Pixels        []uint8
+	Resized       []struct {
+		Width, Height int
+		Pixels        []uint8
+	}
+	Letterbox []struct {
+		Imgsz  int
+		Pixels []uint8
+		PadX   int `json:"pad_x"`
+		PadY   int `json:"pad_y"`
+		NewW   int `json:"new_w"`
+		NewH   int `json:"new_h"`
+	}
+	Crop []struct {
+		Imgsz  int
+		Pixels []uint8
+	}
+}
+
+func loadGolden(t *testing.T) []golden {
+	t.Helper()
+	data, err := os.ReadFile("testdata/resize_golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []golden
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	return cases
+}
+
+func diff(t *testing.T, what string, got, want []uint8) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%s: value %d is %d, OpenCV/PIL give %d", what, i, got[i], want[i])
+		}
+	}
+}
+
+func TestResizeLinearEqualsOpenCVByteForByte(t *testing.T) {
+	for _, c := range loadGolden(t) {
+		img := &RGB{Width: c.Width, Height: c.Height, Pix: c.Pixels}
+		for _, r := range c.Resized {
+			diff(t, "resize", ResizeLinear(img, r.Width, r.Height).Pix, r.Pixels)
+		}
+	}
+}
+
+func TestLetterboxEqualsThePythonSide(t *testing.T) {
+	for _, c := range loadGolden(t) {
+		img := &RGB{Width: c.Width, Height: c.Height, Pix: c.Pixels}
+		for _, l := range c.Letterbox {
+			out, p := Letterbox(img, l.Imgsz)
+			if p.PadX != l.PadX || p.PadY != l.PadY || p.NewW != l.NewW || p.NewH != l.NewH {
+				t.Fatalf("%dx%d at %d: placement %+v, want pad %d,%d size %dx%d", c.Width, c.Height, l.Imgsz, p,
+					l.PadX, l.PadY, l.NewW, l.NewH)
+			}
+			diff(t, "letterbox", out.Pix, l.Pixels)
+		}
+	}
+}
+
+func TestCenterCropEqualsUltralyticsClassifyTransform(t *testing.T) {
+	for _, c := range loadGolden(t) {
+		img := &RGB{Width: c.Width, Height: c.Height, Pix: c.Pixels}
+		for _, cr := range c.Crop {
+			diff(t, "crop", CenterCrop(img, cr.Imgsz).Pix, cr.Pixels)
+		}
+	}
+}
+
+func TestPreprocessWritesPlanarFloatsInUnitRange(t *testing.T) {
+	img := &RGB{Width: 2, Height: 2, Pix: []uint8{255, 0, 0, 255, 0, 0, 255, 0, 0, 255, 0, 0}}
+	dst := make([]float32, 3*2*2)
+	Preprocess(img, 2, "detect", dst)
+	for i := 0; i < 4; i++ {
+		if dst[i] != 1 || dst[4+i] != 0 || dst[8+i] != 0 {
+			t.Fatalf("planes = %v", dst)
+		}
+	}
+}
+
+func TestNMSKeepsTheBestOfOverlappingBoxes(t *testing.T) {
+	boxes := [][4]float64{{0, 0, 10, 10}, {1, 1, 11, 11}, {20, 20, 30, 30}, {0, 0, 10, 10.5}}
+	scores := []float64{0.8, 0.9, 0.5, 0.3}
+	keep := NMS(boxes, scores, 0.5, 10)
+	if len(keep) != 2 || keep[0] != 1 || keep[1] != 2 {
+		t.Fatalf("keep = %v, want [1 2]", keep)
+	}
+	if got := NMS(boxes, scores, 0.5, 1); len(got) != 1 {
+		t.Fatalf("max_det ignored: %v", got)
+	}
+}
+
+func TestIoUOfKnownBoxes(t *testing.T) {
+	if got := IoU([4]float64{0, 0, 2, 2}, [4]float64{1, 1, 3, 3}); math.Abs(got-1.0/7) > 1e-6 {
+		t.Fatalf("IoU = %v, want 1/7", got)
+	}
+	if got := IoU([4]float64{0, 0, 1, 1}, [4]float64{2, 2, 3, 3}); got != 0 {
+		t.Fatalf("disjoint IoU = %v", got)
+	}
+}
+
+// rawDetect builds a (4+nc, n) output from anchors given as cx, cy, w, h, class scores.
+func rawDetect(nc int, anchors [][]float32) Output {
+	n := len(anchors)
+	data := make([]float32, (4+nc)*n)
+	for a, v := range anchors {
+		for r := range v {
+			data[r*n+a] = v[r]
+		}
+	}
+	return Output{Shape: []int64{int64(4 + nc), int64(n)}, Data: data}
+}
+
+func TestDetectionsAreScaledBackToTheOriginalImage(t *testing.T) {
+	m := Model{Task: "detect", Names: []string{"a", "b"}, Imgsz: 64}
+	out := rawDetect(2, [][]float32{{32, 32, 20, 10, 0.1, 0.9}, {10, 10, 4, 4, 0.2, 0.1}})
+	p := LetterboxPlacement(64, 128, 64) // a 128x64 image: scale 0.5, 16 px of padding above and below
+	res, err := Postprocess(m, []Output{out}, p, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Detections) != 1 {
+		t.Fatalf("detections = %+v, want one above conf 0.25", res.Detections)
+	}
+	d := res.Detections[0]
+	want := [4]float64{44, 22, 84, 42}
+	for i := range want {
+		if math.Abs(d.Box[i]-want[i]) > 1e-4 {
+			t.Fatalf("box = %v, want %v", d.Box, want)
+		}
+	}
+	if d.ClassID != 1 || d.ClassName != "b" || math.Abs(d.Confidence-0.9) > 1e-6 {
+		t.Fatalf("detection = %+v", d)
+	}
+}
+
+func TestWrongOutputShapeIsAnErrorNotAPanic(t *testing.T) {
+	m := Model{Task: "detect", Names: []string{"a", "b", "c"}, Imgsz: 64}
+	out := rawDetect(2, [][]float32{{1, 1, 1, 1, 1, 1}})
+	if _, err := Postprocess(m, []Output{out}, Placement{}, DefaultOptions()); err == nil {
+		t.Fatal("want an error for 2 class rows when the model has 3 names")
+	}
+}
+
+func TestTopKIsSortedByConfidence(t *testing.T) {
+	m := Model{Task: "classify", Names: []string{"a", "b", "c"}, Imgsz: 32}
+	res, err := Postprocess(m, []Output{{Shape: []int64{3}, Data: []float32{0.2, 0.7, 0.1}}}, Placement{},
+		Options{TopK: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Top) != 2 || res.Top[0].ClassName != "b" || res.Top[1].ClassName != "a" {
+		t.Fatalf("top = %+v", res.Top)
+	}
+}
+
+func TestPolygonOfARectangleIsItsFourCorners(t *testing.T) {
+	w, h := 10, 8
+	mask := make([]bool, w*h)
+	for y := 2; y <= 5; y++ {
+		for x := 3; x <= 7; x++ {
+			mask[y*w+x] = true
+		}
+	}
+	mask[0] = true // a smaller region elsewhere is not the outline
+	got := Polygon(mask, w, h)
+	want := map[[2]float64]bool{{3, 2}: true, {7, 2}: true, {7, 5}: true, {3, 5}: true}
+	if len(got) != 4 {
+		t.Fatalf("polygon = %v, want the 4 corners", got)
+	}
+	for _, p := range got {
+		if !want[p] {
+			t.Fatalf("polygon = %v, want the corners %v", got, want)
+		}
+	}
+}
+
+func TestDecodeReadsPNGAndRefusesGarbage(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 3, 2))
+	img.Set(1, 1, color.NRGBA{10, 20, 30, 255})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	rgb, format, err := Decode(buf.Bytes())
+	if err != nil || format != "png" || rgb.Width != 3 || rgb.Height != 2 {
+		t.Fatalf("Decode = %v %q %v", rgb, format, err)
+	}
+	if px := rgb.Pix[(1*3+1)*3:][:3]; px[0] != 10 || px[1] != 20 || px[2] != 30 {
+		t.Fatalf("pixel = %v", px)
+	}
+	if _, _, err := Decode([]byte("\xff\xd8\xff\xe0 not a jpeg")); err == nil {
+		t.Fatal("garbage decoded")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	var buf bytes.Buffer
+	_ = png.Encode(&buf, image.NewGray(image.Rect(0, 0, 4, 4)))
+	f.Add(buf.Bytes())
+	f.Add([]byte("\xff\xd8\xff\xe0\x00\x10JFIF"))
+	f.Add([]byte("RIFF\x00\x00\x00\x00WEBPVP8 "))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, _, err := Decode(data)
+		if err != nil {
+			return
+		}
+		if img.Width <= 0 || img.Height <= 0 || len(img.Pix) != img.Width*img.Height*3 {
+			t.Fatalf("decoded %dx%d with %d bytes", img.Width, img.Height, len(img.Pix))
+		}
+		dst := make([]float32, 3*32*32)
+		Preprocess(img, 32, "detect", dst) // whatever decodes must also pre-process
+	})
+}
