@@ -164,12 +164,14 @@ def run(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (ray://host:10001 or auto)")] = None,
     more_generations: Annotated[int, typer.Option(help="If the target is unmet, search this many more "
                                                        "generations (once) without asking")] = 0,
-    until: Annotated[str, typer.Option(help="Stop after this stage: intake, search, engines or preview")] = "preview",
+    until: Annotated[str, typer.Option(help="Stop after this stage: intake, search, engines, preview or "
+                                            "export")] = "export",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask; fail if something is missing")] = False,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Ask even without a terminal")] = False,
     write_job: Annotated[Path, typer.Option(help="Where a job built from flags/questions is saved")] = Path("job.yaml"),
 ) -> None:
-    """Run the pipeline for a job: intake, hyperparameter search, engine benchmark and selection."""
+    """Run the pipeline for a job: intake, hyperparameter search, engine benchmark and selection, preview (when
+    enabled in the job) and the deployable bundle."""
     from ray_app.pipeline import run_job
     from ray_app.search import SearchChoices
 
@@ -263,6 +265,26 @@ def preview(
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
     run_preview(run_dir, host=host, port=port, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
                 duration=duration)
+
+
+@app.command()
+@friendly
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/<name>) with selection.json")],
+    out: Annotated[Path | None, typer.Option(help="Where the bundle goes (default RUN_DIR/bundle; replaced)")] = None,
+    build: Annotated[bool, typer.Option("--build", help="Also build its Docker image (needs a Docker engine)")] = False,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Start the bundle's server once and send it "
+                                                                   "one image")] = True,
+    max_batch_size: Annotated[int | None, typer.Option(help="Dynamic batching limit of the server")] = None,
+    batch_wait_ms: Annotated[float | None, typer.Option(help="How long a batch waits to fill")] = None,
+) -> None:
+    """Write the deployable bundle: Go server binary, model, config.yaml, Dockerfiles, docker-compose.yml."""
+    from ray_app.export_stage import stage_export
+
+    if not run_dir.is_dir():
+        raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
+    stage_export(run_dir, out.resolve() if out else None, build=build, check=check, max_batch_size=max_batch_size,
+                 batch_wait_ms=batch_wait_ms)
 
 
 @app.command()

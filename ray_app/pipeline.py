@@ -1,6 +1,6 @@
 """The pipeline's stages over one run directory (see DESIGN.md: runs/<name>/...).
 
-Stages 1 (intake), 2 (search) and 3 (engines) exist; preview and export join as their issues land.
+Stages: 1 intake, 2 search, 3 engines, 4 preview (when enabled), 5 export.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from ray_app.console import console, print_model, print_report, progress_bars
 from ray_app.engine_stage import stage_engines
 from ray_app.errors import DatasetError, YoloforgeError
+from ray_app.export_stage import stage_export
 from ray_app.intake.check import Intake, check_dataset
 from ray_app.intake.synth import synth_dataset
 from ray_app.preview_stage import check_preview
@@ -19,8 +20,7 @@ from ray_app.search import SearchChoices, SearchOutcome, stage_search
 from ray_app.spec import JobSpec, Targets, dump_job, load_job, parse_job
 from ray_app.zoo import ModelInfo, resolve_model
 
-STAGES = ("intake", "search", "engines", "preview")
-PLANNED_STAGES = ("export",)
+STAGES = ("intake", "search", "engines", "preview", "export")
 
 
 @dataclass
@@ -90,7 +90,6 @@ def _finish_engines(spec: JobSpec, selection: dict) -> None:
     else:
         console.print("[yellow]No engine configuration meets every target[/yellow]; see the reasoning above and "
                       f"{spec.run_dir / 'selection.json'}")
-    console.print(f"Stages not built yet: {', '.join(PLANNED_STAGES)}.", style="dim")
 
 
 def _engines_current(run_dir: Path) -> bool:
@@ -127,6 +126,8 @@ def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = ST
     selection = run_engines(spec, task)
     if until != "engines" and spec.preview.enabled:
         check_preview(spec.run_dir)
+    if until == "export":
+        stage_export(spec.run_dir, force=False)
     return RunResult(spec, intake, outcome, selection)
 
 
@@ -150,7 +151,9 @@ def resume_run(run_dir: Path, choices: SearchChoices | None = None) -> RunResult
     _finish(spec, outcome)
     if outcome.best is None:
         return RunResult(spec, None, outcome)
-    return RunResult(spec, None, outcome, run_engines(spec, task, force=False))
+    selection = run_engines(spec, task, force=False)
+    stage_export(spec.run_dir, force=False)
+    return RunResult(spec, None, outcome, selection)
 
 
 def bench_run(run_dir: Path) -> dict:

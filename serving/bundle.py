@@ -13,6 +13,9 @@ import shutil
 import string
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,3 +282,71 @@ def build_image(bundle_dir: str | Path, tag: str | None = None) -> str:
     except Exception as exc:
         raise BundleError(f"docker build of {bundle_dir} failed: {exc}") from exc
     return tag
+
+
+def bundle_current(bundle_dir: Path, run_dir: Path) -> bool:
+    """The bundle was written from the current selection by the current server source."""
+    info, selection = bundle_dir / "bundle.json", run_dir / "selection.json"
+    if not (info.is_file() and selection.is_file() and (bundle_dir / "bin" / SERVER).is_file()):
+        return False
+    try:
+        source = json.loads(info.read_text()).get("source")
+    except json.JSONDecodeError:
+        return False
+    return info.stat().st_mtime >= selection.stat().st_mtime and source == gateway_digest()
+
+
+@contextmanager
+def bundle_process(bundle_dir: Path, env: dict[str, str], log: Path, port: int,
+                   ready_timeout_s: float = 60) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Run the bundle's own binary as a user would (serve -config config.yaml) until /readyz says loaded; stop it
+    with SIGTERM at the end (the caller can check the exit status: 0 is a clean, drained shutdown)."""
+    import httpx
+
+    full_env = {**os.environ, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}", **env}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([str(bundle_dir / "bin" / SERVER), "serve", "-config", str(bundle_dir / "config.yaml")],
+                                env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise BundleError(f"the server exited with status {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise BundleError(f"the server was not ready in {ready_timeout_s:g} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def check_bundle(bundle_dir: Path, image: Path, port: int) -> dict[str, Any]:
+    """Start the bundle's binary natively (no Redis, no Postgres, a one-off key), send it one image, stop it."""
+    import secrets
+
+    import httpx
+
+    key = secrets.token_urlsafe(24)
+    env = {"YOLOFORGE_REDIS_ENABLED": "false", "YOLOFORGE_POSTGRES_ENABLED": "false", "YOLOFORGE_API_KEYS": key}
+    log = bundle_dir.parent / f".{bundle_dir.name}-check.log"
+    log.unlink(missing_ok=True)
+    content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
+    with bundle_process(bundle_dir, env, log, port) as (_, url):
+        answer = httpx.post(f"{url}/v1/predict", content=image.read_bytes(), timeout=60,
+                            headers={"Content-Type": content_type, "Authorization": f"Bearer {key}"})
+    if answer.status_code != 200:
+        raise BundleError(f"the bundle's server answered {answer.status_code}: {answer.text[:300]} (log: {log})")
+    log.unlink(missing_ok=True)
+    return answer.json()

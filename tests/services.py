@@ -127,29 +127,9 @@ def psql(url: str, sql: str) -> str:
 
 @contextmanager
 def bundle_server(bundle: Path, env: dict[str, str], log: Path) -> Iterator[Service]:
-    """The bundle's own binary, started as a user would (serve -config config.yaml), until /readyz says loaded.
-    Stopping it sends SIGTERM, and the server must exit 0 (graceful shutdown)."""
-    import httpx
+    """The bundle's own binary, started as a user would, until /readyz says loaded (serving.bundle.bundle_process)."""
+    from serving.bundle import bundle_process
 
     port = free_port()
-    full_env = {**os.environ, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}", **env}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([str(bundle / "bin" / "yoloforge-server"), "serve", "-config",
-                                 str(bundle / "config.yaml")], env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    service = Service(port, proc, f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the server was not ready in 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield service
-    finally:
-        service.stop()
+    with bundle_process(bundle, env, log, port) as (proc, url):
+        yield Service(port, proc, url)

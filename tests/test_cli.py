@@ -164,7 +164,7 @@ def test_run_rejects_metric_the_models_task_does_not_measure(detect_ds):
 
 
 @pytest.mark.slow
-def test_demo_runs_intake_search_and_engines(tmp_path):
+def test_demo_runs_every_stage_and_ends_with_a_bundle_that_answers(tmp_path):
     result = invoke("demo", "--runs-dir", "runs", "--no-dashboard")
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / "demo"
@@ -181,11 +181,15 @@ def test_demo_runs_intake_search_and_engines(tmp_path):
     assert selection["baseline"]["backend"] == "pytorch" and (run_dir / "engines.png").is_file()
     assert ("Engine chosen" in result.output) == selection["met"]
     assert "Preview answered" in result.output
+    bundle = run_dir / "bundle"
+    assert (bundle / "bin" / "yoloforge-server").is_file() and (bundle / "docker-compose.yml").is_file()
+    assert "Bundle answered" in result.output and "docker compose up" in result.output
 
 
 def test_unknown_until_stage_is_explained(detect_ds):
-    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "export")
-    assert result.exit_code == 2 and "unknown stage 'export'; stages: intake, search, engines, preview" in result.output
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes", "--until", "deploy")
+    assert result.exit_code == 2
+    assert "unknown stage 'deploy'; stages: intake, search, engines, preview, export" in result.output
 
 
 def test_bench_on_a_folder_that_is_not_a_run_is_explained(tmp_path):
@@ -210,6 +214,12 @@ def test_bench_before_the_search_finished_says_what_to_run(tmp_path, detect_ds):
 
 def test_preview_before_the_engines_stage_says_what_to_run(tmp_path, detect_ds):
     result = invoke("preview", str(_intake_only_run(tmp_path, detect_ds)))
+    assert result.exit_code == 2 and "selection.json does not exist" in result.output
+    assert "yoloforge bench" in result.output
+
+
+def test_export_before_the_engines_stage_says_what_to_run(tmp_path, detect_ds):
+    result = invoke("export", str(_intake_only_run(tmp_path, detect_ds)))
     assert result.exit_code == 2 and "selection.json does not exist" in result.output
     assert "yoloforge bench" in result.output
 

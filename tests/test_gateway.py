@@ -100,8 +100,15 @@ def test_bundle_holds_everything_a_deployment_needs(bundle):
                  "model/model-b4-fp32.onnx", "openapi.yaml"):
         assert (bundle / name).is_file(), name
     assert list((bundle / "lib").glob("libonnxruntime.so.*"))
-    compose = (bundle / "docker-compose.yml").read_text()
-    assert "redis:" in compose and "postgres:" in compose and "healthcheck" in compose
+    import yaml
+
+    compose = yaml.safe_load((bundle / "docker-compose.yml").read_text())
+    assert set(compose["services"]) == {"api", "redis", "postgres"}
+    assert all("healthcheck" in service for service in compose["services"].values())
+    assert compose["services"]["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "deploy" not in compose["services"]["api"], "a CPU selection reserves no GPU"
+    gpu = yaml.safe_load((bundle / "docker-compose.cuda.yml").read_text())["services"]["api"]
+    assert gpu["build"]["dockerfile"] == "Dockerfile.cuda" and gpu["deploy"]["resources"]["reservations"]["devices"]
     dockerfile = (bundle / "Dockerfile").read_text()
     assert "COPY bin/" in dockerfile and "COPY . " not in dockerfile  # no source, no dataset in the image
     assert "CREATE TABLE IF NOT EXISTS api_keys" in (bundle / "schema.sql").read_text()
