@@ -182,7 +182,7 @@ func serve(args []string) error {
 		started := time.Now()
 		e, err := engine.Open(engine.Config{Library: cfg.ORTLibrary, Models: cfg.Model.Files, Imgsz: cfg.Model.Imgsz,
 			Provider: cfg.Engine.Provider, Threads: cfg.Engine.Threads, DeviceID: cfg.Engine.DeviceID,
-			FP16: cfg.Engine.FP16, CacheDir: cfg.Engine.CacheDir})
+			FP16: cfg.Engine.FP16, Spin: cfg.Engine.Spin, CacheDir: cfg.Engine.CacheDir})
 		if err != nil {
 			srv.Failed()
 			loaded <- err

@@ -45,6 +45,7 @@ type Engine struct {
 	Threads   int    `yaml:"threads"`
 	DeviceID  int    `yaml:"device_id"`
 	FP16      bool   `yaml:"fp16"`
+	Spin      bool   `yaml:"spin"` // idle ONNX Runtime threads spin: lower latency, less CPU for requests
 	CacheDir  string `yaml:"cache_dir"`
 }
 
@@ -163,7 +164,7 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 var Overrides = []string{
 	"YOLOFORGE_LISTEN", "YOLOFORGE_ORT_LIBRARY", "YOLOFORGE_API_KEYS", "YOLOFORGE_AUTH_REQUIRED",
 	"YOLOFORGE_REDIS_ADDR", "YOLOFORGE_REDIS_ENABLED", "YOLOFORGE_CACHE_TTL",
-	"YOLOFORGE_POSTGRES_DSN", "YOLOFORGE_POSTGRES_ENABLED", "YOLOFORGE_ENGINE_PROVIDER", "YOLOFORGE_ENGINE_THREADS",
+	"YOLOFORGE_POSTGRES_DSN", "YOLOFORGE_POSTGRES_ENABLED", "YOLOFORGE_ENGINE_PROVIDER", "YOLOFORGE_ENGINE_THREADS", "YOLOFORGE_ENGINE_SPIN",
 	"YOLOFORGE_MAX_BATCH_SIZE", "YOLOFORGE_BATCH_WAIT", "YOLOFORGE_MAX_QUEUE", "YOLOFORGE_MAX_BODY_MB",
 	"YOLOFORGE_REQUEST_TIMEOUT", "YOLOFORGE_LOG_LEVEL",
 }

@@ -31,6 +31,7 @@ type Config struct {
 	Threads  int    // intra-op threads (CPU); 0 lets ONNX Runtime choose
 	DeviceID int
 	FP16     bool   // TensorRT: build fp16 engines
+	Spin     bool   // let idle intra-op threads spin (lower latency, but they take CPU from request handling)
 	CacheDir string // TensorRT: engine cache
 }
 
@@ -103,9 +104,11 @@ func (e *ORT) options() (*ort.SessionOptions, error) {
 		}
 	}
 	_ = opts.SetInterOpNumThreads(1)
-	// the server shares the CPU with HTTP and pre-processing: idle inference threads must not spin
-	if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
-		return nil, err
+	// the server shares the CPU with HTTP and pre-processing: by default idle inference threads do not spin
+	if !e.cfg.Spin {
+		if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, err
+		}
 	}
 	device := fmt.Sprint(e.cfg.DeviceID)
 	switch e.cfg.Provider {

@@ -236,3 +236,26 @@ func FuzzDecode(f *testing.F) {
 		Preprocess(img, 32, "detect", dst) // whatever decodes must also pre-process
 	})
 }
+
+func TestJPEGColoursEqualTheStandardLibrarysConversion(t *testing.T) {
+	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411} {
+		src := image.NewYCbCr(image.Rect(0, 0, 13, 7), ratio)
+		for i := range src.Y {
+			src.Y[i] = uint8(i * 37)
+		}
+		for i := range src.Cb {
+			src.Cb[i], src.Cr[i] = uint8(i*53+7), uint8(255-i*29)
+		}
+		got := ToRGB(src)
+		for y := 0; y < 7; y++ {
+			for x := 0; x < 13; x++ {
+				c := color.RGBAModel.Convert(src.At(x, y)).(color.RGBA)
+				p := got.Pix[(y*13+x)*3:]
+				if p[0] != c.R || p[1] != c.G || p[2] != c.B {
+					t.Fatalf("%v at %d,%d: %v, want %v", ratio, x, y, p[:3], c)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,171 @@
+"""The Go server of the bundle under load, beside ONNX Runtime's own throughput on the same model, in one run.
+
+Builds a run around yolo11n (from its .yaml; speed does not depend on training) with ONNX Runtime fp32 at
+--imgsz, exports its bundle, and runs the bundle's binary natively with real Redis and PostgreSQL on loopback
+(tests/services.py). The engine alone is measured in this process first (ONNX Runtime, batch 1 and 8).
+- uncached: Redis off (every request runs the model), Postgres logging on; 1, 8 and 64 clients
+- gateway overhead: one client, the client's latency minus the engine call the server timed, minus the same
+  client's round trip to /healthz (so the Python client's own cost is not counted): HTTP, auth, decoding,
+  letterbox, queue, NMS, JSON, logging; p50 over --overhead-requests requests at the model's size
+- cached: Redis on, every image answered once, then 64 clients asking for the same images
+- sustained: a second run at --fast-imgsz (an engine that does >= 110 img/s here) paced at --rps for --duration
+
+Goals (issue "Go inference server"):
+- uncached_vs_raw: best uncached RPS >= 90% of the engine's raw throughput (best of its batch sizes)
+- p99_uncached: p99 < 250 ms at 8 clients
+- zero_errors_below_capacity: no failed request at 1 and 8 clients, nor in the sustained run
+- sustained_100rps: >= 100 RPS answered for the --fast-imgsz configuration (paced at --rps)
+- cached_rps: >= 5,000 RPS on cache hits
+- gateway_overhead_p50: < 1 ms
+
+Usage: python scripts/bench_server.py [--imgsz 320] [--fast-imgsz 192] [--duration 10] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+os.environ.setdefault("YOLO_VERBOSE", "False")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_preview import build_run, raw_throughput  # noqa: E402
+from loadgen import run_load, synthetic_images  # noqa: E402
+
+KEY = "bench-key"
+
+
+def bundle_for(work: Path, imgsz: int, max_batch: int) -> tuple[Path, Path]:
+    from serving.bundle import export_bundle
+
+    run_dir = build_run(work / f"run{imgsz}", imgsz, max_batch)
+    return run_dir, export_bundle(run_dir, max_batch_size=max_batch, max_queue=64).out_dir
+
+
+def overhead_ms(url: str, images: list[tuple[bytes, str]], n: int) -> tuple[float, float, dict[str, float]]:
+    """The gateway's overhead at p50: client latency minus the engine time the server measured, minus this
+    client's own round trip (a GET /healthz, which the server answers with no work); the client round trip;
+    and the server's p50 per stage."""
+    gaps, stages, trips = [], {}, []
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(timeout=30) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            client.get(f"{url}/healthz")
+            trips.append((time.perf_counter() - started) * 1000)
+        for i in range(n):
+            body, content_type = images[i % len(images)]
+            started = time.perf_counter()
+            r = client.post(f"{url}/v1/predict", content=body, headers={**headers, "Content-Type": content_type})
+            elapsed = (time.perf_counter() - started) * 1000
+            timing = r.json()["timing_ms"]
+            gaps.append(elapsed - timing["inference"])
+            for k, v in timing.items():
+                stages.setdefault(k, []).append(v)
+    trip = statistics.median(trips)
+    return statistics.median(gaps) - trip, trip, {k: statistics.median(v) for k, v in stages.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--fast-imgsz", type=int, default=192)
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rps", type=float, default=105.0, help="pace of the sustained run")
+    parser.add_argument("--overhead-requests", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="128/96 px, 2 s per point (smoke run)")
+    args = parser.parse_args()
+    if args.quick:
+        args.imgsz, args.fast_imgsz, args.duration, args.overhead_requests = 128, 96, 2.0, 40
+    from tests.services import bundle_server, postgres_server, redis_server
+
+    work = Path(tempfile.mkdtemp(prefix="bench_server_"))
+    try:
+        print(f"building the runs and bundles (yolo11n, ONNX Runtime fp32 @{args.imgsz} and @{args.fast_imgsz}) ...",
+              flush=True)
+        run_dir, bundle = bundle_for(work, args.imgsz, args.max_batch)
+        fast_run, fast_bundle = bundle_for(work, args.fast_imgsz, args.max_batch)
+        seconds = max(2.0, args.duration / 3)
+        raw = {b: raw_throughput(run_dir, b, seconds) for b in sorted({1, args.max_batch})}
+        raw_best = max(t for t, _ in raw.values())
+        fast_raw = max(raw_throughput(fast_run, b, seconds)[0] for b in sorted({1, args.max_batch}))
+        print(f"engine alone @{args.imgsz}: "
+              + ", ".join(f"batch {b}: {t:.1f} img/s ({ms:.1f} ms/call)" for b, (t, ms) in raw.items())
+              + f"; @{args.fast_imgsz}: {fast_raw:.1f} img/s", flush=True)
+        images = synthetic_images(32, args.imgsz)
+        rows = []
+        with redis_server(work / "redis") as redis, postgres_server(work / "pg") as pg:
+            base = {"YOLOFORGE_API_KEYS": KEY, "YOLOFORGE_POSTGRES_DSN": pg.url, "YOLOFORGE_REDIS_ADDR": redis.url,
+                    "YOLOFORGE_LOG_LEVEL": "warn"}
+            uncached = {**base, "YOLOFORGE_REDIS_ENABLED": "false"}
+            with bundle_server(bundle, uncached, work / "uncached.log") as server:
+                asyncio.run(run_load(server.url, images, concurrency=4, requests=40, duration=None, api_key=KEY))
+                results = {}
+                for clients in (1, 8, 64):
+                    r = asyncio.run(run_load(server.url, images, concurrency=clients, duration=args.duration,
+                                             api_key=KEY))
+                    results[clients] = r
+                    rows.append(("uncached", clients, r))
+                    print(f"uncached  clients {clients:>3}: {r.rps:7.1f} RPS  p50 {r.p50_ms:6.1f}  p99 "
+                          f"{r.p99_ms:6.1f} ms  errors {r.errors or 0}  mean batch {r.mean_batch or 0:.2f}",
+                          flush=True)
+                gap, trip, stages = overhead_ms(server.url, images, args.overhead_requests)
+                print("one client, server p50 per stage (ms): "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items()))
+                      + f"; client round trip {trip:.2f}; gateway overhead {gap:.2f}")
+            with bundle_server(bundle, base, work / "cached.log") as server:
+                asyncio.run(run_load(server.url, images, concurrency=1, requests=len(images), duration=None,
+                                     api_key=KEY))  # every image answered once: the cache holds them all
+                cached = asyncio.run(run_load(server.url, images, concurrency=64, duration=args.duration,
+                                              api_key=KEY))
+                rows.append(("cached", 64, cached))
+                print(f"cached    clients  64: {cached.rps:7.1f} RPS  p50 {cached.p50_ms:6.1f}  p99 "
+                      f"{cached.p99_ms:6.1f} ms  errors {cached.errors or 0}", flush=True)
+            fast_images = synthetic_images(32, args.fast_imgsz)
+            with bundle_server(fast_bundle, uncached, work / "fast.log") as server:
+                asyncio.run(run_load(server.url, fast_images, concurrency=4, requests=40, duration=None,
+                                     api_key=KEY))
+                paced = asyncio.run(run_load(server.url, fast_images, concurrency=64, duration=args.duration,
+                                             rps=args.rps, api_key=KEY))
+                rows.append((f"paced@{args.fast_imgsz}", 64, paced))
+                print(f"paced {args.rps:g} RPS @{args.fast_imgsz}: {paced.rps:7.1f} RPS  p50 {paced.p50_ms:6.1f}  "
+                      f"p99 {paced.p99_ms:6.1f} ms  errors {paced.errors or 0}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"{'run':<12} {'clients':>7} {'RPS':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'vs raw':>7}")
+    for name, clients, r in rows:
+        print(f"{name:<12} {clients:>7} {r.rps:>8.1f} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f} "
+              f"{sum(r.errors.values()):>6} {r.rps / raw_best:>7.2f}")
+    print(f"engine alone: {raw_best:.1f} img/s @{args.imgsz}, {fast_raw:.1f} img/s @{args.fast_imgsz}")
+    best = max(r.rps for r in results.values())
+    share = best / raw_best
+    p99 = results[8].p99_ms
+    errors = sum(sum(results[c].errors.values()) for c in (1, 8)) + sum(paced.errors.values())
+    print()
+    print(f"GOAL uncached_vs_raw: {share:.2f} of the engine's {raw_best:.1f} img/s (target >= 0.90) "
+          f"{'PASS' if share >= 0.90 else 'FAIL'}")
+    print(f"GOAL p99_uncached: {p99:.1f} ms at 8 clients (target < 250 ms) {'PASS' if p99 < 250 else 'FAIL'}")
+    print(f"GOAL zero_errors_below_capacity: {errors} errors (target 0) {'PASS' if errors == 0 else 'FAIL'}")
+    print(f"GOAL sustained_100rps: {paced.rps:.1f} RPS @{args.fast_imgsz} px, engine {fast_raw:.1f} img/s "
+          f"(target >= 100) {'PASS' if paced.rps >= 100 else 'FAIL'}")
+    print(f"GOAL cached_rps: {cached.rps:.0f} RPS (target >= 5000) {'PASS' if cached.rps >= 5000 else 'FAIL'}")
+    print(f"GOAL gateway_overhead_p50: {gap:.2f} ms (target < 1 ms) {'PASS' if gap < 1 else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
