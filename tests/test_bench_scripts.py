@@ -38,6 +38,21 @@ def test_bench_preview_quick_run_prints_goal_lines():
     assert "engine alone" in out.stdout and "RPS" in out.stdout
 
 
+def test_bench_server_quick_run_prints_goal_lines():
+    from tests.services import missing_services
+
+    if missing_services():
+        import pytest
+
+        pytest.skip(str(missing_services()))
+    out = subprocess.run([sys.executable, "scripts/bench_server.py", "--quick"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    goals = [line for line in out.stdout.splitlines() if line.startswith("GOAL ")]
+    assert len(goals) == 6 and all(GOAL.match(g) for g in goals), goals
+    assert "engine alone" in out.stdout and "cached" in out.stdout and "gateway overhead" in out.stdout
+
+
 def test_loadgen_reports_errors_by_status_against_a_closed_port():
     out = subprocess.run([sys.executable, "scripts/loadgen.py", "http://127.0.0.1:9", "--requests", "3",
                           "--concurrency", "2", "--timeout", "2"], cwd=ROOT, capture_output=True, text=True,

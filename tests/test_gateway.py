@@ -190,3 +190,90 @@ def test_a_stopped_redis_and_postgres_do_not_stop_serving(api_url, api_headers, 
             break
         assert time.monotonic() < deadline, deps
         time.sleep(0.3)
+
+
+# --- segment and classify: a bundle made by hand around the exported model, no Redis or Postgres ---------------
+
+
+def _hand_bundle(tmp: Path, weights: Path, task: str) -> Path:
+    """The server binary, ONNX Runtime and a batch-1 ONNX of the model, with a config.yaml written here."""
+    import shutil
+
+    import yaml
+
+    from engines.base import ModelFacts
+    from engines.export import export_onnx
+    from serving.bundle import build_server, ort_library
+    from tests.conftest import IMGSZ
+
+    bundle = tmp / "bundle"
+    (bundle / "bin").mkdir(parents=True)
+    shutil.copy2(build_server(), bundle / "bin" / "yoloforge-server")
+    onnx = export_onnx(weights, IMGSZ, 1, tmp / "models")
+    facts = ModelFacts.from_checkpoint(weights, imgsz=IMGSZ)
+    (bundle / "config.yaml").write_text(yaml.safe_dump({
+        "ort_library": str(ort_library()),
+        "model": {"name": task, "version": "0" * 12, "task": task, "imgsz": IMGSZ, "names": facts.names,
+                  "files": {1: str(onnx)}},
+        "batcher": {"max_batch_size": 1}, "redis": {"enabled": False}, "postgres": {"enabled": False},
+        "auth": {"required": False}}))
+    return bundle
+
+
+def _served(tmp: Path, weights: Path, task: str):  # type: ignore[no-untyped-def]
+    from tests.services import bundle_server
+
+    return bundle_server(_hand_bundle(tmp, weights, task), {}, tmp / "server.log")
+
+
+def test_segment_answers_match_ultralytics_boxes_and_masks(segmenter, tmp_path):
+    import cv2
+    from ultralytics import YOLO
+
+    weights, data = segmenter
+    sources = sorted((data / "images" / "val").glob("*.jpg"))[:6]
+    model = YOLO(str(weights))
+    compared = 0
+    with _served(tmp_path, weights, "segment") as server:
+        for src in sources:
+            image = np.asarray(Image.open(src).convert("RGB"))
+            expected = model.predict(image[..., ::-1], imgsz=128, rect=False, conf=0.002, verbose=False,
+                                     device="cpu")[0]
+            got = post(server.url, png(image), "image/png", conf=0.002).json()["detections"]
+            assert len(got) == len(expected.boxes), (src, len(got), len(expected.boxes))
+            if expected.masks is None:
+                continue
+            masks = expected.masks.data.numpy() > 0.5  # at input size, which is the image's (128 px, square)
+            for mask, box in zip(masks, expected.boxes.xyxy.numpy(), strict=True):
+                twin = max(got, key=lambda d: _iou(d["box"], box))
+                assert _iou(twin["box"], box) > 0.99
+                drawn = np.zeros(mask.shape, np.uint8)
+                cv2.fillPoly(drawn, [np.asarray(twin["polygon"], np.int32)], 1)
+                inter, union = (mask & (drawn > 0)).sum(), (mask | (drawn > 0)).sum()
+                assert inter / max(union, 1) >= 0.7, (src, inter, union)
+                compared += 1
+    assert compared >= 3, "the parity check compared too few masks"
+
+
+def test_classify_top_classes_match_ultralytics(classifier, tmp_path):
+    from ultralytics import YOLO
+
+    weights, data = classifier
+    sources = sorted(p for p in (data / "val").rglob("*") if p.suffix.lower() in (".jpg", ".png"))[:8]
+    model = YOLO(str(weights))
+    with _served(tmp_path, weights, "classify") as server:
+        for src in sources:
+            image = np.asarray(Image.open(src).convert("RGB"))
+            if src == sources[0]:
+                image = np.ascontiguousarray(np.repeat(image, 2, axis=0))  # tall: the centre crop matters
+            expected = model.predict(image[..., ::-1], imgsz=128, verbose=False, device="cpu")[0].probs
+            got = post(server.url, png(image), "image/png", top_k=3).json()
+            assert len(got["top"]) == 3
+            assert got["top"][0]["class_id"] == expected.top1
+            assert abs(got["top"][0]["confidence"] - float(expected.top1conf)) < 1e-3
+
+
+def _iou(a, b) -> float:  # type: ignore[no-untyped-def]
+    from engines.processing import box_iou_one
+
+    return float(box_iou_one(np.asarray(a, np.float64), np.asarray([b], np.float64))[0])

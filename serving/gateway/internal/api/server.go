@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +73,10 @@ type Server struct {
 	batch   atomic.Pointer[batcher.Batcher[[]float32, []yolo.Output]]
 	deps    func() map[string]string
 	mux     *http.ServeMux
+	// input tensors are large (1.2 MB at 320 px): reused, so the garbage collector does not take the CPU the
+	// engine needs
+	tensors      sync.Pool
+	batchBuffers sync.Pool
 }
 
 // New builds the server; call Attach with the engine once it is loaded.
@@ -80,6 +85,9 @@ func New(opts Options, keys *auth.Keys, c cache.Cache, logger Logger, log *slog.
 	s := &Server{opts: opts, keys: keys, cache: c, logger: logger, log: log, deps: deps,
 		model: yolo.Model{Task: opts.Info.Task, Names: opts.Info.Names, Imgsz: opts.Info.Imgsz}}
 	s.state.Store("loading")
+	per := 3 * opts.Info.Imgsz * opts.Info.Imgsz
+	s.tensors.New = func() any { t := make([]float32, per); return &t }
+	s.batchBuffers.New = func() any { t := make([]float32, 0); return &t }
 	s.metrics = NewMetrics(func() float64 {
 		if b := s.batch.Load(); b != nil {
 			return float64(b.Len())
@@ -113,9 +121,17 @@ func (s *Server) Attach(e engine.Engine) {
 	imgsz := s.model.Imgsz
 	per := 3 * imgsz * imgsz
 	run := func(ctx context.Context, items [][]float32) ([][]yolo.Output, error) {
-		input := make([]float32, 0, len(items)*per)
-		for _, it := range items {
-			input = append(input, it...)
+		input := items[0]
+		if len(items) > 1 { // one contiguous batch; a lone image goes as it is
+			buf := s.batchBuffers.Get().(*[]float32)
+			defer s.batchBuffers.Put(buf)
+			if cap(*buf) < len(items)*per {
+				*buf = make([]float32, len(items)*per)
+			}
+			input = (*buf)[:len(items)*per]
+			for i, it := range items {
+				copy(input[i*per:], it)
+			}
 		}
 		started := time.Now()
 		outs, err := e.Infer(ctx, input, len(items))
@@ -302,7 +318,9 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, started time.Tim
 	timing["decode"] = ms(time.Since(t))
 	s.metrics.Stage.WithLabelValues("decode").Observe(time.Since(t).Seconds())
 	t = time.Now()
-	tensor := make([]float32, 3*s.model.Imgsz*s.model.Imgsz)
+	buf := s.tensors.Get().(*[]float32)
+	defer s.tensors.Put(buf) // Submit has returned by then: the batch no longer reads it
+	tensor := *buf
 	placement := yolo.Preprocess(img, s.model.Imgsz, s.model.Task, tensor)
 	timing["preprocess"] = ms(time.Since(t))
 	s.metrics.Stage.WithLabelValues("preprocess").Observe(time.Since(t).Seconds())
