@@ -166,8 +166,9 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
 
     tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
-        for sub in ("bin", "lib", "model", "monitoring"):
-            (tmp / sub).mkdir()
+        for sub in ("bin", "lib", "model", "monitoring/grafana/provisioning/datasources",
+                    "monitoring/grafana/provisioning/dashboards", "monitoring/grafana/dashboards"):
+            (tmp / sub).mkdir(parents=True)
         shutil.copy2(binary, tmp / "bin" / SERVER)
         shutil.copy2(library, tmp / "lib" / library.name)
         files: dict[int, str] = {}
@@ -216,7 +217,14 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
             (tmp / template).write_text(_render(template, values))
         (tmp / ".env.example").write_text(_render("env.example", values))
         (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!config.yaml\n")
-        (tmp / "monitoring" / "prometheus.yml").write_text(_render("prometheus.yml", values))
+        monitoring = tmp / "monitoring"
+        (monitoring / "prometheus.yml").write_text(_render("monitoring/prometheus.yml", values))
+        grafana = monitoring / "grafana"
+        shutil.copy2(TEMPLATES / "monitoring" / "grafana-datasource.yml",
+                     grafana / "provisioning" / "datasources" / "prometheus.yml")
+        shutil.copy2(TEMPLATES / "monitoring" / "grafana-dashboards.yml",
+                     grafana / "provisioning" / "dashboards" / "yoloforge.yml")
+        shutil.copy2(TEMPLATES / "monitoring" / "grafana-dashboard.json", grafana / "dashboards" / "yoloforge.json")
         summary = " ".join(notes) if notes else "The engine configuration the benchmark chose, as it was measured."
         readme_values = {**values, "summary": summary, "model_name": served.name,
                          "version": digest, "task": served.facts.task, "nclasses": len(served.facts.names),

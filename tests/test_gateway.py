@@ -5,6 +5,7 @@ API keys, the inference log, and serving on when Redis and Postgres go away."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -103,8 +104,16 @@ def test_bundle_holds_everything_a_deployment_needs(bundle):
     import yaml
 
     compose = yaml.safe_load((bundle / "docker-compose.yml").read_text())
-    assert set(compose["services"]) == {"api", "redis", "postgres"}
-    assert all("healthcheck" in service for service in compose["services"].values())
+    services = compose["services"]
+    assert {"api", "redis", "postgres"} <= set(services)
+    assert all("healthcheck" in services[name] for name in ("api", "redis", "postgres"))
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
+    dashboard = json.loads((bundle / "monitoring/grafana/dashboards/yoloforge.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for series in ("yoloforge_requests_total", "yoloforge_request_seconds_bucket", "yoloforge_batch_size_sum",
+                   "yoloforge_cache_requests_total"):
+        assert series in exprs
+    assert (bundle / "monitoring/grafana/provisioning/datasources/prometheus.yml").is_file()
     assert compose["services"]["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "deploy" not in compose["services"]["api"], "a CPU selection reserves no GPU"
     gpu = yaml.safe_load((bundle / "docker-compose.cuda.yml").read_text())["services"]["api"]
@@ -112,6 +121,17 @@ def test_bundle_holds_everything_a_deployment_needs(bundle):
     dockerfile = (bundle / "Dockerfile").read_text()
     assert "COPY bin/" in dockerfile and "COPY . " not in dockerfile  # no source, no dataset in the image
     assert "CREATE TABLE IF NOT EXISTS api_keys" in (bundle / "schema.sql").read_text()
+
+
+def test_grafana_dashboard_queries_series_the_server_exports(api_url, api_headers, image_bytes, bundle):
+    import re
+
+    post(api_url, image_bytes, headers=api_headers)  # every labelled series has a sample
+    exported = httpx.get(f"{api_url}/metrics").text
+    dashboard = json.loads((bundle / "monitoring/grafana/dashboards/yoloforge.json").read_text())
+    used = {name for p in dashboard["panels"] for t in p["targets"]
+            for name in re.findall(r"\b(yoloforge_\w+|process_\w+)", t["expr"])}
+    assert used and all(name in exported for name in used), sorted(n for n in used if n not in exported)
 
 
 def test_answers_match_ultralytics_on_the_same_model(api_url, api_headers, bundle, detector, tmp_path):
@@ -277,3 +297,13 @@ def _iou(a, b) -> float:  # type: ignore[no-untyped-def]
     from engines.processing import box_iou_one
 
     return float(box_iou_one(np.asarray(a, np.float64), np.asarray([b], np.float64))[0])
+
+
+def test_build_without_a_docker_engine_says_so_and_keeps_the_bundle(bundle, monkeypatch):
+    from serving.bundle import BundleError, build_image
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # no engine, wherever this runs
+    with pytest.raises(BundleError, match="no Docker engine answers here") as err:
+        build_image(bundle)
+    assert "docker compose build" in str(err.value)
+    assert (bundle / "bin" / "yoloforge-server").is_file()
