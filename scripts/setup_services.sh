@@ -6,6 +6,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v gcc >/dev/null || missing+=(gcc)
+command -v wrk >/dev/null || missing+=(wrk)  # bench_server.py's client where Python's is the limit
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian's packages"
   sudo_cmd=""
