@@ -287,6 +287,20 @@ def export(
                  batch_wait_ms=batch_wait_ms)
 
 
+@app.command("report")
+@friendly
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/<name>)")],
+) -> None:
+    """(Re)write RUN_DIR/report.html: dataset, search, engines, selection and bundle on one offline page."""
+    from ray_app.pipeline import report
+
+    if not (run_dir / "job.yaml").is_file():
+        raise SpecError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
+                        fix="give the folder under runs/ that `yoloforge run` created")
+    report(run_dir)
+
+
 @app.command()
 @friendly
 def demo(

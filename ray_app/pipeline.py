@@ -122,12 +122,14 @@ def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = ST
     spec, outcome = stage_search(intake.spec, intake.model.path, intake.intake.data_arg, task, choices)
     _finish(spec, outcome)
     if until == "search" or outcome.best is None:
+        report(spec.run_dir)
         return RunResult(spec, intake, outcome)
     selection = run_engines(spec, task)
     if until != "engines" and spec.preview.enabled:
         check_preview(spec.run_dir)
     if until == "export":
         stage_export(spec.run_dir, force=False)
+    report(spec.run_dir)
     return RunResult(spec, intake, outcome, selection)
 
 
@@ -150,10 +152,21 @@ def resume_run(run_dir: Path, choices: SearchChoices | None = None) -> RunResult
     spec, outcome = stage_search(spec, json.loads(model_json.read_text())["path"], data, task, choices)
     _finish(spec, outcome)
     if outcome.best is None:
+        report(spec.run_dir)
         return RunResult(spec, None, outcome)
     selection = run_engines(spec, task, force=False)
     stage_export(spec.run_dir, force=False)
+    report(spec.run_dir)
     return RunResult(spec, None, outcome, selection)
+
+
+def report(run_dir: Path) -> Path:
+    """Write report.html from what the run holds, and say where it is."""
+    from ray_app.report import write_report
+
+    path = write_report(run_dir)
+    console.print(f"Report: {path} (open it in a browser; it needs no network)")
+    return path
 
 
 def bench_run(run_dir: Path) -> dict:

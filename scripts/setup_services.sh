@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the tests run for real besides Python: Redis and PostgreSQL from Debian's packages (the tests
-# start their own servers on loopback), and checks for Go and a C compiler (the server is built with cgo).
+# Installs what the tests run for real besides Python, from Debian's packages: Redis and PostgreSQL (the tests
+# start their own servers on loopback), wrk (bench_server.py) and Chromium (report.html), and checks for Go
+# and a C compiler (the server is built with cgo).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v wrk >/dev/null || missing+=(wrk)  # bench_server.py's client where Python's is the limit
+command -v chromium >/dev/null || missing+=(chromium)  # renders report.html in tests/test_report.py
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian's packages"
   sudo_cmd=""

@@ -80,7 +80,7 @@ func ReadImage(contentType string, body io.Reader) ([]byte, *Error) {
 	mediaType = strings.ToLower(mediaType)
 	switch {
 	case isImageType(mediaType):
-		data, err := io.ReadAll(body)
+		data, err := readAll(body)
 		if err != nil {
 			return nil, readError(err)
 		}
@@ -95,6 +95,14 @@ func ReadImage(contentType string, body io.Reader) ([]byte, *Error) {
 			Message: fmt.Sprintf("Content-Type %q is not accepted: send image/jpeg, image/png or image/webp, or a "+
 				"multipart form with the field 'image'", mediaType)}
 	}
+}
+
+// readAll reads the body into one growing buffer (io.ReadAll's doubling copies a large image several times).
+func readAll(body io.Reader) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(64 << 10)
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), err
 }
 
 func isImageType(t string) bool {

@@ -296,9 +296,13 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, started time.Tim
 	if rerr != nil {
 		return nil, 0, rerr
 	}
-	key := cache.Key(s.opts.Info.Version, data, s.paramKey(opts))
 	ctx := r.Context()
-	if cached, ok := s.cache.Get(ctx, key); ok {
+	caching := s.cache.Enabled()
+	key := ""
+	if caching { // hashing a large image is not free: only when there is a cache to ask
+		key = cache.Key(s.opts.Info.Version, data, s.paramKey(opts))
+	}
+	if cached, ok := s.cache.Get(ctx, key); caching && ok {
 		var resp PredictResponse
 		if json.Unmarshal(cached, &resp) == nil {
 			s.metrics.Cache.WithLabelValues("hit").Inc()
@@ -308,7 +312,9 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, started time.Tim
 			return &resp, len(data), nil
 		}
 	}
-	s.metrics.Cache.WithLabelValues("miss").Inc()
+	if caching {
+		s.metrics.Cache.WithLabelValues("miss").Inc()
+	}
 	timing := map[string]float64{}
 	t := time.Now()
 	img, _, err := yolo.Decode(data)
@@ -353,8 +359,10 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, started time.Tim
 		}
 		resp.Detections = &dets
 	}
-	if encoded, err := json.Marshal(resp); err == nil {
-		s.cache.Set(ctx, key, encoded)
+	if caching {
+		if encoded, err := json.Marshal(resp); err == nil {
+			s.cache.Set(ctx, key, encoded)
+		}
 	}
 	timing["total"] = ms(time.Since(started))
 	writeJSON(w, http.StatusOK, resp)

@@ -19,7 +19,8 @@ import (
 type Cache interface {
 	Get(ctx context.Context, key string) ([]byte, bool)
 	Set(ctx context.Context, key string, value []byte)
-	State() string // up, down or disabled
+	State() string // up, down or disabled (State asks the server: not for every request)
+	Enabled() bool // configured at all
 }
 
 // Key is the cache key of an answer.
@@ -108,6 +109,9 @@ func (r *Redis) State() string {
 	return "down"
 }
 
+// Enabled is true: Redis is configured.
+func (r *Redis) Enabled() bool { return true }
+
 // Close closes the connections.
 func (r *Redis) Close() error { return r.client.Close() }
 
@@ -122,3 +126,6 @@ func (Disabled) Set(context.Context, string, []byte) {}
 
 // State is disabled.
 func (Disabled) State() string { return "disabled" }
+
+// Enabled is false.
+func (Disabled) Enabled() bool { return false }

@@ -1,0 +1,275 @@
+"""report.html: one self-contained page (charts inline as SVG, no scripts, no network) that shows what a run
+found: the dataset, the search (fitness per generation, Pareto front, every trial), the engines and the
+selection's reasoning, and the bundle."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:24px;margin:0 0 4px}
+h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d9dde5;padding-bottom:4px}
+.muted{color:#667085} .card{background:#fff;border:1px solid #e3e6ec;border-radius:8px;padding:14px 16px;margin:10px 0}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:10px}
+.kpi b{display:block;font-size:20px} .ok{color:#067647} .bad{color:#b42318} .warn{color:#b54708}
+table{border-collapse:collapse;width:100%;font-size:12.5px;background:#fff}
+th,td{padding:4px 8px;border-bottom:1px solid #eef0f4;text-align:right}
+th{background:#f0f2f6;position:sticky;top:0} td:first-child,th:first-child{text-align:left}
+.scroll{max-height:420px;overflow:auto;border:1px solid #e3e6ec;border-radius:8px}
+svg{max-width:100%;height:auto} code{background:#eef0f4;padding:1px 4px;border-radius:4px}
+tr.chosen td{background:#e8f5ee;font-weight:600}
+"""
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.{digits}g}"
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return html.escape(str(value))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], chosen: Any = None,
+           key: str | None = None) -> str:
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
+    body = []
+    for row in rows:
+        cls = ' class="chosen"' if key is not None and chosen is not None and row.get(key) == chosen else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{_num(row.get(name))}</td>" for name, _ in columns) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _dataset_section(report: dict[str, Any] | None) -> str:
+    if report is None:
+        return '<p class="muted">Intake has not run.</p>'
+    splits = report.get("splits", {})
+    cards = "".join(
+        f'<div class="card kpi">{html.escape(name)}<b>{s.get("images_clean", 0)} images</b>'
+        f'<span class="muted">{s.get("instances", 0)} objects · {s.get("backgrounds", 0)} backgrounds · '
+        f'{s.get("quarantined", 0)} quarantined</span></div>' for name, s in splits.items())
+    problems = report.get("problems", [])
+    counts: dict[str, int] = {}
+    for p in problems:
+        counts[f'{p.get("severity", "?")}: {p.get("code", p.get("kind", "?"))}'] = counts.get(
+            f'{p.get("severity", "?")}: {p.get("code", p.get("kind", "?"))}', 0) + 1
+    problem_list = "".join(f"<li>{html.escape(k)} × {v}</li>" for k, v in sorted(counts.items())) or \
+        "<li>none</li>"
+    classes = report.get("class_counts", {})
+    class_rows = [{"class": name, **{f"{split}": c.get(split, {}).get("instances") for split in splits}}
+                  for name, c in classes.items()]
+    class_table = _table(class_rows, [("class", "class")] + [(s, f"{s} objects") for s in splits]) if classes else ""
+    status = '<span class="ok">usable</span>' if report.get("ok") else '<span class="bad">has errors</span>'
+    return (f'<p>{html.escape(str(report.get("dataset", "")))} — task {html.escape(str(report.get("task")))}, '
+            f'{len(report.get("names", []))} classes, {status}.</p><div class="grid">{cards}</div>'
+            f'<div class="card">Problems found and handled:<ul>{problem_list}</ul></div>{class_table}')
+
+
+def _search_section(trials: list[dict[str, Any]], pareto: list[dict[str, Any]], best: dict[str, Any] | None,
+                    targets: dict[str, Any]) -> str:
+    if not trials:
+        return '<p class="muted">The search has not run.</p>'
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [t for t in trials if t.get("status") == "ok" and t.get("fitness") is not None]
+    parts = [f'<p>{len(trials)} trials, {len(ok)} finished, {len(trials) - len(ok)} failed or stopped early.</p>']
+    if ok:
+        fig, ax = plt.subplots(figsize=(6.2, 3.2))
+        gens = sorted({(t["round"], t["generation"]) for t in ok if t.get("generation") is not None})
+        index = {g: i for i, g in enumerate(gens)}
+        xs = [index[(t["round"], t["generation"])] + 1 for t in ok if t.get("generation") is not None]
+        ys = [t["fitness"] for t in ok if t.get("generation") is not None]
+        ax.scatter(xs, ys, s=18, alpha=0.6, label="trial")
+        best_per = [max(t["fitness"] for t in ok if (t["round"], t["generation"]) == g) for g in gens]
+        running = [max(best_per[: i + 1]) for i in range(len(best_per))]
+        ax.plot(range(1, len(gens) + 1), running, color="#067647", label="best so far")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("generation")
+        ax.set_ylabel("fitness")
+        ax.set_title("Fitness per generation")
+        ax.legend(loc="lower right")
+        parts.append(f'<div class="card">{_svg(fig)}</div>')
+        fig, ax = plt.subplots(figsize=(6.2, 3.2))
+        lat = [(t.get("latency_ms"), t["fitness"]) for t in ok if t.get("latency_ms") is not None]
+        if lat:
+            ax.scatter([x for x, _ in lat], [y for _, y in lat], s=18, alpha=0.5, label="trials")
+            front = sorted((p.get("latency_ms"), p["fitness"]) for p in pareto if p.get("latency_ms") is not None)
+            if front:
+                ax.plot([x for x, _ in front], [y for _, y in front], "o-", color="#b54708", label="Pareto front")
+            if best and best.get("latency_ms") is not None and best.get("fitness") is not None:
+                ax.scatter([best["latency_ms"]], [best["fitness"]], s=160, facecolors="none", edgecolors="#067647",
+                           linewidths=2, label="chosen")
+            ax.set_xlabel("inference latency (ms, measured per trial)")
+            ax.set_ylabel("fitness")
+            ax.set_title("Accuracy against latency")
+            ax.legend(loc="lower right")
+            parts.append(f'<div class="card">{_svg(fig)}</div>')
+        else:
+            plt.close(fig)
+    metric_cols = [c for c in ("mAP50", "mAP50-95", "mask_mAP50", "mask_mAP50-95", "top1", "top5")
+                   if any(t.get(c) is not None for t in trials)]
+    hp_cols = [c for c in ("hp_optimizer", "hp_lr0", "hp_mosaic", "hp_momentum", "hp_weight_decay")
+               if any(c in t for t in trials)]
+    columns = [("trial_id", "trial"), ("generation", "gen"), ("status", "status"), ("fitness", "fitness"),
+               *[(c, c) for c in metric_cols], ("latency_ms", "latency ms"), ("train_time_s", "train s"),
+               *[(c, c.removeprefix("hp_")) for c in hp_cols], ("error", "error")]
+    best_id = best.get("trial_id") if best else None
+    shown = [{**t, "generation": t["generation"] + 1 if t.get("generation") is not None else None} for t in trials]
+    parts.append(_table(sorted(shown, key=lambda t: -(t.get("fitness") or -1e9)), columns, best_id, "trial_id"))
+    metrics = targets.get("metrics") or {}
+    if metrics:
+        parts.insert(0, "<p>Target: " + ", ".join(f"{html.escape(k)} ≥ {v}" for k, v in metrics.items()) + "</p>")
+    return "".join(parts)
+
+
+def _engines_section(rows: list[dict[str, Any]], selection: dict[str, Any] | None) -> str:
+    if not rows or selection is None:
+        return '<p class="muted">The engine benchmark has not run.</p>'
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = (selection.get("targets") or {}).get("metric") or "mAP50-95"
+    ok = [r for r in rows if r.get("status") == "ok"]
+    chosen = (selection.get("chosen") or {}).get("key")
+    parts = []
+    if ok:
+        fig, ax = plt.subplots(figsize=(6.6, max(2.2, 0.28 * len(ok) + 0.8)))
+        ordered = sorted(ok, key=lambda r: r["throughput"])
+        colours = ["#067647" if r["key"] == chosen else "#98a2b3" for r in ordered]
+        ax.barh([r["key"] for r in ordered], [r["throughput"] for r in ordered], color=colours)
+        fps = (selection.get("targets") or {}).get("fps")
+        if fps:
+            ax.axvline(fps, color="#b42318", linestyle="--", label=f"target {fps:g} img/s")
+            ax.legend(loc="lower right")
+        ax.set_xlabel("images per second")
+        ax.set_title("Engine throughput (chosen in green)")
+        ax.tick_params(axis="y", labelsize=7)
+        parts.append(f'<div class="card">{_svg(fig)}</div>')
+    columns = [("key", "configuration"), ("status", "status"), ("throughput", "img/s"), ("p50_ms", "p50 ms"),
+               ("p99_ms", "p99 ms"), ("peak_rss_mb", "RSS MB"), (metric, metric), ("reason", "reason")]
+    parts.append(_table(sorted(rows, key=lambda r: -(r.get("throughput") or 0)), columns, chosen, "key"))
+    reasoning = "".join(f"<li>{html.escape(line)}</li>" for line in selection.get("reasoning", []))
+    advice = "".join(f"<li>{html.escape(line)}</li>" for line in selection.get("advice", []))
+    verdict = '<span class="ok">every target met</span>' if selection.get("met") else \
+        '<span class="warn">no configuration meets every target</span>'
+    parts.insert(0, f'<div class="card"><b>Selection:</b> {verdict}<ul>{reasoning}</ul>'
+                    + (f"<b>What would help</b><ul>{advice}</ul>" if advice else "") + "</div>")
+    return "".join(parts)
+
+
+def _bundle_section(run_dir: Path) -> str:
+    info = _read_json(run_dir / "bundle" / "bundle.json")
+    if info is None:
+        return '<p class="muted">No bundle yet: <code>yoloforge export</code> writes it.</p>'
+    engine = info["config"]["engine"]
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in info.get("notes", []))
+    return (f'<div class="card">Bundle in <code>{html.escape(str(run_dir / "bundle"))}</code>: Go server, ONNX '
+            f'Runtime {html.escape(engine["precision"])} on {html.escape(engine["provider"])}, image '
+            f'<code>{html.escape(info["image"])}</code>.' + (f"<ul>{notes}</ul>" if notes else "")
+            + '<p>Start it: <code>cp .env.example .env &amp;&amp; docker compose up -d --build</code>, then '
+              '<code>docker compose exec api /app/yoloforge-server keys create -name me</code>.</p></div>')
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write run_dir/report.html from whatever stages have run."""
+    run_dir = Path(run_dir)
+    job = _read_json(run_dir / "selection.json") or {}
+    spec_targets: dict[str, Any] = {}
+    try:
+        import yaml
+
+        spec = yaml.safe_load((run_dir / "job.yaml").read_text()) or {}
+        spec_targets = spec.get("targets") or {}
+    except OSError:
+        spec = {}
+    trials = _read_parquet(run_dir / "trials.parquet")
+    pareto = _read_parquet(run_dir / "pareto.parquet")
+    best = _read_json(run_dir / "best" / "metrics.json")
+    engines = _read_parquet(run_dir / "engines.parquet")
+    selection = job or None
+    summary = _summary(spec_targets, best, selection)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>yoloforge report — {html.escape(run_dir.name)}</title><style>{STYLE}</style></head>
+<body><main>
+<h1>yoloforge report — {html.escape(run_dir.name)}</h1>
+<p class="muted">{html.escape(str(spec.get("model", "")))} · {html.escape(str(spec.get("task") or ""))} ·
+written {now}</p>
+<h2>Summary</h2>{summary}
+<h2>Dataset</h2>{_dataset_section(_read_json(run_dir / "dataset_report.json"))}
+<h2>Hyperparameter search</h2>{_search_section(trials, pareto, best, spec_targets)}
+<h2>Inference engines</h2>{_engines_section(engines, selection)}
+<h2>Bundle</h2>{_bundle_section(run_dir)}
+</main></body></html>
+"""
+    out = run_dir / "report.html"
+    out.write_text(page)
+    return out
+
+
+def _summary(targets: dict[str, Any], best: dict[str, Any] | None, selection: dict[str, Any] | None) -> str:
+    cards = []
+    for name, target in (targets.get("metrics") or {}).items():
+        value = (best or {}).get(name)
+        good = value is not None and value >= target
+        cards.append(f'<div class="card kpi">{html.escape(name)}<b class="{"ok" if good else "bad"}">'
+                     f'{_num(value)}</b><span class="muted">target ≥ {target}</span></div>')
+    chosen = (selection or {}).get("chosen") or (selection or {}).get("closest")
+    if chosen:
+        fps = (selection or {}).get("targets", {}).get("fps")
+        good = fps is None or chosen["throughput"] >= fps
+        cards.append(f'<div class="card kpi">throughput<b class="{"ok" if good else "bad"}">'
+                     f'{chosen["throughput"]:.1f} img/s</b><span class="muted">'
+                     f'{"target ≥ " + format(fps, "g") if fps else "no fps target"}</span></div>')
+        memory = (selection or {}).get("targets", {}).get("max_memory_mb")
+        rss = chosen.get("peak_rss_mb")
+        if rss is not None:
+            good = memory is None or rss <= memory
+            cards.append(f'<div class="card kpi">memory<b class="{"ok" if good else "bad"}">{rss:.0f} MB</b>'
+                         f'<span class="muted">{"limit " + format(memory, "g") + " MB" if memory else "no limit"}'
+                         f'</span></div>')
+        cards.append(f'<div class="card kpi">engine<b>{html.escape(chosen["key"])}</b><span class="muted">'
+                     f'{"chosen" if (selection or {}).get("chosen") else "closest (targets unmet)"}</span></div>')
+    return f'<div class="grid">{"".join(cards)}</div>' if cards else '<p class="muted">Nothing measured yet.</p>'
