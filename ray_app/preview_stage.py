@@ -32,6 +32,22 @@ def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait
             "max_queued_requests": p.max_queued_requests, "max_body_mb": p.max_body_mb}
 
 
+def app_builder(args: dict) -> object:
+    """The preview application for `serve run ray_app.preview_stage:app_builder run_dir=...` and a RayService's
+    serveConfigV2 (cluster/kuberay/rayservice.yaml): run_dir is required, the rest override the run's job.yaml
+    preview settings (max_batch_size, batch_wait_ms, replicas, max_replicas, gpu, cpu, ...)."""
+    from serving.preview import build_app
+
+    args = dict(args)
+    run_dir = args.pop("run_dir", None)
+    if not run_dir:
+        raise YoloforgeError("app_builder needs run_dir: the run directory whose selection.json to serve")
+    options = preview_options(Path(run_dir), args.pop("max_batch_size", None), args.pop("batch_wait_ms", None))
+    floats = ("target_ongoing_requests", "cpu", "gpu", "max_body_mb")
+    options.update({k: float(v) if k in floats else int(v) for k, v in args.items()})
+    return build_app(str(run_dir), **options)
+
+
 def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = None,
                 max_batch_size: int | None = None, batch_wait_ms: float | None = None,
                 duration: float | None = None) -> None:

@@ -8,8 +8,9 @@ Builds a run around yolo11n (from its .yaml; speed does not depend on training) 
   latency minus the server's model pipeline (decode, letterbox, engine call, NMS: what any server of this model
   must do; printed beside it) minus the same client's round trip to /healthz (so the Python client's own cost is
   not counted): what the gateway adds — HTTP, auth, body limits, batching queue, JSON, metrics and logging;
-  where wrk is installed, its one-connection p50 replaces the Python client's (whose sending time is not the
-  server's)
+  where wrk is installed, wrk's one connection replaces the Python client (whose sending time is not the
+  server's), and the overhead is wrk's mean latency minus the mean pipeline time the server reported in the same
+  answers (a difference of means is exact; wrk gives no per-request latency to take a p50 of the difference)
 - cached: Redis on, every image answered once, then 64 clients asking for the same images (loadgen.py), and
   64 wrk connections repeating one image where wrk is installed (the Python client is the limit long before)
 - sustained: a second run at --fast-imgsz (an engine that does >= 110 img/s here) paced at --rps for --duration
@@ -20,7 +21,7 @@ Goals (issue "Go inference server"):
 - zero_errors_below_capacity: no failed request at 1 and 8 clients, nor in the sustained run
 - sustained_100rps: >= 100 RPS answered for the --fast-imgsz configuration (paced at --rps)
 - cached_rps: >= 5,000 RPS on cache hits
-- gateway_overhead_p50: < 1 ms
+- gateway_overhead: < 1 ms (the issue asks it at p50; with wrk it is measured as a mean, see above)
 
 Usage: python scripts/bench_server.py [--imgsz 320] [--fast-imgsz 192] [--duration 10] [--quick]
 """
@@ -90,30 +91,56 @@ wrk.headers["Authorization"] = "Bearer %(key)s"
 local f = io.open("%(body)s", "rb")
 wrk.body = f:read("*all")
 f:close()
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+n, pipeline = 0, 0
+%(response)s
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %%d %%d %%f %%f %%d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))
+  local count, total = 0, 0
+  for _, t in ipairs(threads) do count = count + t:get("n"); total = total + t:get("pipeline") end
+  io.write(string.format("RESULT %%d %%d %%f %%f %%d %%f %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout,
+    latency.mean, count))
+  io.write(string.format("PIPELINE %%f\\n", count > 0 and total / count or 0))
+end
+"""
+
+# the server's own time for the model pipeline, read from each answer (only where the overhead is measured:
+# parsing bodies costs wrk time)
+WRK_RESPONSE = """
+response = function(status, headers, body)
+  local t = 0
+  for _, k in ipairs({"decode", "preprocess", "inference", "postprocess"}) do
+    local v = body:match('"' .. k .. '":([%d%.eE%-]+)')
+    if v then t = t + tonumber(v) end
+  end
+  n = n + 1
+  pipeline = pipeline + t
 end
 """
 
 
-def wrk(url: str, body: bytes, content_type: str, connections: int, seconds: float, work: Path) -> dict | None:
-    """wrk (a C load generator: the client is not the limit) POSTing one image; None where wrk is missing."""
+def wrk(url: str, body: bytes, content_type: str, connections: int, seconds: float, work: Path,
+        pipeline: bool = False) -> dict | None:
+    """wrk (a C load generator: the client is not the limit) POSTing one image; None where wrk is missing.
+    pipeline: also average the server's decode+preprocess+inference+postprocess over the same answers."""
     exe = shutil.which("wrk")
     if exe is None:
         return None
     image, script = work / "wrk-body", work / "wrk.lua"
     image.write_bytes(body)
-    script.write_text(WRK_SCRIPT % {"content_type": content_type, "key": KEY, "body": image})
+    script.write_text(WRK_SCRIPT % {"content_type": content_type, "key": KEY, "body": image,
+                                    "response": WRK_RESPONSE if pipeline else ""})
     out = subprocess.run([exe, "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds:g}s",
                           "-s", str(script), f"{url}/v1/predict"], capture_output=True, text=True, timeout=600)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
-    requests, micros, p50, p99, errors = line.split()[1:]
+    requests, micros, p50, p99, errors, mean, _ = line.split()[1:]
+    pipe = next(float(x.split()[1]) for x in out.stdout.splitlines() if x.startswith("PIPELINE "))
     return {"rps": int(requests) / (int(micros) / 1e6), "p50_ms": float(p50) / 1000, "p99_ms": float(p99) / 1000,
-            "errors": int(errors)}
+            "errors": int(errors), "mean_ms": float(mean) / 1000, "pipeline_ms": pipe}
 
 
 def main() -> int:
@@ -170,11 +197,11 @@ def main() -> int:
                 print("one client, server p50 per stage (ms): "
                       + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items()))
                       + f"; Python client round trip {trip:.2f}; gateway overhead (Python client) {gap:.2f}")
-                one = wrk(server.url, images[0][0], images[0][1], 1, args.duration, work)
-                if one is not None:  # the same, measured by a client that costs next to nothing
-                    pipeline = sum(stages.get(k, 0.0) for k in ("decode", "preprocess", "inference", "postprocess"))
-                    gap = one["p50_ms"] - pipeline
-                    print(f"wrk, one connection: p50 {one['p50_ms']:.2f} ms; gateway overhead {gap:.2f} ms")
+                one = wrk(server.url, images[0][0], images[0][1], 1, args.duration, work, pipeline=True)
+                if one is not None:  # the same, by a client that costs next to nothing, over the same requests
+                    gap = one["mean_ms"] - one["pipeline_ms"]
+                    print(f"wrk, one connection: latency p50 {one['p50_ms']:.2f} ms, mean {one['mean_ms']:.2f} ms; "
+                          f"server pipeline mean {one['pipeline_ms']:.2f} ms; gateway overhead {gap:.2f} ms")
             with bundle_server(bundle, base, work / "cached.log") as server:
                 asyncio.run(run_load(server.url, images, concurrency=1, requests=len(images), duration=None,
                                      api_key=KEY))  # every image answered once: the cache holds them all
@@ -220,7 +247,8 @@ def main() -> int:
           f"(target >= 100) {'PASS' if paced.rps >= 100 else 'FAIL'}")
     print(f"GOAL cached_rps: {cached_rps:.0f} RPS by {cached_by} (target >= 5000) "
           f"{'PASS' if cached_rps >= 5000 else 'FAIL'}")
-    print(f"GOAL gateway_overhead_p50: {gap:.2f} ms (target < 1 ms) {'PASS' if gap < 1 else 'FAIL'}")
+    how = "mean per request, wrk" if shutil.which("wrk") else "p50, Python client"
+    print(f"GOAL gateway_overhead: {gap:.2f} ms {how} (target < 1 ms) {'PASS' if gap < 1 else 'FAIL'}")
     return 0
 
 
