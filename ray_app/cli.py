@@ -166,6 +166,8 @@ def run(
                                                        "generations (once) without asking")] = 0,
     until: Annotated[str, typer.Option(help="Stop after this stage: intake, search, engines, preview or "
                                             "export")] = "export",
+    from_stage: Annotated[str | None, typer.Option("--from", help="Run this stage and the later ones again even "
+                                                                  "if their inputs did not change")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask; fail if something is missing")] = False,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Ask even without a terminal")] = False,
     write_job: Annotated[Path, typer.Option(help="Where a job built from flags/questions is saved")] = Path("job.yaml"),
@@ -215,7 +217,7 @@ def run(
                                                                                 console=console):
             return
     run_job(spec, SearchChoices(interactive=not yes and (interactive or sys.stdin.isatty()),
-                                more_generations=more_generations), until=until)
+                                more_generations=more_generations), until=until, from_stage=from_stage)
 
 
 @app.command()
@@ -225,14 +227,17 @@ def resume(
     more_generations: Annotated[int, typer.Option(help="If the target is unmet, search this many more "
                                                        "generations (once) without asking")] = 0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask")] = False,
+    from_stage: Annotated[str | None, typer.Option("--from", help="Run this stage and the later ones again")] = None,
 ) -> None:
-    """Continue an interrupted run: finished trials are kept, the search goes on where it stopped."""
+    """Continue an interrupted run: finished trials are kept, the search goes on where it stopped, later stages
+    run when their inputs changed."""
     from ray_app.pipeline import resume_run
     from ray_app.search import SearchChoices
 
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
-    resume_run(run_dir, SearchChoices(interactive=not yes and sys.stdin.isatty(), more_generations=more_generations))
+    resume_run(run_dir, SearchChoices(interactive=not yes and sys.stdin.isatty(), more_generations=more_generations),
+               from_stage=from_stage)
 
 
 @app.command()

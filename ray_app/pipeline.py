@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ray_app import stages
 from ray_app.console import console, print_model, print_report, progress_bars
 from ray_app.engine_stage import stage_engines
 from ray_app.errors import DatasetError, YoloforgeError
@@ -98,20 +99,72 @@ def _engines_current(run_dir: Path) -> bool:
 
 
 def run_engines(spec: JobSpec, task: str, force: bool = True) -> dict:
-    if not force and _engines_current(spec.run_dir):
-        console.print(f"engines: selection.json is newer than best/best.pt; kept (re-run with `yoloforge bench "
-                      f"{spec.run_dir}`)")
-        return json.loads((spec.run_dir / "selection.json").read_text())
+    """The engines stage; without force it is skipped when its inputs (the weights, the engines and targets
+    settings) are those of the selection.json already there."""
+    run_dir = spec.run_dir
+    inputs = stages.engines_inputs(spec, run_dir)
+    if not force and (run_dir / "selection.json").is_file() and not stages.forced(run_dir, "engines") and (
+            stages.is_current(run_dir, "engines", inputs)
+            or (stages.recorded(run_dir, "engines") is None and _engines_current(run_dir))):
+        console.print(f"engines: selection.json is current (same weights, engines and targets); kept (re-run with "
+                      f"`yoloforge bench {run_dir}` or --from engines)")
+        stages.record(run_dir, "engines", inputs)
+        return json.loads((run_dir / "selection.json").read_text())
     selection = stage_engines(spec, task)
+    stages.record(run_dir, "engines", inputs)
     _finish_engines(spec, selection)
     return selection
 
 
-def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = STAGES[-1]) -> RunResult:
-    """Run the stages in order in spec.run_dir, up to and including `until`."""
-    if until not in STAGES:
-        raise YoloforgeError(f"unknown stage '{until}'; stages: {', '.join(STAGES)}")
+def _search(spec: JobSpec, model: str, data: str, task: str, choices: SearchChoices | None) -> tuple[JobSpec,
+                                                                                                      SearchOutcome]:
+    """The search stage: a finished search whose inputs changed (model, search settings, dataset), or one
+    forced with --from search, is moved to previous/ and started anew; otherwise it is resumed or kept."""
+    from ray_app.search import read_status
+
+    run_dir = spec.run_dir
+    inputs = stages.search_inputs(spec, run_dir)
+    done = read_status(run_dir).get("state") == "done"
+    known = stages.recorded(run_dir, "search")
+    if done and (stages.forced(run_dir, "search") or (known is not None and
+                                                      not stages.is_current(run_dir, "search", inputs))):
+        moved = stages.archive_search(run_dir)
+        console.print(f"search: {'forced' if stages.forced(run_dir, 'search') else 'its inputs changed'}; the "
+                      f"previous search is kept in {moved} and a new one starts")
+    spec, outcome = stage_search(spec, model, data, task, choices)
+    if read_status(run_dir).get("state") == "done":
+        stages.record(run_dir, "search", inputs)
+    _finish(spec, outcome)
+    return spec, outcome
+
+
+def _after_search(spec: JobSpec, task: str, outcome: SearchOutcome, intake: IntakeResult | None,
+                  until: str) -> RunResult:
+    if until == "search" or outcome.best is None:
+        report(spec.run_dir)
+        return RunResult(spec, intake, outcome)
+    run_dir = spec.run_dir
+    selection = run_engines(spec, task, force=False)
+    if until != "engines" and spec.preview.enabled:
+        check_preview(run_dir)
+    if until == "export":
+        stage_export(run_dir, force=stages.forced(run_dir, "export"))
+        stages.record(run_dir, "export", {"selection": stages.file_digest(run_dir / "selection.json")})
+    report(run_dir)
+    summary(spec, outcome, selection, until)
+    return RunResult(spec, intake, outcome, selection)
+
+
+def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = STAGES[-1],
+            from_stage: str | None = None) -> RunResult:
+    """Run the stages in order in spec.run_dir, up to and including `until`. Stages whose inputs did not change
+    since they last finished are kept; from_stage runs that stage and the later ones again."""
+    for name, value in (("stage", until), ("--from stage", from_stage)):
+        if value is not None and value not in STAGES:
+            raise YoloforgeError(f"unknown {name} '{value}'; stages: {', '.join(STAGES)}")
     console.print(f"[bold]yoloforge[/bold] run [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
+    if from_stage is not None and spec.run_dir.is_dir():
+        stages.forget_from(spec.run_dir, from_stage)
     intake = stage_intake(spec)
     if until == "intake":
         console.rule()
@@ -119,45 +172,75 @@ def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = ST
                       f"(--until intake). Continue with `yoloforge resume {spec.run_dir}`.")
         return RunResult(intake.spec, intake, None)
     task = intake.spec.task or "detect"
-    spec, outcome = stage_search(intake.spec, intake.model.path, intake.intake.data_arg, task, choices)
-    _finish(spec, outcome)
-    if until == "search" or outcome.best is None:
-        report(spec.run_dir)
-        return RunResult(spec, intake, outcome)
-    selection = run_engines(spec, task)
-    if until != "engines" and spec.preview.enabled:
-        check_preview(spec.run_dir)
-    if until == "export":
-        stage_export(spec.run_dir, force=False)
-    report(spec.run_dir)
-    return RunResult(spec, intake, outcome, selection)
+    spec, outcome = _search(intake.spec, intake.model.path, intake.intake.data_arg, task, choices)
+    return _after_search(spec, task, outcome, intake, until)
 
 
-def resume_run(run_dir: Path, choices: SearchChoices | None = None) -> RunResult:
-    """Continue an interrupted run: intake's outputs are reused, an unfinished search is restored."""
+def resume_run(run_dir: Path, choices: SearchChoices | None = None, from_stage: str | None = None) -> RunResult:
+    """Continue an interrupted run: intake's outputs are reused, an unfinished search is restored, later stages
+    run when their inputs changed (or from from_stage on)."""
     job = run_dir / "job.yaml"
-    report = run_dir / "dataset_report.json"
+    report_path = run_dir / "dataset_report.json"
     model_json = run_dir / "model.json"
     if not job.is_file():
         raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
                              fix="give the folder under runs/ that `yoloforge run` created")
     spec = load_job(job)
-    if not (report.is_file() and model_json.is_file() and json.loads(report.read_text()).get("ok")):
-        console.print("intake did not finish; running it again")
-        return run_job(spec, choices)
-    clean = json.loads(report.read_text())["clean_dir"]
+    if from_stage == "intake" or not (report_path.is_file() and model_json.is_file()
+                                      and json.loads(report_path.read_text()).get("ok")):
+        if from_stage != "intake":
+            console.print("intake did not finish; running it again")
+        return run_job(spec, choices, from_stage=from_stage)
+    if from_stage is not None:
+        if from_stage not in STAGES:
+            raise YoloforgeError(f"unknown --from stage '{from_stage}'; stages: {', '.join(STAGES)}")
+        stages.forget_from(run_dir, from_stage)
+    clean = json.loads(report_path.read_text())["clean_dir"]
     task = spec.task or "detect"
     data = clean if task == "classify" else str(Path(clean) / "data.yaml")
     console.print(f"[bold]yoloforge[/bold] resume [cyan]{spec.name}[/cyan] -> {spec.run_dir} (intake already done)")
-    spec, outcome = stage_search(spec, json.loads(model_json.read_text())["path"], data, task, choices)
-    _finish(spec, outcome)
-    if outcome.best is None:
-        report(spec.run_dir)
-        return RunResult(spec, None, outcome)
-    selection = run_engines(spec, task, force=False)
-    stage_export(spec.run_dir, force=False)
-    report(spec.run_dir)
-    return RunResult(spec, None, outcome, selection)
+    spec, outcome = _search(spec, json.loads(model_json.read_text())["path"], data, task, choices)
+    return _after_search(spec, task, outcome, None, STAGES[-1])
+
+
+def summary(spec: JobSpec, outcome: SearchOutcome, selection: dict | None, until: str) -> None:
+    """The end of a run: targets against what was achieved, the engine, the bundle and how to start it."""
+    from rich.table import Table
+
+    run_dir = spec.run_dir
+    best = outcome.best or {}
+    table = Table(title=f"yoloforge {spec.name}: target vs achieved", show_lines=False)
+    for column in ("", "target", "achieved", ""):
+        table.add_column(column)
+
+    def mark(ok: bool | None) -> str:
+        return "" if ok is None else ("[green]met[/green]" if ok else "[red]missed[/red]")
+
+    for metric, target in spec.targets.metrics.items():
+        value = best.get(metric)
+        table.add_row(metric, f">= {target:g}", "-" if value is None else f"{value:.4f}",
+                      mark(None if value is None else value >= target))
+    chosen = (selection or {}).get("chosen") or (selection or {}).get("closest")
+    if chosen:
+        fps = spec.targets.fps
+        table.add_row("throughput", f">= {fps:g} img/s" if fps else "-", f"{chosen['throughput']:.1f} img/s",
+                      mark(None if not fps else chosen["throughput"] >= fps))
+        p99 = spec.targets.p99_latency_ms
+        table.add_row("p99 latency", f"<= {p99:g} ms" if p99 else "-", f"{chosen['p99_ms']:.1f} ms",
+                      mark(None if not p99 else chosen["p99_ms"] <= p99))
+        memory = spec.targets.max_memory_mb
+        used = chosen.get("cuda_peak_mb") or chosen.get("peak_rss_mb")
+        if used is not None:
+            table.add_row("memory", f"<= {memory:g} MB" if memory else "-", f"{used:.0f} MB",
+                          mark(None if not memory else used <= memory))
+        table.add_row("engine", "", chosen["key"], "chosen" if (selection or {}).get("chosen") else
+                      "[yellow]closest[/yellow]")
+    console.rule()
+    console.print(table)
+    bundle = run_dir / "bundle"
+    if until == "export" and (bundle / "bin").is_dir():
+        console.print(f"Bundle: {bundle}  ->  cd {bundle} && cp .env.example .env && docker compose up -d --build")
+    console.print(f"Report: {run_dir / 'report.html'}")
 
 
 def report(run_dir: Path) -> Path:

@@ -164,3 +164,34 @@ def test_ultralytics_defaults_start_the_search_as_its_trainer_resolves_them(tmp_
     assert start["optimizer"] == "AdamW" and start["lr0"] == pytest.approx(0.01 / 7, abs=1e-6)
     assert start["momentum"] == 0.9
 
+
+
+def _trial_dirs(run_dir: Path) -> set[str]:
+    return {p.name for p in (run_dir / "search").rglob("train_trial_*") if p.is_dir()}
+
+
+@pytest.mark.slow
+def test_a_rerun_repeats_only_the_stages_whose_inputs_changed_or_from_the_stage_asked(tmp_path, shapes):
+    base = job(tmp_path, shapes, "rerun", population=2, generations=1, epochs=1)
+    run_job(parse_job(base), until="engines")
+    run_dir = tmp_path / "runs" / "rerun"
+    trials, selection = _trial_dirs(run_dir), (run_dir / "selection.json").stat().st_mtime_ns
+
+    run_job(parse_job(base), until="engines")  # nothing changed: nothing re-runs
+    assert _trial_dirs(run_dir) == trials and (run_dir / "selection.json").stat().st_mtime_ns == selection
+
+    run_job(parse_job(base), until="engines", from_stage="engines")  # --from engines: that stage runs again
+    assert _trial_dirs(run_dir) == trials
+    assert (run_dir / "selection.json").stat().st_mtime_ns != selection
+    selection = (run_dir / "selection.json").stat().st_mtime_ns
+
+    run_job(parse_job({**base, "engines": {**base["engines"], "min_time_s": 0.3}}), until="engines")
+    assert _trial_dirs(run_dir) == trials, "an engines setting re-ran the search"
+    assert (run_dir / "selection.json").stat().st_mtime_ns != selection
+
+    changed = {**base, "engines": {**base["engines"], "min_time_s": 0.3},
+               "search": {**base["search"], "epochs": 2}}
+    run_job(parse_job(changed), until="search")
+    previous = list((run_dir / "previous").glob("*/trials.parquet"))
+    assert len(previous) == 1, "the old search is kept, not deleted"
+    assert all(t["status"] == "ok" for t in rows(run_dir)) and _trial_dirs(run_dir) != trials

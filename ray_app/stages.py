@@ -1,0 +1,101 @@
+"""Which stages of a run are current: each stage's inputs are fingerprinted in RUN_DIR/stages.json when it
+finishes, so a re-run skips a stage whose inputs did not change and re-runs one whose inputs did (and
+`--from STAGE` forgets the fingerprints from that stage on)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ray_app.spec import JobSpec
+
+STAGE_FILE = "stages.json"
+ORDER = ("intake", "search", "engines", "preview", "export")
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def tree_digest(root: Path) -> str | None:
+    """Names and sizes of every file under root: cheap even for a large dataset, and independent of when intake
+    rewrote its clean copy (label edits also show in the report's statistics, hashed beside it)."""
+    if not root.is_dir():
+        return None
+    entries = sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file())
+    return _digest(entries)
+
+
+def search_inputs(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    """What the search's result depends on. Metric targets are left out: changing them continues a search
+    (or stops it earlier) rather than starting it over."""
+    report = json.loads((run_dir / "dataset_report.json").read_text())
+    statistics = {k: report.get(k) for k in ("names", "splits", "class_counts", "box_stats")}
+    return {"model": spec.model, "task": spec.task, "search": spec.search.model_dump(mode="json"),
+            "data": tree_digest(Path(report["clean_dir"])), "statistics": _digest(statistics)}
+
+
+def engines_inputs(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    return {"engines": spec.engines.model_dump(mode="json"), "targets": spec.targets.model_dump(mode="json"),
+            "weights": file_digest(run_dir / "best" / "best.pt")}
+
+
+def _read(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / STAGE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def recorded(run_dir: Path, stage: str) -> str | None:
+    return (_read(run_dir).get(stage) or {}).get("inputs")
+
+
+def record(run_dir: Path, stage: str, inputs: dict[str, Any]) -> None:
+    stages = _read(run_dir)
+    stages[stage] = {"inputs": _digest(inputs), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (run_dir / STAGE_FILE).write_text(json.dumps(stages, indent=2))
+
+
+def is_current(run_dir: Path, stage: str, inputs: dict[str, Any]) -> bool:
+    return recorded(run_dir, stage) == _digest(inputs)
+
+
+def forget_from(run_dir: Path, stage: str) -> None:
+    """--from STAGE: that stage and every later one run again."""
+    stages = _read(run_dir)
+    for name in ORDER[ORDER.index(stage):]:
+        stages.pop(name, None)
+        stages[name] = {"forced": True}
+    (run_dir / STAGE_FILE).write_text(json.dumps(stages, indent=2))
+
+
+def forced(run_dir: Path, stage: str) -> bool:
+    return bool((_read(run_dir).get(stage) or {}).get("forced"))
+
+
+def archive_search(run_dir: Path) -> Path | None:
+    """Move a finished search's outputs aside (never deleted) so a new search starts clean."""
+    names = ("search", "trials.parquet", "pareto.parquet", "best")
+    if not any((run_dir / n).exists() for n in names):
+        return None
+    target = run_dir / "previous" / time.strftime("%Y%m%d-%H%M%S")
+    target.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        if (run_dir / n).exists():
+            shutil.move(str(run_dir / n), str(target / n))
+    return target
