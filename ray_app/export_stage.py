@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 
 from ray_app.console import console
 from ray_app.errors import YoloforgeError
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ray_app.preview_stage import free_port, sample_image
 
 
 def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False, check: bool = True,
@@ -43,12 +36,11 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
         console.print(f"[green]Bundle written[/green] to {bundle_dir}: Go server, ONNX Runtime {engine['precision']} "
                       f"on {engine['provider']}, Dockerfile, docker-compose.yml (api + redis + postgres)")
     if check:
-        clean = Path(json.loads((run_dir / "dataset_report.json").read_text())["clean_dir"])
-        image = next((p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
+        image = sample_image(run_dir)
         if image is not None:
             try:
                 with console.status("starting the bundle's server and sending it one image"):
-                    answer = check_bundle(bundle_dir, image, _free_port())
+                    answer = check_bundle(bundle_dir, image, free_port())
             except BundleError as err:
                 raise YoloforgeError(f"the bundle's server did not answer: {err}") from None
             found = len(answer.get("detections", answer.get("top", [])))

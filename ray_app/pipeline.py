@@ -125,12 +125,12 @@ def _search(spec: JobSpec, model: str, data: str, task: str, choices: SearchChoi
     run_dir = spec.run_dir
     inputs = stages.search_inputs(spec, run_dir)
     done = read_status(run_dir).get("state") == "done"
-    known = stages.recorded(run_dir, "search")
-    if done and (stages.forced(run_dir, "search") or (known is not None and
-                                                      not stages.is_current(run_dir, "search", inputs))):
+    forced = stages.forced(run_dir, "search")
+    changed = stages.recorded(run_dir, "search") is not None and not stages.is_current(run_dir, "search", inputs)
+    if done and (forced or changed):
         moved = stages.archive_search(run_dir)
-        console.print(f"search: {'forced' if stages.forced(run_dir, 'search') else 'its inputs changed'}; the "
-                      f"previous search is kept in {moved} and a new one starts")
+        console.print(f"search: {'forced' if forced else 'its inputs changed'}; the previous search is kept in "
+                      f"{moved} and a new one starts")
     spec, outcome = stage_search(spec, model, data, task, choices)
     if read_status(run_dir).get("state") == "done":
         stages.record(run_dir, "search", inputs)

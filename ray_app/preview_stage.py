@@ -94,15 +94,15 @@ def check_preview(run_dir: Path) -> dict:
 
     spec = load_job(run_dir / "job.yaml")
     options = preview_options(run_dir)
-    clean = Path(json.loads((run_dir / "dataset_report.json").read_text())["clean_dir"])
-    image = next((p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
+    image = sample_image(run_dir)
     if image is None:
-        raise YoloforgeError(f"no image under {clean} to try the preview with")
+        raise YoloforgeError(f"no image in the run's clean dataset ({run_dir / 'data' / 'clean'}) to try the "
+                             "preview with")
     console.rule("[bold]4 preview[/bold]")
     port = spec.preview.port if _port_free(spec.preview.host, spec.preview.port) else 0
     with ray_session(spec.resources.address, dashboard=False), \
             console.status("starting the Ray Serve preview and sending it one image"):
-        url = preview.start(str(run_dir.resolve()), host=spec.preview.host, port=port or _free_port(), **options)
+        url = preview.start(str(run_dir.resolve()), host=spec.preview.host, port=port or free_port(), **options)
         try:
             content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
             answer = httpx.post(f"{url}/v1/predict", content=image.read_bytes(), timeout=60,
@@ -119,6 +119,12 @@ def check_preview(run_dir: Path) -> dict:
     return body
 
 
+def sample_image(run_dir: Path) -> Path | None:
+    """The first JPEG or PNG of the run's clean dataset: what the preview and the bundle are tried with."""
+    clean = Path(json.loads((run_dir / "dataset_report.json").read_text())["clean_dir"])
+    return next((p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -128,7 +134,7 @@ def _port_free(host: str, port: int) -> bool:
         return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -214,7 +214,7 @@ def _bundle_section(run_dir: Path) -> str:
 def write_report(run_dir: Path) -> Path:
     """Write run_dir/report.html from whatever stages have run."""
     run_dir = Path(run_dir)
-    job = _read_json(run_dir / "selection.json") or {}
+    selection = _read_json(run_dir / "selection.json")
     spec_targets: dict[str, Any] = {}
     try:
         import yaml
@@ -227,7 +227,6 @@ def write_report(run_dir: Path) -> Path:
     pareto = _read_parquet(run_dir / "pareto.parquet")
     best = _read_json(run_dir / "best" / "metrics.json")
     engines = _read_parquet(run_dir / "engines.parquet")
-    selection = job or None
     summary = _summary(spec_targets, best, selection)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!doctype html>

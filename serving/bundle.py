@@ -43,12 +43,6 @@ class Bundle:
     binary: Path
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
-    image: str | None = None  # the Docker image built, when --build ran
-
-    def how_to_run(self) -> str:
-        return (f"cd {self.out_dir} && cp .env.example .env && docker compose up -d --build\n"
-                f"or without Docker: cd {self.out_dir} && YOLOFORGE_REDIS_ENABLED=false "
-                f"YOLOFORGE_POSTGRES_ENABLED=false YOLOFORGE_API_KEYS=my-key ./bin/{SERVER} serve -config config.yaml")
 
 
 def _cache_root() -> Path:

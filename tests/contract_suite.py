@@ -21,6 +21,20 @@ from tests.contract import response_schema, validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+# what `from tests.contract_suite import *` brings into a server's test module, for pytest to collect there
+__all__ = [
+    "test_any_request_gets_a_documented_answer_never_a_500",
+    "test_bad_requests_get_their_documented_error",
+    "test_model_health_readiness_and_metrics",
+    "test_multipart_form_without_an_image_field_is_415",
+    "test_multipart_upload_is_accepted",
+    "test_out_of_range_parameters_are_bad_parameter",
+    "test_overload_is_answered_at_once_with_retry_after",
+    "test_png_and_non_square_images_are_answered_in_their_own_size",
+    "test_predict_answers_the_detect_schema_in_original_pixels",
+    "test_unknown_route_is_a_json_404",
+]
+
 
 def jpeg(image: np.ndarray) -> bytes:
     buf = io.BytesIO()

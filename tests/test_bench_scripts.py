@@ -7,50 +7,48 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 GOAL = re.compile(r"^GOAL [\w-]+: .+ \(target .+\) (PASS|FAIL)$")
 
 
-def test_bench_ga_quick_run_prints_goal_lines():
-    out = subprocess.run([sys.executable, "scripts/bench_ga.py", "--quick"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
+def quick_run(script: str, *args: str, timeout: int = 900) -> tuple[str, list[str]]:
+    """Run a bench script's --quick mode: it exits 0 and every GOAL line has the contract's form."""
+    out = subprocess.run([sys.executable, f"scripts/{script}", "--quick", *args], cwd=ROOT, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
     goals = [line for line in out.stdout.splitlines() if line.startswith("GOAL ")]
-    assert len(goals) == 3 and all(GOAL.match(g) for g in goals), goals
-    assert "ZDT1" in out.stdout and "optuna TPE" in out.stdout
+    assert all(GOAL.match(g) for g in goals), goals
+    return out.stdout, goals
+
+
+def test_bench_ga_quick_run_prints_goal_lines():
+    stdout, goals = quick_run("bench_ga.py", timeout=300)
+    assert len(goals) == 3, goals
+    assert "ZDT1" in stdout and "optuna TPE" in stdout
 
 
 def test_bench_engines_quick_run_prints_goal_lines():
-    out = subprocess.run([sys.executable, "scripts/bench_engines.py", "--quick"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    goals = [line for line in out.stdout.splitlines() if line.startswith("GOAL ")]
-    assert len(goals) == 2 and all(GOAL.match(g) for g in goals), goals
-    assert "onnxruntime" in out.stdout and "openvino" in out.stdout and "PyTorch eager" in out.stdout
+    stdout, goals = quick_run("bench_engines.py")
+    assert len(goals) == 2, goals
+    assert "onnxruntime" in stdout and "openvino" in stdout and "PyTorch eager" in stdout
 
 
 def test_bench_preview_quick_run_prints_goal_lines():
-    out = subprocess.run([sys.executable, "scripts/bench_preview.py", "--quick", "--clients", "1", "8"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    goals = [line for line in out.stdout.splitlines() if line.startswith("GOAL ")]
-    assert len(goals) == 4 and all(GOAL.match(g) for g in goals), goals
-    assert "engine alone" in out.stdout and "RPS" in out.stdout
+    stdout, goals = quick_run("bench_preview.py", "--clients", "1", "8")
+    assert len(goals) == 4, goals
+    assert "engine alone" in stdout and "RPS" in stdout
 
 
 def test_bench_server_quick_run_prints_goal_lines():
     from tests.services import missing_services
 
     if missing_services():
-        import pytest
-
         pytest.skip(str(missing_services()))
-    out = subprocess.run([sys.executable, "scripts/bench_server.py", "--quick"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    goals = [line for line in out.stdout.splitlines() if line.startswith("GOAL ")]
-    assert len(goals) == 6 and all(GOAL.match(g) for g in goals), goals
-    assert "engine alone" in out.stdout and "cached" in out.stdout and "gateway overhead" in out.stdout
+    stdout, goals = quick_run("bench_server.py")
+    assert len(goals) == 6, goals
+    assert "engine alone" in stdout and "cached" in stdout and "gateway overhead" in stdout
 
 
 def test_loadgen_reports_errors_by_status_against_a_closed_port():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 import sys
 from pathlib import Path
 
@@ -13,28 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.contract_suite import (  # noqa: F401  (the shared contract tests, collected here too)
-    post,
-    test_any_request_gets_a_documented_answer_never_a_500,
-    test_bad_requests_get_their_documented_error,
-    test_model_health_readiness_and_metrics,
-    test_multipart_form_without_an_image_field_is_415,
-    test_multipart_upload_is_accepted,
-    test_out_of_range_parameters_are_bad_parameter,
-    test_overload_is_answered_at_once_with_retry_after,
-    test_png_and_non_square_images_are_answered_in_their_own_size,
-    test_predict_answers_the_detect_schema_in_original_pixels,
-    test_unknown_route_is_a_json_404,
-)
+from tests.contract_suite import *  # noqa: F403  (the shared contract tests, collected here too)
+from tests.contract_suite import post
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

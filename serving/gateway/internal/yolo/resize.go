@@ -12,21 +12,29 @@ type linearTap struct {
 	weight [2]int32 // fixed-point weights, summing to resizeCoefScale
 }
 
+// tapPosition is where OpenCV samples output position d of a src -> dst resize: the first source index (not yet
+// clamped to the image) and the fraction towards the next one. With clampFraction, a position past an edge takes
+// the edge pixel whole.
+func tapPosition(d, src, dst int, clampFraction bool) (int, float32) {
+	scale := float64(src) / float64(dst)
+	f := float32((float64(d)+0.5)*scale - 0.5)
+	s := int(math.Floor(float64(f)))
+	f -= float32(s)
+	if clampFraction && s < 0 {
+		s, f = 0, 0
+	}
+	if clampFraction && s >= src-1 {
+		s, f = src-1, 0
+	}
+	return s, f
+}
+
 // linearTaps are OpenCV's: columns past an edge take the edge pixel whole (clampFraction), while rows past an
 // edge keep their fractional weights on the repeated edge row, which rounds differently in the vertical pass.
 func linearTaps(src, dst int, clampFraction bool) []linearTap {
-	scale := float64(src) / float64(dst)
 	taps := make([]linearTap, dst)
 	for d := range taps {
-		f := float32((float64(d)+0.5)*scale - 0.5)
-		s := int(math.Floor(float64(f)))
-		f -= float32(s)
-		if clampFraction && s < 0 {
-			s, f = 0, 0
-		}
-		if clampFraction && s >= src-1 {
-			s, f = src-1, 0
-		}
+		s, f := tapPosition(d, src, dst, clampFraction)
 		w0 := int32(math.RoundToEven(float64((1 - f) * resizeCoefScale)))
 		taps[d] = linearTap{index: [2]int{min(max(s, 0), src-1), min(max(s+1, 0), src-1)},
 			weight: [2]int32{w0, resizeCoefScale - w0}}
@@ -113,20 +121,10 @@ type floatTap struct {
 }
 
 func floatTaps(src, dst int) []floatTap {
-	scale := float64(src) / float64(dst)
 	taps := make([]floatTap, dst)
 	for d := range taps {
-		f := float32((float64(d)+0.5)*scale - 0.5)
-		s := int(math.Floor(float64(f)))
-		f -= float32(s)
-		if s < 0 {
-			s, f = 0, 0
-		}
-		if s >= src-1 {
-			s, f = src-1, 0
-		}
-		s1 := min(s+1, src-1)
-		taps[d] = floatTap{i0: s, i1: s1, w0: 1 - f, w1: f}
+		s, f := tapPosition(d, src, dst, true)
+		taps[d] = floatTap{i0: s, i1: min(s+1, src-1), w0: 1 - f, w1: f}
 	}
 	return taps
 }
