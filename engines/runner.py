@@ -1,5 +1,9 @@
 """The driver side: one Ray actor per backend, configs measured one at a time (they would share the CPU
-otherwise, which ruins timings), and the config space covered by a full grid or searched with ga/ when large."""
+otherwise, which ruins timings), and the config space covered by a full grid or searched with ga/ when large.
+
+Ray is imported where an actor is made, so LocalPool (the same workers in this process) runs where Ray is not
+installed, e.g. a GPU machine that only has PyTorch and Ultralytics.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import ray
 
 from engines.base import EngineConfig
 from engines.registry import cpu_count, unavailable_reason
@@ -32,6 +35,8 @@ class BackendPool:
         self.actors: dict[str, Any] = {}
 
     def _actor(self, config: EngineConfig) -> Any:
+        import ray
+
         if config.backend not in self.actors:
             # one backend at a time: each actor holds the cores it times on, and two would wait on each other
             self.close()
@@ -45,6 +50,8 @@ class BackendPool:
         reason = unavailable_reason(config)
         if reason:
             return {**config.as_dict(), "key": config.key, "status": "unavailable", "reason": reason}
+        import ray
+
         actor = self._actor(config)
         try:
             return ray.get(actor.measure.remote(config.as_dict()), timeout=self.timeout_s)
@@ -58,9 +65,33 @@ class BackendPool:
         return {**config.as_dict(), "key": config.key, "status": "failed", "reason": why}
 
     def close(self) -> None:
-        for actor in self.actors.values():
-            ray.kill(actor, no_restart=True)
+        if self.actors:
+            import ray
+
+            for actor in self.actors.values():
+                ray.kill(actor, no_restart=True)
         self.actors.clear()
+
+
+class LocalPool:
+    """BackendPool's measure() in this process, one backend's worker at a time: no isolation from a crashing
+    backend, for machines without Ray (benchmarks on a lent GPU) and for debugging a backend."""
+
+    def __init__(self, worker_kwargs: dict[str, Any]) -> None:
+        self.worker_kwargs = worker_kwargs
+        self.workers: dict[str, BackendWorker] = {}
+
+    def measure(self, config: EngineConfig) -> Row:
+        reason = unavailable_reason(config)
+        if reason:
+            return {**config.as_dict(), "key": config.key, "status": "unavailable", "reason": reason}
+        if config.backend not in self.workers:
+            self.close()
+            self.workers[config.backend] = BackendWorker(**self.worker_kwargs)
+        return self.workers[config.backend].measure(config.as_dict())
+
+    def close(self) -> None:
+        self.workers.clear()
 
 
 def _cause(err: Exception) -> str:
@@ -78,7 +109,7 @@ def baseline_config(configs: list[EngineConfig], trained_imgsz: int, device: str
     return EngineConfig("pytorch", "fp32", 1, trained_imgsz, None, device)
 
 
-def run_grid(pool: BackendPool, configs: list[EngineConfig], on_row: Callable[[Row], None]) -> list[Row]:
+def run_grid(pool: BackendPool | LocalPool, configs: list[EngineConfig], on_row: Callable[[Row], None]) -> list[Row]:
     rows = []
     for config in sorted(configs, key=lambda c: (c.backend, c.imgsz, c.precision, c.batch)):
         rows.append(pool.measure(config))
@@ -97,7 +128,7 @@ def _space(configs: list[EngineConfig]) -> tuple[SearchSpace, dict[tuple[Any, ..
     return SearchSpace(tuple(genes)), lookup
 
 
-def run_search(pool: BackendPool, configs: list[EngineConfig], targets: EngineTargets, trained_imgsz: int,
+def run_search(pool: BackendPool | LocalPool, configs: list[EngineConfig], targets: EngineTargets, trained_imgsz: int,
                budget: int, on_row: Callable[[Row], None], seed: int = 0) -> list[Row]:
     """Measure the baseline, then let the GA choose which configs to measure: maximise throughput subject to
     the targets (as constraint violation), until budget configs ran or the GA has nothing new to propose."""

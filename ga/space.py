@@ -202,3 +202,20 @@ def yolo_space(include_imgsz: bool = False, include_batch: bool = False) -> Sear
     if include_batch:
         genes.append(Gene("batch", "cat", choices=(8, 16, 32, 64)))
     return SearchSpace(tuple(genes))
+
+
+# Ultralytics' defaults for the searched genes: the first individual, so the search starts from the baseline
+# a user would otherwise get (kept only where it fits the job's space). The optimizer is AdamW, as
+# model.tune() sets it and as optimizer=auto picks for short trainings.
+ULTRALYTICS_DEFAULTS: dict[str, Any] = {
+    # what Ultralytics' trainer resolves optimizer=auto to for trainings under 10k iterations (every trial):
+    # AdamW with momentum 0.9 and lr0 fitted to the number of classes (see auto_lr0)
+    "optimizer": "AdamW", "lr0": 0.001429, "lrf": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "warmup_epochs": 3.0,
+    "box": 7.5, "cls": 0.5, "dfl": 1.5, "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0,
+    "translate": 0.1, "scale": 0.5, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
+}
+
+
+def auto_lr0(nc: int) -> float:
+    """Ultralytics' optimizer=auto learning rate for AdamW: round(0.002 * 5 / (4 + nc), 6)."""
+    return round(0.002 * 5 / (4 + nc), 6)

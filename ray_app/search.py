@@ -28,21 +28,11 @@ from ray import tune
 from ga.algorithm import GeneticAlgorithm
 from ga.operators import non_dominated_sort
 from ga.ray_searcher import GASearcher
+from ga.space import ULTRALYTICS_DEFAULTS, auto_lr0
 from ray_app.console import console
 from ray_app.errors import YoloforgeError
 from ray_app.spec import JobSpec
 from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, train_trial
-
-# Ultralytics' defaults for the searched genes: the first individual, so the search starts from the baseline
-# a user would otherwise get (kept only where it fits the job's space). The optimizer is AdamW, as
-# model.tune() sets it and as optimizer=auto picks for short trainings.
-ULTRALYTICS_DEFAULTS: dict[str, Any] = {
-    # what Ultralytics' trainer resolves optimizer=auto to for trainings under 10k iterations (every trial):
-    # AdamW with momentum 0.9 and lr0 fitted to the number of classes (see auto_lr0)
-    "optimizer": "AdamW", "lr0": 0.001429, "lrf": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "warmup_epochs": 3.0,
-    "box": 7.5, "cls": 0.5, "dfl": 1.5, "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0,
-    "translate": 0.1, "scale": 0.5, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
-}
 
 
 @dataclass
@@ -79,11 +69,6 @@ def ray_session(address: str | None, dashboard: bool = True) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
-
-
-def auto_lr0(nc: int) -> float:
-    """Ultralytics' optimizer=auto learning rate for AdamW: round(0.002 * 5 / (4 + nc), 6)."""
-    return round(0.002 * 5 / (4 + nc), 6)
 
 
 def dataset_classes(run_dir: Path) -> int | None:

@@ -12,6 +12,7 @@ import math
 import os
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,15 +117,22 @@ def _drop_ultralytics_raytune(trainer: Any) -> None:
 
 
 def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
-    """The Tune function trainable."""
+    """The Tune function trainable: run_trial on the device Ray gave this trial, reporting to Tune."""
     import ray
-    import torch
     from ray import tune
+
+    trial_dir = Path(tune.get_context().get_trial_dir() or os.getcwd())
+    run_trial(config, ctx, pick_device(ray.get_gpu_ids()), trial_dir, tune.report)
+
+
+def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir: Path,
+              report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """One trial without Ray: train, validate, measure the costs; report() gets each epoch and the final result,
+    which is also returned. scripts/bench_packing.py runs it in plain processes sharing one GPU."""
+    import torch
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops
 
-    trial_dir = Path(tune.get_context().get_trial_dir() or os.getcwd())
-    device = pick_device(ray.get_gpu_ids())
     allowed = training_args()
     hyp = {k: v for k, v in {**ctx.fixed, **config}.items() if k in allowed}
     imgsz = int(hyp.pop("imgsz", ctx.imgsz))
@@ -135,7 +143,7 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
 
     def report_epoch(trainer: Any) -> None:
         metrics = named_metrics(ctx.task, trainer.metrics)
-        tune.report({**metrics, "fitness": trial_fitness(metrics, ctx), "epoch": trainer.epoch + 1})
+        report({**metrics, "fitness": trial_fitness(metrics, ctx), "epoch": trainer.epoch + 1})
 
     # the same initial weights in every trial (a model built from .yaml is random): trials then differ by their
     # hyperparameters only, not by luck of the draw, which on small data can double or halve the fitness
@@ -161,5 +169,7 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     }
     if not all(math.isfinite(v) for v in metrics.values()):
         raise RuntimeError(f"validation produced no metrics ({metrics}); the training diverged")
-    tune.report({**metrics, **costs, "fitness": trial_fitness(metrics, ctx, costs), "imgsz": imgsz,
-                 "device": device, "best_pt": str(best), "final": True})
+    final = {**metrics, **costs, "fitness": trial_fitness(metrics, ctx, costs), "imgsz": imgsz, "device": device,
+             "best_pt": str(best), "final": True}
+    report(final)
+    return final

@@ -12,8 +12,10 @@ Goals (issue "Inference engines"):
   both see the same numbers; median of 10 seeds) against the best feasible config of the full grid (target >= 95%
   of its throughput).
 
-Usage: python scripts/bench_engines.py [--imgsz 320 640] [--batch 1 8] [--weights best.pt] [--quick]
-(about 10-15 minutes on 2 CPU cores; --quick is a smoke run of a couple of minutes)
+Usage: python scripts/bench_engines.py [--imgsz 320 640] [--batch 1 8] [--weights best.pt] [--backends ...]
+                                      [--local] [--quick]
+(about 10-15 minutes on 2 CPU cores; --quick is a smoke run of a couple of minutes; --local measures in this
+process without Ray, for a GPU machine that has PyTorch and Ultralytics but not Ray)
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ import numpy as np
 
 from engines.base import EngineConfig, ModelFacts
 from engines.registry import config_space, cpu_count
-from engines.runner import BackendPool, run_grid, run_search
+from engines.runner import BackendPool, LocalPool, run_grid, run_search
 from engines.selection import EngineTargets, select
 from ray_app.intake.check import check_dataset
 from ray_app.intake.synth import synth_dataset
 
 
-def train(work: Path, imgsz: int, epochs: int) -> tuple[Path, str]:
+def train(work: Path, imgsz: int, epochs: int, device: str) -> tuple[Path, str]:
     from ultralytics import YOLO
 
     source = synth_dataset(work / "shapes", "detect", n_train=64, n_val=32, imgsz=imgsz, seed=0)
@@ -51,9 +53,15 @@ def train(work: Path, imgsz: int, epochs: int) -> tuple[Path, str]:
     model = YOLO("yolo11n.yaml")
     with contextlib.redirect_stdout(io.StringIO()):
         model.train(data=str(clean / "data.yaml"), epochs=epochs, imgsz=imgsz, batch=8, nbs=8, optimizer="AdamW",
-                    lr0=0.002, mosaic=0.0, workers=0, plots=False, amp=False, device="cpu", seed=0,
+                    lr0=0.002, mosaic=0.0, workers=0, plots=False, amp=False, device=device, seed=0,
                     project=str(work / "train"), name="bench", exist_ok=True, verbose=False)
     return Path(model.trainer.best), str(clean)
+
+
+def _brief(row: dict[str, Any]) -> str:
+    if row["status"] != "ok":
+        return ""
+    return f" {row['throughput']:.1f} img/s, p99 {row['p99_ms']:.2f} ms, mAP50-95 {row['mAP50-95']:.4f}"
 
 
 class Replay:
@@ -65,7 +73,9 @@ class Replay:
 
     def measure(self, config: EngineConfig) -> dict[str, Any]:
         self.calls += 1
-        return self.rows[config.key]
+        # the baseline at the training size is asked for even when --imgsz leaves that size out of the grid
+        return self.rows.get(config.key) or {**config.as_dict(), "key": config.key, "status": "failed",
+                                              "reason": "not in this run's grid"}
 
 
 def main() -> int:
@@ -77,34 +87,41 @@ def main() -> int:
     parser.add_argument("--min-time", type=float, default=3.0, help="timed seconds per config")
     parser.add_argument("--weights", help="use these detector weights (skip training; needs --data)")
     parser.add_argument("--data", help="clean dataset folder (with data.yaml) for --weights")
+    parser.add_argument("--backends", nargs="+", help="only these backends (default: every one)")
+    parser.add_argument("--local", action="store_true", help="measure in this process, without Ray")
     parser.add_argument("--quick", action="store_true", help="128 px, 3 epochs, short timings (smoke run)")
     args = parser.parse_args()
     if args.quick:
         args.imgsz, args.batch, args.train_imgsz, args.epochs, args.min_time = [128], [1, 2], 128, 3, 0.3
-    import ray
     import torch
 
     work = Path(tempfile.mkdtemp(prefix="bench_engines_"))
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
     if args.weights:
         weights, clean = Path(args.weights), args.data
     else:
         print(f"training yolo11n at {args.train_imgsz}px for {args.epochs} epochs on synthetic shapes...", flush=True)
-        weights, clean = train(work, args.train_imgsz, args.epochs)
+        weights, clean = train(work, args.train_imgsz, args.epochs, device)
     facts = ModelFacts.from_checkpoint(weights, imgsz=args.train_imgsz)
-    device = "cuda:0" if torch.cuda.is_available() else "cpu"
-    backends = ["pytorch", "onnxruntime", "openvino"] + (["tensorrt"] if device != "cpu" else [])
+    backends = args.backends or ["pytorch", "onnxruntime", "openvino"] + (["tensorrt"] if device != "cpu" else [])
     precisions = ["fp32", "int8"] + (["fp16"] if device != "cpu" else [])
     configs = config_space(backends, precisions, args.batch, args.imgsz, [None], device)
     print(f"{len(configs)} configs on {device} ({cpu_count()} cores)", flush=True)
 
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    pool = BackendPool({"weights": str(weights), "facts": facts.as_dict(), "clean_dir": clean,
-                        "models_dir": str(work / "models"), "val_limit": 32, "min_time_s": args.min_time})
+    worker_kwargs = {"weights": str(weights), "facts": facts.as_dict(), "clean_dir": clean,
+                     "models_dir": str(work / "models"), "val_limit": 32, "min_time_s": args.min_time}
+    if not args.local:
+        import ray
+
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    pool = LocalPool(worker_kwargs) if args.local else BackendPool(worker_kwargs)
     try:
-        rows = run_grid(pool, configs, lambda row: print(f"  measured {row['key']}: {row['status']}", flush=True))
+        rows = run_grid(pool, configs, lambda row: print(f"  measured {row['key']}: {row['status']}"
+                                                         f"{_brief(row)}", flush=True))
     finally:
         pool.close()
-        ray.shutdown()
+        if not args.local:
+            ray.shutdown()
 
     ok = [r for r in rows if r["status"] == "ok"]
     print()
