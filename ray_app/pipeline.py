@@ -16,6 +16,7 @@ from ray_app.errors import DatasetError, YoloforgeError
 from ray_app.export_stage import stage_export
 from ray_app.intake.check import Intake, check_dataset
 from ray_app.intake.synth import synth_dataset
+from ray_app.outcome import engine_verdict, target_rows
 from ray_app.preview_stage import check_preview
 from ray_app.search import SearchChoices, SearchOutcome, stage_search
 from ray_app.spec import JobSpec, Targets, dump_job, load_job, parse_job
@@ -208,33 +209,16 @@ def summary(spec: JobSpec, outcome: SearchOutcome, selection: dict | None, until
     from rich.table import Table
 
     run_dir = spec.run_dir
-    best = outcome.best or {}
     table = Table(title=f"yoloforge {spec.name}: target vs achieved", show_lines=False)
     for column in ("", "target", "achieved", ""):
         table.add_column(column)
 
-    def mark(ok: bool | None) -> str:
-        return "" if ok is None else ("[green]met[/green]" if ok else "[red]missed[/red]")
-
-    for metric, target in spec.targets.metrics.items():
-        value = best.get(metric)
-        table.add_row(metric, f">= {target:g}", "-" if value is None else f"{value:.4f}",
-                      mark(None if value is None else value >= target))
-    chosen = (selection or {}).get("chosen") or (selection or {}).get("closest")
-    if chosen:
-        fps = spec.targets.fps
-        table.add_row("throughput", f">= {fps:g} img/s" if fps else "-", f"{chosen['throughput']:.1f} img/s",
-                      mark(None if not fps else chosen["throughput"] >= fps))
-        p99 = spec.targets.p99_latency_ms
-        table.add_row("p99 latency", f"<= {p99:g} ms" if p99 else "-", f"{chosen['p99_ms']:.1f} ms",
-                      mark(None if not p99 else chosen["p99_ms"] <= p99))
-        memory = spec.targets.max_memory_mb
-        used = chosen.get("cuda_peak_mb") or chosen.get("peak_rss_mb")
-        if used is not None:
-            table.add_row("memory", f"<= {memory:g} MB" if memory else "-", f"{used:.0f} MB",
-                          mark(None if not memory else used <= memory))
-        table.add_row("engine", "", chosen["key"], "chosen" if (selection or {}).get("chosen") else
-                      "[yellow]closest[/yellow]")
+    marks = {None: "", True: "[green]met[/green]", False: "[red]missed[/red]"}
+    for row in target_rows(spec.targets.model_dump(), outcome.best, selection):
+        table.add_row(row.name, row.target, row.achieved, marks[row.met])
+    verdict = engine_verdict(selection)
+    if verdict:
+        table.add_row("engine", "", verdict[0], "chosen" if verdict[1] else "[yellow]closest[/yellow]")
     console.rule()
     console.print(table)
     bundle = run_dir / "bundle"

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ray_app.outcome import engine_verdict, target_rows
+
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 main{max-width:1100px;margin:0 auto;padding:24px}
@@ -250,25 +252,13 @@ written {now}</p>
 
 def _summary(targets: dict[str, Any], best: dict[str, Any] | None, selection: dict[str, Any] | None) -> str:
     cards = []
-    for name, target in (targets.get("metrics") or {}).items():
-        value = (best or {}).get(name)
-        good = value is not None and value >= target
-        cards.append(f'<div class="card kpi">{html.escape(name)}<b class="{"ok" if good else "bad"}">'
-                     f'{_num(value)}</b><span class="muted">target ≥ {target}</span></div>')
-    chosen = (selection or {}).get("chosen") or (selection or {}).get("closest")
-    if chosen:
-        fps = (selection or {}).get("targets", {}).get("fps")
-        good = fps is None or chosen["throughput"] >= fps
-        cards.append(f'<div class="card kpi">throughput<b class="{"ok" if good else "bad"}">'
-                     f'{chosen["throughput"]:.1f} img/s</b><span class="muted">'
-                     f'{"target ≥ " + format(fps, "g") if fps else "no fps target"}</span></div>')
-        memory = (selection or {}).get("targets", {}).get("max_memory_mb")
-        rss = chosen.get("peak_rss_mb")
-        if rss is not None:
-            good = memory is None or rss <= memory
-            cards.append(f'<div class="card kpi">memory<b class="{"ok" if good else "bad"}">{rss:.0f} MB</b>'
-                         f'<span class="muted">{"limit " + format(memory, "g") + " MB" if memory else "no limit"}'
-                         f'</span></div>')
-        cards.append(f'<div class="card kpi">engine<b>{html.escape(chosen["key"])}</b><span class="muted">'
-                     f'{"chosen" if (selection or {}).get("chosen") else "closest (targets unmet)"}</span></div>')
+    for row in target_rows(targets, best, selection):
+        status = {True: ' class="ok"', False: ' class="bad"', None: ""}[row.met]
+        wanted = "no target" if row.target == "-" else f"target {row.target}"
+        cards.append(f'<div class="card kpi">{html.escape(row.name)}<b{status}>{html.escape(row.achieved)}</b>'
+                     f'<span class="muted">{html.escape(wanted)}</span></div>')
+    verdict = engine_verdict(selection)
+    if verdict:
+        cards.append(f'<div class="card kpi">engine<b>{html.escape(verdict[0])}</b><span class="muted">'
+                     f'{"chosen" if verdict[1] else "closest (targets unmet)"}</span></div>')
     return f'<div class="grid">{"".join(cards)}</div>' if cards else '<p class="muted">Nothing measured yet.</p>'

@@ -1,0 +1,48 @@
+"""What a run achieved against its targets: one list of rows for the console summary and for report.html."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engines.selection import memory_mb
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    name: str
+    target: str  # "-" when the job sets none
+    achieved: str
+    met: bool | None  # None: nothing to meet, or nothing measured
+
+
+def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
+                selection: Mapping[str, Any] | None) -> list[TargetRow]:
+    """targets is the job's `targets:` (metrics, fps, p99_latency_ms, max_memory_mb); best the best trial's
+    metrics; selection the engines stage's selection.json (its chosen config, else the closest one)."""
+    rows = []
+    for metric, floor in (targets.get("metrics") or {}).items():
+        value = (best or {}).get(metric)
+        rows.append(TargetRow(metric, f">= {floor:g}", "-" if value is None else f"{value:.4f}",
+                              None if value is None else value >= floor))
+    chosen = (selection or {}).get("chosen") or (selection or {}).get("closest")
+    if not chosen:
+        return rows
+    fps, p99, memory = targets.get("fps"), targets.get("p99_latency_ms"), targets.get("max_memory_mb")
+    rows.append(TargetRow("throughput", f">= {fps:g} img/s" if fps else "-", f"{chosen['throughput']:.1f} img/s",
+                          None if not fps else chosen["throughput"] >= fps))
+    rows.append(TargetRow("p99 latency", f"<= {p99:g} ms" if p99 else "-", f"{chosen['p99_ms']:.1f} ms",
+                          None if not p99 else chosen["p99_ms"] <= p99))
+    used = memory_mb(chosen)
+    if used is not None:
+        rows.append(TargetRow("memory", f"<= {memory:g} MB" if memory else "-", f"{used:.0f} MB",
+                              None if not memory else used <= memory))
+    return rows
+
+
+def engine_verdict(selection: Mapping[str, Any] | None) -> tuple[str, bool] | None:
+    """The engine the bundle serves and whether it met every engine target (False: the closest one)."""
+    chosen = (selection or {}).get("chosen")
+    config = chosen or (selection or {}).get("closest")
+    return (config["key"], bool(chosen)) if config else None
