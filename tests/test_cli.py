@@ -184,6 +184,7 @@ def test_demo_runs_every_stage_and_ends_with_a_bundle_that_answers(tmp_path):
     bundle = run_dir / "bundle"
     assert (bundle / "bin" / "yoloforge-server").is_file() and (bundle / "docker-compose.yml").is_file()
     assert "Bundle answered" in result.output and "docker compose up" in result.output
+    assert "target vs achieved" in result.output and "throughput" in result.output  # the summary at the end
     assert list((run_dir / "search").rglob("events.out.tfevents*")), "TensorBoard logs of the trials"
     page = (run_dir / "report.html").read_text()
     assert "Hyperparameter search" in page and "onnxruntime" in page and str(bundle) in page
