@@ -166,15 +166,54 @@ def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = ST
     console.print(f"[bold]yoloforge[/bold] run [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
     if from_stage is not None and spec.run_dir.is_dir():
         stages.forget_from(spec.run_dir, from_stage)
-    intake = stage_intake(spec)
+    kept = _checked_intake(spec)
+    if kept is not None:
+        spec, model_path, data = kept
+        intake = None
+        console.print("intake: the dataset, its settings and the model are those already checked; kept "
+                      f"(--from intake checks them again). Clean dataset: {data}")
+    else:
+        intake = stage_intake(spec)
+        stages.record(spec.run_dir, "intake", stages.intake_inputs(spec))
+        spec, model_path, data = intake.spec, intake.model.path, intake.intake.data_arg
     if until == "intake":
         console.rule()
-        console.print(f"[green]Intake done.[/green] Clean dataset: {intake.intake.data_arg}; stopping here "
+        console.print(f"[green]Intake done.[/green] Clean dataset: {data}; stopping here "
                       f"(--until intake). Continue with `yoloforge resume {spec.run_dir}`.")
-        return RunResult(intake.spec, intake, None)
-    task = intake.spec.task or "detect"
-    spec, outcome = _search(intake.spec, intake.model.path, intake.intake.data_arg, task, choices)
+        return RunResult(spec, intake, None)
+    task = spec.task or "detect"
+    spec, outcome = _search(spec, model_path, data, task, choices)
     return _after_search(spec, task, outcome, intake, until)
+
+
+def _clean_data(run_dir: Path, task: str) -> str | None:
+    """What training is given for the clean copy intake wrote (None when it is missing)."""
+    try:
+        clean = Path(json.loads((run_dir / "dataset_report.json").read_text())["clean_dir"])
+    except (OSError, ValueError, KeyError):
+        return None
+    data = clean if task == "classify" else clean / "data.yaml"
+    return str(data) if data.exists() else None
+
+
+def _checked_intake(spec: JobSpec) -> tuple[JobSpec, str, str] | None:
+    """(spec with its task, model path, clean data) when intake already checked these very inputs and its
+    outputs are still there; None when it has to run."""
+    run_dir = spec.run_dir
+    if stages.forced(run_dir, "intake") or not stages.is_current(run_dir, "intake", stages.intake_inputs(spec)):
+        return None
+    try:
+        model = json.loads((run_dir / "model.json").read_text())
+        ok = json.loads((run_dir / "dataset_report.json").read_text()).get("ok")
+    except (OSError, ValueError):
+        return None
+    data = _clean_data(run_dir, spec.task or model["task"])
+    if not ok or data is None:
+        return None
+    # other settings (search, engines, targets) may have changed: job.yaml is rewritten as intake would
+    spec = parse_job({**spec.model_dump(mode="json"), "task": spec.task or model["task"]}, str(run_dir / "job.yaml"))
+    dump_job(spec, run_dir / "job.yaml")
+    return spec, model["path"], data
 
 
 def resume_run(run_dir: Path, choices: SearchChoices | None = None, from_stage: str | None = None) -> RunResult:
@@ -196,9 +235,11 @@ def resume_run(run_dir: Path, choices: SearchChoices | None = None, from_stage: 
         if from_stage not in STAGES:
             raise YoloforgeError(f"unknown --from stage '{from_stage}'; stages: {', '.join(STAGES)}")
         stages.forget_from(run_dir, from_stage)
-    clean = json.loads(report_path.read_text())["clean_dir"]
     task = spec.task or "detect"
-    data = clean if task == "classify" else str(Path(clean) / "data.yaml")
+    data = _clean_data(run_dir, task)
+    if data is None:
+        console.print("intake's clean copy of the dataset is missing; running intake again")
+        return run_job(spec, choices, from_stage="intake")
     console.print(f"[bold]yoloforge[/bold] resume [cyan]{spec.name}[/cyan] -> {spec.run_dir} (intake already done)")
     spec, outcome = _search(spec, json.loads(model_json.read_text())["path"], data, task, choices)
     return _after_search(spec, task, outcome, None, STAGES[-1])

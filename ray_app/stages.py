@@ -40,6 +40,30 @@ def tree_digest(root: Path) -> str | None:
     return _digest(entries)
 
 
+def source_digest(path: Path) -> str | None:
+    """Names, sizes and modification times of the user's files: a file, or every file under a folder. Unlike
+    tree_digest it includes times, because a label edited in place often keeps its size."""
+    if path.is_file():
+        stat = path.stat()
+        return _digest([path.name, stat.st_size, stat.st_mtime_ns])
+    if not path.is_dir():
+        return None
+    entries = sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                     for p in path.rglob("*") if p.is_file())
+    return _digest(entries)
+
+
+def intake_inputs(spec: JobSpec) -> dict[str, Any]:
+    """What intake's outputs depend on: the dataset's files (for a data.yaml, its folder's), the data settings,
+    the model (its file's digest when it is a local file) and, for a model built from .yaml, the input size."""
+    data = Path(spec.data.path).expanduser()
+    model = Path(spec.model).expanduser()
+    return {"data": spec.data.model_dump(mode="json"),
+            "source": source_digest(data.parent if data.suffix in (".yaml", ".yml") else data),
+            "model": spec.model, "model_file": source_digest(model) if model.is_file() else None,
+            "task": spec.task, "imgsz": spec.search.imgsz}
+
+
 def search_inputs(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     """What the search's result depends on. Metric targets are left out: changing them continues a search
     (or stops it earlier) rather than starting it over."""

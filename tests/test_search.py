@@ -179,6 +179,29 @@ def _trial_dirs(run_dir: Path) -> set[str]:
     return {p.name for p in (run_dir / "search").rglob("train_trial_*") if p.is_dir()}
 
 
+def test_a_rerun_keeps_the_intake_until_a_label_changes_even_at_the_same_size(tmp_path, shapes):
+    import shutil
+
+    data = shutil.copytree(shapes, tmp_path / "mine")
+    base = job(tmp_path, data, "intake-rerun")
+    report = tmp_path / "runs" / "intake-rerun" / "dataset_report.json"
+    run_job(parse_job(base), until="intake")
+    checked = report.stat().st_mtime_ns
+
+    run_job(parse_job(base), until="intake")
+    assert report.stat().st_mtime_ns == checked, "unchanged inputs were checked again"
+
+    label = sorted((data / "labels" / "train").glob("*.txt"))[0]
+    text = label.read_text()
+    label.write_text(("1" if text[0] == "0" else "0") + text[1:])  # another class, the same size
+    run_job(parse_job(base), until="intake")
+    assert report.stat().st_mtime_ns != checked, "an edited label was not checked"
+    checked = report.stat().st_mtime_ns
+
+    run_job(parse_job(base), until="intake", from_stage="intake")
+    assert report.stat().st_mtime_ns != checked, "--from intake did not check again"
+
+
 @pytest.mark.slow
 def test_a_rerun_repeats_only_the_stages_whose_inputs_changed_or_from_the_stage_asked(tmp_path, shapes):
     base = job(tmp_path, shapes, "rerun", population=2, generations=1, epochs=1)
