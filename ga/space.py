@@ -219,21 +219,3 @@ ULTRALYTICS_DEFAULTS: dict[str, Any] = {
 def auto_lr0(nc: int) -> float:
     """Ultralytics' optimizer=auto learning rate for AdamW: round(0.002 * 5 / (4 + nc), 6)."""
     return round(0.002 * 5 / (4 + nc), 6)
-
-
-# Ultralytics' defaults are tuned for schedules of 100-300 epochs; a search's trials are far shorter.
-SHORT_SCHEDULE_EPOCHS = 50
-
-
-def short_schedule_start(defaults: Mapping[str, Any], epochs: int) -> dict[str, Any] | None:
-    """The defaults adapted to a short trial, or None when the trial is not short.
-
-    Mosaic is off: it slows convergence (Ultralytics itself switches it off for the last 10 epochs so the model
-    settles on whole images), and a short trial never gets to the stage where it pays: with mosaic, yolo11n
-    learns nothing in 15 epochs of the synthetic shapes where AdamW without mosaic reaches mAP50 0.77 in 60. The
-    warm-up keeps its share of a long schedule (3 of ~60 epochs), at least one epoch, instead of 3 fixed epochs,
-    which would be an eighth of a 25-epoch trial spent at a low learning rate."""
-    if epochs > SHORT_SCHEDULE_EPOCHS:
-        return None
-    warmup = min(float(defaults.get("warmup_epochs", 3.0)), max(1.0, round(0.05 * epochs, 1)))
-    return {**defaults, "mosaic": 0.0, "warmup_epochs": warmup}

@@ -28,7 +28,7 @@ from ray import tune
 from ga.algorithm import GeneticAlgorithm
 from ga.operators import non_dominated_sort
 from ga.ray_searcher import GASearcher
-from ga.space import ULTRALYTICS_DEFAULTS, auto_lr0, short_schedule_start
+from ga.space import ULTRALYTICS_DEFAULTS, auto_lr0
 from ray_app.console import console
 from ray_app.errors import YoloforgeError
 from ray_app.spec import JobSpec
@@ -79,13 +79,11 @@ def dataset_classes(run_dir: Path) -> int | None:
 
 
 def _initial_individuals(spec: JobSpec, nc: int | None = None) -> list[dict[str, Any]]:
-    """The job's own starting points, then Ultralytics' defaults adapted to short trials (when they are short),
-    then the defaults themselves, each kept only if it fits the space."""
+    """The job's own starting points, then Ultralytics' defaults, each kept only if it fits the space."""
     space = spec.search.search_space()
     fitted = []
     defaults = {**ULTRALYTICS_DEFAULTS, **({"lr0": auto_lr0(nc)} if nc else {})}
-    short = short_schedule_start(defaults, spec.search.epochs)
-    for candidate in [*spec.search.initial, *([short] if short else []), defaults]:
+    for candidate in [*spec.search.initial, defaults]:
         config = {}
         for gene in space.genes:
             value = candidate.get(gene.name)

@@ -4,10 +4,8 @@ Both train yolo11n from its .yaml on the synthetic shapes dataset (64 train / 32
 Ultralytics' detection fitness (0.1 mAP50 + 0.9 mAP50-95). Ultralytics' tuner starts from its defaults
 (optimizer=auto, which its trainer resolves to AdamW with a class-count-fitted lr0 and ignores the lr0 gene)
 and mutates the best results so far, one trial at a time; ours starts its first generation from the same
-resolved defaults adapted to short trials (no mosaic, a shorter warm-up: ga/space.py short_schedule_start, the
-product's own rule for trials of 50 epochs or fewer), the defaults themselves, mutants and Latin-hypercube
-samples, and runs the GA on Ray Tune with one CPU per trial (two trials at once on 2 cores). Each runs as a user
-would run it, with nothing from this benchmark's data passed in. Per seed: the best
+resolved defaults, their mutants and Latin-hypercube samples, and runs the GA on Ray Tune
+with one CPU per trial (two trials at once on 2 cores). Neither gets any other hint. Per seed: the best
 fitness reached, the number of trials needed to reach a fixed fitness, and the wall time.
 
 Usage: python scripts/bench_search.py [--seeds 3] [--trials 8] [--epochs 25] [--threshold 0.3] [--quick]
