@@ -60,6 +60,7 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
     options = preview_options(run_dir, max_batch_size, batch_wait_ms)
     host, port = host or spec.preview.host, port or spec.preview.port
     console.rule("[bold]4 preview[/bold]")
+    preview.use_haproxy_ingress()
     with ray_session(spec.resources.address, spec.resources.dashboard):
         with console.status("starting the Ray Serve preview (loading the engine)"):
             try:
@@ -100,6 +101,7 @@ def check_preview(run_dir: Path) -> dict:
                              "preview with")
     console.rule("[bold]4 preview[/bold]")
     port = spec.preview.port if _port_free(spec.preview.host, spec.preview.port) else 0
+    preview.use_haproxy_ingress()
     with ray_session(spec.resources.address, dashboard=False), \
             console.status("starting the Ray Serve preview and sending it one image"):
         url = preview.start(str(run_dir.resolve()), host=spec.preview.host, port=port or free_port(), **options)

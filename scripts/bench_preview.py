@@ -102,6 +102,8 @@ def main() -> int:
 
     images = synthetic_images(16, args.imgsz)
     results: dict[tuple[int, int], object] = {}
+    print(f"ingress: {'HAProxy' if preview.use_haproxy_ingress() else 'Serve proxy'} "
+          f"(YOLOFORGE_PREVIEW_INGRESS=proxy for Serve's Python proxy)")
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         for max_batch in (1, args.max_batch):

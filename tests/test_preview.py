@@ -38,6 +38,7 @@ def preview_url(served_run):  # type: ignore[no-untyped-def]
 
     from serving import preview
 
+    assert preview.use_haproxy_ingress(), "ray[serve] brings an HAProxy binary on Linux"
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     url = preview.start(str(served_run), port=free_port(), max_batch_size=4, batch_wait_ms=10,
                         max_queued_requests=8, max_body_mb=1)
