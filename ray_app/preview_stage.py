@@ -29,7 +29,8 @@ def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait
             "replicas": p.replicas, "max_replicas": p.max_replicas,
             "target_ongoing_requests": p.target_ongoing_requests, "cpu": p.cpu,
             "gpu": p.gpu if served.config.device.startswith("cuda") else 0,
-            "max_queued_requests": p.max_queued_requests, "max_body_mb": p.max_body_mb}
+            "max_queued_requests": p.max_queued_requests, "max_body_mb": p.max_body_mb,
+            "concurrent_batches": p.concurrent_batches}
 
 
 def app_builder(args: dict) -> object:

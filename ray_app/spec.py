@@ -220,6 +220,8 @@ class PreviewSpec(_Strict):
     max_batch_size: int | None = Field(None, ge=1, le=256,
                                        description="Dynamic batching limit; default: the selected engine's batch")
     batch_wait_ms: float = Field(5, ge=0, le=1000, description="How long a batch waits to fill")
+    concurrent_batches: int = Field(2, ge=1, le=16, description="Batches run at once, so the next one is prepared "
+                                    "while the engine runs one")
     max_queued_requests: int = Field(64, ge=1, description="Queue bound; beyond it requests get 503 + Retry-After")
     max_body_mb: float = Field(10, gt=0, le=512, description="Largest accepted request body")
 

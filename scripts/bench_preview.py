@@ -83,6 +83,7 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--wait-ms", type=float, default=5.0)
+    parser.add_argument("--concurrent-batches", type=int, default=2, help="batches the replica runs at once")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--quick", action="store_true", help="128 px, 3 s per point (smoke run)")
@@ -108,7 +109,7 @@ def main() -> int:
     try:
         for max_batch in (1, args.max_batch):
             url = preview.start(str(run_dir), port=free_port(), max_batch_size=max_batch, batch_wait_ms=args.wait_ms,
-                                max_queued_requests=64)
+                                max_queued_requests=64, concurrent_batches=args.concurrent_batches)
             asyncio.run(run_load(url, images, concurrency=4, requests=40, duration=None))  # warm-up
             for clients in args.clients:
                 result = asyncio.run(run_load(url, images, concurrency=clients, duration=args.duration))

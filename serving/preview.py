@@ -25,7 +25,7 @@ from ray.serve.config import BackpressureConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engines.base import ModelFacts
-from engines.predictor import run_batches
+from engines.predictor import measure_call_ms, plan_batches, run_batches
 from engines.processing import postprocess, preprocess
 from serving.served import ServedModel
 
@@ -112,14 +112,18 @@ class Preview:
     """One replica: HTTP handling, decoding and letterboxing per request; the engine per batch of tensors."""
 
     def __init__(self, run_dir: str, max_batch_size: int, batch_wait_ms: float, max_body_mb: float,
-                 max_queued_requests: int, retry_after_s: int = 1) -> None:
+                 max_queued_requests: int, concurrent_batches: int = 2, retry_after_s: int = 1) -> None:
         served = ServedModel.from_run(run_dir)
         # the selected batch, plus batch 1 so a lone request is not padded to a full batch
         self.engines = {size: served.load(size, serving=True) for size in {served.config.batch, 1}}
-        self.infer.set_max_batch_size(max_batch_size)
-        self.infer.set_batch_wait_timeout_s(batch_wait_ms / 1000)
-        # admission bound: the batch being run, the one filling, and the queue behind them
-        self.capacity = 2 * max_batch_size + max_queued_requests
+        # measured once, so each batch is split into the engine calls that cost least on this device
+        self.call_ms = measure_call_ms(self.engines, (3, served.config.imgsz, served.config.imgsz))
+        # more than one batch at a time: the next batch is decoded and letterboxed while one runs, which keeps the
+        # engine busy (yolo11n @320 on 2 cores: 88 RPS with one, 107 with two, 119 with three)
+        self.infer = serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_ms / 1000,
+                                 max_concurrent_batches=concurrent_batches)(self._infer_batch)
+        # admission bound: the batches being run, the one filling, and the queue behind them
+        self.capacity = (concurrent_batches + 1) * max_batch_size + max_queued_requests
         self.inflight = 0
         self.facts: ModelFacts = served.facts
         self.imgsz = served.config.imgsz
@@ -148,11 +152,11 @@ class Preview:
         self.requests.labels(route, str(response.status_code)).inc()
         return response
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def infer(self, tensors: list[np.ndarray]) -> list[tuple[list[np.ndarray], int, float]]:
+    async def _infer_batch(self, tensors: list[np.ndarray]) -> list[tuple[list[np.ndarray], int, float]]:
         """Tensors only: the batch is stacked and run in a worker thread, so the event loop keeps decoding."""
         started = time.perf_counter()
-        outputs = await asyncio.to_thread(run_batches, self.engines, np.concatenate(tensors))
+        batch = np.concatenate(tensors)
+        outputs = await asyncio.to_thread(run_batches, self.engines, batch, plan_batches(len(batch), self.call_ms))
         took = (time.perf_counter() - started) * 1000
         return [([o[i: i + 1] for o in outputs], len(tensors), took) for i in range(len(tensors))]
 
@@ -245,11 +249,11 @@ class Preview:
 
 def build_app(run_dir: str, *, max_batch_size: int, batch_wait_ms: float, replicas: int = 1,
               max_replicas: int | None = None, target_ongoing_requests: float = 4, cpu: float = 1, gpu: float = 0,
-              max_queued_requests: int = 64, max_body_mb: float = 10) -> Any:
+              max_queued_requests: int = 64, max_body_mb: float = 10, concurrent_batches: int = 2) -> Any:
     """The Serve application with the job's replicas, resources, batching and queue bound."""
     autoscaling = ({"min_replicas": replicas, "max_replicas": max_replicas,
                     "target_ongoing_requests": target_ongoing_requests} if max_replicas else None)
-    capacity = 2 * max_batch_size + max_queued_requests
+    capacity = (concurrent_batches + 1) * max_batch_size + max_queued_requests
     return Preview.options(
         num_replicas=None if autoscaling else replicas, autoscaling_config=autoscaling,
         ray_actor_options={"num_cpus": cpu, "num_gpus": gpu},
@@ -257,7 +261,7 @@ def build_app(run_dir: str, *, max_batch_size: int, batch_wait_ms: float, replic
         # Serve's own bound behind it is the last resort
         max_ongoing_requests=capacity + 8, max_queued_requests=capacity,
         backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
-    ).bind(run_dir, max_batch_size, batch_wait_ms, max_body_mb, max_queued_requests)
+    ).bind(run_dir, max_batch_size, batch_wait_ms, max_body_mb, max_queued_requests, concurrent_batches)
 
 
 def use_haproxy_ingress() -> bool:
