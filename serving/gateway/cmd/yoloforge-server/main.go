@@ -27,6 +27,7 @@ import (
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/cache"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/config"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/engine"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/gpu"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/store"
 )
 
@@ -175,6 +176,17 @@ func serve(args []string) error {
 	go func() { served <- httpServer.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "model", cfg.Model.Name, "version", cfg.Model.Version,
 		"provider", cfg.Engine.Provider, "auth", cfg.Auth.Required, "keys_from_env", len(cfg.Auth.Keys))
+
+	if cfg.Engine.Provider != "cpu" { // GPU memory and utilisation beside the server's own series
+		if gpus, err := gpu.Open(); err != nil {
+			log.Warn("no GPU metrics", "err", err)
+		} else {
+			defer gpus.Close()
+			if err := srv.Register(gpus); err != nil {
+				log.Warn("no GPU metrics", "err", err)
+			}
+		}
+	}
 
 	var eng engine.Engine
 	loaded := make(chan error, 1)

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/auth"
@@ -78,6 +79,9 @@ type Server struct {
 	tensors      sync.Pool
 	batchBuffers sync.Pool
 }
+
+// Register adds series of another source (the GPUs) to /metrics.
+func (s *Server) Register(c prometheus.Collector) error { return s.metrics.Registry.Register(c) }
 
 // New builds the server; call Attach with the engine once it is loaded.
 func New(opts Options, keys *auth.Keys, c cache.Cache, logger Logger, log *slog.Logger,
