@@ -33,10 +33,12 @@ def file_digest(path: Path) -> str | None:
 
 def tree_digest(root: Path) -> str | None:
     """Names and sizes of every file under root: cheap even for a large dataset, and independent of when intake
-    rewrote its clean copy (label edits also show in the report's statistics, hashed beside it)."""
+    rewrote its clean copy (label edits also show in the report's statistics, hashed beside it). The label
+    caches Ultralytics writes beside the labels when it first trains on them are not inputs."""
     if not root.is_dir():
         return None
-    entries = sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file())
+    entries = sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*")
+                     if p.is_file() and p.suffix != ".cache")
     return _digest(entries)
 
 
