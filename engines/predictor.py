@@ -32,6 +32,13 @@ def plan_batches(n: int, call_ms: Mapping[int, float]) -> list[int]:
     return sorted(plan, reverse=True)
 
 
+def batching_gain(call_ms: Mapping[int, float]) -> float:
+    """How much cheaper per image the best batch size is than single images (1.0: batching buys nothing)."""
+    single = call_ms.get(1, math.inf)
+    best = min(ms / size for size, ms in call_ms.items())
+    return single / best if math.isfinite(single) else 1.0
+
+
 def measure_call_ms(engines: Mapping[int, Engine], shape: tuple[int, ...], runs: int = 5) -> dict[int, float]:
     """Median time of one call per engine batch size, on zeros of the input shape (after a warm-up call)."""
     times = {}

@@ -25,7 +25,7 @@ from ray.serve.config import BackpressureConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engines.base import ModelFacts
-from engines.predictor import measure_call_ms, plan_batches, run_batches
+from engines.predictor import batching_gain, measure_call_ms, plan_batches, run_batches
 from engines.processing import postprocess, preprocess
 from serving.served import ServedModel
 
@@ -105,6 +105,10 @@ def _multipart_image(content_type: str, body: bytes) -> bytes | None:
     return None
 
 
+# below this per-image saving a batch is not worth waiting for
+MIN_BATCHING_GAIN = 1.15
+
+
 # Serve captures the class with what its methods use when it is decorated: helpers are defined above it
 @serve.deployment
 @serve.ingress(app)
@@ -118,6 +122,10 @@ class Preview:
         self.engines = {size: served.load(size, serving=True) for size in {served.config.batch, 1}}
         # measured once, so each batch is split into the engine calls that cost least on this device
         self.call_ms = measure_call_ms(self.engines, (3, served.config.imgsz, served.config.imgsz))
+        if batching_gain(self.call_ms) < MIN_BATCHING_GAIN:
+            # a full batch costs what its images cost one by one (a CPU): waiting for it to fill only adds latency,
+            # so batches take whatever is queued at once
+            batch_wait_ms = 0.0
         # more than one batch at a time: the next batch is decoded and letterboxed while one runs, which keeps the
         # engine busy (yolo11n @320 on 2 cores: 88 RPS with one, 107 with two, 119 with three)
         self.infer = serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_ms / 1000,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from engines.predictor import plan_batches, run_batches
+from engines.predictor import batching_gain, plan_batches, run_batches
 
 CPU = {1: 6.0, 8: 47.0}  # ms per call: a batch-8 call costs about eight single ones
 GPU = {1: 1.6, 8: 2.2}  # ms per call: eight images cost little more than one
@@ -46,3 +46,9 @@ def test_run_batches_follows_the_plan_and_returns_one_row_per_image():
     calls.clear()
     (out,) = run_batches(engines, x[:3], [8])  # padded, trimmed
     assert calls == [8] and np.array_equal(out, x[:3] * 2)
+
+
+def test_batching_gain_is_the_per_image_saving_of_the_best_batch():
+    assert batching_gain(GPU) == 1.6 / (2.2 / 8)
+    assert batching_gain({1: 6.0, 8: 48.0}) == 1.0
+    assert batching_gain({8: 40.0}) == 1.0  # no single-image engine to compare with
