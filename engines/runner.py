@@ -47,9 +47,8 @@ class BackendPool:
         return self.actors[config.backend]
 
     def measure(self, config: EngineConfig) -> Row:
-        reason = unavailable_reason(config)
-        if reason:
-            return {**config.as_dict(), "key": config.key, "status": "unavailable", "reason": reason}
+        if (row := _unavailable_row(config)) is not None:
+            return row
         import ray
 
         actor = self._actor(config)
@@ -82,9 +81,8 @@ class LocalPool:
         self.workers: dict[str, BackendWorker] = {}
 
     def measure(self, config: EngineConfig) -> Row:
-        reason = unavailable_reason(config)
-        if reason:
-            return {**config.as_dict(), "key": config.key, "status": "unavailable", "reason": reason}
+        if (row := _unavailable_row(config)) is not None:
+            return row
         if config.backend not in self.workers:
             self.close()
             self.workers[config.backend] = BackendWorker(**self.worker_kwargs)
@@ -92,6 +90,12 @@ class LocalPool:
 
     def close(self) -> None:
         self.workers.clear()
+
+
+def _unavailable_row(config: EngineConfig) -> Row | None:
+    """The row of a config that cannot run here at all (known without loading anything), else None."""
+    reason = unavailable_reason(config)
+    return {**config.as_dict(), "key": config.key, "status": "unavailable", "reason": reason} if reason else None
 
 
 def _cause(err: Exception) -> str:

@@ -37,9 +37,7 @@ def tree_digest(root: Path) -> str | None:
     caches Ultralytics writes beside the labels when it first trains on them are not inputs."""
     if not root.is_dir():
         return None
-    entries = sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*")
-                     if p.is_file() and p.suffix != ".cache")
-    return _digest(entries)
+    return _digest([(name, size) for name, size, _ in _files(root) if Path(name).suffix != ".cache"])
 
 
 def source_digest(path: Path) -> str | None:
@@ -50,9 +48,17 @@ def source_digest(path: Path) -> str | None:
         return _digest([path.name, stat.st_size, stat.st_mtime_ns])
     if not path.is_dir():
         return None
-    entries = sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-                     for p in path.rglob("*") if p.is_file())
-    return _digest(entries)
+    return _digest(_files(path))
+
+
+def _files(root: Path) -> list[tuple[str, int, int]]:
+    """(relative name, size, modification time in ns) of every file under root, sorted by name."""
+    entries = []
+    for p in root.rglob("*"):
+        if p.is_file():
+            stat = p.stat()
+            entries.append((str(p.relative_to(root)), stat.st_size, stat.st_mtime_ns))
+    return sorted(entries)
 
 
 def intake_inputs(spec: JobSpec) -> dict[str, Any]:

@@ -109,6 +109,11 @@ def _multipart_image(content_type: str, body: bytes) -> bytes | None:
 MIN_BATCHING_GAIN = 1.15
 
 
+def admission_bound(max_batch_size: int, concurrent_batches: int, max_queued_requests: int) -> int:
+    """Requests a replica admits: the batches being run, the one filling, and the queue behind them."""
+    return (concurrent_batches + 1) * max_batch_size + max_queued_requests
+
+
 # Serve captures the class with what its methods use when it is decorated: helpers are defined above it
 @serve.deployment
 @serve.ingress(app)
@@ -130,8 +135,7 @@ class Preview:
         # engine busy (yolo11n @320 on 2 cores: 88 RPS with one, 107 with two, 119 with three)
         self.infer = serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_ms / 1000,
                                  max_concurrent_batches=concurrent_batches)(self._infer_batch)
-        # admission bound: the batches being run, the one filling, and the queue behind them
-        self.capacity = (concurrent_batches + 1) * max_batch_size + max_queued_requests
+        self.capacity = admission_bound(max_batch_size, concurrent_batches, max_queued_requests)
         self.inflight = 0
         self.facts: ModelFacts = served.facts
         self.imgsz = served.config.imgsz
@@ -261,7 +265,7 @@ def build_app(run_dir: str, *, max_batch_size: int, batch_wait_ms: float, replic
     """The Serve application with the job's replicas, resources, batching and queue bound."""
     autoscaling = ({"min_replicas": replicas, "max_replicas": max_replicas,
                     "target_ongoing_requests": target_ongoing_requests} if max_replicas else None)
-    capacity = (concurrent_batches + 1) * max_batch_size + max_queued_requests
+    capacity = admission_bound(max_batch_size, concurrent_batches, max_queued_requests)
     return Preview.options(
         num_replicas=None if autoscaling else replicas, autoscaling_config=autoscaling,
         ray_actor_options={"num_cpus": cpu, "num_gpus": gpu},
