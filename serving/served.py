@@ -52,12 +52,16 @@ class ServedModel:
                    weights=Path(selection["weights"]), cache_dir=run_dir / "engines", version=digest,
                    name=run_dir.name, note=note)
 
-    def load(self, batch: int | None = None, serving: bool = False) -> Engine:
+    def load(self, batch: int | None = None, serving: bool = False, threads: int | None = None) -> Engine:
         """The engine for this config, at another batch size if asked (model files are exported per batch).
 
-        serving: the engine shares the machine with an HTTP stack, so its threads must not spin when idle."""
+        serving: the engine shares the machine with an HTTP stack, so its threads must not spin when idle.
+        threads: CPU threads of this engine instead of the config's (a server's lanes split the cores)."""
         config = self.config
         path, calibration = self.model_file, None
+        if threads is not None:
+            config = EngineConfig(config.backend, config.precision, config.batch, config.imgsz, threads,
+                                  config.device, config.options)
         if serving and config.backend == "onnxruntime":
             config = EngineConfig(config.backend, config.precision, config.batch, config.imgsz, config.threads,
                                   config.device, tuple(sorted({**dict(config.options), "spin": False}.items())))

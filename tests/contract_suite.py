@@ -123,14 +123,15 @@ def test_unknown_route_is_a_json_404(api_url):
 def test_overload_is_answered_at_once_with_retry_after(api_url, api_headers):
     from loadgen import run_load, synthetic_images
 
-    # the servers under test queue a few requests only: 64 clients overflow the bound and the excess is refused
-    result = asyncio.run(run_load(api_url, synthetic_images(4, 128), concurrency=64, requests=256,
+    # the servers under test queue a few requests only: 64 clients overflow the bound and the excess is refused.
+    # Every image is new: a server with an answer cache would answer repeats without queueing them.
+    result = asyncio.run(run_load(api_url, synthetic_images(256, 128), concurrency=64, requests=256,
                                   duration=None, timeout_s=20, api_key=_key(api_headers)))
     assert result.errors.get("503", 0) > 0 and set(result.errors) == {"503"}
     assert result.ok > 0 and result.max_ms < 20_000
     r = None
-    for _ in range(3):  # see one refusal's headers
-        burst = asyncio.run(_burst(api_url, api_headers, 64))
+    for attempt in range(3):  # see one refusal's headers
+        burst = asyncio.run(_burst(api_url, api_headers, 64, seed=attempt))
         r = next((x for x in burst if x.status_code == 503), None)
         if r is not None:
             break
@@ -142,12 +143,13 @@ def _key(headers: dict) -> str | None:
     return headers.get("Authorization", "").removeprefix("Bearer ") or None
 
 
-async def _burst(url: str, headers: dict, n: int) -> list[httpx.Response]:
-    body = jpeg(np.zeros((128, 128, 3), np.uint8))
+async def _burst(url: str, headers: dict, n: int, seed: int) -> list[httpx.Response]:
+    rng = np.random.default_rng(1000 + seed)  # n images never sent before: none is a cache hit
+    bodies = [jpeg(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)) for _ in range(n)]
     async with httpx.AsyncClient(timeout=30) as client:
         return await asyncio.gather(*(client.post(f"{url}/v1/predict", content=body,
                                                   headers={"Content-Type": "image/jpeg", **headers})
-                                      for _ in range(n)))
+                                      for body in bodies))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

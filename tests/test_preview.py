@@ -84,3 +84,20 @@ def test_concurrent_requests_are_batched(preview_url):
     assert result.ok == 48 and not result.errors
     assert result.mean_batch is not None and result.mean_batch > 1.2
 
+
+
+def test_a_cpu_engine_runs_one_copy_per_concurrent_batch_on_a_share_of_the_cores():
+    from engines.base import EngineConfig
+    from serving.preview import engine_lanes
+
+    assert engine_lanes(2, EngineConfig("onnxruntime", threads=4)) == (2, 2)
+    assert engine_lanes(3, EngineConfig("openvino", threads=2)) == (2, 1)  # never more copies than cores
+    assert engine_lanes(1, EngineConfig("onnxruntime", threads=4)) == (1, 4)
+
+
+def test_gpu_and_pytorch_engines_are_shared_by_the_concurrent_batches():
+    from engines.base import EngineConfig
+    from serving.preview import engine_lanes
+
+    assert engine_lanes(2, EngineConfig("onnxruntime", device="cuda:0")) == (1, None)
+    assert engine_lanes(2, EngineConfig("pytorch", threads=4)) == (1, None)
