@@ -1,7 +1,9 @@
 """yoloforge's search against Ultralytics' own `model.tune()` on the same data, epochs and number of trials.
 
-Both train yolo11n from its .yaml on the synthetic shapes dataset (64 train / 32 val, 128 px) and both use
-Ultralytics' detection fitness (0.1 mAP50 + 0.9 mAP50-95). Ultralytics' tuner starts from its defaults
+Both train yolo11n from its .yaml on the synthetic shapes dataset (64 train / 32 val, 128 px) and both are
+scored here by the same measure, computed from each trial's own mAP50 and mAP50-95: 0.1 mAP50 + 0.9 mAP50-95
+(what our search optimises; Ultralytics 8.4's tuner records and optimises mAP50-95 alone, so its own "fitness"
+column is not comparable). Ultralytics' tuner starts from its defaults
 (optimizer=auto, which its trainer resolves to AdamW with a class-count-fitted lr0 and ignores the lr0 gene)
 and mutates the best results so far, one trial at a time; ours starts its first generation from the same
 resolved defaults, their mutants and Latin-hypercube samples, and runs the GA on Ray Tune
@@ -35,6 +37,13 @@ from ray_app.intake.check import check_dataset
 from ray_app.intake.synth import synth_dataset
 
 
+def score(map50: float | None, map50_95: float | None) -> float:
+    """The one measure both sides are compared on; a failed trial (no metrics) scores 0."""
+    if map50 is None or map50_95 is None or not (np.isfinite(map50) and np.isfinite(map50_95)):
+        return 0.0
+    return 0.1 * float(map50) + 0.9 * float(map50_95)
+
+
 def trials_to_reach(fitness: list[float], threshold: float) -> int | None:
     hits = [i + 1 for i, f in enumerate(fitness) if f >= threshold]
     return hits[0] if hits else None
@@ -57,7 +66,7 @@ def run_ours(data: str, work: Path, seed: int, trials: int, epochs: int, imgsz: 
     wall = time.time() - start
     rows = pq.read_table(spec.run_dir / "trials.parquet").to_pylist()
     rows.sort(key=lambda r: (r["generation"], r["index"]))
-    return [r["fitness"] if r["fitness"] is not None else 0.0 for r in rows], wall
+    return [score(r.get("mAP50"), r.get("mAP50-95")) for r in rows], wall
 
 
 def run_ultralytics(data: str, work: Path, seed: int, trials: int, epochs: int,
@@ -74,7 +83,11 @@ def run_ultralytics(data: str, work: Path, seed: int, trials: int, epochs: int,
     wall = time.time() - start
     records = [json.loads(line) for line in (work / f"ultralytics-{seed}" / "tune_results.ndjson").read_text()
                .splitlines() if line.strip()]
-    return [float(r.get("fitness") or 0.0) for r in records], wall
+    scores = []
+    for r in records:  # one dataset: its metrics are the trial's
+        metrics = next(iter((r.get("datasets") or {}).values()), None) or {}
+        scores.append(score(metrics.get("metrics/mAP50(B)"), metrics.get("metrics/mAP50-95(B)")))
+    return scores, wall
 
 
 def main() -> int:
