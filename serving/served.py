@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +60,11 @@ class ServedModel:
         config = self.config
         path, calibration = self.model_file, None
         if threads is not None:
-            config = EngineConfig(config.backend, config.precision, config.batch, config.imgsz, threads,
-                                  config.device, config.options)
+            config = replace(config, threads=threads)
         if serving and config.backend == "onnxruntime":
-            config = EngineConfig(config.backend, config.precision, config.batch, config.imgsz, config.threads,
-                                  config.device, tuple(sorted({**dict(config.options), "spin": False}.items())))
+            config = replace(config, options=tuple(sorted({**dict(config.options), "spin": False}.items())))
         if batch is not None and batch != config.batch:
-            config = EngineConfig(config.backend, config.precision, batch, config.imgsz, config.threads,
-                                  config.device, config.options)
+            config = replace(config, batch=batch)
             calibration = self._calibration(config)
             path = self.file_for(config, calibration)
         return load_engine(config, path, self.weights, self.cache_dir, calibration)
