@@ -28,7 +28,7 @@ from ray import tune
 from ga.algorithm import GeneticAlgorithm
 from ga.operators import non_dominated_sort
 from ga.ray_searcher import GASearcher
-from ga.space import ULTRALYTICS_DEFAULTS, auto_lr0
+from ga.space import ULTRALYTICS_DEFAULTS, SearchSpace, auto_lr0, for_training_length
 from ray_app.console import console
 from ray_app.errors import YoloforgeError
 from ray_app.spec import JobSpec
@@ -78,9 +78,10 @@ def dataset_classes(run_dir: Path) -> int | None:
     return len(json.loads(report.read_text()).get("names") or []) or None
 
 
-def _initial_individuals(spec: JobSpec, nc: int | None = None) -> list[dict[str, Any]]:
+def _initial_individuals(spec: JobSpec, nc: int | None = None,
+                         space: SearchSpace | None = None) -> list[dict[str, Any]]:
     """The job's own starting points, then Ultralytics' defaults, each kept only if it fits the space."""
-    space = spec.search.search_space()
+    space = space or spec.search.search_space()
     fitted = []
     defaults = {**ULTRALYTICS_DEFAULTS, **({"lr0": auto_lr0(nc)} if nc else {})}
     for candidate in [*spec.search.initial, defaults]:
@@ -101,13 +102,37 @@ def _initial_individuals(spec: JobSpec, nc: int | None = None) -> list[dict[str,
     return fitted
 
 
-def build_searcher(spec: JobSpec, task: str, nc: int | None = None) -> GASearcher:
+def train_images(data: str) -> int | None:
+    """Images in the training split of Ultralytics' `data=` (a classify folder or a data.yaml naming a folder)."""
+    import yaml
+
+    from ray_app.intake.check import IMG_SUFFIXES
+
+    path = Path(data)
+    if path.is_dir():
+        folder = path / "train"
+    else:
+        try:
+            config = yaml.safe_load(path.read_text()) or {}
+            folder = Path(config.get("path") or path.parent) / str(config["train"])
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            return None
+    if not folder.is_dir():
+        return None
+    return sum(1 for f in folder.rglob("*") if f.suffix.lower() in IMG_SUFFIXES) or None
+
+
+def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int | None = None) -> GASearcher:
     s = spec.search
     n_obj = 2 if s.mode == "pareto" else 1
-    ga = GeneticAlgorithm(s.search_space(), pop_size=s.population, n_obj=n_obj, seed=s.seed,
+    space = s.search_space()
+    # the user's own optimizer choices (in the space or a starting point) are kept as given
+    if n_train and "optimizer" not in s.space and all(c.get("optimizer") != "SGD" for c in s.initial):
+        space = for_training_length(space, s.epochs * math.ceil(n_train / s.batch))
+    ga = GeneticAlgorithm(space, pop_size=s.population, n_obj=n_obj, seed=s.seed,
                           max_generations=s.generations, stagnation=s.stagnation,
                           time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,
-                          initial=_initial_individuals(spec, nc))
+                          initial=_initial_individuals(spec, nc, space))
     objectives = [("fitness", "max")] + ([("latency_ms", "min")] if n_obj == 2 else [])
     return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics))
 
@@ -487,7 +512,7 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
                           f"{spec.resources.gpu} GPU per trial")
             shutil.rmtree(run_dir / "search" / "tune", ignore_errors=True)
             _write_status(run_dir, rounds=["tune"])
-            run_round(spec, ctx, build_searcher(spec, task, dataset_classes(run_dir)), "tune")
+            run_round(spec, ctx, build_searcher(spec, task, dataset_classes(run_dir), train_images(data)), "tune")
         _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
         continued = 0
         while True:

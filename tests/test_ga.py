@@ -255,3 +255,26 @@ def test_first_generation_starts_from_the_given_points_then_their_neighbours():
     assert (distance[1:5] < 0.3).all()  # four mutants of the starting point
     assert (distance[1:5] > 0).all()
     assert distance[5:].max() > 0.3  # the rest spread over the space
+
+
+def test_short_trainings_leave_sgd_out_of_the_optimizers():
+    from ga.space import for_training_length
+
+    space = for_training_length(yolo_space(), iterations=25 * 4)
+    (optimizer,) = [g for g in space.genes if g.name == "optimizer"]
+    assert optimizer.choices == ("AdamW", "Adam")
+
+
+def test_long_trainings_keep_sgd_among_the_optimizers():
+    from ga.space import for_training_length
+
+    space = for_training_length(yolo_space(), iterations=300 * 500)
+    assert "SGD" in next(g for g in space.genes if g.name == "optimizer").choices
+
+
+def test_sgd_alone_is_kept_whatever_the_training_length():
+    from ga.space import for_training_length
+
+    only_sgd = yolo_space().with_overrides({"optimizer": {"choices": ["SGD"]}})
+    space = for_training_length(only_sgd, iterations=10)
+    assert next(g for g in space.genes if g.name == "optimizer").choices == ("SGD",)

@@ -218,3 +218,15 @@ def test_a_rerun_repeats_only_the_stages_whose_inputs_changed_or_from_the_stage_
     previous = list((run_dir / "previous").glob("*/trials.parquet"))
     assert len(previous) == 1, "the old search is kept, not deleted"
     assert all(t["status"] == "ok" for t in rows(run_dir)) and _trial_dirs(run_dir) != trials
+
+
+def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes):
+    from ray_app.search import build_searcher, train_images
+
+    data = str(shapes / "data.yaml")
+    assert train_images(data) == 64
+    short = build_searcher(parse_job(job(tmp_path, shapes, "short")), "detect", 3, train_images(data))
+    assert "SGD" not in next(g for g in short.ga.space.genes if g.name == "optimizer").choices
+    mine = build_searcher(parse_job(job(tmp_path, shapes, "mine", initial=[{"optimizer": "SGD", "lr0": 0.01}])),
+                          "detect", 3, train_images(data))
+    assert "SGD" in next(g for g in mine.ga.space.genes if g.name == "optimizer").choices
