@@ -118,7 +118,8 @@ def engine_lanes(concurrent_batches: int, config: EngineConfig) -> tuple[int, in
     the batches share one."""
     if config.device != "cpu" or config.backend not in ("onnxruntime", "openvino"):
         return 1, None
-    cores = config.threads or len(os.sched_getaffinity(0))
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)  # macOS
+    cores = config.threads or len(usable)
     lanes = max(1, min(concurrent_batches, cores))
     return lanes, max(1, cores // lanes)
 
