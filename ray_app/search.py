@@ -28,7 +28,14 @@ from ray import tune
 from ga.algorithm import GeneticAlgorithm
 from ga.operators import non_dominated_sort
 from ga.ray_searcher import GASearcher
-from ga.space import ULTRALYTICS_DEFAULTS, SearchSpace, auto_lr0, for_training_length
+from ga.space import (
+    ULTRALYTICS_DEFAULTS,
+    SearchSpace,
+    auto_lr0,
+    for_training_length,
+    is_short_training,
+    short_training_starts,
+)
 from ray_app.console import console
 from ray_app.errors import YoloforgeError
 from ray_app.spec import JobSpec
@@ -78,13 +85,15 @@ def dataset_classes(run_dir: Path) -> int | None:
     return len(json.loads(report.read_text()).get("names") or []) or None
 
 
-def _initial_individuals(spec: JobSpec, nc: int | None = None,
-                         space: SearchSpace | None = None) -> list[dict[str, Any]]:
-    """The job's own starting points, then Ultralytics' defaults, each kept only if it fits the space."""
+def _initial_individuals(spec: JobSpec, nc: int | None = None, space: SearchSpace | None = None,
+                         task: str = "detect", short_training: bool = False) -> list[dict[str, Any]]:
+    """The job's own starting points, then Ultralytics' defaults (and for a short training their screening
+    variants, see short_training_starts), each kept only if it fits the space and differs from those before."""
     space = space or spec.search.search_space()
-    fitted = []
+    fitted: list[dict[str, Any]] = []
     defaults = {**ULTRALYTICS_DEFAULTS, **({"lr0": auto_lr0(nc)} if nc else {})}
-    for candidate in [*spec.search.initial, defaults]:
+    variants = short_training_starts(defaults, task) if short_training else []
+    for candidate in [*spec.search.initial, defaults, *variants]:
         config = {}
         for gene in space.genes:
             value = candidate.get(gene.name)
@@ -98,7 +107,8 @@ def _initial_individuals(spec: JobSpec, nc: int | None = None,
                 break
             config[gene.name] = value
         else:
-            fitted.append(config)
+            if config not in fitted:  # a variant of a fixed gene is the defaults again
+                fitted.append(config)
     return fitted
 
 
@@ -126,13 +136,14 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
     s = spec.search
     n_obj = 2 if s.mode == "pareto" else 1
     space = s.search_space()
+    iterations = s.epochs * math.ceil(n_train / s.batch) if n_train else None
     # the user's own optimizer choices (in the space or a starting point) are kept as given
-    if n_train and "optimizer" not in s.space and all(c.get("optimizer") != "SGD" for c in s.initial):
-        space = for_training_length(space, s.epochs * math.ceil(n_train / s.batch))
+    if "optimizer" not in s.space and all(c.get("optimizer") != "SGD" for c in s.initial):
+        space = for_training_length(space, iterations)
     ga = GeneticAlgorithm(space, pop_size=s.population, n_obj=n_obj, seed=s.seed,
                           max_generations=s.generations, stagnation=s.stagnation,
                           time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,
-                          initial=_initial_individuals(spec, nc, space))
+                          initial=_initial_individuals(spec, nc, space, task, is_short_training(iterations)))
     objectives = [("fitness", "max")] + ([("latency_ms", "min")] if n_obj == 2 else [])
     return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics))
 

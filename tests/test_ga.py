@@ -278,3 +278,19 @@ def test_sgd_alone_is_kept_whatever_the_training_length():
     only_sgd = yolo_space().with_overrides({"optimizer": {"choices": ["SGD"]}})
     space = for_training_length(only_sgd, iterations=10)
     assert next(g for g in space.genes if g.name == "optimizer").choices == ("SGD",)
+
+
+def test_short_training_starts_screen_learning_rate_and_mosaic_in_a_two_by_two_design():
+    from ga.space import short_training_starts
+
+    start = {"lr0": 0.001, "mosaic": 1.0, "box": 7.5}
+    variants = short_training_starts(start, "detect")
+    assert [(round(v["lr0"], 6), v["mosaic"]) for v in variants] == [(0.003162, 0.0), (0.003162, 1.0), (0.001, 0.0)]
+    assert all(v["box"] == 7.5 for v in variants)
+
+
+def test_short_training_starts_for_classify_only_raise_the_learning_rate():
+    from ga.space import short_training_starts
+
+    (variant,) = short_training_starts({"lr0": 0.001, "mosaic": 1.0}, "classify")
+    assert variant == {"lr0": pytest.approx(0.003162, abs=1e-6), "mosaic": 1.0}

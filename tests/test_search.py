@@ -220,6 +220,26 @@ def test_a_rerun_repeats_only_the_stages_whose_inputs_changed_or_from_the_stage_
     assert all(t["status"] == "ok" for t in rows(run_dir)) and _trial_dirs(run_dir) != trials
 
 
+def test_a_short_search_starts_from_the_defaults_and_their_learning_rate_and_mosaic_variants(tmp_path, shapes):
+    from ray_app.search import build_searcher
+
+    spec = parse_job(job(tmp_path, shapes, "screen", population=4, initial=[]))
+    first = build_searcher(spec, "detect", nc=3, n_train=64).ga.ask()
+    lr0, faster = pytest.approx(0.001429), pytest.approx(0.001429 * 10**0.5)  # auto lr0 for 3 classes
+    assert [(c["lr0"], c["mosaic"]) for c in first] == [(lr0, 1.0), (faster, 0.0), (faster, 1.0), (lr0, 0.0)]
+    assert all(c["box"] == 7.5 and c["optimizer"] == "AdamW" for c in first)  # the rest stays at the defaults
+
+
+def test_a_long_search_starts_from_the_defaults_without_short_training_variants(tmp_path, shapes):
+    from ray_app.search import build_searcher
+
+    spec = parse_job(job(tmp_path, shapes, "long", population=4, initial=[]))
+    first = build_searcher(spec, "detect", nc=3, n_train=100_000).ga.ask()  # 5 epochs x 6,250 batches
+    assert first[0]["mosaic"] == 1.0
+    variants = [c for c in first[1:] if c["mosaic"] == 0.0 or c["lr0"] == pytest.approx(0.001429 * 10**0.5)]
+    assert not variants
+
+
 def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes):
     from ray_app.search import build_searcher, train_images
 
