@@ -15,8 +15,9 @@ to reach a fixed fitness, and the wall time.
 The fixed fitness is 0.15, three times what the defaults reach at 25 epochs (0.05 at best over seeds 0-2): an
 earlier 0.3 was reached by neither side in any run (the best of 48 trials was 0.146), so it measured nothing.
 
-Usage: python scripts/bench_search.py [--seeds 3] [--trials 8] [--epochs 25] [--threshold 0.15] [--quick]
-(the full run takes about half an hour on 2 CPU cores; --quick is a smoke run of a few minutes)
+Usage: python scripts/bench_search.py [--seeds 5] [--first-seed 0] [--trials 8] [--epochs 25] [--threshold 0.15]
+       [--quick]
+(the full run takes about 35 minutes on 2 CPU cores; --quick is a smoke run of a few minutes)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +86,10 @@ def run_ultralytics(data: str, work: Path, seed: int, trials: int, epochs: int,
     torch.manual_seed(seed)  # the initial weights our trials start from (ray_app/trainable.py seeds the same way)
     model = YOLO("yolo11n.yaml")
     start = time.time()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        # Ultralytics' Ray Tune callback asks Ray for a trial id once Ray is imported (our side imported it)
+        warnings.filterwarnings("ignore", message=".*get_trial_id")
         model.tune(data=data, epochs=epochs, iterations=trials, imgsz=imgsz, batch=16, nbs=16, workers=0,
                    device="cpu", plots=False, save=False, amp=False, val=True, seed=seed, deterministic=False,
                    project=str(work), name=f"ultralytics-{seed}", exist_ok=True, verbose=False)
@@ -100,7 +105,8 @@ def run_ultralytics(data: str, work: Path, seed: int, trials: int, epochs: int,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--imgsz", type=int, default=128)
@@ -120,14 +126,14 @@ def main() -> int:
     results: dict[str, list[tuple[list[float], float]]] = {"yoloforge GA": [], "ultralytics tune": []}
     print(f"{args.seeds} seeds x {args.trials} trials x {args.epochs} epochs, yolo11n from .yaml, {args.imgsz} px, "
           f"threshold fitness {args.threshold}")
-    print(f"{'method':<17} {'seed':>4} {'best fitness':>12} {'trials to thr':>13} {'wall s':>8}")
-    for seed in range(args.seeds):
+    print(f"{'method':<17} {'seed':>4} {'best fitness':>12} {'trials to thr':>13} {'wall s':>8}  fitness per trial")
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for method, runner in (("yoloforge GA", run_ours), ("ultralytics tune", run_ultralytics)):
             fitness, wall = runner(data, work, seed, args.trials, args.epochs, args.imgsz)
             results[method].append((fitness, wall))
             reach = trials_to_reach(fitness, args.threshold)
-            print(f"{method:<17} {seed:>4} {max(fitness, default=0):>12.4f} {reach or '-':>13} {wall:>8.0f}",
-                  flush=True)
+            print(f"{method:<17} {seed:>4} {max(fitness, default=0):>12.4f} {reach or '-':>13} {wall:>8.0f}  "
+                  + " ".join(f"{f:.3f}" for f in fitness), flush=True)
 
     print()
     summary = {}
