@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from engines.base import EngineConfig, ModelFacts
 from engines.predictor import batching_gain, measure_call_ms, plan_batches, run_batches
 from engines.processing import postprocess, preprocess
+from engines.registry import cpu_count
 from serving.served import ServedModel
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -118,8 +119,7 @@ def engine_lanes(concurrent_batches: int, config: EngineConfig) -> tuple[int, in
     the batches share one."""
     if config.device != "cpu" or config.backend not in ("onnxruntime", "openvino"):
         return 1, None
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)  # macOS
-    cores = config.threads or len(usable)
+    cores = config.threads or cpu_count()
     lanes = max(1, min(concurrent_batches, cores))
     return lanes, max(1, cores // lanes)
 
