@@ -78,11 +78,18 @@ def ray_session(address: str | None, dashboard: bool = True) -> Iterator[None]:
         ray.shutdown()
 
 
-def dataset_classes(run_dir: Path) -> int | None:
+def _dataset_report(run_dir: Path) -> dict[str, Any]:
     report = run_dir / "dataset_report.json"
-    if not report.is_file():
-        return None
-    return len(json.loads(report.read_text()).get("names") or []) or None
+    return json.loads(report.read_text()) if report.is_file() else {}
+
+
+def dataset_classes(run_dir: Path) -> int | None:
+    return len(_dataset_report(run_dir).get("names") or []) or None
+
+
+def dataset_train_images(run_dir: Path) -> int | None:
+    """Images in the clean copy's training split, as intake counted them."""
+    return ((_dataset_report(run_dir).get("splits") or {}).get("train") or {}).get("images_clean") or None
 
 
 def _initial_individuals(spec: JobSpec, nc: int | None = None, space: SearchSpace | None = None,
@@ -110,26 +117,6 @@ def _initial_individuals(spec: JobSpec, nc: int | None = None, space: SearchSpac
             if config not in fitted:  # a variant of a fixed gene is the defaults again
                 fitted.append(config)
     return fitted
-
-
-def train_images(data: str) -> int | None:
-    """Images in the training split of Ultralytics' `data=` (a classify folder or a data.yaml naming a folder)."""
-    import yaml
-
-    from ray_app.intake.check import IMG_SUFFIXES
-
-    path = Path(data)
-    if path.is_dir():
-        folder = path / "train"
-    else:
-        try:
-            config = yaml.safe_load(path.read_text()) or {}
-            folder = Path(config.get("path") or path.parent) / str(config["train"])
-        except (OSError, KeyError, TypeError, yaml.YAMLError):
-            return None
-    if not folder.is_dir():
-        return None
-    return sum(1 for f in folder.rglob("*") if f.suffix.lower() in IMG_SUFFIXES) or None
 
 
 def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int | None = None) -> GASearcher:
@@ -523,7 +510,8 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
                           f"{spec.resources.gpu} GPU per trial")
             shutil.rmtree(run_dir / "search" / "tune", ignore_errors=True)
             _write_status(run_dir, rounds=["tune"])
-            run_round(spec, ctx, build_searcher(spec, task, dataset_classes(run_dir), train_images(data)), "tune")
+            searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir))
+            run_round(spec, ctx, searcher, "tune")
         _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
         continued = 0
         while True:

@@ -241,12 +241,13 @@ def test_a_long_search_starts_from_the_defaults_without_short_training_variants(
 
 
 def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes):
-    from ray_app.search import build_searcher, train_images
+    from ray_app.search import build_searcher, dataset_train_images
 
-    data = str(shapes / "data.yaml")
-    assert train_images(data) == 64
-    short = build_searcher(parse_job(job(tmp_path, shapes, "short")), "detect", 3, train_images(data))
+    run_job(parse_job(job(tmp_path, shapes, "short")), until="intake")
+    n_train = dataset_train_images(tmp_path / "runs" / "short")
+    assert n_train == 64
+    short = build_searcher(parse_job(job(tmp_path, shapes, "short")), "detect", 3, n_train)
     assert "SGD" not in next(g for g in short.ga.space.genes if g.name == "optimizer").choices
     mine = build_searcher(parse_job(job(tmp_path, shapes, "mine", initial=[{"optimizer": "SGD", "lr0": 0.01}])),
-                          "detect", 3, train_images(data))
+                          "detect", 3, n_train)
     assert "SGD" in next(g for g in mine.ga.space.genes if g.name == "optimizer").choices
