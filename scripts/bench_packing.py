@@ -91,6 +91,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA GPU here: this benchmark measures trials sharing one GPU, nothing to measure")
         return 0
+    from engines.registry import cpu_count
     from ray_app.intake.check import check_dataset
     from ray_app.intake.synth import synth_dataset
 
@@ -98,7 +99,7 @@ def main() -> int:
     source = synth_dataset(work / "shapes", "detect", n_train=args.train_images, n_val=args.train_images // 4,
                            imgsz=args.imgsz, seed=0)
     data = check_dataset(source).write_clean(work / "data") / "data.yaml"
-    cores = len(os.sched_getaffinity(0))
+    cores = cpu_count()
     print(f"{torch.cuda.get_device_name(0)}, {cores} cores; yolo11n from .yaml, {args.train_images} images at "
           f"{args.imgsz} px, {args.epochs} epochs per trial")
     print(f"{'trials':>6} {'wall s':>7} {'trials/h':>9} {'speed-up':>8} {'GPU util %':>10} {'GPU MB':>8} "
