@@ -303,9 +303,12 @@ def build_app(run_dir: str, *, max_batch_size: int, batch_wait_ms: float, replic
     return Preview.options(
         num_replicas=None if autoscaling else replicas, autoscaling_config=autoscaling,
         ray_actor_options={"num_cpus": cpu, "num_gpus": gpu},
-        # the replica admits a little more than its own bound, so overload is answered by its JSON 503;
-        # Serve's own bound behind it is the last resort
-        max_ongoing_requests=capacity + 8, max_queued_requests=capacity,
+        # overload must be answered by the handler's JSON 503 (the contract's Error), not by Serve's plain-text
+        # "Request dropped due to backpressure": Serve's bounds sit well above the handler's, which refuses the
+        # excess at once. Serve counts a request arriving through HAProxy as queued from its arrival until it gets
+        # an ongoing slot, even when one is free, so a simultaneous burst passes through that count: with
+        # Serve's queue at the handler's bound (20 in the test), a burst of 64 met Serve's answer now and then
+        max_ongoing_requests=4 * capacity, max_queued_requests=4 * capacity,
         backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
     ).bind(run_dir, max_batch_size, batch_wait_ms, max_body_mb, max_queued_requests, concurrent_batches)
 
