@@ -17,4 +17,5 @@ python3 -m ruff check .
   go test -run='^$' -fuzz=FuzzDecode -fuzztime=10s ./internal/yolo
   go test -run='^$' -fuzz=FuzzParseRequest -fuzztime=10s ./internal/api
 )
-python3 -m pytest -q "$@"
+# a crash in native code (even at interpreter exit, after the summary) prints every thread's Python stack
+PYTHONFAULTHANDLER=1 python3 -m pytest -q "$@"
