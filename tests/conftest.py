@@ -28,9 +28,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     This one process hosts many Ray driver sessions in turn (the CLI's in-process runs, Serve, Tune) beside
     OpenVINO, ONNX Runtime and torch, and native threads of earlier sessions outlive ray.shutdown() (gcs client
     io, grpc event engine, Tune's tensorboardX writers). Once in CI the interpreter's exit crashed after every test
-    had passed (exit 139 after "275 passed"; not reproduced in five Ray-heavy runs here), most likely C++ static
-    destructors racing such a thread: Ray ends its own worker processes with os._exit for that reason. Nothing is
-    left to check by then; a crash while tests run is still reported (scripts/test.sh sets PYTHONFAULTHANDLER)."""
+    had passed (exit 139 after "275 passed"; not reproduced here in a full run, three Ray-heavy partial runs and
+    30 small Tune runs), most likely C++ static destructors racing such a thread: Ray ends its own worker
+    processes with os._exit for that reason. Nothing is left to check by then; a crash while tests run is still
+    reported (scripts/test.sh sets PYTHONFAULTHANDLER)."""
     if _exit_status:
         sys.stdout.flush()
         sys.stderr.flush()
