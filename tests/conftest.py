@@ -14,11 +14,11 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from ray_app.intake.synth import synth_dataset
 
-_exit_status: list[int] = []
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _exit_status.append(int(exitstatus))
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
 
 
 @pytest.hookimpl(trylast=True)
@@ -32,10 +32,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     30 small Tune runs), most likely C++ static destructors racing such a thread: Ray ends its own worker
     processes with os._exit for that reason. Nothing is left to check by then; a crash while tests run is still
     reported (scripts/test.sh sets PYTHONFAULTHANDLER)."""
-    if _exit_status:
+    if _EXIT_STATUS in config.stash:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(_exit_status[-1])
+        os._exit(config.stash[_EXIT_STATUS])
 
 
 def tree_digest(root: Path) -> dict[str, str]:
