@@ -243,10 +243,11 @@ def test_a_long_search_starts_from_the_defaults_without_short_training_variants(
 def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes):
     from ray_app.search import build_searcher, dataset_train_images
 
-    run_job(parse_job(job(tmp_path, shapes, "short")), until="intake")
-    n_train = dataset_train_images(tmp_path / "runs" / "short")
+    short_spec = parse_job(job(tmp_path, shapes, "short"))
+    run_job(short_spec, until="intake")
+    n_train = dataset_train_images(short_spec.run_dir)
     assert n_train == 64
-    short = build_searcher(parse_job(job(tmp_path, shapes, "short")), "detect", 3, n_train)
+    short = build_searcher(short_spec, "detect", 3, n_train)
     assert "SGD" not in next(g for g in short.ga.space.genes if g.name == "optimizer").choices
     mine = build_searcher(parse_job(job(tmp_path, shapes, "mine", initial=[{"optimizer": "SGD", "lr0": 0.01}])),
                           "detect", 3, n_train)
