@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,8 +174,13 @@ def test_demo_runs_every_stage_and_ends_with_a_bundle_that_answers(tmp_path):
     import pyarrow.parquet as pq
 
     trials = pq.read_table(run_dir / "trials.parquet").to_pylist()
-    assert len(trials) == 8 and all(t["status"] == "ok" for t in trials)
-    assert (run_dir / "best" / "best.pt").is_file() and "Search done" in result.output
+    # the demo's budget is 2 generations of 4; a target met early ends it sooner, as designed
+    assert 1 <= len(trials) <= 8 and all(t["status"] == "ok" for t in trials)
+    assert (run_dir / "best" / "best.pt").is_file()
+    done = re.search(r"Search done \((\d+) trials, stopped by (\w+)\)", result.output)
+    assert done and int(done[1]) == len(trials) and done[2] in ("target", "max_generations")
+    assert (done[2] == "target") == any(t["mAP50"] >= 0.05 for t in trials)  # the demo's target
+    assert done[2] == "target" or len(trials) == 8  # only the target ends it before its budget
     engines = pq.read_table(run_dir / "engines.parquet").to_pylist()
     assert {r["backend"] for r in engines if r["status"] == "ok"} == {"pytorch", "onnxruntime", "openvino"}
     selection = json.loads((run_dir / "selection.json").read_text())

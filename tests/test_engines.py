@@ -18,9 +18,10 @@ from engines.accuracy import evaluate, load_split
 from engines.base import EngineConfig, ModelFacts
 from engines.export import model_file
 from engines.predictor import Predictor
-from engines.processing import box_iou_one, center_crop, letterbox, nms, preprocess
+from engines.processing import center_crop, letterbox, nms, preprocess
 from engines.registry import load_engine
 from engines.selection import EngineTargets, select
+from tests.parity import Boxes, match_detections
 
 IMGSZ = 128
 
@@ -106,20 +107,11 @@ def _ultralytics_predict(weights: Path, images: list[np.ndarray], **kw):  # type
                                       device="cpu", **kw)
 
 
-def _assert_same_detections(ours, theirs, conf_tol: float) -> int:  # type: ignore[no-untyped-def]
-    """Every Ultralytics box has its twin among ours (IoU >= 0.99, same class, close confidence); same counts.
-    Matched by IoU, not by position: equal scores may leave NMS in either order."""
-    compared = 0
-    for p, r in zip(ours, theirs, strict=True):
-        boxes, classes, scores = r.boxes.xyxy.numpy(), r.boxes.cls.numpy(), r.boxes.conf.numpy()
-        assert len(p.boxes) == len(boxes)
-        for box, cls, score in zip(boxes, classes, scores, strict=True):
-            twin = (box_iou_one(box, p.boxes) + (p.classes == cls)).argmax()
-            assert box_iou_one(box, p.boxes[twin: twin + 1])[0] >= 0.99
-            assert p.classes[twin] == cls
-            assert abs(p.scores[twin] - score) <= conf_tol
-            compared += 1
-    return compared
+def _assert_same_detections(ours, theirs, conf: float) -> list[list[tuple[int, int]]]:  # type: ignore[no-untyped-def]
+    """Per image, the twins (ours, theirs) of every box clearly inside the thresholds (tests/parity.py)."""
+    return [match_detections(Boxes.of(p.boxes, p.classes, p.scores),
+                             Boxes.of(r.boxes.xyxy.numpy(), r.boxes.cls.numpy(), r.boxes.conf.numpy()), conf=conf)
+            for p, r in zip(ours, theirs, strict=True)]
 
 
 @pytest.mark.parametrize("backend", ["pytorch", "onnxruntime", "openvino"])
@@ -128,29 +120,28 @@ def test_detections_match_ultralytics_predict(backend, detector, tmp_path):
     images = _images(data, "detect")
     predictor = _engine(EngineConfig(backend, "fp32", batch=4, imgsz=IMGSZ), weights, tmp_path)
     ours = predictor.predict(images, conf=0.01, iou=0.7)
-    compared = _assert_same_detections(ours, _ultralytics_predict(weights, images, conf=0.01, iou=0.7), 1e-3)
-    assert compared >= 10  # the comparison covered real detections
+    twins = _assert_same_detections(ours, _ultralytics_predict(weights, images, conf=0.01, iou=0.7), conf=0.01)
+    assert sum(map(len, twins)) >= 10  # the comparison covered real detections
 
 
 def test_segment_boxes_and_masks_match_ultralytics(segmenter, tmp_path):
     weights, data = segmenter
-    # square images only: at this threshold the non-square ones add junk boxes in the padding whose order flips
-    # on 1e-7 differences (letterboxing of non-square images is covered by the detection parity tests)
+    # square images: masks at the model's input size are then comparable pixel for pixel (letterboxing of
+    # non-square images is covered by the detection parity tests)
     images = _images(data, "segment")[:8]
     # a briefly trained segmenter is unsure of itself: a low threshold still gives real masks to compare
     ours = _engine(EngineConfig("onnxruntime", "fp32", 1, IMGSZ), weights, tmp_path).predict(images, conf=0.002)
     theirs = _ultralytics_predict(weights, images, conf=0.002)
-    assert _assert_same_detections(ours, theirs, 1e-3) >= 5
-    for p, r in zip(ours, theirs, strict=True):
-        if r.masks is None:
-            continue
-        masks = r.masks.data.numpy() > 0.5  # at the model's input size: comparable for the square images
-        if masks.shape != p.masks.shape:
-            continue
-        for mask, box in zip(masks, r.boxes.xyxy.numpy(), strict=True):
-            twin = box_iou_one(box, p.boxes).argmax()
-            inter, union = (mask & p.masks[twin]).sum(), (mask | p.masks[twin]).sum()
+    twins = _assert_same_detections(ours, theirs, conf=0.002)
+    assert sum(map(len, twins)) >= 5
+    compared = 0
+    for p, r, pairs in zip(ours, theirs, twins, strict=True):
+        masks = r.masks.data.numpy() > 0.5 if r.masks is not None else None
+        for i, j in pairs:
+            inter, union = (masks[j] & p.masks[i]).sum(), (masks[j] | p.masks[i]).sum()
             assert inter / max(union, 1) >= 0.8
+            compared += 1
+    assert compared >= 5
 
 
 def test_segment_answer_carries_a_polygon_per_detection(segmenter, tmp_path):
@@ -167,8 +158,10 @@ def test_classification_top_k_matches_ultralytics(backend, classifier, tmp_path)
     images = _images(data, "classify")
     ours = _engine(EngineConfig(backend, "fp32", 2, IMGSZ), weights, tmp_path).predict(images, top_k=3)
     for p, r in zip(ours, _ultralytics_predict(weights, images), strict=True):
-        assert p.top[0] == r.probs.top1
+        theirs = r.probs.data.numpy()
         assert abs(p.probs[0] - float(r.probs.top1conf)) < 1e-3
+        # the same top class, unless Ultralytics' own runner-up is within the score tolerance of it
+        assert theirs[p.top[0]] >= theirs.max() - 1e-3, (p.top, r.probs.top5)
 
 
 # --- accuracy -------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from PIL import Image
 
 from tests.contract_suite import *  # noqa: F403  (the shared contract tests, collected here too)
 from tests.contract_suite import post
+from tests.parity import Boxes, match_detections
 from tests.services import bundle_server, missing_services, postgres_server, psql, redis_server
 
 pytestmark = pytest.mark.skipif(missing_services() is not None, reason=str(missing_services()))
@@ -140,13 +141,12 @@ def test_answers_match_ultralytics_on_the_same_model(api_url, api_headers, bundl
         path.write_bytes(png(image))
         expected = model.predict(str(path), imgsz=128, conf=0.1, verbose=False)[0].boxes
         got = post(api_url, path.read_bytes(), "image/png", headers=api_headers, conf=0.1).json()["detections"]
-        assert len(got) == len(expected), (path, got, expected)
-        for det, box, conf, cls in zip(got, expected.xyxy.numpy(), expected.conf.numpy(), expected.cls.numpy(),
-                                       strict=True):
-            assert det["class_id"] == int(cls)
-            assert abs(det["confidence"] - float(conf)) < 2e-3
-            assert np.allclose(det["box"], box, atol=0.5), (det["box"], box)
-        compared += len(got)
+        ours = Boxes.of([d["box"] for d in got], [d["class_id"] for d in got], [d["confidence"] for d in got])
+        theirs = Boxes.of(expected.xyxy.numpy(), expected.cls.numpy(), expected.conf.numpy())
+        pairs = match_detections(ours, theirs, conf=0.1, score_tol=2e-3)
+        for i, j in pairs:
+            assert np.allclose(ours.xyxy[i], theirs.xyxy[j], atol=0.5), (ours.xyxy[i], theirs.xyxy[j])
+        compared += len(pairs)
     assert compared > 0, "the parity check compared no boxes"
 
 
@@ -250,16 +250,16 @@ def test_segment_answers_match_ultralytics_boxes_and_masks(segmenter, tmp_path):
             expected = model.predict(image[..., ::-1], imgsz=128, rect=False, conf=0.002, verbose=False,
                                      device="cpu")[0]
             got = post(server.url, png(image), "image/png", conf=0.002).json()["detections"]
-            assert len(got) == len(expected.boxes), (src, len(got), len(expected.boxes))
+            ours = Boxes.of([d["box"] for d in got], [d["class_id"] for d in got], [d["confidence"] for d in got])
+            theirs = Boxes.of(expected.boxes.xyxy.numpy(), expected.boxes.cls.numpy(), expected.boxes.conf.numpy())
+            pairs = match_detections(ours, theirs, conf=0.002)
             if expected.masks is None:
                 continue
             masks = expected.masks.data.numpy() > 0.5  # at input size, which is the image's (128 px, square)
-            for mask, box in zip(masks, expected.boxes.xyxy.numpy(), strict=True):
-                twin = max(got, key=lambda d: _iou(d["box"], box))
-                assert _iou(twin["box"], box) > 0.99
-                drawn = np.zeros(mask.shape, np.uint8)
-                cv2.fillPoly(drawn, [np.asarray(twin["polygon"], np.int32)], 1)
-                inter, union = (mask & (drawn > 0)).sum(), (mask | (drawn > 0)).sum()
+            for i, j in pairs:
+                drawn = np.zeros(masks[j].shape, np.uint8)
+                cv2.fillPoly(drawn, [np.asarray(got[i]["polygon"], np.int32)], 1)
+                inter, union = (masks[j] & (drawn > 0)).sum(), (masks[j] | (drawn > 0)).sum()
                 assert inter / max(union, 1) >= 0.7, (src, inter, union)
                 compared += 1
     assert compared >= 3, "the parity check compared too few masks"
@@ -279,14 +279,9 @@ def test_classify_top_classes_match_ultralytics(classifier, tmp_path):
             expected = model.predict(image[..., ::-1], imgsz=128, verbose=False, device="cpu")[0].probs
             got = post(server.url, png(image), "image/png", top_k=3).json()
             assert len(got["top"]) == 3
-            assert got["top"][0]["class_id"] == expected.top1
             assert abs(got["top"][0]["confidence"] - float(expected.top1conf)) < 1e-3
-
-
-def _iou(a, b) -> float:  # type: ignore[no-untyped-def]
-    from engines.processing import box_iou_one
-
-    return float(box_iou_one(np.asarray(a, np.float64), np.asarray([b], np.float64))[0])
+            # the same top class, unless Ultralytics' own runner-up is within the score tolerance of it
+            assert expected.data.numpy()[got["top"][0]["class_id"]] >= float(expected.top1conf) - 1e-3
 
 
 def test_build_without_a_docker_engine_says_so_and_keeps_the_bundle(bundle, monkeypatch):
