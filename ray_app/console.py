@@ -59,8 +59,17 @@ def print_model(info: ModelInfo) -> None:
     console.print(table)
 
 
+LAYOUT_WORDS = {"yolo": "YOLO labels (data.yaml)", "coco": "COCO JSON, converted to YOLO labels",
+                "voc": "Pascal VOC XML, converted to YOLO labels", "classify": "class folders (classification)"}
+
+
 def print_report(report: DatasetReport, report_path: str | None = None) -> None:
-    console.print(f"[bold]Dataset[/bold] {report.dataset}  task: {report.task}  classes: {len(report.names)}")
+    console.print(f"[bold]Dataset[/bold] {report.dataset}")
+    names = ", ".join(report.names[:8]) + (", ..." if len(report.names) > 8 else "")
+    console.print(f"  read as: {LAYOUT_WORDS.get(report.layout, report.layout)}, task {report.task}, "
+                  f"{len(report.names)} classes ({names})", markup=False)
+    for split, origin in report.split_sources.items():
+        console.print(f"  {split}: {origin}", markup=False)
     splits = Table(title="Images per split")
     for col in ("split", "found", "clean", "quarantined", "backgrounds", "objects"):
         splits.add_column(col, justify="right" if col != "split" else "left")
@@ -93,8 +102,9 @@ def print_report(report: DatasetReport, report_path: str | None = None) -> None:
     grouped = defaultdict(list)
     for p in report.problems:
         grouped[(p.severity, p.code)].append(p)
-    for (severity, code), items in sorted(grouped.items(), key=lambda kv: (kv[0][0] != "error", kv[0][1])):
-        colour = "red" if severity == "error" else "yellow"
+    rank = {"error": 0, "warning": 1, "info": 2}
+    for (severity, code), items in sorted(grouped.items(), key=lambda kv: (rank.get(kv[0][0], 3), kv[0][1])):
+        colour = {"error": "red", "warning": "yellow"}.get(severity, "cyan")
         console.print(f"[{colour}]{severity.upper()}[/{colour}] {code} ({len(items)})"
                       + (f" -> {items[0].action}" if items[0].action else ""))
         for p in items[:MAX_FILES_PER_PROBLEM]:

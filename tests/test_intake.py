@@ -224,9 +224,9 @@ def test_nc_disagreeing_with_names_is_an_error(detect_ds):
 
 def test_split_folder_that_does_not_exist_is_an_error(detect_ds):
     cfg = yaml.safe_load((detect_ds / "data.yaml").read_text())
-    cfg["val"] = "images/validation"
+    cfg["val"] = "images/holdout"
     (detect_ds / "data.yaml").write_text(yaml.safe_dump(cfg))
-    with pytest.raises(DatasetError, match="val: images/validation does not exist"):
+    with pytest.raises(DatasetError, match="val: images/holdout does not exist"):
         check_dataset(detect_ds)
 
 

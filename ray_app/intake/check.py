@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,9 @@ import yaml
 from PIL import Image
 
 from ray_app.errors import DatasetError
+from ray_app.intake.convert import Conversion, read_coco, read_voc
 from ray_app.intake.labels import check_label_text, looks_like_segment
+from ray_app.intake.layout import Layout, extract_zip, recognise
 from ray_app.intake.report import DatasetReport, Problem, SplitStats, problem
 
 # Ultralytics' IMG_FORMATS (ultralytics.data.utils); a test keeps the two in step.
@@ -41,7 +42,8 @@ class Item:
     split: str
     src: Path
     rel: Path  # path inside the split folder of the clean copy
-    label_src: Path | None = None
+    label_src: Path | None = None  # YOLO label file, or the COCO/VOC annotation file it was converted from
+    label_text: str | None = None  # COCO/VOC: the YOLO label text its annotations became
     class_id: int | None = None  # classify layout
     size: tuple[int, int] = (0, 0)
     digest: str = ""
@@ -79,8 +81,12 @@ class Intake:
                 _copy(item.src, (quarantine if item.quarantined else clean) / item.split / item.rel)
             elif item.quarantined:
                 _copy(item.src, quarantine / "images" / item.split / item.rel)
-                if item.label_src and item.label_src.is_file():
-                    _copy(item.label_src, quarantine / "labels" / item.split / item.rel.with_suffix(".txt"))
+                label = quarantine / "labels" / item.split / item.rel.with_suffix(".txt")
+                if item.label_text is not None:
+                    label.parent.mkdir(parents=True, exist_ok=True)
+                    label.write_text(item.label_text, encoding="utf-8")
+                elif item.label_src and item.label_src.is_file():
+                    _copy(item.label_src, label)
             else:
                 _copy(item.src, clean / "images" / item.split / item.rel)
                 label = clean / "labels" / item.split / item.rel.with_suffix(".txt")
@@ -109,47 +115,6 @@ class Intake:
 def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dst)
-
-
-# --- sources: folder, data.yaml, zip ------------------------------------------------------------------
-
-
-def extract_zip(path: Path, dest: Path) -> Path:
-    """Unpack a dataset zip safely into dest and return the dataset root inside it."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-            if bad:
-                raise DatasetError(f"zip member {bad} is corrupt (CRC mismatch)", where=str(path),
-                                   fix="re-create or re-download the archive")
-            dest_resolved = dest.resolve()
-            for member in zf.infolist():
-                target = (dest / member.filename).resolve()
-                if not target.is_relative_to(dest_resolved):
-                    raise DatasetError(f"zip member '{member.filename}' would be written outside the folder",
-                                       where=str(path), fix="re-create the archive with relative paths")
-            if dest.exists():
-                shutil.rmtree(dest)
-            zf.extractall(dest)
-    except zipfile.BadZipFile as err:
-        raise DatasetError(f"not a readable zip file ({err})", where=str(path),
-                           fix="pass the dataset folder, or re-create the zip") from None
-    entries = [p for p in dest.iterdir() if p.name != "__MACOSX"]
-    # archives usually hold one top folder; descend into it
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
-
-
-def _find_data_yaml(root: Path) -> Path | None:
-    for name in ("data.yaml", "data.yml", "dataset.yaml"):
-        if (root / name).is_file():
-            return root / name
-    yamls = sorted(root.glob("*.y*ml"))
-    return yamls[0] if len(yamls) == 1 else None
-
-
-def _is_classify_layout(root: Path) -> bool:
-    train = root / "train"
-    return train.is_dir() and any(p.is_dir() for p in train.iterdir()) and not (root / "images").is_dir()
 
 
 def _img2label(path: Path) -> Path:
@@ -247,6 +212,16 @@ class _Checker:
                 self.add("too_many_bad", "error", f"{bad} of {len(found)} {split} images ({bad / len(found):.0%}) "
                          f"were quarantined, above the limit of {limit:.0%}: this looks systematic")
 
+    def check_usable(self) -> None:
+        """Training and validation each need at least one image that survived the checks."""
+        for split in ("train", "val"):
+            found = [i for i in self.items if i.split == split]
+            if not found or any(i.kept for i in found):
+                continue
+            bad = sum(i.quarantined for i in found)
+            self.add("split_unusable", "error", f"no usable {split} image: {len(found)} found, {bad} quarantined, "
+                     f"{len(found) - bad} duplicates of other images (each listed above)")
+
     def compare_names(self, names: list[str], model_names: list[str] | None, allow_mismatch: bool) -> None:
         if not model_names or names == model_names:
             return
@@ -323,21 +298,6 @@ def _list_images(folder: Path, checker: _Checker) -> list[Path]:
 # --- detect / segment -------------------------------------------------------------------------------------
 
 
-def _load_data_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else None
-        raise DatasetError(f"data.yaml is not valid YAML: {err.problem}", where=f"{path}:{line}",
-                           fix="fix the YAML syntax on that line") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise DatasetError(f"data.yaml cannot be read: {err}", where=str(path)) from None
-    if not isinstance(data, dict):
-        raise DatasetError("data.yaml must be a mapping with train:, val: and names:", where=str(path),
-                           fix="see https://docs.ultralytics.com/datasets/detect/")
-    return data
-
-
 def _parse_names(data: dict[str, Any], where: str) -> list[str]:
     names = data.get("names")
     if names is None:
@@ -361,41 +321,9 @@ def _parse_names(data: dict[str, Any], where: str) -> list[str]:
     return [str(n) for n in names]
 
 
-def _suggest_data_yaml(root: Path) -> str:
-    splits = [s for s in SPLITS if (root / "images" / s).is_dir()]
-    max_id = -1
-    for label in (root / "labels").rglob("*.txt") if (root / "labels").is_dir() else []:
-        for line in label.read_text(errors="replace").splitlines()[:50]:
-            parts = line.split()
-            if parts and parts[0].isdigit():
-                max_id = max(max_id, int(parts[0]))
-    lines = [f"path: {root}"] + [f"{s}: images/{s}" for s in splits or ["train", "val"]]
-    lines.append("names:")
-    lines += [f"  {k}: class{k}   # the real name of class {k}" for k in range(max(max_id + 1, 1))]
-    return "\n".join(lines)
-
-
-def _split_entries(root: Path, value: Any, split: str, where: str) -> list[Path]:
-    entries = value if isinstance(value, list) else [value]
-    paths = []
-    for entry in entries:
-        p = Path(str(entry)).expanduser()
-        p = p if p.is_absolute() else root / p
-        if not p.exists():
-            raise DatasetError(f"{split}: {entry} does not exist (looked at {p})", where=where,
-                               fix="point it at a folder of images or a .txt list of image paths")
-        paths.append(p)
-    return paths
-
-
-def _detect_items(checker: _Checker, root: Path, data: dict[str, Any], where: str) -> None:
-    for split in SPLITS:
-        if not data.get(split):
-            if split == "train":
-                raise DatasetError("data.yaml has no train: split", where=where,
-                                   fix="add train: images/train (a folder of images)")
-            continue
-        entries = _split_entries(root, data[split], split, where)
+def _detect_items(checker: _Checker, layout: Layout) -> None:
+    root = layout.root
+    for split, entries in layout.splits.items():
         seen: set[Path] = set()
         for k, entry in enumerate(entries):
             prefix = Path(str(k)) if len(entries) > 1 else Path()
@@ -413,9 +341,10 @@ def _detect_items(checker: _Checker, root: Path, data: dict[str, Any], where: st
                 images = []
                 for ln in listed:
                     p = Path(ln)
+                    # Ultralytics reads './images/a.jpg' in a list relative to the list's folder
                     p = p if p.is_absolute() else (entry.parent / p)
                     if not p.is_file():
-                        checker.add("corrupt_image", "warning", f"listed in {entry.name} but missing", p,
+                        checker.add("image_missing", "warning", f"listed in {entry.name} but missing", p,
                                     action="ignored")
                         continue
                     images.append(p)
@@ -435,77 +364,81 @@ def _detect_items(checker: _Checker, root: Path, data: dict[str, Any], where: st
                 checker.items.append(Item(split, image, rel, label))
 
 
+def _converted_items(checker: _Checker, conversion: Conversion) -> None:
+    """Items of a COCO or VOC dataset: the label text its annotations became, problems named by annotation file."""
+    for finding in conversion.findings:
+        checker.add(finding.code, finding.severity, finding.message, finding.file, action=finding.action)
+    for split, converted in conversion.splits.items():
+        stems: dict[str, Path] = {}
+        for c in converted:
+            rel = Path(c.image.name)
+            if rel.stem in stems and stems[rel.stem] != c.image:  # two folders: keep both, by their own name
+                rel = Path(_rel(c.image, checker.root).replace("/", "_"))
+            stems[rel.stem] = c.image
+            checker.items.append(Item(split, c.image, rel, c.source, label_text=c.label))
+
+
 def _check_detect_labels(checker: _Checker, names: list[str], task: str) -> None:
     by_split: dict[str, list[Item]] = defaultdict(list)
     for item in checker.items:
         by_split[item.split].append(item)
     for split, items in by_split.items():
-        if not any(i.label_src and i.label_src.is_file() for i in items):
+        if not any(i.label_text is not None or (i.label_src and i.label_src.is_file()) for i in items):
             checker.add("labels_not_found", "error",
                         f"none of the {len(items)} {split} images has a label file; expected e.g. "
                         f"{_rel(_img2label(items[0].src), checker.root)}", items[0].src)
     for item in checker.items:
         if item.quarantined or item.label_src is None:
             continue
-        if not item.label_src.is_file():
+        converted = item.label_text is not None  # from COCO/VOC: problems name the annotation file and image
+        if converted:
+            text = item.label_text or ""
+        elif not item.label_src.is_file():
             checker.add("label_missing", "warning", f"no label file ({_rel(item.label_src, checker.root)}); "
                         "the image is used as a background with no objects", item.src, action="kept as background")
             continue
-        try:
-            text = item.label_src.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError) as err:
-            checker.quarantine(item, "label_unreadable", f"cannot be read as text: {err}")
-            continue
+        else:
+            try:
+                text = item.label_src.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError) as err:
+                checker.quarantine(item, "label_unreadable", f"cannot be read as text: {err}")
+                continue
         w, h = item.size
         result = check_label_text(text, len(names), task, w, h)
         for issue in result.issues:
+            message = f"image {item.src.name}, object {issue.line}: {issue.message}" if converted else issue.message
+            line = None if converted else issue.line
             if result.quarantine:
-                checker.quarantine(item, issue.code, issue.message, issue.line)
+                checker.quarantine(item, issue.code, message, line)
             else:
-                checker.add(issue.code, "warning", issue.message, item.label_src, line=issue.line,
-                            action="repaired")
+                checker.add(issue.code, "warning", message, item.label_src, line=line, action="repaired")
         item.clean_label, item.boxes = result.clean_text, result.boxes
 
 
-def _detect_layout(checker: _Checker, root: Path, task: str | None) -> tuple[list[str], str]:
-    data_yaml = root if root.is_file() else _find_data_yaml(root)
-    if data_yaml is None:
-        if (root / "images").is_dir():
-            raise DatasetError(
-                "no data.yaml: it says where the splits are and names the classes", where=str(root),
-                fix=f"create {root / 'data.yaml'} like this:\n{_suggest_data_yaml(root)}")
-        raise DatasetError(
-            "not a dataset layout yoloforge knows: expected data.yaml + images/ + labels/ (detect, segment) "
-            "or train/ and val/ folders with one sub-folder per class (classify)", where=str(root),
-            fix="see https://docs.ultralytics.com/datasets/ for the layouts")
-    where = str(data_yaml)
-    data = _load_data_yaml(data_yaml)
-    names = _parse_names(data, where)
-    base = data_yaml.parent
-    if data.get("path"):
-        p = Path(str(data["path"])).expanduser()
-        p = p if p.is_absolute() else base / p
-        # data.yaml files often carry a path from the machine they were made on; fall back to their folder
-        base = p if p.is_dir() else base
-    checker.root = base
-    _detect_items(checker, base, data, where)
-    if task is None:
-        sample = [i.label_src.read_text(errors="replace") for i in checker.items[:200]
-                  if i.label_src and i.label_src.is_file()]
-        task = "segment" if looks_like_segment(sample) else "detect"
-    return names, task
+def _guess_task(items: list[Item]) -> str:
+    sample = [i.label_text if i.label_text is not None else i.label_src.read_text(errors="replace")
+              for i in items[:200] if i.label_text is not None or (i.label_src and i.label_src.is_file())]
+    return "segment" if looks_like_segment(sample) else "detect"
 
 
 # --- classify -----------------------------------------------------------------------------------------
 
 
-def _classify_layout(checker: _Checker, root: Path) -> list[str]:
+def _classify_layout(checker: _Checker, root: Path, origins: dict[str, str]) -> list[str]:
     splits = {s: root / s for s in SPLITS if (root / s).is_dir()}
+    if "val" not in splits:  # Roboflow's classification export names it valid/
+        alt = next((root / n for n in ("valid", "validation") if (root / n).is_dir()), None)
+        if alt:
+            splits["val"] = alt
     if "train" not in splits:
         raise DatasetError("classification layout needs a train/ folder with one sub-folder per class",
                            where=str(root), fix="arrange images as train/<class>/*.jpg and val/<class>/*.jpg")
     if "val" not in splits and "test" in splits:  # Ultralytics validates on test/ when val/ is missing
         splits["val"] = splits.pop("test")
+    origins.clear()
+    origins.update({s: f"{_rel(d, root)}/<class>/" for s, d in splits.items()})
+    if splits["val"].name == "test" if "val" in splits else False:
+        origins["val"] += " (no val/ folder: validated on test/, as Ultralytics does)"
     class_dirs = {s: sorted(p.name for p in d.iterdir() if p.is_dir()) for s, d in splits.items()}
     names = class_dirs["train"]
     if not names:
@@ -563,16 +496,26 @@ def check_dataset(
     elif source.is_file() and source.suffix.lower() not in (".yaml", ".yml"):
         raise DatasetError(f"{source.name} is neither a folder, a .zip nor a data.yaml", where=str(source))
 
-    checker = _Checker(source if source.is_dir() else source.parent, progress)
-    if task == "classify" or (task is None and source.is_dir() and _is_classify_layout(source)):
-        task, layout = "classify", "classify"
-        names = _classify_layout(checker, source)
+    layout = recognise(source, task)
+    checker = _Checker(layout.root, progress)
+    for note in layout.notes:
+        checker.add(note.code, note.severity, note.message, note.file, action=note.action)
+    origins = dict(layout.origins)
+    if layout.format == "classify":
+        task = "classify"
+        names = _classify_layout(checker, layout.root, origins)
+    elif layout.format == "yolo":
+        names = _parse_names(layout.data, str(layout.data_yaml))
+        _detect_items(checker, layout)
+        task = task or _guess_task(checker.items)
     else:
-        if source.is_dir() and _is_classify_layout(source) and task in ("detect", "segment"):
-            raise DatasetError(f"this is a classification layout (train/<class>/) but the task is {task}",
-                               where=str(source), fix="set task: classify, or give a detect/segment dataset")
-        names, task = _detect_layout(checker, source, task)
-        layout = "ultralytics-yaml"
+        conversion = read_coco(layout.root, task) if layout.format == "coco" else read_voc(layout.root)
+        if not conversion.names:
+            raise DatasetError(f"the {layout.format.upper()} annotations name no classes", where=str(layout.root),
+                               fix="export the dataset with its class list")
+        names, origins = conversion.names, conversion.origins
+        _converted_items(checker, conversion)
+        task = task or ("segment" if conversion.segments else "detect")
     if not checker.items:
         raise DatasetError("no images found in any split", where=str(source),
                            fix=f"supported formats: {', '.join(sorted(s[1:] for s in IMG_SUFFIXES))}")
@@ -582,9 +525,13 @@ def check_dataset(
         _check_detect_labels(checker, names, task)
     checker.check_duplicates()
     split_info = checker.split_val(val_split, split_seed)
+    if split_info:
+        origins["val"] = f"{split_info['fraction']:g} of train, seed {split_info['seed']:g} (made by intake)"
     checker.check_bad_fraction(max_bad_fraction)
+    checker.check_usable()
     checker.compare_names(names, model_names, allow_name_mismatch)
-    report = DatasetReport(dataset=str(Path(path).expanduser().resolve()), task=task, layout=layout, names=names,
+    report = DatasetReport(dataset=str(Path(path).expanduser().resolve()), task=task, layout=layout.format,
+                           names=names, split_sources={s: origins[s] for s in SPLITS if s in origins},
                            val_split=split_info)
     _fill_stats(report, checker)
     report.problems = checker.problems

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "info"]  # info: what intake read in place of what was written
 
 # code -> how to fix it; messages say what and where, this says what to do about it.
 FIXES: dict[str, str] = {
@@ -17,7 +17,7 @@ FIXES: dict[str, str] = {
     "names_missing": "list the class names in data.yaml: names: {0: cat, 1: dog}",
     "names_invalid": "names must be a list or a mapping 0..nc-1 -> name, with no gaps",
     "nc_mismatch": "make nc equal the number of names, or drop nc",
-    "split_missing": "point train:/val: in data.yaml at an existing folder or .txt list of images",
+    "split_missing": "point the split in data.yaml at an existing folder or .txt list of images, or remove it",
     "split_empty": "put images in that split (jpg, png, bmp, tif, webp, ...)",
     "val_missing": "add a val split, or let yoloforge make one: --split-val 0.2 (data.val_split in job.yaml)",
     "labels_not_found": "YOLO labels go in labels/ mirroring images/ (images/train/a.jpg -> labels/train/a.txt)",
@@ -48,6 +48,16 @@ FIXES: dict[str, str] = {
     "class_missing_in_val": "add val images for that class, or accept that it is not measured",
     "stray_file": "classification images go in <split>/<class name>/; move or remove it",
     "empty_class": "add images to that class folder or remove it",
+    "path_fallback": "nothing: write the path that was read into data.yaml to silence this",
+    "split_unusable": "fix or replace the files listed above for that split; training needs at least one image",
+    "image_missing": "put the image where the annotation file says, or re-export images and annotations together",
+    "annotation_skipped": "nothing if those objects do not matter; else fix them in the labelling tool",
+    "annotation_unreadable": "re-export the annotation file from the labelling tool",
+    "crowd_skipped": "nothing: crowd regions (RLE masks) are not objects YOLO trains on",
+    "category_dropped": "nothing: Roboflow's COCO export lists the dataset's own name as a category",
+    "category_ids_remapped": "nothing: the clean copy numbers classes 0..n-1 in category-id order",
+    "class_order_guessed": "add classes.txt (one name per line) in the order you want the class ids",
+    "unknown_class": "add the name to labelmap.txt / classes.txt, or fix the object's name",
     "val_split_made": "nothing: a seeded split was made in the clean copy; your files are unchanged",
 }
 
@@ -77,8 +87,9 @@ class DatasetReport(BaseModel):
 
     dataset: str
     task: str
-    layout: str
+    layout: str = Field(description="yolo, coco, voc or classify")
     names: list[str]
+    split_sources: dict[str, str] = Field(default_factory=dict, description="split -> where it was read from")
     ok: bool = True
     splits: dict[str, SplitStats] = Field(default_factory=dict)
     class_counts: dict[str, dict[str, dict[str, int]]] = Field(

@@ -1,0 +1,315 @@
+"""COCO JSON and Pascal VOC XML read into YOLO label text, with every annotation problem counted and placed.
+
+Ultralytics' `convert_coco` was measured for this and is not used: it maps category ids as `id - 1` (or COCO's
+91->80 table), so the ids 0..n of Roboflow's COCO export, or any other numbering, give wrong or negative classes; it
+raises on an annotation whose image is not listed, skips crowd annotations silently, never looks for the image files
+and writes files of its own. Its `merge_multi_segment` (several polygons of one object joined into one outline, the
+way Ultralytics trains on them) is used as it is. Nothing here writes: the label text goes into the clean copy.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ray_app.errors import DatasetError
+
+# what a split's annotation file or folder may be called, as exporters name them
+SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test", "default": "train", "trainval": "train"}
+
+
+@dataclass
+class Converted:
+    """One image and the YOLO label text its annotations became."""
+
+    image: Path
+    label: str
+    source: Path  # the annotation file it came from (problems name it)
+
+
+@dataclass
+class Finding:
+    """A problem found while converting: code, message, the annotation file, what was done."""
+
+    code: str
+    message: str
+    file: Path
+    action: str
+    severity: str = "warning"
+
+
+@dataclass
+class Conversion:
+    names: list[str]
+    splits: dict[str, list[Converted]] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # split -> where it came from, for the report
+    findings: list[Finding] = field(default_factory=list)
+    segments: bool = False  # every object came with a polygon
+
+
+def split_of(name: str) -> str | None:
+    """'instances_train2017' -> train, 'valid' -> val, '_annotations.coco' -> None."""
+    words = name.lower().replace("-", "_").replace(".", "_").split("_")
+    for word in reversed(words):
+        word = word.rstrip("0123456789")
+        if word in SPLIT_WORDS:
+            return SPLIT_WORDS[word]
+    return None
+
+
+def _row(cls: int, values: list[float]) -> str:
+    return f"{cls} " + " ".join(f"{v:.6g}" for v in values)
+
+
+# --- COCO ---------------------------------------------------------------------------------------------------
+
+
+def coco_files(root: Path) -> list[Path]:
+    """COCO annotation files: annotations/*.json (COCO, CVAT, Label Studio) or <split>/_annotations.coco.json
+    (Roboflow's COCO export)."""
+    found = sorted((root / "annotations").glob("*.json")) if (root / "annotations").is_dir() else []
+    found += sorted(root.glob("*/_annotations.coco.json")) + sorted(root.glob("_annotations.coco.json"))
+    return [p for p in found if _looks_like_coco(p)]
+
+
+def _looks_like_coco(path: Path) -> bool:
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:1_000_000]
+    except OSError:
+        return False
+    return '"images"' in head and '"annotations"' in head
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"not valid JSON: {err.msg} at line {err.lineno}", where=f"{path}:{err.lineno}",
+                           fix="re-export the annotations from the labelling tool") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"cannot be read: {err}", where=str(path)) from None
+    missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
+    if missing:
+        raise DatasetError(f"a COCO file needs the lists {', '.join(missing)}", where=str(path),
+                           fix="export in COCO format ('images', 'annotations' and 'categories')")
+    return data
+
+
+def _coco_names(files: dict[Path, dict[str, Any]]) -> tuple[list[str], list[Finding]]:
+    """One list of class names over every file, in category-id order; categories no annotation uses that are
+    only the supercategory of others (Roboflow's id 0) are left out."""
+    used: set[str] = set()
+    by_name: dict[str, int] = {}
+    supers: set[str] = set()
+    findings = []
+    for data in files.values():
+        ids = {c.get("id"): str(c.get("name")) for c in data["categories"]}
+        used |= {ids[a["category_id"]] for a in data["annotations"] if a.get("category_id") in ids}
+        for c in data["categories"]:
+            by_name.setdefault(str(c.get("name")), int(c.get("id", 0)))
+            if c.get("supercategory") and c.get("supercategory") != c.get("name"):
+                supers.add(str(c["supercategory"]))
+    names = []
+    for name, _ in sorted(by_name.items(), key=lambda kv: kv[1]):
+        if name in supers and name not in used:
+            findings.append(Finding("category_dropped", f"category '{name}' (id {by_name[name]}) is only the "
+                                    "supercategory of others and has no annotations; not a class",
+                                    next(iter(files)), "left out of names"))
+            continue
+        names.append(name)
+    original = [by_name[n] for n in names]
+    if original != list(range(len(names))):
+        mapping = ", ".join(f"{i}->{k} ({n})" for k, (n, i) in enumerate(zip(names, original, strict=True)))
+        findings.append(Finding("category_ids_remapped", f"category ids are not 0..{len(names) - 1}; class ids "
+                                f"in the clean copy: {mapping}", next(iter(files)), "remapped"))
+    return names, findings
+
+
+def _find_image(file_name: str, json_path: Path, root: Path, split: str | None) -> Path | None:
+    rel = Path(file_name)
+    bases = [json_path.parent, json_path.parent.parent, root, root / "images"]
+    if split:
+        bases += [root / "images" / split, root / split]
+        bases += [p for p in root.iterdir() if p.is_dir() and split_of(p.name) == split]
+        bases += [p for p in (root / "images").glob("*") if p.is_dir() and split_of(p.name) == split] \
+            if (root / "images").is_dir() else []
+    for base in bases:
+        for candidate in (base / rel, base / rel.name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def read_coco(root: Path, task: str | None) -> Conversion:
+    files = {p: _load_json(p) for p in coco_files(root)}
+    names, findings = _coco_names(files)
+    conversion = Conversion(names, findings=findings)
+    polygons = boxes_only = 0
+    for path, data in files.items():
+        split = split_of(path.stem) or split_of(path.parent.name) or ("train" if len(files) == 1 else None)
+        if split is None:
+            raise DatasetError("cannot tell which split this annotation file is for", where=str(path),
+                               fix="name it after its split: train.json, val.json (or instances_val.json)")
+        index = {n: k for k, n in enumerate(names)}
+        category = {c.get("id"): index.get(str(c.get("name"))) for c in data["categories"]}
+        images = {im.get("id"): im for im in data["images"]}
+        rows: dict[Any, list[str]] = {i: [] for i in images}
+        skipped: Counter[str] = Counter()
+        for ann in data["annotations"]:
+            image = images.get(ann.get("image_id"))
+            if image is None:
+                skipped["unknown image id"] += 1
+                continue
+            cls = category.get(ann.get("category_id"))
+            if cls is None:
+                skipped[f"category id {ann.get('category_id')} not in categories"] += 1
+                continue
+            seg = ann.get("segmentation")
+            if ann.get("iscrowd") or isinstance(seg, dict):
+                skipped["crowd / RLE mask"] += 1
+                continue
+            w, h = float(image.get("width") or 0), float(image.get("height") or 0)
+            bbox = ann.get("bbox") or []
+            if w <= 0 or h <= 0 or len(bbox) != 4:
+                skipped["no image size or no bbox"] += 1
+                continue
+            x, y, bw, bh = (float(v) for v in bbox)
+            parts = [np.asarray(p, float).reshape(-1, 2) for p in (seg or []) if isinstance(p, list) and len(p) >= 6]
+            if parts and task != "detect":
+                polygons += 1
+                outline = parts[0] if len(parts) == 1 else _merged(parts)
+                rows[image.get("id")].append(_row(cls, (outline / [w, h]).ravel().tolist()))
+            else:
+                boxes_only += not parts
+                rows[image.get("id")].append(_row(cls, [(x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h]))
+        for reason, count in sorted(skipped.items()):
+            code = "crowd_skipped" if reason.startswith("crowd") else "annotation_skipped"
+            conversion.findings.append(Finding(code, f"{count} annotation(s) skipped: {reason}", path, "skipped"))
+        items = []
+        missing = []
+        for image_id, image in images.items():
+            found = _find_image(str(image.get("file_name", "")), path, root, split)
+            if found is None:
+                missing.append(str(image.get("file_name")))
+                continue
+            items.append(Converted(found, "\n".join(rows[image_id]) + ("\n" if rows[image_id] else ""), path))
+        if missing:
+            conversion.findings.append(Finding(
+                "image_missing", f"{len(missing)} image(s) listed but not found beside the annotations or in "
+                f"images/: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}", path, "ignored"))
+        conversion.splits.setdefault(split, []).extend(items)
+        conversion.origins[split] = f"COCO {path.relative_to(root)}"
+    if task is None and polygons and boxes_only:  # some objects have no outline: a detect dataset, boxes for all
+        return read_coco(root, "detect")
+    conversion.segments = polygons > 0 if task is None else task == "segment"
+    return conversion
+
+
+def _merged(parts: list[np.ndarray]) -> np.ndarray:
+    from ultralytics.data.converter import merge_multi_segment
+
+    return np.concatenate(merge_multi_segment([p.ravel().tolist() for p in parts]), axis=0)
+
+
+# --- Pascal VOC ---------------------------------------------------------------------------------------------
+
+
+def voc_folder(root: Path) -> Path | None:
+    for name in ("Annotations", "annotations"):
+        if (root / name).is_dir() and any((root / name).glob("*.xml")):
+            return root / name
+    return None
+
+
+def _voc_names(root: Path, xmls: dict[Path, ET.Element]) -> tuple[list[str], list[Finding]]:
+    """Names from labelmap.txt (CVAT), classes.txt or labels.txt when present; else every name, sorted."""
+    for listing in ("labelmap.txt", "classes.txt", "labels.txt"):
+        path = root / listing
+        if path.is_file():
+            names = [ln.split(":")[0].strip() for ln in path.read_text(errors="replace").splitlines()
+                     if ln.strip() and not ln.startswith("#")]
+            return [n for n in names if n and n != "background"], []
+    found = sorted({(o.findtext("name") or "").strip() for x in xmls.values() for o in x.iter("object")} - {""})
+    return found, [Finding("class_order_guessed", f"no labelmap.txt or classes.txt: class ids follow the names' "
+                           f"alphabetical order ({', '.join(found[:10])})", root, "sorted")]
+
+
+def _voc_splits(root: Path, xmls: list[Path]) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    main = root / "ImageSets" / "Main"
+    stems = {p.stem: p for p in xmls}
+    splits: dict[str, list[Path]] = {}
+    origins = {}
+    lists = sorted(main.glob("*.txt")) if main.is_dir() else []
+    for listing in lists:
+        split = split_of(listing.stem)
+        if split is None or (listing.stem == "trainval" and any(split_of(p.stem) == "val" for p in lists)):
+            continue  # per-class lists (cat_train.txt) and trainval beside train/val
+        ids = [ln.split()[0] for ln in listing.read_text(errors="replace").splitlines() if ln.strip()]
+        splits.setdefault(split, []).extend(stems[i] for i in ids if i in stems)
+        origins[split] = f"VOC {listing.relative_to(root)}"
+    if not splits:
+        splits, origins = {"train": xmls}, {"train": "VOC Annotations/ (no ImageSets/Main lists: all is train)"}
+    return splits, origins
+
+
+def read_voc(root: Path) -> Conversion:
+    folder = voc_folder(root)
+    assert folder is not None
+    xmls: dict[Path, ET.Element] = {}
+    broken = []
+    for path in sorted(folder.glob("*.xml")):
+        try:
+            xmls[path] = ET.parse(path).getroot()
+        except ET.ParseError as err:
+            broken.append(Finding("annotation_unreadable", f"not valid XML: {err}", path, "ignored"))
+    names, findings = _voc_names(root, xmls)
+    conversion = Conversion(names, findings=broken + findings)
+    index = {n: k for k, n in enumerate(names)}
+    splits, conversion.origins = _voc_splits(root, list(xmls))
+    for split, paths in splits.items():
+        items = []
+        for path in paths:
+            xml = xmls[path]
+            file_name = (xml.findtext("filename") or f"{path.stem}.jpg").strip()
+            image = next((p for p in (root / "JPEGImages" / file_name, root / "images" / file_name,
+                                      path.parent / file_name, root / file_name) if p.is_file()), None)
+            if image is None:
+                conversion.findings.append(Finding("image_missing", f"its image {file_name} is not in JPEGImages/",
+                                                   path, "ignored"))
+                continue
+            w = float(xml.findtext("size/width") or 0)
+            h = float(xml.findtext("size/height") or 0)
+            if w <= 0 or h <= 0:
+                from PIL import Image
+
+                with Image.open(image) as im:
+                    w, h = im.size
+            rows = []
+            for obj in xml.iter("object"):
+                name = (obj.findtext("name") or "").strip()
+                if name not in index:
+                    conversion.findings.append(Finding("unknown_class", f"object '{name}' is not in the class list "
+                                                       f"({', '.join(names[:10])})", path, "skipped"))
+                    continue
+                try:
+                    x1, y1, x2, y2 = (float(obj.findtext(f"bndbox/{k}") or "nan")
+                                      for k in ("xmin", "ymin", "xmax", "ymax"))
+                except ValueError:
+                    x1 = float("nan")
+                if not np.isfinite([x1, y1, x2, y2]).all():
+                    conversion.findings.append(Finding("annotation_skipped", f"object '{name}' has no numeric "
+                                                       "bndbox", path, "skipped"))
+                    continue
+                # VOC counts pixels from 1 (Ultralytics' VOC.yaml converter subtracts the same 1)
+                rows.append(_row(index[name], [((x1 + x2) / 2 - 1) / w, ((y1 + y2) / 2 - 1) / h,
+                                               (x2 - x1) / w, (y2 - y1) / h]))
+            items.append(Converted(image, "\n".join(rows) + ("\n" if rows else ""), path))
+        conversion.splits[split] = items
+    return conversion
