@@ -50,6 +50,14 @@ def _label_boxes(text: str, width: int, height: int) -> tuple[np.ndarray, np.nda
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64)
 
 
+def has_split(clean_dir: str | Path, task: str, split: str) -> bool:
+    """Whether the intake's clean dataset holds this split (the test split is optional)."""
+    clean_dir = Path(clean_dir)
+    if task == "classify":
+        return (clean_dir / split).is_dir()
+    return bool(yaml.safe_load((clean_dir / "data.yaml").read_text()).get(split))
+
+
 def load_split(clean_dir: str | Path, task: str, split: str = "val", limit: int | None = None) -> list[Sample]:
     """Images and labels of one split of the intake's clean dataset."""
     clean_dir = Path(clean_dir)

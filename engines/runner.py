@@ -63,6 +63,17 @@ class BackendPool:
         ray.kill(self.actors.pop(config.backend), no_restart=True)
         return {**config.as_dict(), "key": config.key, "status": "failed", "reason": why}
 
+    def score(self, config: EngineConfig, split: str) -> dict[str, float] | str:
+        """The config's accuracy on a whole split, or why it could not be scored."""
+        import ray
+
+        try:
+            return ray.get(self._actor(config).score.remote(config.as_dict(), split), timeout=self.timeout_s)
+        except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError) as err:
+            if (actor := self.actors.pop(config.backend, None)) is not None:
+                ray.kill(actor, no_restart=True)
+            return _cause(err) if isinstance(err, ray.exceptions.RayTaskError) else type(err).__name__
+
     def close(self) -> None:
         if self.actors:
             import ray
@@ -87,6 +98,15 @@ class LocalPool:
             self.close()
             self.workers[config.backend] = BackendWorker(**self.worker_kwargs)
         return self.workers[config.backend].measure(config.as_dict())
+
+    def score(self, config: EngineConfig, split: str) -> dict[str, float] | str:
+        if config.backend not in self.workers:
+            self.close()
+            self.workers[config.backend] = BackendWorker(**self.worker_kwargs)
+        try:
+            return self.workers[config.backend].score(config.as_dict(), split)
+        except Exception as err:
+            return f"{type(err).__name__}: {err}"
 
     def close(self) -> None:
         self.workers.clear()

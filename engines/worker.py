@@ -50,6 +50,20 @@ class BackendWorker:
             self._calibration[imgsz] = preprocess([s.image for s in samples], imgsz, self.facts.task)[0]
         return self._calibration[imgsz]
 
+    def score(self, config_dict: dict[str, Any], split: str) -> dict[str, float]:
+        """Accuracy of one config on a whole split (the test split: a number the search never saw)."""
+        config = EngineConfig.from_dict(config_dict)
+        calibration = self.calibration(config.imgsz) if config.precision == "int8" else None
+        with FileLock(str(self.models_dir / ".export.lock")):
+            path = model_file(config, self.weights, self.models_dir, calibration)
+        engine = load_engine(config, path, self.weights, self.models_dir, calibration)
+        try:
+            samples = load_split(self.clean_dir, self.facts.task, split)
+            return {**evaluate(Predictor(engine, self.facts), samples), "images": float(len(samples))}
+        finally:
+            engine.close()
+            gc.collect()
+
     def measure(self, config_dict: dict[str, Any]) -> dict[str, Any]:
         config = EngineConfig.from_dict(config_dict)
         row: dict[str, Any] = {**config.as_dict(), "key": config.key, "status": "ok", "reason": None}

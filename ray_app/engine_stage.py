@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.table import Table
 
-from engines.accuracy import accuracy_metric
+from engines.accuracy import accuracy_metric, has_split
 from engines.base import EngineConfig, ModelFacts
 from engines.registry import config_space
 from engines.runner import BackendPool, run_grid, run_search
@@ -155,9 +155,11 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
                 rows = run_grid(pool, configs, on_row)
             else:
                 rows = run_search(pool, configs, targets, facts.imgsz, e.max_configs, on_row, seed=spec.search.seed)
+            selection = select(rows, targets, facts.imgsz)
+            if has_split(clean_dir, task, "test"):
+                selection["test"] = score_on_test(pool, selection, metric)
         finally:
             pool.close()
-    selection = select(rows, targets, facts.imgsz)
     selection.update(mode=mode, space=len(configs), device=device, task=task, model=facts.as_dict(),
                      weights=str(weights))
     write_rows(rows, run_dir / "engines.parquet")
@@ -166,6 +168,23 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
     print_rows(rows, selection, metric)
     console.print(f"Wrote {run_dir / 'engines.parquet'}, {run_dir / 'selection.json'}, {run_dir / 'engines.png'}")
     return selection
+
+
+def score_on_test(pool: BackendPool, selection: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The search's best weights (the baseline engine) and the chosen engine, scored on the test split: numbers
+    that neither the search nor the selection saw."""
+    scores: dict[str, Any] = {}
+    for role in ("baseline", "chosen"):
+        row = selection.get(role)
+        if not row:
+            continue
+        result = pool.score(EngineConfig.from_dict(row), "test")
+        scores[role] = {"key": row["key"], **(result if isinstance(result, dict) else {"error": result})}
+    shown = [f"{'search best' if role == 'baseline' else 'chosen engine'} ({s['key']}) {metric} "
+             + (f"{s[metric]:.4f}" if metric in s else f"not scored: {s['error']}") for role, s in scores.items()]
+    images = next((int(s["images"]) for s in scores.values() if "images" in s), 0)
+    console.print(f"On the test split ({images} images the search never saw): " + "; ".join(shown), markup=False)
+    return scores
 
 
 def _json_default(value: Any) -> Any:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engines.accuracy import accuracy_metric
 from engines.selection import memory_mb
 
 
@@ -26,6 +27,7 @@ def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
         value = (best or {}).get(metric)
         rows.append(TargetRow(metric, f">= {floor:g}", "-" if value is None else f"{value:.4f}",
                               None if value is None else value >= floor))
+    rows += _test_rows(targets, selection)
     chosen = (selection or {}).get("chosen") or (selection or {}).get("closest")
     if not chosen:
         return rows
@@ -39,6 +41,18 @@ def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
         rows.append(TargetRow("memory", f"<= {memory:g} MB" if memory else "-", f"{used:.0f} MB",
                               None if not memory else used <= memory))
     return rows
+
+
+def _test_rows(targets: Mapping[str, Any], selection: Mapping[str, Any] | None) -> list[TargetRow]:
+    """The chosen engine's accuracy on the test split, which neither the search nor the selection saw."""
+    test = (selection or {}).get("test") or {}
+    scored = next((test[r] for r in ("chosen", "baseline") if r in test and "error" not in test[r]), None)
+    if scored is None:
+        return []
+    floors = dict(targets.get("metrics") or {}) or {accuracy_metric((selection or {}).get("task", "detect")): None}
+    return [TargetRow(f"{metric} on test", "-" if floor is None else f">= {floor:g}", f"{scored[metric]:.4f}",
+                      None if floor is None else scored[metric] >= floor)
+            for metric, floor in floors.items() if metric in scored]
 
 
 def engine_verdict(selection: Mapping[str, Any] | None) -> tuple[str, bool] | None:

@@ -283,3 +283,30 @@ def test_a_large_space_is_searched_with_the_ga_within_its_budget(tmp_path, make_
     assert selection["mode"] == "ga" and selection["space"] == 18
     assert len([r for r in rows if r["status"] != "unavailable"]) == 5
     assert selection["chosen"] is not None
+
+
+def test_a_dataset_with_a_test_split_gets_the_search_best_and_the_chosen_engine_scored_on_it(tmp_path, detector):
+    import shutil
+
+    import yaml
+
+    from ray_app.intake.synth import synth_dataset
+    from ray_app.pipeline import bench_run
+    from tests.conftest import build_run_dir
+
+    weights, data = detector
+    with_test = tmp_path / "with-test"
+    shutil.copytree(data, with_test)
+    unseen = synth_dataset(tmp_path / "unseen", "detect", n_train=1, n_val=6, imgsz=IMGSZ, seed=11)
+    for kind in ("images", "labels"):
+        shutil.copytree(unseen / kind / "val", with_test / kind / "test")
+    config = yaml.safe_load((with_test / "data.yaml").read_text())
+    (with_test / "data.yaml").write_text(yaml.safe_dump({**config, "path": str(with_test), "test": "images/test"}))
+    run_dir = build_run_dir(tmp_path, (weights, with_test), {"backends": ["pytorch", "onnxruntime"],
+                                                             "precisions": ["fp32"], "batch_sizes": [1]})
+    selection = bench_run(run_dir)
+    test = json.loads((run_dir / "selection.json").read_text())["test"]
+    assert set(test) == {"baseline", "chosen"} and test == json.loads(json.dumps(selection["test"]))
+    assert test["baseline"]["key"] == selection["baseline"]["key"] and test["baseline"]["images"] == 6
+    for scores in test.values():
+        assert 0 <= scores["mAP50-95"] <= scores["mAP50"] <= 1

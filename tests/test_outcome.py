@@ -39,3 +39,19 @@ def test_the_closest_config_stands_in_when_none_met_the_targets():
     assert engine_verdict({"chosen": GPU}) == (GPU["key"], True)
     assert engine_verdict(None) is None
     assert by_name(target_rows({"fps": 50}, None, {"chosen": None, "closest": CPU}))["throughput"].met is True
+
+
+def test_the_chosen_engines_test_split_accuracy_is_judged_against_the_metric_targets():
+    test = {"baseline": {"key": "b", "mAP50": 0.7}, "chosen": {"key": "c", "mAP50": 0.55, "mAP50-95": 0.3}}
+    rows = by_name(target_rows({"metrics": {"mAP50": 0.6}}, {"mAP50": 0.65}, {"chosen": CPU, "test": test}))
+    assert rows["mAP50 on test"].achieved == "0.5500" and rows["mAP50 on test"].met is False
+    assert rows["mAP50"].met is True  # the search's own validation figure stays beside it
+
+
+def test_without_targets_the_test_split_shows_the_tasks_accuracy_metric():
+    rows = by_name(target_rows({}, None, {"chosen": CPU, "task": "detect", "test": {"chosen": {"mAP50-95": 0.3}}}))
+    assert rows["mAP50-95 on test"].achieved == "0.3000" and rows["mAP50-95 on test"].met is None
+
+
+def test_no_test_split_adds_no_test_row():
+    assert not [r for r in target_rows({"metrics": {"mAP50": 0.5}}, None, {"chosen": CPU}) if "test" in r.name]
