@@ -143,7 +143,7 @@ def trial_context(spec: JobSpec, task: str, data: str, model: str) -> TrialConte
 
 def meets_targets(metrics: dict[str, Any], minimums: dict[str, float]) -> bool:
     """Every minimum met by the metrics (a missing metric misses its target)."""
-    return all((metrics.get(k) or -math.inf) >= v for k, v in minimums.items())
+    return all((m := metrics.get(k)) is not None and m >= v for k, v in minimums.items())
 
 
 # --- Tune plumbing -------------------------------------------------------------------------------------

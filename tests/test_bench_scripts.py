@@ -29,18 +29,22 @@ def test_bench_ga_quick_run_prints_goal_lines():
     assert "ZDT1" in stdout and "optuna TPE" in stdout
 
 
-def test_bench_engines_quick_run_prints_goal_lines():
-    stdout, goals = quick_run("bench_engines.py")
+@pytest.mark.slow
+def test_bench_engines_quick_run_prints_goal_lines(detector):
+    weights, data = detector  # the suite's trained detector: the script's own training is not what is tested here
+    stdout, goals = quick_run("bench_engines.py", "--weights", str(weights), "--data", str(data))
     assert len(goals) == 2, goals
     assert "onnxruntime" in stdout and "openvino" in stdout and "PyTorch eager" in stdout
 
 
+@pytest.mark.slow
 def test_bench_preview_quick_run_prints_goal_lines():
     stdout, goals = quick_run("bench_preview.py", "--clients", "1", "8")
     assert len(goals) == 4, goals
     assert "engine alone" in stdout and "RPS" in stdout
 
 
+@pytest.mark.slow
 def test_bench_server_quick_run_prints_goal_lines():
     from tests.services import missing_services
 
