@@ -23,6 +23,7 @@ class Timing:
     mean_ms: float
     throughput: float  # images per second
     runs: int
+    throughput_noise: float = 0.0  # images per second: half-width of a ~95% interval over the timed blocks
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -69,7 +70,17 @@ def time_batches(run: Callable[[], object], batch: int, *, warmup: int = 3, min_
     ms = np.asarray(latencies) * 1000
     return Timing(p50_ms=float(np.percentile(ms, 50)), p90_ms=float(np.percentile(ms, 90)),
                   p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()),
-                  throughput=batch * len(latencies) / total, runs=len(latencies))
+                  throughput=batch * len(latencies) / total, runs=len(latencies),
+                  throughput_noise=throughput_noise(latencies, batch))
+
+
+def throughput_noise(latencies: list[float], batch: int, blocks: int = 5) -> float:
+    """Two standard errors of the throughput, from consecutive blocks of calls (blocks, not single calls: a slow
+    stretch of the machine slows neighbouring calls together)."""
+    if len(latencies) < 2 * blocks:
+        return 0.0
+    rates = [batch * len(chunk) / sum(chunk) for chunk in np.array_split(np.asarray(latencies), blocks)]
+    return float(2 * np.std(rates, ddof=1) / np.sqrt(blocks))
 
 
 def cuda_peak_mb(device: str) -> float | None:

@@ -66,6 +66,23 @@ def _describe(row: dict[str, Any], metric: str) -> str:
             f"{row['throughput']:.1f} img/s, p99 {row['p99_ms']:.1f} ms, {metric} {row.get(metric) or 0:.4f}")
 
 
+def noise(row: dict[str, Any]) -> float:
+    """The row's throughput noise in img/s (0 for rows measured before it was recorded)."""
+    value = row.get("throughput_noise")
+    return 0.0 if value is None or not math.isfinite(value) else float(value)
+
+
+def speed_ties(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """The rows as fast as the fastest within their timing noise (intervals that overlap), most accurate first,
+    then least memory: a tie in speed goes to accuracy."""
+    if not rows:
+        return []
+    fastest = max(rows, key=lambda r: r["throughput"])
+    floor = fastest["throughput"] - noise(fastest)
+    ties = [r for r in rows if r["throughput"] + noise(r) >= floor]
+    return sorted(ties, key=lambda r: (-(r.get(metric) or 0.0), memory_mb(r) or 0.0, -r["throughput"]))
+
+
 def select(rows: list[dict[str, Any]], targets: EngineTargets, trained_imgsz: int) -> dict[str, Any]:
     """selection.json: the chosen config (or none), the baseline, and the reasoning in plain sentences."""
     baseline = baseline_row(rows, trained_imgsz)
@@ -85,7 +102,8 @@ def select(rows: list[dict[str, Any]], targets: EngineTargets, trained_imgsz: in
               f"memory ≤ {targets.max_memory_mb:g} MB" if targets.max_memory_mb else None,
               f"{targets.metric} drop ≤ {targets.max_accuracy_drop:g}"]
     reasoning.append("Targets: " + ", ".join(w for w in wanted if w) + ".")
-    chosen = max(feasible, key=lambda r: r["throughput"]) if feasible else None
+    ties = speed_ties(feasible, targets.metric)
+    chosen = ties[0] if ties else None
     result: dict[str, Any] = {
         "met": chosen is not None, "chosen": chosen, "baseline": baseline,
         "targets": targets.__dict__, "feasible": len(feasible), "measured": len(rows), "reasoning": reasoning,
@@ -98,6 +116,10 @@ def select(rows: list[dict[str, Any]], targets: EngineTargets, trained_imgsz: in
         reasoning.append(f"Chosen, the fastest of {len(feasible)} that meet every target: "
                          f"{_describe(chosen, targets.metric)}"
                          + (f" ({speedup:.2f}x the baseline's throughput)." if speedup else "."))
+        if len(ties) > 1:
+            reasoning.append(f"{len(ties)} configurations are as fast within the timing noise "
+                             f"(±{noise(ties[0]):.1f} img/s): the most accurate, then the least memory, was chosen "
+                             f"over {', '.join(r['key'] for r in ties[1:4])}.")
         return result
     if not ok:
         reasoning.append("No configuration ran; see the reasons in engines.parquet.")
