@@ -426,7 +426,33 @@ def models_inspect(path: Annotated[str, typer.Argument(help="A .pt checkpoint, a
 
 
 def main() -> None:
-    app()
+    """The entry point: the command, then an exit that skips native teardown (see end_process)."""
+    try:
+        app()  # click's standalone mode always ends in SystemExit, with usage errors already printed
+    except SystemExit as done:
+        code = done.code
+    else:
+        code = 0
+    end_process(code if isinstance(code, int) else (0 if code is None else 1))
+
+
+def end_process(code: int) -> None:
+    """Run what Python registered for exit (Ray's shutdown, logging's flush, temporary files), flush the
+    console, then end without interpreter teardown.
+
+    A command that used Ray, ONNX Runtime, OpenVINO and torch in one process leaves native threads behind
+    (Ray's gcs client io and grpc event-engine threads survive ray.shutdown()); C++ static destructors running
+    at exit() race them, and `yoloforge demo` once died that way after printing its summary (exit 139). Ray ends
+    its own worker processes with os._exit for the same reason. Every file yoloforge writes is closed by then."""
+    import atexit
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from ray_app.console import console
 from ray_app.errors import YoloforgeError
 from ray_app.spec import JobSpec
 from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, train_trial
+from ray_app.trainer_rules import without_inert_genes
 
 
 @dataclass
@@ -127,6 +128,10 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
     # the user's own optimizer choices (in the space or a starting point) are kept as given
     if "optimizer" not in s.space and all(c.get("optimizer") != "SGD" for c in s.initial):
         space = for_training_length(space, iterations)
+    space, inert = without_inert_genes(space, task, s.epochs, ULTRALYTICS_DEFAULTS)
+    for reason in sorted(set(inert.values())):
+        names = ", ".join(n for n, r in inert.items() if r == reason)
+        console.print(f"not searched: {names} ({reason})", markup=False)
     ga = GeneticAlgorithm(space, pop_size=s.population, n_obj=n_obj, seed=s.seed,
                           max_generations=s.generations, stagnation=s.stagnation,
                           time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,

@@ -225,11 +225,24 @@ def test_a_rerun_repeats_only_the_stages_whose_inputs_changed_or_from_the_stage_
 def test_a_short_search_starts_from_the_defaults_and_their_learning_rate_and_mosaic_variants(tmp_path, shapes):
     from ray_app.search import build_searcher
 
-    spec = parse_job(job(tmp_path, shapes, "screen", population=4, initial=[]))
+    spec = parse_job(job(tmp_path, shapes, "screen", population=4, initial=[], epochs=25))
     first = build_searcher(spec, "detect", nc=3, n_train=64).ga.ask()
     lr0, faster = pytest.approx(0.001429), pytest.approx(0.001429 * 10**0.5)  # auto lr0 for 3 classes
     assert [(c["lr0"], c["mosaic"]) for c in first] == [(lr0, 1.0), (faster, 0.0), (faster, 1.0), (lr0, 0.0)]
     assert all(c["box"] == 7.5 and c["optimizer"] == "AdamW" for c in first)  # the rest stays at the defaults
+
+
+def test_genes_the_trainer_ignores_at_the_budget_are_not_searched_and_no_start_repeats(tmp_path, shapes):
+    from ray_app.search import build_searcher
+
+    spec = parse_job(job(tmp_path, shapes, "inert", population=4, initial=[], epochs=8))  # <= close_mosaic (10)
+    searcher = build_searcher(spec, "detect", nc=3, n_train=64)
+    assert not {"mosaic", "mixup"} & set(searcher.ga.space.names)
+    first = searcher.ga.ask()
+    effective = [tuple(sorted((k, str(v)) for k, v in c.items())) for c in first]
+    assert len(set(effective)) == len(first) == 4  # no candidate re-trains another under another mosaic value
+    lr0, faster = pytest.approx(0.001429), pytest.approx(0.001429 * 10**0.5)
+    assert [c["lr0"] for c in first[:2]] == [lr0, faster] and all(c["mosaic"] == 1.0 for c in first)
 
 
 def test_a_long_search_starts_from_the_defaults_without_short_training_variants(tmp_path, shapes):
