@@ -39,7 +39,7 @@ from ga.space import (
 from ray_app.console import console
 from ray_app.errors import YoloforgeError
 from ray_app.spec import JobSpec
-from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, train_trial
+from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, shared_latency_ms, train_trial
 from ray_app.trainer_rules import without_inert_genes
 
 
@@ -141,9 +141,15 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
 
 
 def trial_context(spec: JobSpec, task: str, data: str, model: str) -> TrialContext:
+    space = spec.search.search_space()
+    sizes = next((list(g.choices) for g in space.genes if g.name == "imgsz"), [space.fixed.get("imgsz",
+                                                                                               spec.search.imgsz)])
+    # CPU trials share one latency per input size, measured here before any trial trains; GPU trials measure
+    # on their own device
+    latency = shared_latency_ms(model, task, [int(s) for s in sizes]) if not spec.resources.gpu else {}
     return TrialContext(model=model, data=data, task=task, epochs=spec.search.epochs, imgsz=spec.search.imgsz,
                         batch=spec.search.batch, seed=spec.search.seed, fitness_weights=spec.fitness_weights(task),
-                        penalties=dict(spec.search.compute_penalty), fixed=dict(spec.search.search_space().fixed))
+                        penalties=dict(spec.search.compute_penalty), fixed=dict(space.fixed), latency_ms=latency)
 
 
 def meets_targets(metrics: dict[str, Any], minimums: dict[str, float]) -> bool:

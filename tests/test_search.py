@@ -46,6 +46,7 @@ def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
     best = result.search.best
     # what five epochs learn depends on the machine; that every measure of the best trial is recorded does not
     assert 0 <= best["mAP50"] <= 1 and best["latency_ms"] > 0 and best["params_m"] > 1 and best["gflops"] > 0
+    assert len({t["latency_ms"] for t in trials}) == 1  # one architecture at one size: one latency, measured alone
     info = resolve_model(str(run_dir / "best" / "best.pt"), "detect")
     assert info.names == ["circle", "square", "triangle"]
     assert pq.read_table(run_dir / "pareto.parquet").num_rows >= 1
