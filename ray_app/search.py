@@ -40,7 +40,7 @@ from ray_app.console import console
 from ray_app.errors import YoloforgeError
 from ray_app.spec import JobSpec
 from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, shared_latency_ms, train_trial
-from ray_app.trainer_rules import without_inert_genes
+from ray_app.trainer_rules import FINE_TUNE_LR0_CEILING, FINE_TUNE_STEP, for_fine_tuning, without_inert_genes
 
 
 @dataclass
@@ -120,7 +120,11 @@ def _initial_individuals(spec: JobSpec, nc: int | None = None, space: SearchSpac
     return fitted
 
 
-def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int | None = None) -> GASearcher:
+def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int | None = None, *,
+                   pretrained: bool = False) -> GASearcher:
+    """The GA for this job. pretrained (a .pt checkpoint) fine-tunes: the first generation is the defaults and
+    mutants near them, lr0 moves up by at most FINE_TUNE_LR0_CEILING; from scratch (a .yaml) a short training
+    starts from the screening design (short_training_starts) beside the defaults."""
     s = spec.search
     n_obj = 2 if s.mode == "pareto" else 1
     space = s.search_space()
@@ -132,10 +136,17 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
     for reason in sorted(set(inert.values())):
         names = ", ".join(n for n, r in inert.items() if r == reason)
         console.print(f"not searched: {names} ({reason})", markup=False)
+    if pretrained and "lr0" not in s.space and not any("lr0" in c for c in s.initial):
+        space = for_fine_tuning(space, auto_lr0(nc) if nc else ULTRALYTICS_DEFAULTS["lr0"])
+    if pretrained:
+        console.print("fine-tuning a pretrained checkpoint: the first generation starts at Ultralytics' defaults and "
+                      f"mutants near them; lr0 at most {FINE_TUNE_LR0_CEILING:g}x its default", markup=False)
     ga = GeneticAlgorithm(space, pop_size=s.population, n_obj=n_obj, seed=s.seed,
                           max_generations=s.generations, stagnation=s.stagnation,
                           time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,
-                          initial=_initial_individuals(spec, nc, space, task, is_short_training(iterations)))
+                          initial=_initial_individuals(spec, nc, space, task,
+                                                       is_short_training(iterations) and not pretrained),
+                          **({"warm_fraction": 1.0, "warm_sigma": FINE_TUNE_STEP} if pretrained else {}))
     objectives = [("fitness", "max")] + ([("latency_ms", "min")] if n_obj == 2 else [])
     return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics))
 
@@ -521,7 +532,8 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
                           f"{spec.resources.gpu} GPU per trial")
             shutil.rmtree(run_dir / "search" / "tune", ignore_errors=True)
             _write_status(run_dir, rounds=["tune"])
-            searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir))
+            searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir),
+                                      pretrained=Path(model).suffix == ".pt")
             run_round(spec, ctx, searcher, "tune")
         _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
         continued = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -244,6 +245,20 @@ def test_genes_the_trainer_ignores_at_the_budget_are_not_searched_and_no_start_r
     assert len(set(effective)) == len(first) == 4  # no candidate re-trains another under another mosaic value
     lr0, faster = pytest.approx(0.001429), pytest.approx(0.001429 * 10**0.5)
     assert [c["lr0"] for c in first[:2]] == [lr0, faster] and all(c["mosaic"] == 1.0 for c in first)
+
+
+def test_a_pretrained_checkpoint_fine_tunes_from_the_defaults_and_points_near_them(tmp_path, shapes):
+    from ray_app.search import build_searcher
+
+    spec = parse_job(job(tmp_path, shapes, "fine", population=8, initial=[], epochs=25))
+    searcher = build_searcher(spec, "detect", nc=3, n_train=64, pretrained=True)
+    first = searcher.ga.ask()
+    default = 0.001429  # auto lr0 for 3 classes
+    assert first[0]["lr0"] == pytest.approx(default) and first[0]["mosaic"] == 1.0
+    assert all(c["lr0"] <= 2 * default + 1e-12 for c in first)  # no large jump up: it wrecks pretrained weights
+    assert not [c for c in first[1:] if c["lr0"] == pytest.approx(default * 10**0.5)]  # no screening design
+    near = searcher.ga.space.encode(first[1:]) - searcher.ga.space.encode(first[:1])
+    assert np.median(np.abs(near)) < 0.1  # mutants of the defaults, not samples spread over the whole space
 
 
 def test_a_long_search_starts_from_the_defaults_without_short_training_variants(tmp_path, shapes):
