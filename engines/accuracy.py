@@ -32,7 +32,7 @@ def read_image(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _label_boxes(text: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def label_boxes(text: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     boxes, classes = [], []
     for line in text.splitlines():
         values = [float(v) for v in line.split()]
@@ -77,10 +77,20 @@ def load_split(clean_dir: str | Path, task: str, split: str = "val", limit: int 
             label = root / "labels" / path.relative_to(root / "images").with_suffix(".txt")
             image = read_image(path)
             text = label.read_text() if label.is_file() else ""
-            samples.append(Sample(image, *_label_boxes(text, image.shape[1], image.shape[0])))
+            samples.append(Sample(image, *label_boxes(text, image.shape[1], image.shape[0])))
     if limit is not None and len(samples) > limit:  # an even spread, not the first classes only
         samples = [samples[i] for i in np.linspace(0, len(samples) - 1, limit).round().astype(int)]
     return samples
+
+
+def labels_found(text: str, width: int, height: int, detections: list[dict]) -> tuple[int, int]:
+    """(labelled objects an answer's detections found, at IoU >= 0.5 with the same class; labelled objects)."""
+    boxes, classes = label_boxes(text, width, height)
+    if not len(boxes) or not detections:
+        return 0, len(boxes)
+    found = np.asarray([d["box"] for d in detections], np.float32).reshape(-1, 4)
+    same = classes[:, None] == np.asarray([d["class_id"] for d in detections])[None, :]
+    return int(((box_iou(boxes, found) >= 0.5) & same).any(axis=1).sum()), len(boxes)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ray_app.console import console
 from ray_app.errors import YoloforgeError
-from ray_app.preview_stage import free_port, sample_image
+from ray_app.preview_stage import describe_answer, free_port, sample_image
 
 
 def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False, check: bool = True,
@@ -43,9 +43,7 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
                     answer = check_bundle(bundle_dir, image, free_port())
             except BundleError as err:
                 raise YoloforgeError(f"the bundle's server did not answer: {err}") from None
-            found = len(answer.get("detections", answer.get("top", [])))
-            console.print(f"[green]Bundle answered[/green] {image.name}: {found} "
-                          f"{'detections' if 'detections' in answer else 'classes'} in "
+            console.print(f"[green]Bundle answered[/green] {image.name}: {describe_answer(image, answer)} in "
                           f"{answer['timing_ms']['total']:.1f} ms (its own binary, run natively)")
     if build:
         try:

@@ -115,17 +115,37 @@ def check_preview(run_dir: Path) -> dict:
     if answer.status_code != 200:
         raise YoloforgeError(f"the preview answered {answer.status_code}: {answer.text[:300]}")
     body = answer.json()
-    found = len(body.get("detections", body.get("top", [])))
-    console.print(f"[green]Preview answered[/green] {image.name}: {found} "
-                  f"{'detections' if 'detections' in body else 'classes'} in {body['timing_ms']['total']:.1f} ms "
-                  f"(served at {url} while it ran; `yoloforge preview {run_dir}` keeps it up)")
+    console.print(f"[green]Preview answered[/green] {image.name}: {describe_answer(image, body)} in "
+                  f"{body['timing_ms']['total']:.1f} ms (served at {url} while it ran; `yoloforge preview {run_dir}` "
+                  "keeps it up)")
     return body
 
 
 def sample_image(run_dir: Path) -> Path | None:
-    """The first JPEG or PNG of the run's clean dataset: what the preview and the bundle are tried with."""
+    """A validation image of the run's clean dataset (the first JPEG or PNG, else any image): what the preview
+    and the bundle are tried with, and checked against its labels."""
     clean = Path(json.loads((run_dir / "dataset_report.json").read_text())["clean_dir"])
-    return next((p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
+    images = [p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    val = [p for p in images if "val" in p.relative_to(clean).parts]
+    return next(iter(val or images), None)
+
+
+def describe_answer(image: Path, body: dict) -> str:
+    """What an answer found, against the image's own label: '3 detections; 3 of 3 labelled objects found ...'."""
+    from engines.accuracy import labels_found
+
+    if "top" in body:
+        top = body["top"][0]["class_name"] if body["top"] else None
+        return f"top class {top} ({'right' if top == image.parent.name else 'labelled ' + image.parent.name})"
+    detections = body.get("detections", [])
+    parts = list(image.parts)
+    index = len(parts) - 1 - parts[::-1].index("images") if "images" in parts else None
+    if index is None:
+        return f"{len(detections)} detections"
+    label = Path(*parts[:index], "labels", *parts[index + 1:]).with_suffix(".txt")
+    text = label.read_text() if label.is_file() else ""
+    hit, total = labels_found(text, body["image"]["width"], body["image"]["height"], detections)
+    return f"{len(detections)} detections; {hit} of {total} labelled objects found (IoU >= 0.5, same class)"
 
 
 def _port_free(host: str, port: int) -> bool:

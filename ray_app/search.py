@@ -194,17 +194,54 @@ class TargetStopper(tune.Stopper):
 
 
 class Progress(tune.Callback):
-    """One line per finished trial: generation, counts, this trial, the best so far against the target."""
+    """One line per finished trial: generation, counts, this trial, the best so far against the target. In a
+    terminal, also a live table of the running trials: epoch, latest accuracy, time left."""
 
-    def __init__(self, population: int, generations: int, target: dict[str, float]) -> None:
-        self.population, self.generations, self.target = population, generations, target
+    def __init__(self, population: int, generations: int, target: dict[str, float], epochs: int = 0) -> None:
+        self.population, self.generations, self.target, self.epochs = population, generations, target, epochs
         self.done = self.failed = 0
         self.best = -math.inf
         self.durations: list[float] = []
         self.started: dict[str, float] = {}
+        self.running: dict[str, dict[str, Any]] = {}  # trial id -> its latest epoch report
+        self.live: Any = None
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.started[trial.trial_id] = time.monotonic()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get("final") or not console.is_terminal:
+            return
+        self.running[trial.trial_id] = result
+        if self.live is None:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=console, transient=True, auto_refresh=False)
+            self.live.start()
+        self.live.update(self._table(), refresh=True)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(title="running trials", title_justify="left", box=None, pad_edge=False)
+        for column in ("trial", "epoch", "mAP50 / top1", "fitness", "time left"):
+            table.add_column(column, justify="left" if column == "trial" else "right")
+        for trial_id, r in sorted(self.running.items()):
+            accuracy = next((r[k] for k in ("mAP50", "top1") if r.get(k) is not None), None)
+            table.add_row(trial_id, f"{r.get('epoch', 0)}/{r.get('epochs') or self.epochs or '?'}",
+                          "-" if accuracy is None else f"{accuracy:.3f}", f"{r.get('fitness') or 0:.4f}",
+                          f"{(r.get('eta_s') or 0) / 60:.1f} min")
+        return table
+
+    def _finished(self, trial: Any) -> None:
+        self.running.pop(trial.trial_id, None)
+        if self.live is not None:
+            self.live.update(self._table(), refresh=True)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
     def _line(self, trials: list, trial: Any, text: str) -> None:
         running = sum(t.status == "RUNNING" for t in trials)
@@ -221,6 +258,7 @@ class Progress(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
+        self._finished(trial)
         self.done += 1
         if "fitness" in result:
             self.best = max(self.best, result["fitness"])
@@ -228,6 +266,7 @@ class Progress(tune.Callback):
         self._line(trials, trial, "trial " + " ".join(f"{k} {v:.3f}" for k, v in shown.items()))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finished(trial)
         self.failed += 1
         self._line(trials, trial, f"trial {trial.trial_id} failed")
 
@@ -274,7 +313,8 @@ def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment
             storage_path=str((run_dir / "search").resolve()), name=experiment, verbose=0,
             stop=TargetStopper(dict(spec.targets.metrics),
                                spec.search.time_budget_min * 60 if spec.search.time_budget_min else None),
-            callbacks=[Progress(spec.search.population, searcher.ga.max_generations or 0, dict(spec.targets.metrics))],
+            callbacks=[Progress(spec.search.population, searcher.ga.max_generations or 0, dict(spec.targets.metrics),
+                                spec.search.epochs)],
             failure_config=tune.FailureConfig(max_failures=0)),
     )
     return tuner.fit()

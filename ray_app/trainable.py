@@ -157,15 +157,18 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir:
 
     def report_epoch(trainer: Any) -> None:
         metrics = named_metrics(ctx.task, trainer.metrics)
-        report({**metrics, "fitness": trial_fitness(metrics, ctx), "epoch": trainer.epoch + 1})
+        done = trainer.epoch + 1
+        eta_s = (time.time() - start) / done * (ctx.epochs - done)  # Tune, its dashboard and TensorBoard show it
+        report({**metrics, "fitness": trial_fitness(metrics, ctx), "epoch": done, "epochs": ctx.epochs,
+                "eta_s": eta_s})
 
     # the same initial weights in every trial (a model built from .yaml is random): trials then differ by their
     # hyperparameters only, not by luck of the draw, which on small data can double or halve the fitness
     torch.manual_seed(ctx.seed)
     model = YOLO(ctx.model, task=ctx.task)
     model.add_callback("on_pretrain_routine_start", _drop_ultralytics_raytune)
-    model.add_callback("on_fit_epoch_end", report_epoch)
     start = time.time()
+    model.add_callback("on_fit_epoch_end", report_epoch)
     model.train(data=ctx.data, epochs=ctx.epochs, imgsz=imgsz, batch=batch, device=device, workers=0,
                 plots=False, amp=device != "cpu", project=str(trial_dir), name="train", exist_ok=True,
                 verbose=False, seed=ctx.seed, deterministic=False, val=True, **hyp)

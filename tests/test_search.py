@@ -283,3 +283,16 @@ def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes)
     mine = build_searcher(parse_job(job(tmp_path, shapes, "mine", initial=[{"optimizer": "SGD", "lr0": 0.01}])),
                           "detect", 3, n_train)
     assert "SGD" in next(g for g in mine.ga.space.genes if g.name == "optimizer").choices
+
+
+def test_the_live_table_shows_each_running_trials_epoch_accuracy_and_time_left():
+    from rich.console import Console
+
+    from ray_app.search import Progress
+
+    progress = Progress(population=2, generations=2, target={"mAP50": 0.5}, epochs=50)
+    progress.running = {"a_00001": {"epoch": 12, "epochs": 50, "mAP50": 0.1234, "fitness": 0.05, "eta_s": 150.0}}
+    screen = Console(record=True, width=120)
+    screen.print(progress._table())
+    row = next(line for line in screen.export_text().splitlines() if "a_00001" in line)
+    assert "12/50" in row and "0.123" in row and "2.5 min" in row
