@@ -127,6 +127,12 @@ def evaluate(predictor: Predictor, samples: list[Sample]) -> dict[str, float]:
         top1 = np.mean([len(t) > 0 and t[0] == c for t, c in zip(tops, truth, strict=True)])
         top5 = np.mean([c in t[:5] for t, c in zip(tops, truth, strict=True)])
         return {"top1": float(top1), "top5": float(top5)}
+    ap, _ = _ap_per_class(predictions, samples)
+    return {"mAP50": float(ap[:, 0].mean()) if len(ap) else 0.0, "mAP50-95": float(ap.mean()) if len(ap) else 0.0}
+
+
+def _ap_per_class(predictions: list, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """(AP at each IoU threshold per class present, those classes), scored as Ultralytics' validator does."""
     from ultralytics.utils.metrics import ap_per_class
 
     tps, confs, pred_cls, target_cls = [], [], [], []
@@ -139,10 +145,54 @@ def evaluate(predictor: Predictor, samples: list[Sample]) -> dict[str, float]:
         confs.append(pred.scores)
         pred_cls.append(pred.classes)
     if not tps:
-        return {"mAP50": 0.0, "mAP50-95": 0.0}
-    ap = ap_per_class(np.concatenate(tps), np.concatenate(confs), np.concatenate(pred_cls),
-                      np.concatenate(target_cls))[5]
-    return {"mAP50": float(ap[:, 0].mean()) if len(ap) else 0.0, "mAP50-95": float(ap.mean()) if len(ap) else 0.0}
+        return np.zeros((0, len(IOU_THRESHOLDS))), np.zeros(0, int)
+    result = ap_per_class(np.concatenate(tps), np.concatenate(confs), np.concatenate(pred_cls),
+                          np.concatenate(target_cls))
+    return result[5], np.asarray(result[6], int)
+
+
+# Ultralytics' confusion matrix thresholds: predictions above conf 0.25 matched to labels at IoU 0.45
+CONFUSION_CONF, CONFUSION_IOU = 0.25, 0.45
+
+
+def per_class_detail(predictor: Predictor, samples: list[Sample], names: list[str]) -> dict:
+    """Per-class accuracy and the confusion matrix (rows: predicted, columns: true; the last row and column are
+    background: a missed object, a detection of nothing) of this predictor on these samples."""
+    nc = len(names)
+    matrix = np.zeros((nc + 1, nc + 1), int)
+    if predictor.facts.task == "classify":
+        predictions = predictor.predict([s.image for s in samples], top_k=1)
+        for pred, sample in zip(predictions, samples, strict=True):
+            matrix[int(pred.top[0]) if pred.top is not None and len(pred.top) else nc, int(sample.classes[0])] += 1
+        counts = matrix[:, :nc].sum(axis=0)
+        per_class = {names[k]: {"top1": float(matrix[k, k] / counts[k]) if counts[k] else None,
+                                "images": int(counts[k])} for k in range(nc)}
+        return {"per_class": per_class, "confusion": matrix.tolist(), "names": names, "images": len(samples)}
+    predictions = predictor.predict([s.image for s in samples], conf=0.001, iou=0.7, max_det=300, multi_label=True)
+    ap, present = _ap_per_class(predictions, samples)
+    instances = np.bincount(np.concatenate([s.classes for s in samples] or [np.zeros(0, int)]).astype(int),
+                            minlength=nc)
+    per_class = {name: {"AP50": None, "AP50-95": None, "instances": int(instances[k])} for k, name in enumerate(names)}
+    for row, k in zip(ap, present, strict=True):
+        per_class[names[k]].update({"AP50": float(row[0]), "AP50-95": float(row.mean())})
+    for pred, sample in zip(predictions, samples, strict=True):
+        keep = pred.scores >= CONFUSION_CONF
+        boxes, classes = pred.boxes[keep], pred.classes[keep]
+        iou = box_iou(sample.boxes, boxes) if len(sample.boxes) and len(boxes) else np.zeros((len(sample.boxes),
+                                                                                                len(boxes)))
+        used_true, used_pred = set(), set()
+        for t, q in sorted(zip(*np.nonzero(iou >= CONFUSION_IOU), strict=True), key=lambda tq: -iou[tq]):
+            if t in used_true or q in used_pred:
+                continue
+            used_true.add(t)
+            used_pred.add(q)
+            matrix[int(classes[q]), int(sample.classes[t])] += 1
+        for t in set(range(len(sample.boxes))) - used_true:
+            matrix[nc, int(sample.classes[t])] += 1
+        for q in set(range(len(boxes))) - used_pred:
+            matrix[int(classes[q]), nc] += 1
+    return {"per_class": per_class, "confusion": matrix.tolist(), "names": names, "images": len(samples),
+            "conf": CONFUSION_CONF, "iou": CONFUSION_IOU}
 
 
 def accuracy_metric(task: str) -> str:

@@ -63,12 +63,12 @@ class BackendPool:
         ray.kill(self.actors.pop(config.backend), no_restart=True)
         return {**config.as_dict(), "key": config.key, "status": "failed", "reason": why}
 
-    def score(self, config: EngineConfig, split: str) -> dict[str, float] | str:
-        """The config's accuracy on a whole split, or why it could not be scored."""
+    def inspect(self, config: EngineConfig, split: str, **what: Any) -> dict[str, Any] | str:
+        """BackendWorker.inspect in the backend's actor, or why it failed."""
         import ray
 
         try:
-            return ray.get(self._actor(config).score.remote(config.as_dict(), split), timeout=self.timeout_s)
+            return ray.get(self._actor(config).inspect.remote(config.as_dict(), split, **what), timeout=self.timeout_s)
         except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError) as err:
             if (actor := self.actors.pop(config.backend, None)) is not None:
                 ray.kill(actor, no_restart=True)
@@ -99,12 +99,12 @@ class LocalPool:
             self.workers[config.backend] = BackendWorker(**self.worker_kwargs)
         return self.workers[config.backend].measure(config.as_dict())
 
-    def score(self, config: EngineConfig, split: str) -> dict[str, float] | str:
+    def inspect(self, config: EngineConfig, split: str, **what: Any) -> dict[str, Any] | str:
         if config.backend not in self.workers:
             self.close()
             self.workers[config.backend] = BackendWorker(**self.worker_kwargs)
         try:
-            return self.workers[config.backend].score(config.as_dict(), split)
+            return self.workers[config.backend].inspect(config.as_dict(), split, **what)
         except Exception as err:
             return f"{type(err).__name__}: {err}"
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from engines.accuracy import Sample, evaluate, load_split
+from engines.accuracy import Sample, evaluate, load_split, per_class_detail
 from engines.base import EngineConfig, EngineUnavailable, ModelFacts
 from engines.export import model_file
+from engines.gallery import GALLERY_CONF, side_by_side
 from engines.harness import PeakRss, cuda_peak_mb, reset_cuda_peak, time_batches
 from engines.predictor import Predictor
 from engines.processing import preprocess
@@ -50,16 +51,29 @@ class BackendWorker:
             self._calibration[imgsz] = preprocess([s.image for s in samples], imgsz, self.facts.task)[0]
         return self._calibration[imgsz]
 
-    def score(self, config_dict: dict[str, Any], split: str) -> dict[str, float]:
-        """Accuracy of one config on a whole split (the test split: a number the search never saw)."""
+    def inspect(self, config_dict: dict[str, Any], split: str, *, score: bool = False, detail: bool = False,
+                gallery: int = 0) -> dict[str, Any]:
+        """What one config does on a whole split: its accuracy (score), per-class accuracy and confusion matrix
+        (detail), and `gallery` images drawn with their labels beside its predictions (JPEG bytes)."""
         config = EngineConfig.from_dict(config_dict)
         calibration = self.calibration(config.imgsz) if config.precision == "int8" else None
         with FileLock(str(self.models_dir / ".export.lock")):
             path = model_file(config, self.weights, self.models_dir, calibration)
         engine = load_engine(config, path, self.weights, self.models_dir, calibration)
         try:
+            predictor = Predictor(engine, self.facts)
             samples = load_split(self.clean_dir, self.facts.task, split)
-            return {**evaluate(Predictor(engine, self.facts), samples), "images": float(len(samples))}
+            out: dict[str, Any] = {"split": split, "images": len(samples)}
+            if score:
+                out["score"] = evaluate(predictor, samples)
+            if detail:
+                out["detail"] = per_class_detail(predictor, samples, list(self.facts.names))
+            if gallery:
+                picks = [samples[i] for i in np.linspace(0, len(samples) - 1, min(gallery, len(samples))).astype(int)]
+                answers = predictor.predict([s.image for s in picks], conf=GALLERY_CONF)
+                out["gallery"] = [side_by_side(s, a, list(self.facts.names), self.facts.task)
+                                  for s, a in zip(picks, answers, strict=True)]
+            return out
         finally:
             engine.close()
             gc.collect()

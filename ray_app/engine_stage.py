@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from rich.table import Table
 
 from engines.accuracy import accuracy_metric, has_split
 from engines.base import EngineConfig, ModelFacts
+from engines.gallery import GALLERY_CONF
 from engines.registry import config_space
-from engines.runner import BackendPool, run_grid, run_search
+from engines.runner import BackendPool, LocalPool, run_grid, run_search
 from engines.selection import EngineTargets, select
 from ray_app.console import console
 from ray_app.errors import YoloforgeError
@@ -156,8 +158,7 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
             else:
                 rows = run_search(pool, configs, targets, facts.imgsz, e.max_configs, on_row, seed=spec.search.seed)
             selection = select(rows, targets, facts.imgsz)
-            if has_split(clean_dir, task, "test"):
-                selection["test"] = score_on_test(pool, selection, metric)
+            selection.update(inspect_selection(pool, selection, run_dir, clean_dir, task, metric))
         finally:
             pool.close()
     selection.update(mode=mode, space=len(configs), device=device, task=task, model=facts.as_dict(),
@@ -170,21 +171,51 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
     return selection
 
 
-def score_on_test(pool: BackendPool, selection: dict[str, Any], metric: str) -> dict[str, Any]:
-    """The search's best weights (the baseline engine) and the chosen engine, scored on the test split: numbers
-    that neither the search nor the selection saw."""
-    scores: dict[str, Any] = {}
-    for role in ("baseline", "chosen"):
-        row = selection.get(role)
-        if not row:
+GALLERY_IMAGES = 6
+
+
+def inspect_selection(pool: BackendPool | LocalPool, selection: dict[str, Any], run_dir: Path, clean_dir: str,
+                      task: str, metric: str) -> dict[str, Any]:
+    """What the chosen config and the search's best weights (the baseline engine) do beyond the timed rows:
+    accuracy on the test split, which neither the search nor the selection saw (selection.json 'test'); per-class
+    accuracy and the confusion matrix of the best weights on the validation split (accuracy.json); and a gallery
+    of test (else validation) images with labels beside the chosen engine's predictions (gallery/)."""
+    baseline, chosen = selection.get("baseline"), selection.get("chosen") or selection.get("closest")
+    has_test = has_split(clean_dir, task, "test")
+    found: dict[str, Any] = {}
+    if baseline:
+        detail = pool.inspect(EngineConfig.from_dict(baseline), "val", detail=True)
+        if isinstance(detail, dict):
+            (run_dir / "accuracy.json").write_text(json.dumps({"engine": baseline["key"], "split": "val",
+                                                               **detail["detail"]}, indent=2))
+        else:
+            console.print(f"[yellow]per-class accuracy not measured:[/yellow] {detail}", markup=False)
+    for role, row in (("baseline", baseline), ("chosen", chosen)):
+        if not row or (role == "baseline" and not has_test):
             continue
-        result = pool.score(EngineConfig.from_dict(row), "test")
-        scores[role] = {"key": row["key"], **(result if isinstance(result, dict) else {"error": result})}
+        gallery = GALLERY_IMAGES if role == "chosen" else 0
+        found[role] = pool.inspect(EngineConfig.from_dict(row), "test" if has_test else "val", score=has_test,
+                                   gallery=gallery)
+    gallery_dir = run_dir / "gallery"
+    shutil.rmtree(gallery_dir, ignore_errors=True)
+    if chosen and isinstance(found.get("chosen"), dict) and found["chosen"].get("gallery"):
+        gallery_dir.mkdir()
+        names = []
+        for k, jpeg in enumerate(found["chosen"]["gallery"]):
+            (gallery_dir / f"{k:02d}.jpg").write_bytes(jpeg)
+            names.append(f"{k:02d}.jpg")
+        (gallery_dir / "gallery.json").write_text(json.dumps({"engine": chosen["key"], "split": found["chosen"][
+            "split"], "conf": GALLERY_CONF, "images": names}, indent=2))
+    if not has_test:
+        return {}
+    scores = {role: {"key": row["key"], **(found[role]["score"] | {"images": float(found[role]["images"])}
+                                           if isinstance(found.get(role), dict) else {"error": found.get(role)})}
+              for role, row in (("baseline", baseline), ("chosen", chosen)) if row}
     shown = [f"{'search best' if role == 'baseline' else 'chosen engine'} ({s['key']}) {metric} "
              + (f"{s[metric]:.4f}" if metric in s else f"not scored: {s['error']}") for role, s in scores.items()]
     images = next((int(s["images"]) for s in scores.values() if "images" in s), 0)
     console.print(f"On the test split ({images} images the search never saw): " + "; ".join(shown), markup=False)
-    return scores
+    return {"test": scores}
 
 
 def _json_default(value: Any) -> Any:

@@ -200,6 +200,62 @@ def _engines_section(rows: list[dict[str, Any]], selection: dict[str, Any] | Non
     return "".join(parts)
 
 
+def _accuracy_section(detail: dict[str, Any] | None) -> str:
+    """Per-class accuracy and the confusion matrix of the search's best weights (accuracy.json)."""
+    if detail is None:
+        return '<p class="muted">Measured by the engines stage (<code>yoloforge bench</code>).</p>'
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(detail["names"])
+    per_class = [{"class": name, **values} for name, values in detail["per_class"].items()]
+    columns = [("class", "class")] + [(k, k) for k in ("AP50", "AP50-95", "top1", "instances", "images")
+                                      if any(k in r for r in per_class)]
+    parts = [f'<p>{html.escape(detail.get("engine", ""))} on the {html.escape(detail.get("split", "val"))} split '
+             f'({detail["images"]} images).</p>', _table(per_class, columns)]
+    matrix = np.asarray(detail["confusion"], float)
+    labels = [*names, "background"]
+    size = min(9.0, 2.4 + 0.45 * len(labels))
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    shown = matrix / np.maximum(matrix.sum(axis=0, keepdims=True), 1)  # each true class's column sums to 1
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    if len(labels) <= 20:
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(j, i, f"{int(count)}", ha="center", va="center", fontsize=7,
+                        color="white" if shown[i, j] > 0.5 else "black")
+    threshold = f" (conf >= {detail['conf']:g}, IoU >= {detail['iou']:g})" if "conf" in detail else ""
+    ax.set_title("Confusion matrix" + threshold, fontsize=10)
+    parts.append(f'<div class="card">{_svg(fig)}</div>')
+    return "".join(parts)
+
+
+def _gallery_section(run_dir: Path) -> str:
+    """Test (else validation) images: labels on the left, the chosen engine's predictions on the right."""
+    import base64
+
+    info = _read_json(run_dir / "gallery" / "gallery.json")
+    if info is None:
+        return '<p class="muted">Drawn by the engines stage (<code>yoloforge bench</code>).</p>'
+    figures = []
+    for name in info["images"]:
+        path = run_dir / "gallery" / name
+        if path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode()
+            figures.append(f'<img alt="{html.escape(name)}" src="data:image/jpeg;base64,{data}" '
+                           'style="max-width:100%;margin:4px 0">')
+    return (f'<p>{len(figures)} {html.escape(info["split"])} images: labels (left) beside the predictions of '
+            f'{html.escape(info["engine"])} at conf {info["conf"]:g} (right).</p>'
+            f'<div class="card">{"".join(figures)}</div>')
+
+
 def _bundle_section(run_dir: Path) -> str:
     info = _read_json(run_dir / "bundle" / "bundle.json")
     if info is None:
@@ -242,6 +298,8 @@ written {now}</p>
 <h2>Dataset</h2>{_dataset_section(_read_json(run_dir / "dataset_report.json"))}
 <h2>Hyperparameter search</h2>{_search_section(trials, pareto, best, spec_targets)}
 <h2>Inference engines</h2>{_engines_section(engines, selection)}
+<h2>The detector at work</h2>{_gallery_section(run_dir)}
+<h2>Accuracy per class (best trial)</h2>{_accuracy_section(_read_json(run_dir / "accuracy.json"))}
 <h2>Bundle</h2>{_bundle_section(run_dir)}
 </main></body></html>
 """

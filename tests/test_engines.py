@@ -339,3 +339,22 @@ def test_a_dataset_with_a_test_split_gets_the_search_best_and_the_chosen_engine_
     assert test["baseline"]["key"] == selection["baseline"]["key"] and test["baseline"]["images"] == 6
     for scores in test.values():
         assert 0 <= scores["mAP50-95"] <= scores["mAP50"] <= 1
+    gallery = json.loads((run_dir / "gallery" / "gallery.json").read_text())
+    assert gallery["split"] == "test" and gallery["engine"] == selection["chosen"]["key"]
+    assert len(gallery["images"]) == 6
+    assert all((run_dir / "gallery" / name).stat().st_size > 1000 for name in gallery["images"])
+
+
+def test_the_best_weights_get_per_class_accuracy_and_a_confusion_matrix(tmp_path, make_run_dir):
+    from ray_app.pipeline import bench_run
+
+    run_dir = make_run_dir({"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1]})
+    bench_run(run_dir)
+    detail = json.loads((run_dir / "accuracy.json").read_text())
+    assert detail["split"] == "val" and detail["names"] == ["circle", "square", "triangle"]
+    matrix = np.asarray(detail["confusion"])
+    assert matrix.shape == (4, 4)
+    labelled = sum(c["instances"] for c in detail["per_class"].values())
+    assert matrix[:, :3].sum() == labelled  # every labelled object is found as some class or missed
+    assert all(0 <= c["AP50-95"] <= c["AP50"] <= 1 for c in detail["per_class"].values() if c["AP50"] is not None)
+    assert json.loads((run_dir / "gallery" / "gallery.json").read_text())["split"] == "val"  # no test split

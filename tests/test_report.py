@@ -55,6 +55,15 @@ def finished_run(tmp_path: Path) -> Path:
     (run / "selection.json").write_text(json.dumps({
         "met": True, "chosen": engines[1], "targets": {"fps": 100, "metric": "mAP50-95"},
         "reasoning": ["Chosen, the fastest that meets every target: onnxruntime fp32 batch 1"], "advice": []}))
+    (run / "accuracy.json").write_text(json.dumps({
+        "engine": "pytorch-fp32-b1-128px-cpu", "split": "val", "images": 20, "names": ["circle", "square"],
+        "per_class": {"circle": {"AP50": 0.71, "AP50-95": 0.42, "instances": 20},
+                      "square": {"AP50": 0.55, "AP50-95": 0.31, "instances": 21}},
+        "confusion": [[17, 2, 1], [1, 18, 3], [2, 1, 0]], "conf": 0.25, "iou": 0.45}))
+    (run / "gallery").mkdir()
+    Image.fromarray(np.full((40, 90, 3), 200, np.uint8)).save(run / "gallery" / "00.jpg")
+    (run / "gallery" / "gallery.json").write_text(json.dumps({"engine": "onnxruntime-fp32-b1-128px-cpu",
+                                                              "split": "val", "conf": 0.25, "images": ["00.jpg"]}))
     return run
 
 
@@ -66,6 +75,14 @@ def test_report_has_every_section_and_marks_the_choices(finished_run):
     assert '<tr class="chosen"><td>t7</td>' in page  # the chosen trial, highlighted
     assert '<tr class="chosen"><td>onnxruntime-fp32-b1-128px-cpu</td>' in page
     assert "no CUDA GPU here" in page and "NaN loss" in page and "Chosen, the fastest" in page
+
+
+def test_report_shows_the_detector_at_work_and_its_accuracy_per_class(finished_run):
+    page = write_report(finished_run).read_text()
+    assert "<h2>The detector at work</h2>" in page and page.count('src="data:image/jpeg;base64,') == 1
+    assert "onnxruntime-fp32-b1-128px-cpu at conf 0.25" in page
+    assert "<h2>Accuracy per class (best trial)</h2>" in page and "<td>square</td><td>0.55</td>" in page
+    assert "Confusion matrix (conf &gt;= 0.25, IoU &gt;= 0.45)" in page or "Confusion matrix (conf" in page
 
 
 def test_report_is_self_contained(finished_run):
