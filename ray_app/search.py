@@ -204,13 +204,17 @@ class Progress(tune.Callback):
         self.durations: list[float] = []
         self.started: dict[str, float] = {}
         self.running: dict[str, dict[str, Any]] = {}  # trial id -> its latest epoch report
+        self.reported: set[str] = set()  # trials whose final line is printed
         self.live: Any = None
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.started[trial.trial_id] = time.monotonic()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        if result.get("final") or not console.is_terminal:
+        if result.get("final"):  # a met target ends the experiment before Tune calls on_trial_complete
+            self._complete(trials, trial, result)
+            return
+        if not console.is_terminal:
             return
         self.running[trial.trial_id] = result
         if self.live is None:
@@ -244,7 +248,7 @@ class Progress(tune.Callback):
             self.live = None
 
     def _line(self, trials: list, trial: Any, text: str) -> None:
-        running = sum(t.status == "RUNNING" for t in trials)
+        running = sum(t.status == "RUNNING" and t.trial_id not in self.reported for t in trials)
         total = self.population * self.generations
         if trial.trial_id in self.started:
             self.durations.append(time.monotonic() - self.started.pop(trial.trial_id))
@@ -257,7 +261,12 @@ class Progress(tune.Callback):
                       f"target {target} · ETA {eta / 60:.1f} min", markup=False)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        result = trial.last_result or {}
+        self._complete(trials, trial, trial.last_result or {})
+
+    def _complete(self, trials: list, trial: Any, result: dict) -> None:
+        if trial.trial_id in self.reported:
+            return
+        self.reported.add(trial.trial_id)
         self._finished(trial)
         self.done += 1
         if "fitness" in result:
@@ -483,12 +492,14 @@ def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
     if searcher is not None:
         (run_dir / "search" / "ga_state.json").write_text(json.dumps(searcher.ga.state_dict()))
     stop = (searcher.ga.stop_reason() if searcher else None) or "stopped"
-    failed = sum(r["status"] != "ok" for r in rows)
+    failed = sum(r["status"] == "error" for r in rows)
+    stopped = sum(r["status"] not in ("ok", "error") for r in rows)  # ended by a met target or the time budget
     met = best is not None and meets_targets(best, minimums) and bool(minimums)
     outcome = SearchOutcome(stop_reason="target" if met else stop, target_met=met, best=best, trials=len(rows),
                             failed=failed)
     metric_names = list(METRIC_KEYS[task].values())
-    table = Table(title=f"Best trials of {len(rows)} ({failed} failed): accuracy beside compute")
+    table = Table(title=f"Best trials of {len(rows)} ({failed} failed"
+                        + (f", {stopped} stopped early" if stopped else "") + "): accuracy beside compute")
     for col in ("trial", "gen", "fitness", *metric_names, "latency ms", "params M", "GFLOPs", "train s"):
         table.add_column(col, justify="right")
     ok = sorted((r for r in rows if r["status"] == "ok" and r["fitness"] is not None), key=lambda r: -r["fitness"])
