@@ -11,15 +11,15 @@ from engines.accuracy import Sample
 from engines.base import Prediction
 
 GALLERY_CONF = 0.25  # Ultralytics' predict default: what a user of the model would see
-GALLERY_PX = 320  # each half at most this wide or high
+GALLERY_PX = 320  # each half this wide or high (the longer side)
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
            (240, 50, 230), (128, 128, 0), (0, 128, 128), (170, 110, 40)]
 
 
 def _panel(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, texts: list[str], title: str) -> Image.Image:
-    scale = min(1.0, GALLERY_PX / max(image.shape[:2]))
+    scale = min(4.0, GALLERY_PX / max(image.shape[:2]))  # small images are enlarged too, so labels stay readable
     panel = Image.fromarray(image).convert("RGB")
-    if scale < 1:
+    if scale != 1:
         panel = panel.resize((round(image.shape[1] * scale), round(image.shape[0] * scale)))
     draw = ImageDraw.Draw(panel)
     for box, cls, text in zip(boxes * scale, classes, texts, strict=True):

@@ -250,7 +250,7 @@ def _gallery_section(run_dir: Path) -> str:
         if path.is_file():
             data = base64.b64encode(path.read_bytes()).decode()
             figures.append(f'<img alt="{html.escape(name)}" src="data:image/jpeg;base64,{data}" '
-                           'style="max-width:100%;margin:4px 0">')
+                           'style="max-width:100%;margin:6px 12px 6px 0;display:inline-block">')
     return (f'<p>{len(figures)} {html.escape(info["split"])} images: labels (left) beside the predictions of '
             f'{html.escape(info["engine"])} at conf {info["conf"]:g} (right).</p>'
             f'<div class="card">{"".join(figures)}</div>')
