@@ -317,3 +317,14 @@ def test_voc_class_order_comes_from_labelmap_and_unknown_names_are_named(tmp_pat
     assert report.names == ["triangle", "square", "circle"]
     unknown = next(p for p in report.problems if p.code == "unknown_class")
     assert unknown.file == "Annotations/train_00000.xml" and "object 'x" in unknown.message
+
+
+def test_a_single_coco_file_at_the_root_is_the_train_split_and_asks_for_a_val_split(tmp_path):
+    root = _coco(tmp_path, with_polygons=False)
+    shutil.move(root / "annotations" / "instances_train.json", root / "result.json")  # Label Studio's export
+    shutil.rmtree(root / "annotations")
+    report = check_dataset(root).report
+    assert report.layout == "coco" and sizes(report) == {"train": 6}
+    assert not report.ok and "val_missing" in codes(report)
+    report = check_dataset(root, val_split=0.34).report
+    assert report.ok and sizes(report) == {"train": 4, "val": 2}

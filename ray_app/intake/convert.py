@@ -72,10 +72,12 @@ def _row(cls: int, values: list[float]) -> str:
 
 
 def coco_files(root: Path) -> list[Path]:
-    """COCO annotation files: annotations/*.json (COCO, CVAT, Label Studio) or <split>/_annotations.coco.json
-    (Roboflow's COCO export)."""
+    """COCO annotation files: annotations/*.json (COCO, CVAT), <split>/_annotations.coco.json (Roboflow's COCO
+    export), or a COCO file at the root (Label Studio's result.json)."""
     found = sorted((root / "annotations").glob("*.json")) if (root / "annotations").is_dir() else []
-    found += sorted(root.glob("*/_annotations.coco.json")) + sorted(root.glob("_annotations.coco.json"))
+    found += sorted(root.glob("*/_annotations.coco.json"))
+    if not found:
+        found = sorted(root.glob("*.json"))
     return [p for p in found if _looks_like_coco(p)]
 
 
@@ -132,15 +134,20 @@ def _coco_names(files: dict[Path, dict[str, Any]]) -> tuple[list[str], list[Find
     return names, findings
 
 
-def _find_image(file_name: str, json_path: Path, root: Path, split: str | None) -> Path | None:
-    rel = Path(file_name)
+def _image_folders(json_path: Path, root: Path, split: str | None) -> list[Path]:
+    """Where the images of one annotation file may be, most likely first."""
     bases = [json_path.parent, json_path.parent.parent, root, root / "images"]
     if split:
         bases += [root / "images" / split, root / split]
-        bases += [p for p in root.iterdir() if p.is_dir() and split_of(p.name) == split]
-        bases += [p for p in (root / "images").glob("*") if p.is_dir() and split_of(p.name) == split] \
-            if (root / "images").is_dir() else []
-    for base in bases:
+        for parent in (root, root / "images"):
+            if parent.is_dir():
+                bases += [p for p in sorted(parent.iterdir()) if p.is_dir() and split_of(p.name) == split]
+    return list(dict.fromkeys(b for b in bases if b.is_dir()))
+
+
+def _find_image(file_name: str, folders: list[Path]) -> Path | None:
+    rel = Path(file_name)
+    for base in folders:
         for candidate in (base / rel, base / rel.name):
             if candidate.is_file():
                 return candidate
@@ -194,8 +201,9 @@ def read_coco(root: Path, task: str | None) -> Conversion:
             conversion.findings.append(Finding(code, f"{count} annotation(s) skipped: {reason}", path, "skipped"))
         items = []
         missing = []
+        folders = _image_folders(path, root, split)
         for image_id, image in images.items():
-            found = _find_image(str(image.get("file_name", "")), path, root, split)
+            found = _find_image(str(image.get("file_name", "")), folders)
             if found is None:
                 missing.append(str(image.get("file_name")))
                 continue
