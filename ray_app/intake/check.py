@@ -23,7 +23,7 @@ from PIL import Image
 from ray_app.errors import DatasetError
 from ray_app.intake.convert import Conversion, read_coco, read_voc
 from ray_app.intake.labels import check_label_text, looks_like_segment
-from ray_app.intake.layout import Layout, extract_zip, recognise
+from ray_app.intake.layout import SPLITS, Layout, extract_zip, recognise, relative_name
 from ray_app.intake.report import DatasetReport, Problem, SplitStats, problem
 
 # Ultralytics' IMG_FORMATS (ultralytics.data.utils); a test keeps the two in step.
@@ -31,7 +31,6 @@ IMG_SUFFIXES = frozenset(
     f".{s}" for s in ("avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp")
 )
 MIN_IMAGE_PX = 10
-SPLITS = ("train", "val", "test")
 Progress = Callable[[str, int, int], None]  # (description, advance, total) for progress bars
 
 
@@ -124,13 +123,6 @@ def _img2label(path: Path) -> Path:
     return Path(sb.join(s.rsplit(sa, 1)) if sa in s else s).with_suffix(".txt")
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 # --- the checker ----------------------------------------------------------------------------------------
 
 
@@ -143,7 +135,7 @@ class _Checker:
 
     def add(self, code: str, severity: str, message: str, file: Path | None = None, **kw: Any) -> None:
         self.problems.append(problem(code, severity, message,  # type: ignore[arg-type]
-                                     file=_rel(file, self.root) if file else None, **kw))
+                                     file=relative_name(file, self.root) if file else None, **kw))
 
     def quarantine(self, item: Item, code: str, message: str, line: int | None = None) -> None:
         item.quarantined = True
@@ -176,12 +168,12 @@ class _Checker:
                 continue
             item.left_out = True
             if original.split == item.split:
-                self.add("duplicate_image", "warning", f"same bytes as {_rel(original.src, self.root)}",
+                self.add("duplicate_image", "warning", f"same bytes as {relative_name(original.src, self.root)}",
                          item.src, action="left out")
             else:
                 self.add("duplicate_across_splits", "warning",
-                         f"also in {original.split} as {_rel(original.src, self.root)}: {item.split} scores would "
-                         "be inflated", item.src, action=f"left out of {item.split}")
+                         f"also in {original.split} as {relative_name(original.src, self.root)}: {item.split} "
+                         "scores would be inflated", item.src, action=f"left out of {item.split}")
 
     def split_val(self, fraction: float | None, seed: int) -> dict[str, float] | None:
         if any(i.split == "val" for i in self.items):
@@ -348,7 +340,7 @@ def _detect_items(checker: _Checker, layout: Layout) -> None:
                                     action="ignored")
                         continue
                     images.append(p)
-                rels = [prefix / Path(_rel(p, root)) for p in images]
+                rels = [prefix / Path(relative_name(p, root)) for p in images]
             stems: dict[Path, Path] = {}
             for image, rel in zip(images, rels, strict=True):
                 if image in seen:
@@ -357,7 +349,7 @@ def _detect_items(checker: _Checker, layout: Layout) -> None:
                 label = _img2label(image)
                 if label in stems:
                     checker.add("label_stem_clash", "warning", f"shares its label file {label.name} with "
-                                f"{_rel(stems[label], root)}", image, action="quarantined")
+                                f"{relative_name(stems[label], root)}", image, action="quarantined")
                     checker.items.append(Item(split, image, rel, label, quarantined=True))
                     continue
                 stems[label] = image
@@ -373,7 +365,7 @@ def _converted_items(checker: _Checker, conversion: Conversion) -> None:
         for c in converted:
             rel = Path(c.image.name)
             if rel.stem in stems and stems[rel.stem] != c.image:  # two folders: keep both, by their own name
-                rel = Path(_rel(c.image, checker.root).replace("/", "_"))
+                rel = Path(relative_name(c.image, checker.root).replace("/", "_"))
             stems[rel.stem] = c.image
             checker.items.append(Item(split, c.image, rel, c.source, label_text=c.label))
 
@@ -386,7 +378,7 @@ def _check_detect_labels(checker: _Checker, names: list[str], task: str) -> None
         if not any(i.label_text is not None or (i.label_src and i.label_src.is_file()) for i in items):
             checker.add("labels_not_found", "error",
                         f"none of the {len(items)} {split} images has a label file; expected e.g. "
-                        f"{_rel(_img2label(items[0].src), checker.root)}", items[0].src)
+                        f"{relative_name(_img2label(items[0].src), checker.root)}", items[0].src)
     for item in checker.items:
         if item.quarantined or item.label_src is None:
             continue
@@ -394,7 +386,7 @@ def _check_detect_labels(checker: _Checker, names: list[str], task: str) -> None
         if converted:
             text = item.label_text or ""
         elif not item.label_src.is_file():
-            checker.add("label_missing", "warning", f"no label file ({_rel(item.label_src, checker.root)}); "
+            checker.add("label_missing", "warning", f"no label file ({relative_name(item.label_src, checker.root)}); "
                         "the image is used as a background with no objects", item.src, action="kept as background")
             continue
         else:
@@ -433,11 +425,11 @@ def _classify_layout(checker: _Checker, root: Path, origins: dict[str, str]) -> 
     if "train" not in splits:
         raise DatasetError("classification layout needs a train/ folder with one sub-folder per class",
                            where=str(root), fix="arrange images as train/<class>/*.jpg and val/<class>/*.jpg")
-    if "val" not in splits and "test" in splits:  # Ultralytics validates on test/ when val/ is missing
+    val_from_test = "val" not in splits and "test" in splits
+    if val_from_test:  # Ultralytics validates on test/ when val/ is missing
         splits["val"] = splits.pop("test")
-    origins.clear()
-    origins.update({s: f"{_rel(d, root)}/<class>/" for s, d in splits.items()})
-    if splits["val"].name == "test" if "val" in splits else False:
+    origins.update({s: f"{relative_name(d, root)}/<class>/" for s, d in splits.items()})
+    if val_from_test:
         origins["val"] += " (no val/ folder: validated on test/, as Ultralytics does)"
     class_dirs = {s: sorted(p.name for p in d.iterdir() if p.is_dir()) for s, d in splits.items()}
     names = class_dirs["train"]

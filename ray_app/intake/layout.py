@@ -107,7 +107,8 @@ def load_data_yaml(path: Path) -> dict[str, Any]:
 # --- data.yaml paths -----------------------------------------------------------------------------------------
 
 
-def _rel(path: Path, root: Path) -> str:
+def relative_name(path: Path, root: Path) -> str:
+    """The path as the report shows it: relative to the dataset's root where it is inside it."""
     try:
         return str(path.relative_to(root)) or "."
     except ValueError:
@@ -170,7 +171,7 @@ def _resolve_split(split: str, value: Any, base: Path, data_yaml: Path,
             raise DatasetError(f"{split}: {entry} does not exist (looked at {looked})", where=str(data_yaml),
                                fix="point it at a folder of images or a .txt list of image paths")
         path, how = hit
-        shown = _rel(path.resolve(), base.resolve())
+        shown = relative_name(path.resolve(), base.resolve())
         if how:
             notes.append(Note("path_fallback", f"{split}: {entry} does not exist as written; read {shown} "
                               f"instead ({how})", data_yaml, f"read {shown}"))
@@ -216,7 +217,7 @@ def suggest_data_yaml(root: Path) -> str:
         for folder in (root / "images" / split, *(p / "images" for p in sorted(root.iterdir())
                                                   if p.is_dir() and split_of(p.name) == split)):
             if folder.is_dir():
-                lines.append(f"{split}: {_rel(folder, root)}")
+                lines.append(f"{split}: {relative_name(folder, root)}")
                 break
     if len(lines) == 1:
         lines += ["train: images/train", "val: images/val"]
@@ -236,7 +237,7 @@ def recognise(source: Path, task: str | None) -> Layout:
     if source.is_file():
         return yolo_layout(source)
     if task == "classify":
-        return Layout("classify", source, origins={s: f"{s}/<class>/" for s in SPLITS if (source / s).is_dir()})
+        return Layout("classify", source)
     data_yaml = find_data_yaml(source)
     if data_yaml is not None:
         return yolo_layout(data_yaml)
@@ -255,7 +256,7 @@ def recognise(source: Path, task: str | None) -> Layout:
         if task in ("detect", "segment"):
             raise DatasetError(f"this is a classification layout (train/<class>/) but the task is {task}",
                                where=str(source), fix="set task: classify, or give a detect/segment dataset")
-        return Layout("classify", source, origins={s: f"{s}/<class>/" for s in SPLITS if (source / s).is_dir()})
+        return Layout("classify", source)
     if (source / "images").is_dir() or any((p / "images").is_dir() for p in source.iterdir() if p.is_dir()):
         raise DatasetError("no data.yaml: it says where the splits are and names the classes", where=str(source),
                            fix=f"create {source / 'data.yaml'} like this:\n{suggest_data_yaml(source)}")
