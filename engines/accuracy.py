@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image
-
-from engines.predictor import Predictor
+from yoloforge.engines.predictor import Predictor
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

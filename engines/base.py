@@ -116,7 +116,7 @@ class Prediction:
 
     def to_json(self, names: list[str], task: str) -> dict[str, Any]:
         """The body of the HTTP contract's answer for this image (serving/openapi.yaml)."""
-        from engines.processing import mask_polygons
+        from yoloforge.engines.processing import mask_polygons
 
         answer: dict[str, Any] = {"task": task, "image": {"width": self.width, "height": self.height}}
         if task == "classify":

@@ -14,8 +14,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
-from engines.base import EngineConfig, EngineUnavailable
+from yoloforge.engines.base import EngineConfig, EngineUnavailable
 
 
 def _fresh(path: Path, source: Path) -> bool:

@@ -6,9 +6,8 @@ import io
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from engines.accuracy import Sample
-from engines.base import Prediction
+from yoloforge.engines.accuracy import Sample
+from yoloforge.engines.base import Prediction
 
 GALLERY_CONF = 0.25  # Ultralytics' predict default: what a user of the model would see
 GALLERY_PX = 320  # each half this wide or high (the longer side)

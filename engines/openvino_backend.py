@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from engines.base import EngineConfig, EngineUnavailable
+from yoloforge.engines.base import EngineConfig, EngineUnavailable
 
 
 class OpenVinoEngine:

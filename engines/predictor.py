@@ -7,9 +7,8 @@ import time
 from collections.abc import Mapping
 
 import numpy as np
-
-from engines.base import Engine, ModelFacts, Prediction
-from engines.processing import postprocess, preprocess
+from yoloforge.engines.base import Engine, ModelFacts, Prediction
+from yoloforge.engines.processing import postprocess, preprocess
 
 
 def plan_batches(n: int, call_ms: Mapping[int, float]) -> list[int]:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from PIL import Image
-
-from engines.base import ModelFacts, Prediction
+from yoloforge.engines.base import ModelFacts, Prediction
 
 PAD_VALUE = 114
 MAX_WH = 7680  # class offset for per-class NMS in one pass (Ultralytics' value)

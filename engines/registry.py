@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from engines.base import Engine, EngineConfig
+from yoloforge.engines.base import Engine, EngineConfig
 
 # option variants worth timing on a CUDA device (each its own config)
 CUDA_OPTIONS: dict[str, list[tuple[tuple[str, Any], ...]]] = {
@@ -52,19 +51,19 @@ def config_space(backends: list[str], precisions: list[str], batch_sizes: list[i
 def load_engine(config: EngineConfig, model_path: Path, weights: Path, cache_dir: Path,
                 calibration: np.ndarray | None) -> Engine:
     if config.backend == "pytorch":
-        from engines.torch_backend import TorchEngine
+        from yoloforge.engines.torch_backend import TorchEngine
 
         return TorchEngine(config, str(weights))
     if config.backend == "onnxruntime":
-        from engines.ort_backend import OnnxRuntimeEngine
+        from yoloforge.engines.ort_backend import OnnxRuntimeEngine
 
         return OnnxRuntimeEngine(config, model_path, cache_dir)
     if config.backend == "openvino":
-        from engines.openvino_backend import OpenVinoEngine
+        from yoloforge.engines.openvino_backend import OpenVinoEngine
 
         return OpenVinoEngine(config, model_path)
     if config.backend == "tensorrt":
-        from engines.tensorrt_backend import TensorRtEngine
+        from yoloforge.engines.tensorrt_backend import TensorRtEngine
 
         return TensorRtEngine(config, model_path, cache_dir, calibration)
     raise ValueError(f"unknown backend {config.backend}")

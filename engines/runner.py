@@ -13,13 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from engines.base import EngineConfig
-from engines.registry import cpu_count, unavailable_reason
-from engines.selection import EngineTargets, baseline_row, violation
-from engines.worker import BackendWorker
-from ga.algorithm import GeneticAlgorithm
-from ga.space import Gene, SearchSpace
+from yoloforge.engines.base import EngineConfig
+from yoloforge.engines.registry import cpu_count, unavailable_reason
+from yoloforge.engines.selection import EngineTargets, baseline_row, violation
+from yoloforge.engines.worker import BackendWorker
+from yoloforge.ga.algorithm import GeneticAlgorithm
+from yoloforge.ga.space import Gene, SearchSpace
 
 Row = dict[str, Any]
 

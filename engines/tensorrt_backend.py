@@ -8,8 +8,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-
-from engines.base import EngineConfig, EngineUnavailable
+from yoloforge.engines.base import EngineConfig, EngineUnavailable
 
 
 def _engine_path(onnx_path: Path, config: EngineConfig, cache_dir: Path) -> Path:

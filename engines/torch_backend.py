@@ -4,8 +4,7 @@ torch.compile and CUDA graphs (options "channels_last", "compile", "cuda_graphs"
 from __future__ import annotations
 
 import numpy as np
-
-from engines.base import EngineConfig, EngineUnavailable
+from yoloforge.engines.base import EngineConfig, EngineUnavailable
 
 
 class TorchEngine:

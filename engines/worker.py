@@ -14,15 +14,14 @@ from typing import Any
 
 import numpy as np
 from filelock import FileLock
-
-from engines.accuracy import Sample, evaluate, load_split, per_class_detail
-from engines.base import EngineConfig, EngineUnavailable, ModelFacts
-from engines.export import model_file
-from engines.gallery import GALLERY_CONF, side_by_side
-from engines.harness import PeakRss, cuda_peak_mb, reset_cuda_peak, time_batches
-from engines.predictor import Predictor
-from engines.processing import preprocess
-from engines.registry import load_engine
+from yoloforge.engines.accuracy import Sample, evaluate, load_split, per_class_detail
+from yoloforge.engines.base import EngineConfig, EngineUnavailable, ModelFacts
+from yoloforge.engines.export import model_file
+from yoloforge.engines.gallery import GALLERY_CONF, side_by_side
+from yoloforge.engines.harness import PeakRss, cuda_peak_mb, reset_cuda_peak, time_batches
+from yoloforge.engines.predictor import Predictor
+from yoloforge.engines.processing import preprocess
+from yoloforge.engines.registry import load_engine
 
 CALIBRATION_IMAGES = 32
 

@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from ga.operators import (
+from yoloforge.ga.operators import (
     duplicate_mask,
     gaussian_mutation,
     non_dominated_sort,
@@ -28,7 +27,7 @@ from ga.operators import (
     survival_rank,
     tournament_select,
 )
-from ga.space import SearchSpace
+from yoloforge.ga.space import SearchSpace
 
 ETA_M_BOUNDS = (5.0, 100.0)
 

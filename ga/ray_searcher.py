@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 from ray.tune.search import Searcher
-
-from ga.algorithm import GeneticAlgorithm
-from ga.fitness import target_violation
+from yoloforge.ga.algorithm import GeneticAlgorithm
+from yoloforge.ga.fitness import target_violation
 
 
 class GASearcher(Searcher):

@@ -13,11 +13,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.prompt import Confirm, FloatPrompt, Prompt
 from rich.table import Table
-
-from ray_app import __version__
-from ray_app.console import console, print_error, print_model, print_report, progress_bars
-from ray_app.errors import SpecError, YoloforgeError
-from ray_app.spec import METRICS_BY_TASK, dump_job, json_schema, load_job, parse_job
+from yoloforge.core.errors import SpecError, YoloforgeError
+from yoloforge.ray_app import __version__
+from yoloforge.ray_app.console import console, print_error, print_model, print_report, progress_bars
+from yoloforge.ray_app.spec import METRICS_BY_TASK, dump_job, json_schema, load_job, parse_job
 
 app = typer.Typer(help="State the accuracy and speed you need from a YOLO model; yoloforge does the rest.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -119,7 +118,7 @@ def _parse_targets(values: list[str]) -> dict[str, float]:
 
 def _ask_spec(defaults: dict[str, Any]) -> dict[str, Any]:
     """Build a job step by step in the terminal."""
-    from ray_app.zoo import find_official
+    from yoloforge.ray_app.zoo import find_official
 
     console.print("[bold]New yoloforge job[/bold] (Enter keeps the default)")
     model = Prompt.ask("Model: official name (see `yoloforge models`), a .pt or a .yaml",
@@ -174,8 +173,8 @@ def run(
 ) -> None:
     """Run the pipeline for a job: intake, hyperparameter search, engine benchmark and selection, preview (when
     enabled in the job) and the deployable bundle."""
-    from ray_app.pipeline import run_job
-    from ray_app.search import SearchChoices
+    from yoloforge.ray_app.pipeline import run_job
+    from yoloforge.ray_app.search import SearchChoices
 
     overrides: dict[str, Any] = {k: v for k, v in {"model": model, "task": task, "name": name}.items() if v}
     if job is not None:
@@ -231,8 +230,8 @@ def resume(
 ) -> None:
     """Continue an interrupted run: finished trials are kept, the search goes on where it stopped, later stages
     run when their inputs changed."""
-    from ray_app.pipeline import resume_run
-    from ray_app.search import SearchChoices
+    from yoloforge.ray_app.pipeline import resume_run
+    from yoloforge.ray_app.search import SearchChoices
 
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
@@ -246,7 +245,7 @@ def bench(
     run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/<name>) with best/best.pt")],
 ) -> None:
     """Benchmark the run's best weights on every inference engine and choose the config (the engines stage)."""
-    from ray_app.pipeline import bench_run
+    from yoloforge.ray_app.pipeline import bench_run
 
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
@@ -264,7 +263,7 @@ def preview(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C)")] = None,
 ) -> None:
     """Serve the selected engine behind the HTTP API (Ray Serve, dynamic batching) until Ctrl-C."""
-    from ray_app.preview_stage import run_preview
+    from yoloforge.ray_app.preview_stage import run_preview
 
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
@@ -284,7 +283,7 @@ def export(
     batch_wait_ms: Annotated[float | None, typer.Option(help="How long a batch waits to fill")] = None,
 ) -> None:
     """Write the deployable bundle: Go server binary, model, config.yaml, Dockerfiles, docker-compose.yml."""
-    from ray_app.export_stage import stage_export
+    from yoloforge.ray_app.export_stage import stage_export
 
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
@@ -298,7 +297,7 @@ def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/<name>)")],
 ) -> None:
     """(Re)write RUN_DIR/report.html: dataset, search, engines, selection and bundle on one offline page."""
-    from ray_app.pipeline import report
+    from yoloforge.ray_app.pipeline import report
 
     if not (run_dir / "job.yaml").is_file():
         raise SpecError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
@@ -314,7 +313,7 @@ def demo(
     dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", help="Start the Ray dashboard")] = True,
 ) -> None:
     """The whole pipeline on built-in synthetic data (no download, CPU is enough; a few minutes on 2 cores)."""
-    from ray_app.pipeline import run_demo
+    from yoloforge.ray_app.pipeline import run_demo
 
     if task not in METRICS_BY_TASK:
         raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
@@ -337,14 +336,14 @@ def data_check(
     max_bad_fraction: Annotated[float, typer.Option(help="Error above this quarantined fraction")] = 0.2,
 ) -> None:
     """Check a dataset and explain every problem; your files are only read. Exit 1 if it has errors."""
-    from ray_app.intake.check import check_dataset
+    from yoloforge.ray_app.intake.check import check_dataset
 
     if task is not None and task not in METRICS_BY_TASK:
         raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
     out = out or Path("runs") / f"check-{path.stem or 'dataset'}"
     model_names = None
     if model:
-        from ray_app.zoo import resolve_model
+        from yoloforge.ray_app.zoo import resolve_model
 
         model_names = resolve_model(model, task).names
     with progress_bars() as progress:
@@ -371,7 +370,7 @@ def data_synth(
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ) -> None:
     """Write a synthetic dataset of coloured shapes (circle, square, triangle) with exact labels."""
-    from ray_app.intake.synth import synth_dataset
+    from yoloforge.ray_app.intake.synth import synth_dataset
 
     if task not in METRICS_BY_TASK:
         raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
@@ -397,7 +396,7 @@ def models_list(
     """List the official models yoloforge can download (and which are cached)."""
     if ctx.invoked_subcommand:
         return
-    from ray_app.zoo import cache_dir, zoo
+    from yoloforge.ray_app.zoo import cache_dir, zoo
 
     cached = {p.name for p in cache_dir().glob("*.pt")}
     table = Table(title="Official Ultralytics models (any of them also works as .yaml, trained from scratch)")
@@ -418,7 +417,7 @@ def models_list(
 @friendly
 def models_inspect(path: Annotated[str, typer.Argument(help="A .pt checkpoint, a .yaml, or an official name")]) -> None:
     """Show a model's task, classes, input size and cost."""
-    from ray_app.zoo import resolve_model
+    from yoloforge.ray_app.zoo import resolve_model
 
     with console.status(f"loading {path}"):
         info = resolve_model(path)

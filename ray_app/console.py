@@ -12,10 +12,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-
-from ray_app.errors import YoloforgeError
-from ray_app.intake.report import DatasetReport
-from ray_app.zoo import ModelInfo
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.ray_app.intake.report import DatasetReport
+from yoloforge.ray_app.zoo import ModelInfo
 
 # piped output (CI logs, files) gets 120 columns instead of rich's 80, so tables keep their trial ids
 console = Console(highlight=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120)

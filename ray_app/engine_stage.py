@@ -14,17 +14,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.table import Table
-
-from engines.accuracy import accuracy_metric, has_split
-from engines.base import EngineConfig, ModelFacts
-from engines.gallery import GALLERY_CONF
-from engines.registry import config_space
-from engines.runner import BackendPool, LocalPool, run_grid, run_search
-from engines.selection import EngineTargets, select
-from ray_app.console import console
-from ray_app.errors import YoloforgeError
-from ray_app.search import ray_session
-from ray_app.spec import JobSpec
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.engines.accuracy import accuracy_metric, has_split
+from yoloforge.engines.base import EngineConfig, ModelFacts
+from yoloforge.engines.gallery import GALLERY_CONF
+from yoloforge.engines.registry import config_space
+from yoloforge.engines.runner import BackendPool, LocalPool, run_grid, run_search
+from yoloforge.engines.selection import EngineTargets, select
+from yoloforge.ray_app.console import console
+from yoloforge.ray_app.search import ray_session
+from yoloforge.ray_app.spec import JobSpec
 
 ENGINE_OUTPUTS = ("engines.parquet", "selection.json", "engines.png")
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ray_app.console import console
-from ray_app.errors import YoloforgeError
-from ray_app.preview_stage import describe_answer, free_port, sample_image
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.ray_app.console import console
+from yoloforge.ray_app.preview_stage import describe_answer, free_port, sample_image
 
 
 def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False, check: bool = True,
                  force: bool = True, max_batch_size: int | None = None,
                  batch_wait_ms: float | None = None) -> Path:
     """Write the bundle, start its binary once to answer one image (check), and build its image if asked."""
-    from serving.bundle import BundleError, build_image, bundle_current, check_bundle, export_bundle
+    from yoloforge.serving.bundle import BundleError, build_image, bundle_current, check_bundle, export_bundle
 
     if not (run_dir / "job.yaml").is_file():
         raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engines.accuracy import accuracy_metric
-from engines.selection import memory_mb
+from yoloforge.engines.accuracy import accuracy_metric
+from yoloforge.engines.selection import memory_mb
 
 
 @dataclass(frozen=True)

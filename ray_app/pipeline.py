@@ -9,18 +9,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ray_app import stages
-from ray_app.console import console, print_model, print_report, progress_bars
-from ray_app.engine_stage import stage_engines
-from ray_app.errors import DatasetError, YoloforgeError
-from ray_app.export_stage import stage_export
-from ray_app.intake.check import Intake, check_dataset
-from ray_app.intake.synth import synth_dataset
-from ray_app.outcome import engine_verdict, target_rows
-from ray_app.preview_stage import check_preview
-from ray_app.search import SearchChoices, SearchOutcome, stage_search
-from ray_app.spec import JobSpec, Targets, dump_job, load_job, parse_job
-from ray_app.zoo import ModelInfo, resolve_model
+from yoloforge.core.errors import DatasetError, YoloforgeError
+from yoloforge.ray_app import stages
+from yoloforge.ray_app.console import console, print_model, print_report, progress_bars
+from yoloforge.ray_app.engine_stage import stage_engines
+from yoloforge.ray_app.export_stage import stage_export
+from yoloforge.ray_app.intake.check import Intake, check_dataset
+from yoloforge.ray_app.intake.synth import synth_dataset
+from yoloforge.ray_app.outcome import engine_verdict, target_rows
+from yoloforge.ray_app.preview_stage import check_preview
+from yoloforge.ray_app.search import SearchChoices, SearchOutcome, stage_search
+from yoloforge.ray_app.spec import JobSpec, Targets, dump_job, load_job, parse_job
+from yoloforge.ray_app.zoo import ModelInfo, resolve_model
 
 STAGES = ("intake", "search", "engines", "preview", "export")
 
@@ -121,7 +121,7 @@ def _search(spec: JobSpec, model: str, data: str, task: str, choices: SearchChoi
                                                                                                       SearchOutcome]:
     """The search stage: a finished search whose inputs changed (model, search settings, dataset), or one
     forced with --from search, is moved to previous/ and started anew; otherwise it is resumed or kept."""
-    from ray_app.search import read_status
+    from yoloforge.ray_app.search import read_status
 
     run_dir = spec.run_dir
     inputs = stages.search_inputs(spec, run_dir)
@@ -270,7 +270,7 @@ def summary(spec: JobSpec, outcome: SearchOutcome, selection: dict | None, until
 
 def report(run_dir: Path) -> Path:
     """Write report.html from what the run holds, and say where it is."""
-    from ray_app.report import write_report
+    from yoloforge.ray_app.report import write_report
 
     path = write_report(run_dir)
     console.print(f"Report: {path} (open it in a browser; it needs no network)")

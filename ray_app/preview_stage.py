@@ -7,14 +7,14 @@ import socket
 import time
 from pathlib import Path
 
-from ray_app.console import console
-from ray_app.errors import YoloforgeError
-from ray_app.search import ray_session
-from ray_app.spec import load_job
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.ray_app.console import console
+from yoloforge.ray_app.search import ray_session
+from yoloforge.ray_app.spec import load_job
 
 
 def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait_ms: float | None = None) -> dict:
-    from serving.served import NotServable, ServedModel
+    from yoloforge.serving.served import NotServable, ServedModel
 
     spec = load_job(run_dir / "job.yaml")
     try:
@@ -37,7 +37,7 @@ def app_builder(args: dict) -> object:
     """The preview application for `serve run ray_app.preview_stage:app_builder run_dir=...` and a RayService's
     serveConfigV2 (cluster/kuberay/rayservice.yaml): run_dir is required, the rest override the run's job.yaml
     preview settings (max_batch_size, batch_wait_ms, replicas, max_replicas, gpu, cpu, ...)."""
-    from serving.preview import build_app
+    from yoloforge.serving.preview import build_app
 
     args = dict(args)
     run_dir = args.pop("run_dir", None)
@@ -52,7 +52,7 @@ def app_builder(args: dict) -> object:
 def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = None,
                 max_batch_size: int | None = None, batch_wait_ms: float | None = None,
                 duration: float | None = None) -> None:
-    from serving import preview
+    from yoloforge.serving import preview
 
     if not (run_dir / "job.yaml").is_file():
         raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
@@ -91,8 +91,7 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
 def check_preview(run_dir: Path) -> dict:
     """Start the preview, answer one validation image through HTTP, stop: proves the endpoint works end to end."""
     import httpx
-
-    from serving import preview
+    from yoloforge.serving import preview
 
     spec = load_job(run_dir / "job.yaml")
     options = preview_options(run_dir)
@@ -132,7 +131,7 @@ def sample_image(run_dir: Path) -> Path | None:
 
 def describe_answer(image: Path, body: dict) -> str:
     """What an answer found, against the image's own label: '3 detections; 3 of 3 labelled objects found ...'."""
-    from engines.accuracy import labels_found
+    from yoloforge.engines.accuracy import labels_found
 
     if "top" in body:
         top = body["top"][0]["class_name"] if body["top"] else None

@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from ray import tune
-
-from ga.algorithm import GeneticAlgorithm
-from ga.operators import non_dominated_sort
-from ga.ray_searcher import GASearcher
-from ga.space import (
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.ga.algorithm import GeneticAlgorithm
+from yoloforge.ga.operators import non_dominated_sort
+from yoloforge.ga.ray_searcher import GASearcher
+from yoloforge.ga.space import (
     ULTRALYTICS_DEFAULTS,
     SearchSpace,
     auto_lr0,
@@ -36,11 +36,10 @@ from ga.space import (
     is_short_training,
     short_training_starts,
 )
-from ray_app.console import console
-from ray_app.errors import YoloforgeError
-from ray_app.spec import JobSpec
-from ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, shared_latency_ms, train_trial
-from ray_app.trainer_rules import FINE_TUNE_LR0_CEILING, FINE_TUNE_STEP, for_fine_tuning, without_inert_genes
+from yoloforge.ray_app.console import console
+from yoloforge.ray_app.spec import JobSpec
+from yoloforge.ray_app.trainable import COST_KEYS, METRIC_KEYS, TrialContext, shared_latency_ms, train_trial
+from yoloforge.ray_app.trainer_rules import FINE_TUNE_LR0_CEILING, FINE_TUNE_STEP, for_fine_tuning, without_inert_genes
 
 
 @dataclass
@@ -565,7 +564,7 @@ def _mark_done_or_interrupted(run_dir: Path, minimums: dict[str, float]) -> None
 def stage_search(spec: JobSpec, model: str, data: str, task: str,
                  choices: SearchChoices | None = None) -> tuple[JobSpec, SearchOutcome]:
     """Run (or resume, or continue) the search; returns the spec with any target the user changed."""
-    from ray_app.spec import dump_job, parse_job
+    from yoloforge.ray_app.spec import dump_job, parse_job
 
     choices = choices or SearchChoices()
     run_dir = spec.run_dir

@@ -13,9 +13,8 @@ from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from ga.space import SearchSpace, yolo_space
-from ray_app.errors import SpecError
+from yoloforge.core.errors import SpecError
+from yoloforge.ga.space import SearchSpace, yolo_space
 
 Task = Literal["detect", "segment", "classify"]
 MetricName = Literal[

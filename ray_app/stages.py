@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ray_app.spec import JobSpec
+from yoloforge.ray_app.spec import JobSpec
 
 STAGE_FILE = "stages.json"
 ORDER = ("intake", "search", "engines", "preview", "export")

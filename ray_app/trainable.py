@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from ga.fitness import weighted_fitness
+from yoloforge.ga.fitness import weighted_fitness
 
 # Ultralytics' metric keys -> yoloforge's metric names
 METRIC_KEYS: dict[str, dict[str, str]] = {

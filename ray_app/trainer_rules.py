@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ga.space import SearchSpace
+from yoloforge.ga.space import SearchSpace
 
 # Ultralytics' default: mosaic, mixup, copy_paste and cutmix are turned off for the last close_mosaic epochs
 # (BaseTrainer._do_train: `epoch >= epochs - close_mosaic`), so a training of that many epochs or fewer never uses them

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ray_app.errors import ModelError, OfflineError
+from yoloforge.core.errors import ModelError, OfflineError
 
 TASKS = ("detect", "segment", "classify")
 TASK_SUFFIX = {"detect": "", "segment": "-seg", "classify": "-cls"}

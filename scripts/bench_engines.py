@@ -35,13 +35,12 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local Ray o
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-
-from engines.base import EngineConfig, ModelFacts
-from engines.registry import config_space, cpu_count
-from engines.runner import BackendPool, LocalPool, run_grid, run_search
-from engines.selection import EngineTargets, select
-from ray_app.intake.check import check_dataset
-from ray_app.intake.synth import synth_dataset
+from yoloforge.engines.base import EngineConfig, ModelFacts
+from yoloforge.engines.registry import config_space, cpu_count
+from yoloforge.engines.runner import BackendPool, LocalPool, run_grid, run_search
+from yoloforge.engines.selection import EngineTargets, select
+from yoloforge.ray_app.intake.check import check_dataset
+from yoloforge.ray_app.intake.synth import synth_dataset
 
 
 def train(work: Path, imgsz: int, epochs: int, device: str) -> tuple[Path, str]:

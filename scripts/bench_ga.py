@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ga.algorithm import GeneticAlgorithm
-from ga.operators import non_dominated_sort
-from ga.space import Gene, SearchSpace
+from yoloforge.ga.algorithm import GeneticAlgorithm
+from yoloforge.ga.operators import non_dominated_sort
+from yoloforge.ga.space import Gene, SearchSpace
 
 warnings.filterwarnings("ignore")
 

@@ -35,10 +35,9 @@ def one_trial(args: tuple[str, str, int, int, int, Path]) -> dict[str, Any]:
     data, model, epochs, imgsz, threads, trial_dir = args
     os.environ["OMP_NUM_THREADS"] = str(threads)  # as Ray sets it for a trial with that many CPUs
     import torch
-
-    from ga.fitness import DEFAULT_WEIGHTS
-    from ga.space import auto_lr0
-    from ray_app.trainable import TrialContext, run_trial
+    from yoloforge.ga.fitness import DEFAULT_WEIGHTS
+    from yoloforge.ga.space import auto_lr0
+    from yoloforge.ray_app.trainable import TrialContext, run_trial
 
     torch.set_num_threads(threads)
     ctx = TrialContext(model=model, data=data, task="detect", epochs=epochs, imgsz=imgsz, batch=16, seed=0,
@@ -91,9 +90,9 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA GPU here: this benchmark measures trials sharing one GPU, nothing to measure")
         return 0
-    from engines.registry import cpu_count
-    from ray_app.intake.check import check_dataset
-    from ray_app.intake.synth import synth_dataset
+    from yoloforge.engines.registry import cpu_count
+    from yoloforge.ray_app.intake.check import check_dataset
+    from yoloforge.ray_app.intake.synth import synth_dataset
 
     work = Path(tempfile.mkdtemp(prefix="bench_packing_"))
     source = synth_dataset(work / "shapes", "detect", n_train=args.train_images, n_val=args.train_images // 4,

@@ -47,10 +47,9 @@ def build_run(work: Path, imgsz: int, max_batch: int) -> Path:
     import io
 
     from ultralytics import YOLO
-
-    from ray_app.intake.synth import synth_dataset
-    from ray_app.pipeline import bench_run, stage_intake
-    from ray_app.spec import parse_job
+    from yoloforge.ray_app.intake.synth import synth_dataset
+    from yoloforge.ray_app.pipeline import bench_run, stage_intake
+    from yoloforge.ray_app.spec import parse_job
 
     data = synth_dataset(work / "shapes", "detect", n_train=16, n_val=8, imgsz=imgsz, seed=0)
     spec = parse_job({"name": "bench", "model": "yolo11n.yaml", "data": {"path": str(data)},
@@ -72,9 +71,8 @@ def raw_throughput(run_dir: Path, batch: int, seconds: float, lanes: int = 1,
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
-
-    from engines.harness import time_batches
-    from serving.served import ServedModel
+    from yoloforge.engines.harness import time_batches
+    from yoloforge.serving.served import ServedModel
 
     served = ServedModel.from_run(run_dir)
     engines = [served.load(batch, threads=threads) for _ in range(lanes)]
@@ -99,9 +97,8 @@ def main() -> int:
     if args.quick:
         args.imgsz, args.duration = 128, 3.0
     import ray
-
-    from serving import preview
-    from serving.served import ServedModel
+    from yoloforge.serving import preview
+    from yoloforge.serving.served import ServedModel
 
     work = Path(tempfile.mkdtemp(prefix="bench_preview_"))
     print(f"building the run (yolo11n, ONNX Runtime fp32 @{args.imgsz}) ...", flush=True)

@@ -42,8 +42,8 @@ import numpy as np
 os.environ.setdefault("YOLO_VERBOSE", "False")  # Ultralytics' logger writes to the real stdout; keep the table readable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ray_app.intake.check import check_dataset
-from ray_app.intake.synth import synth_dataset
+from yoloforge.ray_app.intake.check import check_dataset
+from yoloforge.ray_app.intake.synth import synth_dataset
 
 
 def score(map50: float | None, map50_95: float | None) -> float:
@@ -60,9 +60,8 @@ def trials_to_reach(fitness: list[float], threshold: float) -> int | None:
 
 def run_ours(data: str, work: Path, seed: int, trials: int, epochs: int, imgsz: int) -> tuple[list[float], float]:
     import pyarrow.parquet as pq
-
-    from ray_app.search import SearchChoices, stage_search
-    from ray_app.spec import parse_job
+    from yoloforge.ray_app.search import SearchChoices, stage_search
+    from yoloforge.ray_app.spec import parse_job
 
     population = 4
     spec = parse_job({"name": f"ours-{seed}", "model": "yolo11n.yaml", "task": "detect", "data": data,

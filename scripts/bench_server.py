@@ -53,7 +53,7 @@ KEY = "bench-key"
 
 
 def bundle_for(work: Path, imgsz: int, max_batch: int) -> tuple[Path, Path]:
-    from serving.bundle import export_bundle
+    from yoloforge.serving.bundle import export_bundle
 
     run_dir = build_run(work / f"run{imgsz}", imgsz, max_batch)
     return run_dir, export_bundle(run_dir, max_batch_size=max_batch, max_queue=64).out_dir

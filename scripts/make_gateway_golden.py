@@ -9,8 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from engines.processing import center_crop, letterbox
+from yoloforge.engines.processing import center_crop, letterbox
 
 OUT = Path(__file__).resolve().parents[1] / "serving/gateway/internal/yolo/testdata/resize_golden.json"
 

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from engines.base import EngineConfig
-from serving.served import NotServable, ServedModel
+from yoloforge.engines.base import EngineConfig
+from yoloforge.serving.served import NotServable, ServedModel
 
 GATEWAY = Path(__file__).resolve().parent / "gateway"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -141,7 +140,7 @@ def _render(name: str, values: dict[str, Any]) -> str:
 def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max_batch_size: int | None = None,
                   batch_wait_ms: float | None = None, max_queue: int | None = None) -> Bundle:
     """Write the bundle of run_dir's selected engine into out_dir (default RUN_DIR/bundle), replacing it whole."""
-    from ray_app.preview_stage import preview_options
+    from yoloforge.ray_app.preview_stage import preview_options
 
     run_dir = Path(run_dir)
     try:

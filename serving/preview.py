@@ -23,12 +23,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from ray import serve
 from ray.serve.config import BackpressureConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from engines.base import EngineConfig, ModelFacts
-from engines.predictor import batching_gain, measure_call_ms, plan_batches, run_batches
-from engines.processing import postprocess, preprocess
-from engines.registry import cpu_count
-from serving.served import ServedModel
+from yoloforge.engines.base import EngineConfig, ModelFacts
+from yoloforge.engines.predictor import batching_gain, measure_call_ms, plan_batches, run_batches
+from yoloforge.engines.processing import postprocess, preprocess
+from yoloforge.engines.registry import cpu_count
+from yoloforge.serving.served import ServedModel
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)

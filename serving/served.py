@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from engines.base import Engine, EngineConfig, ModelFacts
-from engines.registry import load_engine
+from yoloforge.engines.base import Engine, EngineConfig, ModelFacts
+from yoloforge.engines.registry import load_engine
 
 
 class NotServable(RuntimeError):
@@ -73,8 +72,8 @@ class ServedModel:
         """int8 needs calibration images (32 training images of the clean dataset), else None."""
         if config.precision != "int8" or config.backend not in ("onnxruntime", "openvino", "tensorrt"):
             return None
-        from engines.accuracy import load_split
-        from engines.processing import preprocess
+        from yoloforge.engines.accuracy import load_split
+        from yoloforge.engines.processing import preprocess
 
         clean = json.loads((self.cache_dir.parent / "dataset_report.json").read_text())["clean_dir"]
         images = [s.image for s in load_split(clean, self.facts.task, "train", 32)]
@@ -82,7 +81,7 @@ class ServedModel:
 
     def file_for(self, config: EngineConfig, calibration: np.ndarray | None = None) -> Path:
         """The model file of another config of this model (exported, quantised and cached as the benchmark does)."""
-        from engines.export import model_file
+        from yoloforge.engines.export import model_file
 
         if config == self.config:
             return self.model_file

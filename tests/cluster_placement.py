@@ -12,11 +12,10 @@ from pathlib import Path
 
 import ray
 from ray import tune
-
-from ga.algorithm import GeneticAlgorithm
-from ga.ray_searcher import GASearcher
-from ga.space import Gene, SearchSpace
-from ray_app.trainable import pick_device
+from yoloforge.ga.algorithm import GeneticAlgorithm
+from yoloforge.ga.ray_searcher import GASearcher
+from yoloforge.ga.space import Gene, SearchSpace
+from yoloforge.ray_app.trainable import pick_device
 
 
 def placement_trainable(config: dict, barrier: str) -> None:

@@ -12,7 +12,7 @@ os.environ.setdefault("COLUMNS", "200")  # before rich's console is created: no 
 # every Ray a test starts listens on loopback only (Ray's "no multi-node" switch makes it bind 127.0.0.1)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from ray_app.intake.synth import synth_dataset
+from yoloforge.ray_app.intake.synth import synth_dataset
 
 _EXIT_STATUS = pytest.StashKey[int]()
 
@@ -112,8 +112,8 @@ def classifier(tmp_path_factory) -> tuple[Path, Path]:
 
 def build_run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, targets: dict | None = None) -> Path:
     """A run directory as intake and search leave it: job.yaml, the clean dataset, best/best.pt."""
-    from ray_app.pipeline import stage_intake
-    from ray_app.spec import parse_job
+    from yoloforge.ray_app.pipeline import stage_intake
+    from yoloforge.ray_app.spec import parse_job
 
     weights, data = detector
     spec = parse_job({"name": "eng", "model": "yolo11n.yaml", "data": {"path": str(data)}, "runs_dir": str(tmp_path),

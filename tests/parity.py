@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-
-from engines.processing import box_iou_one
+from yoloforge.engines.processing import box_iou_one
 
 # 10x the score tolerance: a box this far above a cut is above it in both implementations
 SCORE_MARGIN = 0.01

@@ -128,7 +128,7 @@ def psql(url: str, sql: str) -> str:
 @contextmanager
 def bundle_server(bundle: Path, env: dict[str, str], log: Path) -> Iterator[Service]:
     """The bundle's own binary, started as a user would, until /readyz says loaded (serving.bundle.bundle_process)."""
-    from serving.bundle import bundle_process
+    from yoloforge.serving.bundle import bundle_process
 
     port = free_port()
     with bundle_process(bundle, env, log, port) as (proc, url):

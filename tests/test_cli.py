@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from typer.testing import CliRunner
+from yoloforge.ray_app.cli import app
 
-from ray_app.cli import app
 from tests.conftest import tree_digest
 
 runner = CliRunner()
@@ -244,7 +244,7 @@ def test_export_before_the_engines_stage_says_what_to_run(tmp_path, detect_ds):
 
 def test_installed_entry_point_runs(tmp_path):
     exe = Path(sys.executable).with_name("yoloforge")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ray_app.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "yoloforge.ray_app.cli"]
     out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, env=os.environ, timeout=120)
     assert out.returncode == 0 and "yoloforge 0.1.0" in out.stdout
 
@@ -256,8 +256,8 @@ def test_a_ray_command_exits_0_every_time_with_its_summary_printed(tmp_path, mak
     run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime", "openvino"], "precisions": ["fp32"],
                             "batch_sizes": [1], "min_time_s": 0.2})
     for attempt in range(3):
-        out = subprocess.run([sys.executable, "-m", "ray_app.cli", "bench", str(run_dir)], capture_output=True,
-                             text=True, env={**os.environ, "COLUMNS": "200"}, timeout=600)
+        out = subprocess.run([sys.executable, "-m", "yoloforge.ray_app.cli", "bench", str(run_dir)],
+                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=600)
         assert out.returncode == 0, (attempt, out.returncode, out.stdout[-2000:], out.stderr[-3000:])
         assert "Inference configurations" in out.stdout and "Wrote" in out.stdout  # the summary got out first
         assert "Segmentation fault" not in out.stderr and "Fatal Python error" not in out.stderr

@@ -80,9 +80,8 @@ def test_kuberay_objects_have_valid_pods_and_the_pinned_ray_version(name):
 
 def test_rayjob_runs_a_job_yaml_that_yoloforge_accepts():
     from typer.testing import CliRunner
-
-    from ray_app.cli import app
-    from ray_app.spec import parse_job
+    from yoloforge.ray_app.cli import app
+    from yoloforge.ray_app.spec import parse_job
 
     config, job = documents(CLUSTER / "kuberay" / "rayjob.yaml")
     spec = parse_job(yaml.safe_load(config["data"]["job.yaml"]), "rayjob.yaml")

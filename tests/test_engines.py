@@ -14,13 +14,14 @@ import torchvision
 
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
-from engines.accuracy import evaluate, load_split
-from engines.base import EngineConfig, ModelFacts
-from engines.export import model_file
-from engines.predictor import Predictor
-from engines.processing import center_crop, letterbox, nms, preprocess
-from engines.registry import load_engine
-from engines.selection import EngineTargets, select
+from yoloforge.engines.accuracy import evaluate, load_split
+from yoloforge.engines.base import EngineConfig, ModelFacts
+from yoloforge.engines.export import model_file
+from yoloforge.engines.predictor import Predictor
+from yoloforge.engines.processing import center_crop, letterbox, nms, preprocess
+from yoloforge.engines.registry import load_engine
+from yoloforge.engines.selection import EngineTargets, select
+
 from tests.parity import Boxes, match_detections
 
 IMGSZ = 128
@@ -79,7 +80,7 @@ def test_nms_keeps_what_torchvision_keeps():
 
 
 def test_masks_are_returned_at_the_original_size_without_the_padding():
-    from engines.processing import letterbox_params, unletterbox_masks
+    from yoloforge.engines.processing import letterbox_params, unletterbox_masks
 
     lb = letterbox_params(200, 100, 128)  # tall: grey bars left and right
     masks = np.zeros((1, 128, 128), bool)
@@ -227,7 +228,7 @@ def test_without_noise_the_fastest_is_chosen():
 
 
 def test_timing_noise_comes_from_blocks_of_repeated_calls():
-    from engines.harness import throughput_noise
+    from yoloforge.engines.harness import throughput_noise
 
     assert throughput_noise([0.01] * 50, 1) == 0.0  # identical calls: no noise
     assert throughput_noise([0.01, 0.02] * 25, 1) < throughput_noise([0.01] * 25 + [0.02] * 25, 1)  # a slow stretch
@@ -260,8 +261,7 @@ def test_failed_and_unavailable_configs_are_never_chosen():
 
 def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_run_dir):
     import pyarrow.parquet as pq
-
-    from ray_app.pipeline import bench_run
+    from yoloforge.ray_app.pipeline import bench_run
 
     run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime", "openvino", "tensorrt"],
                                             "precisions": ["fp32"], "batch_sizes": [1, 2]}, {"fps": 1})
@@ -285,8 +285,7 @@ def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_ru
 
 def test_a_broken_backend_is_reported_and_the_others_go_on(tmp_path, make_run_dir):
     import pyarrow.parquet as pq
-
-    from ray_app.pipeline import bench_run
+    from yoloforge.ray_app.pipeline import bench_run
 
     run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime"], "precisions": ["fp32"],
                                             "batch_sizes": [1]})
@@ -301,8 +300,7 @@ def test_a_broken_backend_is_reported_and_the_others_go_on(tmp_path, make_run_di
 
 def test_a_large_space_is_searched_with_the_ga_within_its_budget(tmp_path, make_run_dir):
     import pyarrow.parquet as pq
-
-    from ray_app.pipeline import bench_run
+    from yoloforge.ray_app.pipeline import bench_run
 
     run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime", "openvino"],
                                             "precisions": ["fp32"], "batch_sizes": [1, 2, 4],
@@ -318,9 +316,9 @@ def test_a_dataset_with_a_test_split_gets_the_search_best_and_the_chosen_engine_
     import shutil
 
     import yaml
+    from yoloforge.ray_app.intake.synth import synth_dataset
+    from yoloforge.ray_app.pipeline import bench_run
 
-    from ray_app.intake.synth import synth_dataset
-    from ray_app.pipeline import bench_run
     from tests.conftest import build_run_dir
 
     weights, data = detector
@@ -346,7 +344,7 @@ def test_a_dataset_with_a_test_split_gets_the_search_best_and_the_chosen_engine_
 
 
 def test_the_best_weights_get_per_class_accuracy_and_a_confusion_matrix(tmp_path, make_run_dir):
-    from ray_app.pipeline import bench_run
+    from yoloforge.ray_app.pipeline import bench_run
 
     run_dir = make_run_dir({"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1]})
     bench_run(run_dir)

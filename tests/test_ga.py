@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-from ga.algorithm import GeneticAlgorithm
-from ga.fitness import target_violation, weighted_fitness
-from ga.operators import (
+from yoloforge.ga.algorithm import GeneticAlgorithm
+from yoloforge.ga.fitness import target_violation, weighted_fitness
+from yoloforge.ga.operators import (
     crowding_distance,
     gaussian_mutation,
     non_dominated_sort,
@@ -20,7 +19,7 @@ from ga.operators import (
     repair_bounds,
     sbx_crossover,
 )
-from ga.space import Gene, SearchSpace, yolo_space
+from yoloforge.ga.space import Gene, SearchSpace, yolo_space
 
 MIXED = SearchSpace((Gene("lr", "log", 1e-5, 1e-1), Gene("m", "float", 0.6, 0.98), Gene("n", "int", 1, 8),
                      Gene("opt", "cat", choices=("SGD", "AdamW", "Adam"))))
@@ -258,7 +257,7 @@ def test_first_generation_starts_from_the_given_points_then_their_neighbours():
 
 
 def test_short_trainings_leave_sgd_out_of_the_optimizers():
-    from ga.space import for_training_length
+    from yoloforge.ga.space import for_training_length
 
     space = for_training_length(yolo_space(), iterations=25 * 4)
     (optimizer,) = [g for g in space.genes if g.name == "optimizer"]
@@ -266,14 +265,14 @@ def test_short_trainings_leave_sgd_out_of_the_optimizers():
 
 
 def test_long_trainings_keep_sgd_among_the_optimizers():
-    from ga.space import for_training_length
+    from yoloforge.ga.space import for_training_length
 
     space = for_training_length(yolo_space(), iterations=300 * 500)
     assert "SGD" in next(g for g in space.genes if g.name == "optimizer").choices
 
 
 def test_sgd_alone_is_kept_whatever_the_training_length():
-    from ga.space import for_training_length
+    from yoloforge.ga.space import for_training_length
 
     only_sgd = yolo_space().with_overrides({"optimizer": {"choices": ["SGD"]}})
     space = for_training_length(only_sgd, iterations=10)
@@ -281,7 +280,7 @@ def test_sgd_alone_is_kept_whatever_the_training_length():
 
 
 def test_short_training_starts_screen_learning_rate_and_mosaic_in_a_two_by_two_design():
-    from ga.space import short_training_starts
+    from yoloforge.ga.space import short_training_starts
 
     start = {"lr0": 0.001, "mosaic": 1.0, "box": 7.5}
     variants = short_training_starts(start, "detect")
@@ -290,7 +289,7 @@ def test_short_training_starts_screen_learning_rate_and_mosaic_in_a_two_by_two_d
 
 
 def test_short_training_starts_for_classify_only_raise_the_learning_rate():
-    from ga.space import short_training_starts
+    from yoloforge.ga.space import short_training_starts
 
     (variant,) = short_training_starts({"lr0": 0.001, "mosaic": 1.0}, "classify")
     assert variant == {"lr0": pytest.approx(0.003162, abs=1e-6), "mosaic": 1.0}

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.skipif(missing_services() is not None, reason=str(missi
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, detector) -> Path:
-    from ray_app.pipeline import bench_run
-    from serving.bundle import export_bundle
+    from yoloforge.ray_app.pipeline import bench_run
+    from yoloforge.serving.bundle import export_bundle
+
     from tests.conftest import build_run_dir
 
     run_dir = build_run_dir(tmp_path_factory.mktemp("gateway"), detector,
@@ -210,10 +211,10 @@ def _hand_bundle(tmp: Path, weights: Path, task: str) -> Path:
     import shutil
 
     import yaml
+    from yoloforge.engines.base import ModelFacts
+    from yoloforge.engines.export import export_onnx
+    from yoloforge.serving.bundle import build_server, ort_library
 
-    from engines.base import ModelFacts
-    from engines.export import export_onnx
-    from serving.bundle import build_server, ort_library
     from tests.conftest import IMGSZ
 
     bundle = tmp / "bundle"
@@ -285,7 +286,7 @@ def test_classify_top_classes_match_ultralytics(classifier, tmp_path):
 
 
 def test_build_without_a_docker_engine_says_so_and_keeps_the_bundle(bundle, monkeypatch):
-    from serving.bundle import BundleError, build_image
+    from yoloforge.serving.bundle import BundleError, build_image
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # no engine, wherever this runs
     with pytest.raises(BundleError, match="no Docker engine answers here") as err:

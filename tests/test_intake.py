@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from yoloforge.core.errors import DatasetError
+from yoloforge.ray_app.intake.check import IMG_SUFFIXES, check_dataset
+from yoloforge.ray_app.intake.report import FIXES, DatasetReport
 
-from ray_app.errors import DatasetError
-from ray_app.intake.check import IMG_SUFFIXES, check_dataset
-from ray_app.intake.report import FIXES, DatasetReport
 from tests.conftest import tree_digest
 
 

@@ -1,6 +1,6 @@
 """The label parser: every kind of bad line, and the repairs it makes."""
 
-from ray_app.intake.labels import check_label_text, looks_like_segment
+from yoloforge.ray_app.intake.labels import check_label_text, looks_like_segment
 
 
 def check(text: str, task: str = "detect", nc: int = 3):

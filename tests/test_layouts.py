@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from yoloforge.core.errors import DatasetError
+from yoloforge.ray_app.intake.check import check_dataset
+from yoloforge.ray_app.intake.report import DatasetReport
+from yoloforge.ray_app.intake.synth import synth_dataset
 
-from ray_app.errors import DatasetError
-from ray_app.intake.check import check_dataset
-from ray_app.intake.report import DatasetReport
-from ray_app.intake.synth import synth_dataset
 from tests.conftest import tree_digest
 
 NAMES = ["circle", "square", "triangle"]

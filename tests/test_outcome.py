@@ -1,6 +1,6 @@
 """Target vs achieved: the rows shared by the end-of-run summary and report.html."""
 
-from ray_app.outcome import engine_verdict, target_rows
+from yoloforge.ray_app.outcome import engine_verdict, target_rows
 
 CPU = {"key": "onnxruntime-fp32-b1-320px-cpu", "device": "cpu", "throughput": 80.0, "p99_ms": 14.0,
        "peak_rss_mb": 300.0, "cuda_peak_mb": None}

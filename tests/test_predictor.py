@@ -1,8 +1,7 @@
 """How a batch of images is split into calls of fixed-batch engines."""
 
 import numpy as np
-
-from engines.predictor import batching_gain, plan_batches, run_batches
+from yoloforge.engines.predictor import batching_gain, plan_batches, run_batches
 
 CPU = {1: 6.0, 8: 47.0}  # ms per call: a batch-8 call costs about eight single ones
 GPU = {1: 1.6, 8: 2.2}  # ms per call: eight images cost little more than one

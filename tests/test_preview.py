@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 @pytest.fixture(scope="module")
 def served_run(tmp_path_factory, detector) -> Path:
-    from ray_app.pipeline import bench_run
+    from yoloforge.ray_app.pipeline import bench_run
+
     from tests.conftest import build_run_dir
 
     run_dir = build_run_dir(tmp_path_factory.mktemp("preview"), detector,
@@ -36,8 +37,7 @@ def served_run(tmp_path_factory, detector) -> Path:
 @pytest.fixture(scope="module")
 def preview_url(served_run):  # type: ignore[no-untyped-def]
     import ray
-
-    from serving import preview
+    from yoloforge.serving import preview
 
     assert preview.use_haproxy_ingress(), "ray[serve] brings an HAProxy binary on Linux"
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -65,8 +65,8 @@ def image_bytes(detector) -> bytes:
 
 
 def test_predict_gives_the_engines_answer(preview_url, image_bytes, served_run):
-    from engines.predictor import Predictor
-    from serving.served import ServedModel
+    from yoloforge.engines.predictor import Predictor
+    from yoloforge.serving.served import ServedModel
 
     served = ServedModel.from_run(served_run)
     image = np.asarray(Image.open(io.BytesIO(image_bytes)).convert("RGB"))
@@ -91,8 +91,8 @@ def test_concurrent_requests_are_batched(preview_url):
 
 
 def test_a_cpu_engine_runs_one_copy_per_concurrent_batch_on_a_share_of_the_cores():
-    from engines.base import EngineConfig
-    from serving.preview import engine_lanes
+    from yoloforge.engines.base import EngineConfig
+    from yoloforge.serving.preview import engine_lanes
 
     assert engine_lanes(2, EngineConfig("onnxruntime", threads=4)) == (2, 2)
     assert engine_lanes(3, EngineConfig("openvino", threads=2)) == (2, 1)  # never more copies than cores
@@ -100,8 +100,8 @@ def test_a_cpu_engine_runs_one_copy_per_concurrent_batch_on_a_share_of_the_cores
 
 
 def test_gpu_and_pytorch_engines_are_shared_by_the_concurrent_batches():
-    from engines.base import EngineConfig
-    from serving.preview import engine_lanes
+    from yoloforge.engines.base import EngineConfig
+    from yoloforge.serving.preview import engine_lanes
 
     assert engine_lanes(2, EngineConfig("onnxruntime", device="cuda:0")) == (1, None)
     assert engine_lanes(2, EngineConfig("pytorch", threads=4)) == (1, None)

@@ -13,10 +13,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
-
-from ga.algorithm import GeneticAlgorithm  # noqa: E402
-from ga.ray_searcher import GASearcher  # noqa: E402
-from ga.space import Gene, SearchSpace  # noqa: E402
+from yoloforge.ga.algorithm import GeneticAlgorithm  # noqa: E402
+from yoloforge.ga.ray_searcher import GASearcher  # noqa: E402
+from yoloforge.ga.space import Gene, SearchSpace  # noqa: E402
 
 SPACE = SearchSpace((Gene("x", "float", -2.0, 2.0), Gene("y", "log", 1e-3, 1.0), Gene("opt", "cat",
                                                                                           choices=("a", "b"))))

@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from PIL import Image
-
-from ray_app.report import write_report
+from yoloforge.ray_app.report import write_report
 
 
 def chromium() -> str | None:

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
-from ray_app.intake.synth import synth_dataset
-from ray_app.pipeline import run_job
-from ray_app.search import SearchChoices, read_status
-from ray_app.spec import parse_job
-from ray_app.zoo import resolve_model
+from yoloforge.ray_app.intake.synth import synth_dataset
+from yoloforge.ray_app.pipeline import run_job
+from yoloforge.ray_app.search import SearchChoices, read_status
+from yoloforge.ray_app.spec import parse_job
+from yoloforge.ray_app.zoo import resolve_model
 
 GOOD = {"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0}  # learns the shapes within a few epochs
 
@@ -95,7 +94,7 @@ def test_resume_after_killing_the_driver_does_not_rerun_finished_trials(tmp_path
 
     job_file = tmp_path / "job.yaml"
     job_file.write_text(yaml.safe_dump(job(tmp_path, shapes, "killed", epochs=3)))
-    cli = [sys.executable, "-m", "ray_app.cli"]
+    cli = [sys.executable, "-m", "yoloforge.ray_app.cli"]
     env = {**os.environ, "COLUMNS": "200"}
     driver = subprocess.Popen([*cli, "run", str(job_file), "--yes"], cwd=tmp_path, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -146,7 +145,8 @@ def test_ctrl_c_leaves_a_resumable_search_and_says_how_to_resume(tmp_path, shape
 
     job_file = tmp_path / "job.yaml"
     job_file.write_text(yaml.safe_dump(job(tmp_path, shapes, "ctrlc", epochs=3)))
-    driver = subprocess.Popen([sys.executable, "-m", "ray_app.cli", "run", str(job_file), "--yes"], cwd=tmp_path,
+    driver = subprocess.Popen([sys.executable, "-m", "yoloforge.ray_app.cli", "run", str(job_file), "--yes"],
+                              cwd=tmp_path,
                               env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     experiment = tmp_path / "runs" / "ctrlc" / "search" / "tune"
@@ -161,7 +161,7 @@ def test_ctrl_c_leaves_a_resumable_search_and_says_how_to_resume(tmp_path, shape
 
 
 def test_ultralytics_defaults_start_the_search_as_its_trainer_resolves_them(tmp_path, shapes):
-    from ray_app.search import _initial_individuals
+    from yoloforge.ray_app.search import _initial_individuals
 
     spec = parse_job(job(tmp_path, shapes, "defaults", initial=[]))
     (start,) = _initial_individuals(spec, nc=3)
@@ -225,7 +225,7 @@ def test_a_rerun_repeats_only_the_stages_whose_inputs_changed_or_from_the_stage_
 
 
 def test_a_short_search_starts_from_the_defaults_and_their_learning_rate_and_mosaic_variants(tmp_path, shapes):
-    from ray_app.search import build_searcher
+    from yoloforge.ray_app.search import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "screen", population=4, initial=[], epochs=25))
     first = build_searcher(spec, "detect", nc=3, n_train=64).ga.ask()
@@ -235,7 +235,7 @@ def test_a_short_search_starts_from_the_defaults_and_their_learning_rate_and_mos
 
 
 def test_genes_the_trainer_ignores_at_the_budget_are_not_searched_and_no_start_repeats(tmp_path, shapes):
-    from ray_app.search import build_searcher
+    from yoloforge.ray_app.search import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "inert", population=4, initial=[], epochs=8))  # <= close_mosaic (10)
     searcher = build_searcher(spec, "detect", nc=3, n_train=64)
@@ -248,7 +248,7 @@ def test_genes_the_trainer_ignores_at_the_budget_are_not_searched_and_no_start_r
 
 
 def test_a_pretrained_checkpoint_fine_tunes_from_the_defaults_and_points_near_them(tmp_path, shapes):
-    from ray_app.search import build_searcher
+    from yoloforge.ray_app.search import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "fine", population=8, initial=[], epochs=25))
     searcher = build_searcher(spec, "detect", nc=3, n_train=64, pretrained=True)
@@ -262,7 +262,7 @@ def test_a_pretrained_checkpoint_fine_tunes_from_the_defaults_and_points_near_th
 
 
 def test_a_long_search_starts_from_the_defaults_without_short_training_variants(tmp_path, shapes):
-    from ray_app.search import build_searcher
+    from yoloforge.ray_app.search import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "long", population=4, initial=[]))
     first = build_searcher(spec, "detect", nc=3, n_train=100_000).ga.ask()  # 5 epochs x 6,250 batches
@@ -272,7 +272,7 @@ def test_a_long_search_starts_from_the_defaults_without_short_training_variants(
 
 
 def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes):
-    from ray_app.search import build_searcher, dataset_train_images
+    from yoloforge.ray_app.search import build_searcher, dataset_train_images
 
     short_spec = parse_job(job(tmp_path, shapes, "short"))
     run_job(short_spec, until="intake")
@@ -287,8 +287,7 @@ def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes)
 
 def test_the_live_table_shows_each_running_trials_epoch_accuracy_and_time_left():
     from rich.console import Console
-
-    from ray_app.search import Progress
+    from yoloforge.ray_app.search import Progress
 
     progress = Progress(population=2, generations=2, target={"mAP50": 0.5}, epochs=50)
     progress.running = {"a_00001": {"epoch": 12, "epochs": 50, "mAP50": 0.1234, "fitness": 0.05, "eta_s": 150.0}}

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
-from ray_app.cli import render_template
-from ray_app.errors import SpecError
-from ray_app.spec import JobSpec, dump_job, load_job, parse_job
+from yoloforge.core.errors import SpecError
+from yoloforge.ray_app.cli import render_template
+from yoloforge.ray_app.spec import JobSpec, dump_job, load_job, parse_job
 
 
 def test_minimal_spec_fills_defaults():

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from ray_app.errors import ModelError, OfflineError
-from ray_app.intake.synth import synth_dataset
-from ray_app.zoo import cache_dir, download_weights, find_official, inspect_checkpoint, resolve_model, zoo
+from yoloforge.core.errors import ModelError, OfflineError
+from yoloforge.ray_app.intake.synth import synth_dataset
+from yoloforge.ray_app.zoo import cache_dir, download_weights, find_official, inspect_checkpoint, resolve_model, zoo
 
 
 @pytest.fixture(scope="session")

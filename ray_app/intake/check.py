@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import yaml
 from PIL import Image
-
-from ray_app.errors import DatasetError
-from ray_app.intake.convert import Conversion, read_coco, read_voc
-from ray_app.intake.labels import check_label_text, looks_like_segment
-from ray_app.intake.layout import SPLITS, Layout, extract_zip, recognise, relative_name
-from ray_app.intake.report import DatasetReport, Problem, SplitStats, problem
+from yoloforge.core.errors import DatasetError
+from yoloforge.ray_app.intake.convert import Conversion, read_coco, read_voc
+from yoloforge.ray_app.intake.labels import check_label_text, looks_like_segment
+from yoloforge.ray_app.intake.layout import SPLITS, Layout, extract_zip, recognise, relative_name
+from yoloforge.ray_app.intake.report import DatasetReport, Problem, SplitStats, problem
 
 # Ultralytics' IMG_FORMATS (ultralytics.data.utils); a test keeps the two in step.
 IMG_SUFFIXES = frozenset(

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from ray_app.errors import DatasetError
+from yoloforge.core.errors import DatasetError
 
 # what a split's annotation file or folder may be called, as exporters name them
 SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",

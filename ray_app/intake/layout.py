@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-
-from ray_app.errors import DatasetError
-from ray_app.intake.convert import coco_files, split_of, voc_folder
+from yoloforge.core.errors import DatasetError
+from yoloforge.ray_app.intake.convert import coco_files, split_of, voc_folder
 
 SPLITS = ("train", "val", "test")
 Format = Literal["yolo", "coco", "voc", "classify"]
