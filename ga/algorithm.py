@@ -127,6 +127,16 @@ class GeneticAlgorithm:
             return "time_budget"
         return None
 
+    def extend(self, generations: int) -> None:
+        """Search this many generations beyond those done. They were asked for explicitly, so stagnation no
+        longer ends the search early."""
+        self.max_generations = self.generation + generations
+        self.stagnation = None
+
+    def time_left_s(self) -> float | None:
+        """What remains of the time budget (None: no budget); the search's only clock."""
+        return None if self.time_budget_s is None else max(0.0, self.time_budget_s - self.elapsed_s)
+
     def set_has_targets(self, value: bool = True) -> None:
         """With targets, a feasible individual (violation 0) ends the search."""
         self._has_targets = value

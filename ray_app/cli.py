@@ -14,6 +14,7 @@ import typer
 from rich.prompt import Confirm, FloatPrompt, Prompt
 from rich.table import Table
 from yoloforge.core.errors import SpecError, YoloforgeError
+from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app import __version__
 from yoloforge.ray_app.console import console, print_error, print_model, print_report, progress_bars
 from yoloforge.ray_app.spec import METRICS_BY_TASK, dump_job, json_schema, load_job, parse_job
@@ -174,7 +175,7 @@ def run(
     """Run the pipeline for a job: intake, hyperparameter search, engine benchmark and selection, preview (when
     enabled in the job) and the deployable bundle."""
     from yoloforge.ray_app.pipeline import run_job
-    from yoloforge.ray_app.search import SearchChoices
+    from yoloforge.ray_app.stages.search import SearchChoices
 
     overrides: dict[str, Any] = {k: v for k, v in {"model": model, "task": task, "name": name}.items() if v}
     if job is not None:
@@ -231,7 +232,7 @@ def resume(
     """Continue an interrupted run: finished trials are kept, the search goes on where it stopped, later stages
     run when their inputs changed."""
     from yoloforge.ray_app.pipeline import resume_run
-    from yoloforge.ray_app.search import SearchChoices
+    from yoloforge.ray_app.stages.search import SearchChoices
 
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
@@ -263,7 +264,7 @@ def preview(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C)")] = None,
 ) -> None:
     """Serve the selected engine behind the HTTP API (Ray Serve, dynamic batching) until Ctrl-C."""
-    from yoloforge.ray_app.preview_stage import run_preview
+    from yoloforge.ray_app.stages.preview import run_preview
 
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
@@ -283,7 +284,7 @@ def export(
     batch_wait_ms: Annotated[float | None, typer.Option(help="How long a batch waits to fill")] = None,
 ) -> None:
     """Write the deployable bundle: Go server binary, model, config.yaml, Dockerfiles, docker-compose.yml."""
-    from yoloforge.ray_app.export_stage import stage_export
+    from yoloforge.ray_app.stages.export import stage_export
 
     if not run_dir.is_dir():
         raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
@@ -299,10 +300,7 @@ def report_cmd(
     """(Re)write RUN_DIR/report.html: dataset, search, engines, selection and bundle on one offline page."""
     from yoloforge.ray_app.pipeline import report
 
-    if not (run_dir / "job.yaml").is_file():
-        raise SpecError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
-                        fix="give the folder under runs/ that `yoloforge run` created")
-    report(run_dir)
+    report(RunDir.open(run_dir).path)
 
 
 @app.command()

@@ -60,3 +60,9 @@ def engine_verdict(selection: Mapping[str, Any] | None) -> tuple[str, bool] | No
     chosen = (selection or {}).get("chosen")
     config = chosen or (selection or {}).get("closest")
     return (config["key"], bool(chosen)) if config else None
+
+
+def meets_targets(metrics: dict[str, Any], minimums: dict[str, float]) -> bool:
+    """Every minimum met by the metrics (a missing metric misses its target)."""
+    return all((m := metrics.get(k)) is not None and m >= v for k, v in minimums.items())
+

@@ -1,248 +1,76 @@
-"""The pipeline's stages over one run directory (see DESIGN.md: runs/<name>/...).
-
-Stages: 1 intake, 2 search, 3 engines, 4 preview (when enabled), 5 export.
-"""
+"""The pipeline: the stages of ray_app/stages/ in order over one run directory (DESIGN.md: runs/<name>/...)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from yoloforge.core.errors import DatasetError, YoloforgeError
-from yoloforge.ray_app import stages
-from yoloforge.ray_app.console import console, print_model, print_report, progress_bars
-from yoloforge.ray_app.engine_stage import stage_engines
-from yoloforge.ray_app.export_stage import stage_export
-from yoloforge.ray_app.intake.check import Intake, check_dataset
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.rundir import RunDir
+from yoloforge.ray_app.console import console
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
-from yoloforge.ray_app.preview_stage import check_preview
-from yoloforge.ray_app.search import SearchChoices, SearchOutcome, stage_search
-from yoloforge.ray_app.spec import JobSpec, Targets, dump_job, load_job, parse_job
-from yoloforge.ray_app.zoo import ModelInfo, resolve_model
+from yoloforge.ray_app.search.tables import SearchOutcome
+from yoloforge.ray_app.spec import JobSpec, Targets, load_job
+from yoloforge.ray_app.stages import NAMES, STAGES, RunState
+from yoloforge.ray_app.stages.freshness import force, record, verdict
+from yoloforge.ray_app.stages.search import SearchChoices
 
-STAGES = ("intake", "search", "engines", "preview", "export")
-
-
-@dataclass
-class IntakeResult:
-    spec: JobSpec  # with task filled in from the model
-    model: ModelInfo
-    intake: Intake
-    report_path: Path
+RunResult = RunState  # what run_job returns: the state the stages left
 
 
-def stage_intake(spec: JobSpec) -> IntakeResult:
-    """Resolve the model, check the dataset, write job.yaml, model.json, dataset_report.json and the clean copy."""
-    run_dir = spec.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    console.rule("[bold]1 intake[/bold]")
-    with console.status(f"loading model {spec.model}"):
-        model = resolve_model(spec.model, spec.task)
-    if model.source == "yaml":  # an untrained model has no input size of its own: it gets the job's
-        model.imgsz = spec.search.imgsz
-    print_model(model)
-    # re-validate with the task known, so metric names are checked against it
-    spec = parse_job({**spec.model_dump(mode="json"), "task": spec.task or model.task}, str(run_dir / "job.yaml"))
-    dump_job(spec, run_dir / "job.yaml")
-    (run_dir / "model.json").write_text(json.dumps(model.as_dict(), indent=2))
-
-    with progress_bars() as progress:
-        intake = check_dataset(
-            spec.data.path, task=spec.task, work_dir=run_dir / "data",
-            # pretrained official models are COCO-trained: new names are the normal case, not a mistake
-            model_names=model.names if model.source == "custom" else None,
-            allow_name_mismatch=spec.data.allow_name_mismatch, val_split=spec.data.val_split,
-            split_seed=spec.data.split_seed, max_bad_fraction=spec.data.max_bad_fraction, progress=progress)
-        if intake.report.ok:
-            intake.write_clean(run_dir / "data", progress)
-    report_path = intake.report.write(run_dir / "dataset_report.json")
-    print_report(intake.report, str(report_path))
-    if not intake.report.ok:
-        raise DatasetError(f"the dataset has {len(intake.report.errors)} error(s); the run stops here",
-                           where=str(spec.data.path), fix=f"see the errors above and {report_path}")
-    return IntakeResult(spec, model, intake, report_path)
+def _check_stage_name(option: str, value: str | None) -> None:
+    if value is not None and value not in NAMES:
+        raise YoloforgeError(f"unknown {option} '{value}'; stages: {', '.join(NAMES)}")
 
 
-@dataclass
-class RunResult:
-    spec: JobSpec
-    intake: IntakeResult | None
-    search: SearchOutcome | None  # None when the run stopped after intake
-    selection: dict | None = None  # selection.json; None when the run stopped before the engines stage
-
-
-def _finish(spec: JobSpec, outcome: SearchOutcome) -> None:
-    console.rule()
-    best = outcome.best or {}
-    fitness = best.get("fitness", float("nan"))
-    console.print(f"[green]Search done[/green] ({outcome.trials} trials, stopped by {outcome.stop_reason}). "
-                  f"Best weights: {spec.run_dir / 'best' / 'best.pt'} (fitness {fitness:.4f})")
-    console.print(f"Run directory: {spec.run_dir}  (trials.parquet, pareto.parquet, best/, search/)")
-
-
-def _finish_engines(spec: JobSpec, selection: dict) -> None:
-    console.rule()
-    chosen = selection.get("chosen")
-    if chosen:
-        console.print(f"[green]Engine chosen:[/green] {chosen['backend']} {chosen['precision']} batch "
-                      f"{chosen['batch']} @{chosen['imgsz']}px, {chosen['throughput']:.1f} img/s "
-                      f"(see {spec.run_dir / 'selection.json'})")
-    else:
-        console.print("[yellow]No engine configuration meets every target[/yellow]; see the reasoning above and "
-                      f"{spec.run_dir / 'selection.json'}")
-
-
-def _engines_current(run_dir: Path) -> bool:
-    selection, weights = run_dir / "selection.json", run_dir / "best" / "best.pt"
-    return selection.is_file() and weights.is_file() and selection.stat().st_mtime >= weights.stat().st_mtime
-
-
-def run_engines(spec: JobSpec, task: str, force: bool = True) -> dict:
-    """The engines stage; without force it is skipped when its inputs (the weights, the engines and targets
-    settings) are those of the selection.json already there."""
-    run_dir = spec.run_dir
-    inputs = stages.engines_inputs(spec, run_dir)
-    if not force and (run_dir / "selection.json").is_file() and not stages.forced(run_dir, "engines") and (
-            stages.is_current(run_dir, "engines", inputs)
-            or (stages.recorded(run_dir, "engines") is None and _engines_current(run_dir))):
-        console.print(f"engines: selection.json is current (same weights, engines and targets); kept (re-run with "
-                      f"`yoloforge bench {run_dir}` or --from engines)")
-        stages.record(run_dir, "engines", inputs)
-        return json.loads((run_dir / "selection.json").read_text())
-    selection = stage_engines(spec, task)
-    stages.record(run_dir, "engines", inputs)
-    _finish_engines(spec, selection)
-    return selection
-
-
-def _search(spec: JobSpec, model: str, data: str, task: str, choices: SearchChoices | None) -> tuple[JobSpec,
-                                                                                                      SearchOutcome]:
-    """The search stage: a finished search whose inputs changed (model, search settings, dataset), or one
-    forced with --from search, is moved to previous/ and started anew; otherwise it is resumed or kept."""
-    from yoloforge.ray_app.search import read_status
-
-    run_dir = spec.run_dir
-    inputs = stages.search_inputs(spec, run_dir)
-    done = read_status(run_dir).get("state") == "done"
-    forced = stages.forced(run_dir, "search")
-    changed = stages.recorded(run_dir, "search") is not None and not stages.is_current(run_dir, "search", inputs)
-    if done and (forced or changed):
-        moved = stages.archive_search(run_dir)
-        console.print(f"search: {'forced' if forced else 'its inputs changed'}; the previous search is kept in "
-                      f"{moved} and a new one starts")
-    spec, outcome = stage_search(spec, model, data, task, choices)
-    if read_status(run_dir).get("state") == "done":
-        stages.record(run_dir, "search", inputs)
-    _finish(spec, outcome)
-    return spec, outcome
-
-
-def _after_search(spec: JobSpec, task: str, outcome: SearchOutcome, intake: IntakeResult | None,
-                  until: str) -> RunResult:
-    if until == "search" or outcome.best is None:
-        report(spec.run_dir)
-        return RunResult(spec, intake, outcome)
-    run_dir = spec.run_dir
-    selection = run_engines(spec, task, force=False)
-    if until != "engines" and spec.preview.enabled:
-        check_preview(run_dir)
-    if until == "export":
-        stage_export(run_dir, force=stages.forced(run_dir, "export"))
-        stages.record(run_dir, "export", {"selection": stages.file_digest(run_dir / "selection.json")})
-    report(run_dir)
-    summary(spec, outcome, selection, until)
-    return RunResult(spec, intake, outcome, selection)
-
-
-def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = STAGES[-1],
-            from_stage: str | None = None) -> RunResult:
-    """Run the stages in order in spec.run_dir, up to and including `until`. Stages whose inputs did not change
-    since they last finished are kept; from_stage runs that stage and the later ones again."""
-    for name, value in (("stage", until), ("--from stage", from_stage)):
-        if value is not None and value not in STAGES:
-            raise YoloforgeError(f"unknown {name} '{value}'; stages: {', '.join(STAGES)}")
-    console.print(f"[bold]yoloforge[/bold] run [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
-    if from_stage is not None and spec.run_dir.is_dir():
-        stages.forget_from(spec.run_dir, from_stage)
-    kept = _checked_intake(spec)
-    if kept is not None:
-        spec, model_path, data = kept
-        intake = None
-        console.print("intake: the dataset, its settings and the model are those already checked; kept "
-                      f"(--from intake checks them again). Clean dataset: {data}")
-    else:
-        intake = stage_intake(spec)
-        stages.record(spec.run_dir, "intake", stages.intake_inputs(spec))
-        spec, model_path, data = intake.spec, intake.model.path, intake.intake.data_arg
+def run_stages(state: RunState, until: str = NAMES[-1], from_stage: str | None = None) -> RunState:
+    """Run the stages in order up to and including `until`. A stage whose inputs did not change since it last
+    finished keeps its outputs; from_stage runs that stage and the later ones again."""
+    _check_stage_name("stage", until)
+    _check_stage_name("--from stage", from_stage)
+    run = state.run
+    if from_stage is not None and run.path.is_dir():
+        force(run, NAMES[NAMES.index(from_stage):])
+    for stage in STAGES[:NAMES.index(until) + 1]:
+        if not stage.enabled(state):
+            continue
+        inputs = stage.inputs(state)
+        seen = verdict(run, stage.name, inputs)
+        if seen != "forced" and stage.keep(state, seen):
+            if inputs is not None:
+                record(run, stage.name, inputs)
+            continue
+        if stage.run(state, seen) and inputs is not None:
+            record(run, stage.name, inputs)
+        if state.stopped:
+            break
     if until == "intake":
         console.rule()
-        console.print(f"[green]Intake done.[/green] Clean dataset: {data}; stopping here "
-                      f"(--until intake). Continue with `yoloforge resume {spec.run_dir}`.")
-        return RunResult(spec, intake, None)
-    task = spec.task or "detect"
-    spec, outcome = _search(spec, model_path, data, task, choices)
-    return _after_search(spec, task, outcome, intake, until)
+        console.print(f"[green]Intake done.[/green] Clean dataset: {state.data}; stopping here "
+                      f"(--until intake). Continue with `yoloforge resume {run}`.")
+        return state
+    report(run.path)
+    if state.outcome is not None and until not in ("search",) and not state.stopped:
+        summary(state.spec, state.outcome, state.selection, until)
+    return state
 
 
-def _clean_data(run_dir: Path, task: str) -> str | None:
-    """What training is given for the clean copy intake wrote (None when it is missing)."""
-    try:
-        clean = Path(json.loads((run_dir / "dataset_report.json").read_text())["clean_dir"])
-    except (OSError, ValueError, KeyError):
-        return None
-    data = clean if task == "classify" else clean / "data.yaml"
-    return str(data) if data.exists() else None
+def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = NAMES[-1],
+            from_stage: str | None = None) -> RunState:
+    """Run a job in spec.run_dir (see run_stages)."""
+    _check_stage_name("stage", until)
+    _check_stage_name("--from stage", from_stage)
+    console.print(f"[bold]yoloforge[/bold] run [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
+    return run_stages(RunState(spec, choices), until, from_stage)
 
 
-def _checked_intake(spec: JobSpec) -> tuple[JobSpec, str, str] | None:
-    """(spec with its task, model path, clean data) when intake already checked these very inputs and its
-    outputs are still there; None when it has to run."""
-    run_dir = spec.run_dir
-    if stages.forced(run_dir, "intake") or not stages.is_current(run_dir, "intake", stages.intake_inputs(spec)):
-        return None
-    try:
-        model = json.loads((run_dir / "model.json").read_text())
-        ok = json.loads((run_dir / "dataset_report.json").read_text()).get("ok")
-    except (OSError, ValueError):
-        return None
-    data = _clean_data(run_dir, spec.task or model["task"])
-    if not ok or data is None:
-        return None
-    # other settings (search, engines, targets) may have changed: job.yaml is rewritten as intake would
-    spec = parse_job({**spec.model_dump(mode="json"), "task": spec.task or model["task"]}, str(run_dir / "job.yaml"))
-    dump_job(spec, run_dir / "job.yaml")
-    return spec, model["path"], data
-
-
-def resume_run(run_dir: Path, choices: SearchChoices | None = None, from_stage: str | None = None) -> RunResult:
-    """Continue an interrupted run: intake's outputs are reused, an unfinished search is restored, later stages
-    run when their inputs changed (or from from_stage on)."""
-    job = run_dir / "job.yaml"
-    report_path = run_dir / "dataset_report.json"
-    model_json = run_dir / "model.json"
-    if not job.is_file():
-        raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
-                             fix="give the folder under runs/ that `yoloforge run` created")
-    spec = load_job(job)
-    if from_stage == "intake" or not (report_path.is_file() and model_json.is_file()
-                                      and json.loads(report_path.read_text()).get("ok")):
-        if from_stage != "intake":
-            console.print("intake did not finish; running it again")
-        return run_job(spec, choices, from_stage=from_stage)
-    if from_stage is not None:
-        if from_stage not in STAGES:
-            raise YoloforgeError(f"unknown --from stage '{from_stage}'; stages: {', '.join(STAGES)}")
-        stages.forget_from(run_dir, from_stage)
-    task = spec.task or "detect"
-    data = _clean_data(run_dir, task)
-    if data is None:
-        console.print("intake's clean copy of the dataset is missing; running intake again")
-        return run_job(spec, choices, from_stage="intake")
-    console.print(f"[bold]yoloforge[/bold] resume [cyan]{spec.name}[/cyan] -> {spec.run_dir} (intake already done)")
-    spec, outcome = _search(spec, json.loads(model_json.read_text())["path"], data, task, choices)
-    return _after_search(spec, task, outcome, None, STAGES[-1])
+def resume_run(run_dir: Path, choices: SearchChoices | None = None, from_stage: str | None = None) -> RunState:
+    """Continue an interrupted run: intake's outputs are reused when complete, an unfinished search is restored,
+    later stages run when their inputs changed (or from from_stage on)."""
+    run = RunDir.open(run_dir)
+    spec = load_job(run.job)
+    console.print(f"[bold]yoloforge[/bold] resume [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
+    return run_stages(RunState(spec, choices, resuming=True), NAMES[-1], from_stage)
 
 
 def summary(spec: JobSpec, outcome: SearchOutcome, selection: dict | None, until: str) -> None:
@@ -262,10 +90,10 @@ def summary(spec: JobSpec, outcome: SearchOutcome, selection: dict | None, until
         table.add_row("engine", "", verdict[0], "chosen" if verdict[1] else "[yellow]closest[/yellow]")
     console.rule()
     console.print(table)
-    bundle = run_dir / "bundle"
+    bundle = RunDir(run_dir).bundle
     if until == "export" and (bundle / "bin").is_dir():
         console.print(f"Bundle: {bundle}  ->  cd {bundle} && cp .env.example .env && docker compose up -d --build")
-    console.print(f"Report: {run_dir / 'report.html'}")
+    console.print(f"Report: {RunDir(run_dir).report}")
 
 
 def report(run_dir: Path) -> Path:
@@ -279,12 +107,15 @@ def report(run_dir: Path) -> Path:
 
 def bench_run(run_dir: Path) -> dict:
     """`yoloforge bench RUN_DIR`: the engines stage alone, on the run's best weights."""
-    job = run_dir / "job.yaml"
-    if not job.is_file():
-        raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
-                             fix="give the folder under runs/ that `yoloforge run` created")
-    spec = load_job(job)
-    return run_engines(spec, spec.task or "detect")
+    from yoloforge.ray_app.stages import engines
+
+    run = RunDir.open(run_dir)
+    state = RunState(load_job(run.job))
+    inputs = engines.STAGE.inputs(state)
+    engines.STAGE.run(state, "forced")
+    record(run, engines.STAGE.name, inputs)
+    assert state.selection is not None
+    return state.selection
 
 
 def demo_spec(runs_dir: Path, task: str = "detect") -> JobSpec:

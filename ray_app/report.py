@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from yoloforge.core.rundir import RunDir, read_json, read_parquet
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
 
 STYLE = """
@@ -29,21 +29,6 @@ th{background:#f0f2f6;position:sticky;top:0} td:first-child,th:first-child{text-
 svg{max-width:100%;height:auto} code{background:#eef0f4;padding:1px 4px;border-radius:4px}
 tr.chosen td{background:#e8f5ee;font-weight:600}
 """
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _read_parquet(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()
 
 
 def _svg(fig: Any) -> str:
@@ -237,16 +222,16 @@ def _accuracy_section(detail: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
-def _gallery_section(run_dir: Path) -> str:
+def _gallery_section(run: RunDir) -> str:
     """Test (else validation) images: labels on the left, the chosen engine's predictions on the right."""
     import base64
 
-    info = _read_json(run_dir / "gallery" / "gallery.json")
+    info = read_json(run.gallery / "gallery.json")
     if info is None:
         return '<p class="muted">Drawn by the engines stage (<code>yoloforge bench</code>).</p>'
     figures = []
     for name in info["images"]:
-        path = run_dir / "gallery" / name
+        path = run.gallery / name
         if path.is_file():
             data = base64.b64encode(path.read_bytes()).decode()
             figures.append(f'<img alt="{html.escape(name)}" src="data:image/jpeg;base64,{data}" '
@@ -256,13 +241,13 @@ def _gallery_section(run_dir: Path) -> str:
             f'<div class="card">{"".join(figures)}</div>')
 
 
-def _bundle_section(run_dir: Path) -> str:
-    info = _read_json(run_dir / "bundle" / "bundle.json")
+def _bundle_section(run: RunDir) -> str:
+    info = read_json(run.bundle / "bundle.json")
     if info is None:
         return '<p class="muted">No bundle yet: <code>yoloforge export</code> writes it.</p>'
     engine = info["config"]["engine"]
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in info.get("notes", []))
-    return (f'<div class="card">Bundle in <code>{html.escape(str(run_dir / "bundle"))}</code>: Go server, ONNX '
+    return (f'<div class="card">Bundle in <code>{html.escape(str(run.bundle))}</code>: Go server, ONNX '
             f'Runtime {html.escape(engine["precision"])} on {html.escape(engine["provider"])}, image '
             f'<code>{html.escape(info["image"])}</code>.' + (f"<ul>{notes}</ul>" if notes else "")
             + '<p>Start it: <code>cp .env.example .env &amp;&amp; docker compose up -d --build</code>, then '
@@ -271,41 +256,40 @@ def _bundle_section(run_dir: Path) -> str:
 
 def write_report(run_dir: Path) -> Path:
     """Write run_dir/report.html from whatever stages have run."""
-    run_dir = Path(run_dir)
-    selection = _read_json(run_dir / "selection.json")
+    run = RunDir(Path(run_dir))
+    selection = run.read_selection()
     spec_targets: dict[str, Any] = {}
     try:
         import yaml
 
-        spec = yaml.safe_load((run_dir / "job.yaml").read_text()) or {}
+        spec = yaml.safe_load(run.job.read_text()) or {}
         spec_targets = spec.get("targets") or {}
     except OSError:
         spec = {}
-    trials = _read_parquet(run_dir / "trials.parquet")
-    pareto = _read_parquet(run_dir / "pareto.parquet")
-    best = _read_json(run_dir / "best" / "metrics.json")
-    engines = _read_parquet(run_dir / "engines.parquet")
+    trials = read_parquet(run.trials)
+    pareto = read_parquet(run.pareto)
+    best = read_json(run.best_metrics)
+    engines = read_parquet(run.engines_table)
     summary = _summary(spec_targets, best, selection)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>yoloforge report — {html.escape(run_dir.name)}</title><style>{STYLE}</style></head>
+<title>yoloforge report — {html.escape(run.name)}</title><style>{STYLE}</style></head>
 <body><main>
-<h1>yoloforge report — {html.escape(run_dir.name)}</h1>
+<h1>yoloforge report — {html.escape(run.name)}</h1>
 <p class="muted">{html.escape(str(spec.get("model", "")))} · {html.escape(str(spec.get("task") or ""))} ·
 written {now}</p>
 <h2>Summary</h2>{summary}
-<h2>Dataset</h2>{_dataset_section(_read_json(run_dir / "dataset_report.json"))}
+<h2>Dataset</h2>{_dataset_section(read_json(run.dataset_report))}
 <h2>Hyperparameter search</h2>{_search_section(trials, pareto, best, spec_targets)}
 <h2>Inference engines</h2>{_engines_section(engines, selection)}
-<h2>The detector at work</h2>{_gallery_section(run_dir)}
-<h2>Accuracy per class (best trial)</h2>{_accuracy_section(_read_json(run_dir / "accuracy.json"))}
-<h2>Bundle</h2>{_bundle_section(run_dir)}
+<h2>The detector at work</h2>{_gallery_section(run)}
+<h2>Accuracy per class (best trial)</h2>{_accuracy_section(read_json(run.accuracy))}
+<h2>Bundle</h2>{_bundle_section(run)}
 </main></body></html>
 """
-    out = run_dir / "report.html"
-    out.write_text(page)
-    return out
+    run.report.write_text(page)
+    return run.report
 
 
 def _summary(targets: dict[str, Any], best: dict[str, Any] | None, selection: dict[str, Any] | None) -> str:

@@ -14,7 +14,8 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from yoloforge.core.errors import SpecError
-from yoloforge.ga.space import SearchSpace, yolo_space
+from yoloforge.ga.space import SearchSpace
+from yoloforge.ray_app.search.hyperparameters import yolo_space
 
 Task = Literal["detect", "segment", "classify"]
 MetricName = Literal[

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_search import score  # noqa: E402  (one measure for every bench of the search)
 from yoloforge.ray_app.intake.check import check_dataset  # noqa: E402
-from yoloforge.ray_app.trainer_rules import inert_genes  # noqa: E402
+from yoloforge.ray_app.search.hyperparameters import inert_genes  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real"
 
@@ -42,8 +42,8 @@ REAL = ROOT.parent / "shared" / "real"
 def run_ours(data: str, weights: str, work: Path, seed: int, trials: int, epochs: int,
              imgsz: int) -> tuple[list[float], list[dict], float]:
     import pyarrow.parquet as pq
-    from yoloforge.ray_app.search import SearchChoices, stage_search
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.search import SearchChoices, stage_search
 
     population = 2 if trials < 4 else 4
     spec = parse_job({"name": f"ours-{seed}", "model": weights, "task": "detect", "data": data,

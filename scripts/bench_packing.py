@@ -36,8 +36,8 @@ def one_trial(args: tuple[str, str, int, int, int, Path]) -> dict[str, Any]:
     os.environ["OMP_NUM_THREADS"] = str(threads)  # as Ray sets it for a trial with that many CPUs
     import torch
     from yoloforge.ga.fitness import DEFAULT_WEIGHTS
-    from yoloforge.ga.space import auto_lr0
-    from yoloforge.ray_app.trainable import TrialContext, run_trial
+    from yoloforge.ray_app.search.hyperparameters import auto_lr0
+    from yoloforge.ray_app.search.trainable import TrialContext, run_trial
 
     torch.set_num_threads(threads)
     ctx = TrialContext(model=model, data=data, task="detect", epochs=epochs, imgsz=imgsz, batch=16, seed=0,

@@ -48,8 +48,9 @@ def build_run(work: Path, imgsz: int, max_batch: int) -> Path:
 
     from ultralytics import YOLO
     from yoloforge.ray_app.intake.synth import synth_dataset
-    from yoloforge.ray_app.pipeline import bench_run, stage_intake
+    from yoloforge.ray_app.pipeline import bench_run
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.intake import stage_intake
 
     data = synth_dataset(work / "shapes", "detect", n_train=16, n_val=8, imgsz=imgsz, seed=0)
     spec = parse_job({"name": "bench", "model": "yolo11n.yaml", "data": {"path": str(data)},

@@ -60,8 +60,8 @@ def trials_to_reach(fitness: list[float], threshold: float) -> int | None:
 
 def run_ours(data: str, work: Path, seed: int, trials: int, epochs: int, imgsz: int) -> tuple[list[float], float]:
     import pyarrow.parquet as pq
-    from yoloforge.ray_app.search import SearchChoices, stage_search
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.search import SearchChoices, stage_search
 
     population = 4
     spec = parse_job({"name": f"ours-{seed}", "model": "yolo11n.yaml", "task": "detect", "data": data,

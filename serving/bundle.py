@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yoloforge.core.rundir import RunDir, read_parquet
 from yoloforge.engines.base import EngineConfig
 from yoloforge.serving.served import NotServable, ServedModel
 
@@ -91,14 +92,11 @@ def ort_library() -> Path:
     return found[-1]
 
 
-def _measured(run_dir: Path, config: EngineConfig) -> str:
+def _measured(run: RunDir, config: EngineConfig) -> str:
     """What the benchmark measured for the served configuration, if it ran."""
-    path = run_dir / "engines.parquet"
-    if not path.is_file():
+    if not run.engines_table.is_file():
         return "not measured"
-    import pyarrow.parquet as pq
-
-    rows = [r for r in pq.read_table(path).to_pylist() if r["status"] == "ok" and r["backend"] == "onnxruntime"
+    rows = [r for r in read_parquet(run.engines_table) if r["status"] == "ok" and r["backend"] == "onnxruntime"
             and r["precision"] == config.precision and r["device"] == config.device and r["imgsz"] == config.imgsz]
     if not rows:
         return "ONNX Runtime was not benchmarked for this precision (run `yoloforge bench` with onnxruntime)"
@@ -138,20 +136,19 @@ def _render(name: str, values: dict[str, Any]) -> str:
 
 
 def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max_batch_size: int | None = None,
-                  batch_wait_ms: float | None = None, max_queue: int | None = None) -> Bundle:
-    """Write the bundle of run_dir's selected engine into out_dir (default RUN_DIR/bundle), replacing it whole."""
-    from yoloforge.ray_app.preview_stage import preview_options
-
-    run_dir = Path(run_dir)
+                  batch_wait_ms: float = 5.0, max_queue: int = 64) -> Bundle:
+    """Write the bundle of run_dir's selected engine into out_dir (default RUN_DIR/bundle), replacing it whole.
+    The batching settings are the job's preview settings (the export stage passes them); max_batch_size
+    defaults to the selected engine's batch, at least 8."""
+    run = RunDir(Path(run_dir))
     try:
-        served = ServedModel.from_run(run_dir)
+        served = ServedModel.from_run(run.path)
     except NotServable as exc:
         raise BundleError(str(exc)) from exc
-    out_dir = Path(out_dir) if out_dir else run_dir / "bundle"
-    options = preview_options(run_dir, max_batch_size, batch_wait_ms)
-    max_batch = int(options["max_batch_size"])
-    wait_ms = float(options["batch_wait_ms"])
-    queue = int(max_queue or options.get("max_queued_requests", 64))
+    out_dir = Path(out_dir) if out_dir else run.bundle
+    max_batch = int(max_batch_size or max(served.config.batch, 8))
+    wait_ms = float(batch_wait_ms)
+    queue = int(max_queue)
     base, engine, notes = plan_engine(served)
     if served.note:
         notes.insert(0, served.note)
@@ -190,7 +187,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
                          "log_batch": 500, "log_interval": "1s", "log_buffer": 10000},
             "log_level": "info",
         }
-        header = (f"# yoloforge bundle of {run_dir.name}: the Go server's configuration. YOLOFORGE_* environment\n"
+        header = (f"# yoloforge bundle of {run.name}: the Go server's configuration. YOLOFORGE_* environment\n"
                   "# variables override it (see README.md). Paths are relative to this file.\n")
         (tmp / "config.yaml").write_text(header + yaml.safe_dump(config_doc, sort_keys=False))
         schema = subprocess.run([str(tmp / "bin" / SERVER), "schema"], capture_output=True, text=True, check=True)
@@ -223,11 +220,11 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
         readme_values = {**values, "summary": summary, "model_name": served.name,
                          "version": digest, "task": served.facts.task, "nclasses": len(served.facts.names),
                          "imgsz": base.imgsz, "precision": engine["precision"], "device": base.device,
-                         "provider": engine["provider"], "measured": _measured(run_dir, base),
+                         "provider": engine["provider"], "measured": _measured(run, base),
                          "ort_version": library.name.split(".so.")[-1],
-                         "overrides": "\n".join(f"`{v}`" for v in _overrides())}
+                         "overrides": "\n".join(f"`{v}`" for v in _overrides(binary))}
         (tmp / "README.md").write_text(_render("README.md", readme_values))
-        (tmp / "bundle.json").write_text(json.dumps({"run": str(run_dir), "config": config_doc, "notes": notes,
+        (tmp / "bundle.json").write_text(json.dumps({"run": str(run), "config": config_doc, "notes": notes,
                                                      "image": image, "source": gateway_digest()}, indent=2))
         old_env = out_dir / ".env"
         if old_env.is_file():  # the user's settings survive a re-export
@@ -256,11 +253,11 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text.lower()).strip("-.") or "model"
 
 
-def _overrides() -> list[str]:
-    """The server's environment overrides, read from its config package so README and code cannot disagree."""
-    source = (GATEWAY / "internal" / "config" / "config.go").read_text()
-    block = source.split("var Overrides = []string{", 1)[1].split("}", 1)[0]
-    return [name.strip().strip('"') for name in block.replace("\n", " ").split(",") if name.strip()]
+def _overrides(binary: Path) -> list[str]:
+    """The server's environment overrides, as the server itself lists them (`yoloforge-server config -list`), so
+    the bundle's README and the code cannot disagree."""
+    listed = subprocess.run([str(binary), "config", "-list"], capture_output=True, text=True, check=True)
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip()]
 
 
 def build_image(bundle_dir: str | Path, tag: str | None = None) -> str:
@@ -286,16 +283,9 @@ def build_image(bundle_dir: str | Path, tag: str | None = None) -> str:
     return tag
 
 
-def bundle_current(bundle_dir: Path, run_dir: Path) -> bool:
-    """The bundle was written from the current selection by the current server source."""
-    info, selection = bundle_dir / "bundle.json", run_dir / "selection.json"
-    if not (info.is_file() and selection.is_file() and (bundle_dir / "bin" / SERVER).is_file()):
-        return False
-    try:
-        source = json.loads(info.read_text()).get("source")
-    except json.JSONDecodeError:
-        return False
-    return info.stat().st_mtime >= selection.stat().st_mtime and source == gateway_digest()
+def bundle_complete(bundle_dir: Path) -> bool:
+    """The bundle's files are there (whether it is current is the export stage's freshness rule)."""
+    return (bundle_dir / "bundle.json").is_file() and (bundle_dir / "bin" / SERVER).is_file()
 
 
 @contextmanager

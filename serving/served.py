@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from yoloforge.core.rundir import RunDir
 from yoloforge.engines.base import Engine, EngineConfig, ModelFacts
 from yoloforge.engines.registry import load_engine
 
@@ -24,6 +24,7 @@ class ServedModel:
     model_file: Path
     weights: Path
     cache_dir: Path
+    clean_dir: Path | None  # the run's clean dataset: int8 calibration images come from its training split
     version: str  # first 12 hex digits of the model file's sha256
     name: str
     note: str = ""  # e.g. why a config short of the targets is served
@@ -31,11 +32,11 @@ class ServedModel:
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> ServedModel:
-        run_dir = Path(run_dir)
-        path = run_dir / "selection.json"
-        if not path.is_file():
-            raise NotServable(f"{path} does not exist: run the engines stage first (yoloforge bench {run_dir})")
-        selection = json.loads(path.read_text())
+        run = RunDir(Path(run_dir))
+        path = run.selection
+        selection = run.read_selection()
+        if selection is None:
+            raise NotServable(f"{path} does not exist: run the engines stage first (yoloforge bench {run})")
         row, note = selection.get("chosen"), ""
         if row is None:
             row = selection.get("closest")
@@ -44,12 +45,12 @@ class ServedModel:
             raise NotServable(f"{path} names no configuration that ran; see its reasoning and re-run the benchmark")
         model_file = Path(row["model_file"])
         if not model_file.is_file():
-            raise NotServable(f"the selected model file {model_file} is missing; re-run `yoloforge bench {run_dir}`")
+            raise NotServable(f"the selected model file {model_file} is missing; re-run `yoloforge bench {run}`")
         facts = ModelFacts(**selection["model"])
         digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
         return cls(facts=facts, config=EngineConfig.from_dict(row), model_file=model_file,
-                   weights=Path(selection["weights"]), cache_dir=run_dir / "engines", version=digest,
-                   name=run_dir.name, note=note)
+                   weights=Path(selection["weights"]), cache_dir=run.engine_models, clean_dir=run.clean_dir(),
+                   version=digest, name=run.name, note=note)
 
     def load(self, batch: int | None = None, serving: bool = False, threads: int | None = None) -> Engine:
         """The engine for this config, at another batch size if asked (model files are exported per batch).
@@ -75,8 +76,9 @@ class ServedModel:
         from yoloforge.engines.accuracy import load_split
         from yoloforge.engines.processing import preprocess
 
-        clean = json.loads((self.cache_dir.parent / "dataset_report.json").read_text())["clean_dir"]
-        images = [s.image for s in load_split(clean, self.facts.task, "train", 32)]
+        if self.clean_dir is None:
+            raise NotServable("int8 needs calibration images, and the run's clean dataset is gone: run intake again")
+        images = [s.image for s in load_split(self.clean_dir, self.facts.task, "train", 32)]
         return preprocess(images, config.imgsz, self.facts.task)[0]
 
     def file_for(self, config: EngineConfig, calibration: np.ndarray | None = None) -> Path:

@@ -15,7 +15,7 @@ from ray import tune
 from yoloforge.ga.algorithm import GeneticAlgorithm
 from yoloforge.ga.ray_searcher import GASearcher
 from yoloforge.ga.space import Gene, SearchSpace
-from yoloforge.ray_app.trainable import pick_device
+from yoloforge.ray_app.search.trainable import pick_device
 
 
 def placement_trainable(config: dict, barrier: str) -> None:

@@ -112,8 +112,8 @@ def classifier(tmp_path_factory) -> tuple[Path, Path]:
 
 def build_run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, targets: dict | None = None) -> Path:
     """A run directory as intake and search leave it: job.yaml, the clean dataset, best/best.pt."""
-    from yoloforge.ray_app.pipeline import stage_intake
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.intake import stage_intake
 
     weights, data = detector
     spec = parse_job({"name": "eng", "model": "yolo11n.yaml", "data": {"path": str(data)}, "runs_dir": str(tmp_path),

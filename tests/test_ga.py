@@ -19,7 +19,8 @@ from yoloforge.ga.operators import (
     repair_bounds,
     sbx_crossover,
 )
-from yoloforge.ga.space import Gene, SearchSpace, yolo_space
+from yoloforge.ga.space import Gene, SearchSpace
+from yoloforge.ray_app.search.hyperparameters import yolo_space
 
 MIXED = SearchSpace((Gene("lr", "log", 1e-5, 1e-1), Gene("m", "float", 0.6, 0.98), Gene("n", "int", 1, 8),
                      Gene("opt", "cat", choices=("SGD", "AdamW", "Adam"))))
@@ -257,7 +258,7 @@ def test_first_generation_starts_from_the_given_points_then_their_neighbours():
 
 
 def test_short_trainings_leave_sgd_out_of_the_optimizers():
-    from yoloforge.ga.space import for_training_length
+    from yoloforge.ray_app.search.hyperparameters import for_training_length
 
     space = for_training_length(yolo_space(), iterations=25 * 4)
     (optimizer,) = [g for g in space.genes if g.name == "optimizer"]
@@ -265,14 +266,14 @@ def test_short_trainings_leave_sgd_out_of_the_optimizers():
 
 
 def test_long_trainings_keep_sgd_among_the_optimizers():
-    from yoloforge.ga.space import for_training_length
+    from yoloforge.ray_app.search.hyperparameters import for_training_length
 
     space = for_training_length(yolo_space(), iterations=300 * 500)
     assert "SGD" in next(g for g in space.genes if g.name == "optimizer").choices
 
 
 def test_sgd_alone_is_kept_whatever_the_training_length():
-    from yoloforge.ga.space import for_training_length
+    from yoloforge.ray_app.search.hyperparameters import for_training_length
 
     only_sgd = yolo_space().with_overrides({"optimizer": {"choices": ["SGD"]}})
     space = for_training_length(only_sgd, iterations=10)
@@ -280,7 +281,7 @@ def test_sgd_alone_is_kept_whatever_the_training_length():
 
 
 def test_short_training_starts_screen_learning_rate_and_mosaic_in_a_two_by_two_design():
-    from yoloforge.ga.space import short_training_starts
+    from yoloforge.ray_app.search.hyperparameters import short_training_starts
 
     start = {"lr0": 0.001, "mosaic": 1.0, "box": 7.5}
     variants = short_training_starts(start, "detect")
@@ -289,7 +290,7 @@ def test_short_training_starts_screen_learning_rate_and_mosaic_in_a_two_by_two_d
 
 
 def test_short_training_starts_for_classify_only_raise_the_learning_rate():
-    from yoloforge.ga.space import short_training_starts
+    from yoloforge.ray_app.search.hyperparameters import short_training_starts
 
     (variant,) = short_training_starts({"lr0": 0.001, "mosaic": 1.0}, "classify")
     assert variant == {"lr0": pytest.approx(0.003162, abs=1e-6), "mosaic": 1.0}

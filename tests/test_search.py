@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.pipeline import run_job
-from yoloforge.ray_app.search import SearchChoices, read_status
+from yoloforge.ray_app.search.tune_io import read_status
 from yoloforge.ray_app.spec import parse_job
+from yoloforge.ray_app.stages.search import SearchChoices
 from yoloforge.ray_app.zoo import resolve_model
 
 GOOD = {"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0}  # learns the shapes within a few epochs
@@ -43,7 +44,7 @@ def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
     trials = rows(run_dir)
     assert len(trials) == 4 and {t["generation"] for t in trials} == {0, 1}
     assert all(t["status"] == "ok" for t in trials)
-    best = result.search.best
+    best = result.outcome.best
     # what five epochs learn depends on the machine; that every measure of the best trial is recorded does not
     assert 0 <= best["mAP50"] <= 1 and best["latency_ms"] > 0 and best["params_m"] > 1 and best["gflops"] > 0
     assert len({t["latency_ms"] for t in trials}) == 1  # one architecture at one size: one latency, measured alone
@@ -60,7 +61,7 @@ def test_target_met_ends_the_search_after_the_first_generation(tmp_path, shapes)
     # a floor every finished trial meets, whatever five epochs give on this machine: meeting it is what is tested
     spec = parse_job({**job(tmp_path, shapes, "target", generations=4), "targets": {"metrics": {"recall": 0.0}}})
     result = run_job(spec, until="search")
-    assert result.search.target_met and result.search.stop_reason == "target"
+    assert result.outcome.target_met and result.outcome.stop_reason == "target"
     assert {t["generation"] for t in rows(tmp_path / "runs" / "target")} == {0}
 
 
@@ -74,7 +75,7 @@ def test_crashed_trial_is_recorded_with_its_reason_and_the_search_goes_on(tmp_pa
     trials = {t["status"]: t for t in rows(tmp_path / "runs" / "crash")}
     assert set(trials) == {"ok", "error"}
     assert "lr0" in trials["error"]["error"] and trials["error"]["hp_lr0"] == pytest.approx(3.0)
-    assert result.search.failed == 1 and result.search.best["trial_id"] == trials["ok"]["trial_id"]
+    assert result.outcome.failed == 1 and result.outcome.best["trial_id"] == trials["ok"]["trial_id"]
 
 
 def finished_trials(experiment: Path) -> dict[str, str]:
@@ -129,7 +130,7 @@ def test_unmet_target_continues_for_more_generations_as_the_same_search(tmp_path
     assert read_status(run_dir)["rounds"] == ["tune", "tune-2"]
     trials = rows(run_dir)
     assert [(t["round"], t["generation"]) for t in trials] == [("tune", 0)] * 2 + [("tune-2", 1)] * 2
-    assert not result.search.target_met and result.search.stop_reason == "max_generations"
+    assert not result.outcome.target_met and result.outcome.stop_reason == "max_generations"
     assert json.loads((run_dir / "search" / "ga_state.json").read_text())["generation"] == 2
 
 
@@ -161,7 +162,7 @@ def test_ctrl_c_leaves_a_resumable_search_and_says_how_to_resume(tmp_path, shape
 
 
 def test_ultralytics_defaults_start_the_search_as_its_trainer_resolves_them(tmp_path, shapes):
-    from yoloforge.ray_app.search import _initial_individuals
+    from yoloforge.ray_app.search.seeding import _initial_individuals
 
     spec = parse_job(job(tmp_path, shapes, "defaults", initial=[]))
     (start,) = _initial_individuals(spec, nc=3)
@@ -225,7 +226,7 @@ def test_a_rerun_repeats_only_the_stages_whose_inputs_changed_or_from_the_stage_
 
 
 def test_a_short_search_starts_from_the_defaults_and_their_learning_rate_and_mosaic_variants(tmp_path, shapes):
-    from yoloforge.ray_app.search import build_searcher
+    from yoloforge.ray_app.search.seeding import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "screen", population=4, initial=[], epochs=25))
     first = build_searcher(spec, "detect", nc=3, n_train=64).ga.ask()
@@ -235,7 +236,7 @@ def test_a_short_search_starts_from_the_defaults_and_their_learning_rate_and_mos
 
 
 def test_genes_the_trainer_ignores_at_the_budget_are_not_searched_and_no_start_repeats(tmp_path, shapes):
-    from yoloforge.ray_app.search import build_searcher
+    from yoloforge.ray_app.search.seeding import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "inert", population=4, initial=[], epochs=8))  # <= close_mosaic (10)
     searcher = build_searcher(spec, "detect", nc=3, n_train=64)
@@ -248,7 +249,7 @@ def test_genes_the_trainer_ignores_at_the_budget_are_not_searched_and_no_start_r
 
 
 def test_a_pretrained_checkpoint_fine_tunes_from_the_defaults_and_points_near_them(tmp_path, shapes):
-    from yoloforge.ray_app.search import build_searcher
+    from yoloforge.ray_app.search.seeding import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "fine", population=8, initial=[], epochs=25))
     searcher = build_searcher(spec, "detect", nc=3, n_train=64, pretrained=True)
@@ -262,7 +263,7 @@ def test_a_pretrained_checkpoint_fine_tunes_from_the_defaults_and_points_near_th
 
 
 def test_a_long_search_starts_from_the_defaults_without_short_training_variants(tmp_path, shapes):
-    from yoloforge.ray_app.search import build_searcher
+    from yoloforge.ray_app.search.seeding import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "long", population=4, initial=[]))
     first = build_searcher(spec, "detect", nc=3, n_train=100_000).ga.ask()  # 5 epochs x 6,250 batches
@@ -272,7 +273,7 @@ def test_a_long_search_starts_from_the_defaults_without_short_training_variants(
 
 
 def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes):
-    from yoloforge.ray_app.search import build_searcher, dataset_train_images
+    from yoloforge.ray_app.search.seeding import build_searcher, dataset_train_images
 
     short_spec = parse_job(job(tmp_path, shapes, "short"))
     run_job(short_spec, until="intake")
@@ -287,7 +288,7 @@ def test_a_short_search_leaves_sgd_out_unless_the_job_names_it(tmp_path, shapes)
 
 def test_the_live_table_shows_each_running_trials_epoch_accuracy_and_time_left():
     from rich.console import Console
-    from yoloforge.ray_app.search import Progress
+    from yoloforge.ray_app.search.progress import Progress
 
     progress = Progress(population=2, generations=2, target={"mAP50": 0.5}, epochs=50)
     progress.running = {"a_00001": {"epoch": 12, "epochs": 50, "mAP50": 0.1234, "fitness": 0.05, "eta_s": 150.0}}

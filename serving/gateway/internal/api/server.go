@@ -1,5 +1,5 @@
 // Package api is the HTTP side of the server: serving/openapi.yaml's routes, auth, limits, the answer cache,
-// the dynamic batcher in front of the engine, metrics and the inference log.
+// JSON, metrics and the inference log. The image's way through the model is package pipeline's.
 package api
 
 import (
@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/batcher"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/cache"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/engine"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/pipeline"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/store"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/yolo"
 )
@@ -60,45 +60,52 @@ type Options struct {
 	Batcher        batcher.Options
 }
 
+// Deps are what a Server uses beside its options. Keys and Cache are required; Logger, Dependencies and
+// LogDropped may be nil.
+type Deps struct {
+	Keys         *auth.Keys
+	Cache        cache.Cache
+	Logger       Logger                   // inference log rows (the Postgres store), or nil
+	Log          *slog.Logger             // the server's own log
+	Dependencies func() map[string]string // /readyz: the cache's and the database's states
+	LogDropped   func() float64           // inference log rows dropped (a metric)
+}
+
 // Server answers the contract. The engine is attached when loaded, so /healthz answers during a long load
 // (a TensorRT engine build) and /readyz says "loading".
 type Server struct {
-	opts    Options
-	model   yolo.Model
-	keys    *auth.Keys
-	cache   cache.Cache
-	logger  Logger
-	log     *slog.Logger
-	metrics *Metrics
-	state   atomic.Value // "loading", "loaded", "failed"
-	batch   atomic.Pointer[batcher.Batcher[[]float32, []yolo.Output]]
-	deps    func() map[string]string
-	mux     *http.ServeMux
-	// input tensors are large (1.2 MB at 320 px): reused, so the garbage collector does not take the CPU the
-	// engine needs
-	tensors      sync.Pool
-	batchBuffers sync.Pool
+	opts     Options
+	deps     Deps
+	model    yolo.Model
+	pipeline *pipeline.Pipeline
+	metrics  *Metrics
+	state    atomic.Value // "loading", "loaded", "failed"
+	mux      *http.ServeMux
 }
 
 // Register adds series of another source (the GPUs) to /metrics.
 func (s *Server) Register(c prometheus.Collector) error { return s.metrics.Registry.Register(c) }
 
 // New builds the server; call Attach with the engine once it is loaded.
-func New(opts Options, keys *auth.Keys, c cache.Cache, logger Logger, log *slog.Logger,
-	deps func() map[string]string, logDropped func() float64) *Server {
-	s := &Server{opts: opts, keys: keys, cache: c, logger: logger, log: log, deps: deps,
+func New(opts Options, deps Deps) *Server {
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Dependencies == nil {
+		deps.Dependencies = func() map[string]string { return map[string]string{} }
+	}
+	if deps.LogDropped == nil {
+		deps.LogDropped = func() float64 { return 0 }
+	}
+	s := &Server{opts: opts, deps: deps,
 		model: yolo.Model{Task: opts.Info.Task, Names: opts.Info.Names, Imgsz: opts.Info.Imgsz}}
 	s.state.Store("loading")
-	per := 3 * opts.Info.Imgsz * opts.Info.Imgsz
-	s.tensors.New = func() any { t := make([]float32, per); return &t }
-	s.batchBuffers.New = func() any { t := make([]float32, 0); return &t }
-	s.metrics = NewMetrics(func() float64 {
-		if b := s.batch.Load(); b != nil {
-			return float64(b.Len())
-		}
-		return 0
-	}, logDropped)
-	s.opts.Batcher.Observe = func(n int) { s.metrics.BatchSize.Observe(float64(n)) }
+	s.metrics = NewMetrics(func() float64 { return float64(s.pipeline.QueueLen()) }, deps.LogDropped)
+	batching := opts.Batcher
+	batching.Observe = func(n int) { s.metrics.BatchSize.Observe(float64(n)) }
+	s.pipeline = pipeline.New(s.model, batching, func(stage string, d time.Duration) {
+		s.metrics.Stage.WithLabelValues(stage).Observe(d.Seconds())
+	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/predict", s.route("predict", http.MethodPost, true, s.predict))
 	mux.HandleFunc("/v1/model", s.route("model", http.MethodGet, true, s.modelInfo))
@@ -122,27 +129,7 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // Attach starts batching onto a loaded engine.
 func (s *Server) Attach(e engine.Engine) {
-	imgsz := s.model.Imgsz
-	per := 3 * imgsz * imgsz
-	run := func(ctx context.Context, items [][]float32) ([][]yolo.Output, error) {
-		input := items[0]
-		if len(items) > 1 { // one contiguous batch; a lone image goes as it is
-			buf := s.batchBuffers.Get().(*[]float32)
-			defer s.batchBuffers.Put(buf)
-			if cap(*buf) < len(items)*per {
-				*buf = make([]float32, len(items)*per)
-			}
-			input = (*buf)[:len(items)*per]
-			for i, it := range items {
-				copy(input[i*per:], it)
-			}
-		}
-		started := time.Now()
-		outs, err := e.Infer(ctx, input, len(items))
-		s.metrics.Stage.WithLabelValues("inference").Observe(time.Since(started).Seconds())
-		return outs, err
-	}
-	s.batch.Store(batcher.New(run, s.opts.Batcher))
+	s.pipeline.Attach(e)
 	s.state.Store("loaded")
 }
 
@@ -150,11 +137,7 @@ func (s *Server) Attach(e engine.Engine) {
 func (s *Server) Failed() { s.state.Store("failed") }
 
 // Close drains the batcher (after the HTTP server has stopped taking requests).
-func (s *Server) Close() {
-	if b := s.batch.Load(); b != nil {
-		b.Close()
-	}
-}
+func (s *Server) Close() { s.pipeline.Close() }
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -201,9 +184,9 @@ func (s *Server) guard(r *http.Request, method string, secured bool) *Error {
 		return &Error{Status: http.StatusUnauthorized, Code: "unauthorized",
 			Message: "missing API key: send 'Authorization: Bearer <key>' (create one with `yoloforge-server keys create`)"}
 	}
-	if !s.keys.Valid(key) {
+	if !s.deps.Keys.Valid(key) {
 		msg := "the API key is not valid (revoked, mistyped, or from another server)"
-		if s.keys.Len() == 0 {
+		if s.deps.Keys.Len() == 0 {
 			msg = "no API key is configured on this server: create one with `yoloforge-server keys create --name NAME` " +
 				"or set YOLOFORGE_API_KEYS"
 		}
@@ -220,7 +203,7 @@ func (s *Server) writeError(w http.ResponseWriter, e *Error) {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	if e.Status >= 500 && e.Code == "internal" {
-		s.log.Error("request failed", "error", e.Message)
+		s.deps.Log.Error("request failed", "error", e.Message)
 	}
 	writeJSON(w, e.Status, map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
 }
@@ -275,17 +258,15 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) *Error {
 			entry.Detections = len(resp.Top)
 		}
 	}
-	if s.logger != nil {
-		s.logger.Log(entry)
+	if s.deps.Logger != nil {
+		s.deps.Logger.Log(entry)
 	}
 	return err
 }
 
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, started time.Time) (*PredictResponse, int, *Error) {
-	b := s.batch.Load()
-	if b == nil {
-		return nil, 0, &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
-			Message: "the model is " + s.state.Load().(string) + "; retry shortly", RetryAfter: s.opts.RetryAfter}
+	if !s.pipeline.Loaded() {
+		return nil, 0, s.runError(pipeline.ErrNotLoaded)
 	}
 	opts, perr := ParseOptions(r.URL.Query())
 	if perr != nil {
@@ -301,76 +282,55 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, started time.Tim
 		return nil, 0, rerr
 	}
 	ctx := r.Context()
-	caching := s.cache.Enabled()
-	key := ""
-	if caching { // hashing a large image is not free: only when there is a cache to ask
-		key = cache.Key(s.opts.Info.Version, data, s.paramKey(opts))
+	key, cached := s.cached(ctx, data, opts)
+	if cached != nil {
+		cached.TimingMS = map[string]float64{"total": ms(time.Since(started))}
+		writeJSON(w, http.StatusOK, cached)
+		return cached, len(data), nil
 	}
-	if cached, ok := s.cache.Get(ctx, key); caching && ok {
-		var resp PredictResponse
-		if json.Unmarshal(cached, &resp) == nil {
-			s.metrics.Cache.WithLabelValues("hit").Inc()
-			resp.Cached = true
-			resp.TimingMS = map[string]float64{"total": ms(time.Since(started))}
-			writeJSON(w, http.StatusOK, &resp)
-			return &resp, len(data), nil
-		}
-	}
-	if caching {
-		s.metrics.Cache.WithLabelValues("miss").Inc()
-	}
-	timing := map[string]float64{}
-	t := time.Now()
-	img, _, err := yolo.Decode(data)
-	if err != nil {
-		return nil, len(data), &Error{Status: http.StatusBadRequest, Code: "bad_image", Message: err.Error()}
-	}
-	timing["decode"] = ms(time.Since(t))
-	s.metrics.Stage.WithLabelValues("decode").Observe(time.Since(t).Seconds())
-	t = time.Now()
-	buf := s.tensors.Get().(*[]float32)
-	defer s.tensors.Put(buf) // Submit has returned by then: the batch no longer reads it
-	tensor := *buf
-	placement := yolo.Preprocess(img, s.model.Imgsz, s.model.Task, tensor)
-	timing["preprocess"] = ms(time.Since(t))
-	s.metrics.Stage.WithLabelValues("preprocess").Observe(time.Since(t).Seconds())
 	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
-	t = time.Now()
-	outs, stats, err := b.Submit(ctx, tensor)
+	answer, err := s.pipeline.Run(ctx, data, opts)
 	if err != nil {
-		return nil, len(data), s.submitError(err)
+		return nil, len(data), s.runError(err)
 	}
-	timing["queue"] = ms(stats.Queued)
-	timing["inference"] = ms(time.Since(t) - stats.Queued)
-	s.metrics.Stage.WithLabelValues("queue").Observe(stats.Queued.Seconds())
-	t = time.Now()
-	result, err := yolo.Postprocess(s.model, outs, placement, opts)
-	if err != nil {
-		return nil, len(data), &Error{Status: http.StatusInternalServerError, Code: "internal",
-			Message: "post-processing failed: " + err.Error()}
-	}
-	timing["postprocess"] = ms(time.Since(t))
-	s.metrics.Stage.WithLabelValues("postprocess").Observe(time.Since(t).Seconds())
 	resp := &PredictResponse{Model: ModelRef{Name: s.opts.Info.Name, Version: s.opts.Info.Version},
-		Task: s.model.Task, Image: ImageSize{Width: img.Width, Height: img.Height}, TimingMS: timing}
+		Task: s.model.Task, Image: ImageSize{Width: answer.Width, Height: answer.Height}, TimingMS: answer.TimingMS}
 	if s.model.Task == "classify" {
-		resp.Top = result.Top
+		resp.Top = answer.Result.Top
 	} else {
-		dets := result.Detections
+		dets := answer.Result.Detections
 		if dets == nil {
 			dets = []yolo.Detection{}
 		}
 		resp.Detections = &dets
 	}
-	if caching {
+	if key != "" {
 		if encoded, err := json.Marshal(resp); err == nil {
-			s.cache.Set(ctx, key, encoded)
+			s.deps.Cache.Set(ctx, key, encoded)
 		}
 	}
-	timing["total"] = ms(time.Since(started))
+	resp.TimingMS["total"] = ms(time.Since(started))
 	writeJSON(w, http.StatusOK, resp)
 	return resp, len(data), nil
+}
+
+// cached looks the answer up in the cache: its key ("" when there is no cache) and the answer when it is there.
+func (s *Server) cached(ctx context.Context, data []byte, opts yolo.Options) (string, *PredictResponse) {
+	if !s.deps.Cache.Enabled() { // hashing a large image is not free: only when there is a cache to ask
+		return "", nil
+	}
+	key := cache.Key(s.opts.Info.Version, data, s.paramKey(opts))
+	if raw, ok := s.deps.Cache.Get(ctx, key); ok {
+		var resp PredictResponse
+		if json.Unmarshal(raw, &resp) == nil {
+			s.metrics.Cache.WithLabelValues("hit").Inc()
+			resp.Cached = true
+			return key, &resp
+		}
+	}
+	s.metrics.Cache.WithLabelValues("miss").Inc()
+	return key, nil
 }
 
 // paramKey is the part of the cache key the answer depends on: classify ignores the detection parameters.
@@ -381,8 +341,16 @@ func (s *Server) paramKey(o yolo.Options) string {
 	return fmt.Sprintf("c%g:i%g:m%d", o.Conf, o.IoU, o.MaxDet)
 }
 
-func (s *Server) submitError(err error) *Error {
+// runError maps the pipeline's errors to the contract's.
+func (s *Server) runError(err error) *Error {
 	switch {
+	case errors.Is(err, pipeline.ErrNotLoaded):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
+			Message: "the model is " + s.state.Load().(string) + "; retry shortly", RetryAfter: s.opts.RetryAfter}
+	case errors.As(err, new(*pipeline.BadImageError)):
+		return &Error{Status: http.StatusBadRequest, Code: "bad_image", Message: err.Error()}
+	case errors.Is(err, pipeline.ErrPostprocess):
+		return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: err.Error()}
 	case errors.Is(err, batcher.ErrOverloaded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
 			Message:    "the request queue is full (batcher.max_queue); retry after the given seconds",
@@ -415,6 +383,6 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) *Error {
 	if state != "loaded" {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": state == "loaded", "model": state, "dependencies": s.deps()})
+	writeJSON(w, status, map[string]any{"ready": state == "loaded", "model": state, "dependencies": s.deps.Dependencies()})
 	return nil
 }

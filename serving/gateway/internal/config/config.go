@@ -81,12 +81,12 @@ type Redis struct {
 
 // Postgres keeps API keys and the inference log.
 type Postgres struct {
-	Enabled       bool     `yaml:"enabled"`
-	DSN           string   `yaml:"dsn"`
-	LogBatch      int      `yaml:"log_batch"`
-	LogInterval   Duration `yaml:"log_interval"`
-	LogBuffer     int      `yaml:"log_buffer"`
-	ConnectTimout Duration `yaml:"connect_timeout"`
+	Enabled        bool     `yaml:"enabled"`
+	DSN            string   `yaml:"dsn"`
+	LogBatch       int      `yaml:"log_batch"`
+	LogInterval    Duration `yaml:"log_interval"`
+	LogBuffer      int      `yaml:"log_buffer"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
 }
 
 // Duration reads "250ms", "5s", or a number of seconds.
@@ -126,7 +126,7 @@ func Default() Config {
 		Auth:    Auth{Required: true, Refresh: Duration{30 * time.Second}},
 		Redis:   Redis{Enabled: true, Addr: "localhost:6379", TTL: Duration{time.Hour}, Timeout: Duration{100 * time.Millisecond}},
 		Postgres: Postgres{Enabled: true, DSN: "postgres://yoloforge:yoloforge@localhost:5432/yoloforge?sslmode=disable",
-			LogBatch: 500, LogInterval: Duration{time.Second}, LogBuffer: 10000, ConnectTimout: Duration{2 * time.Second}},
+			LogBatch: 500, LogInterval: Duration{time.Second}, LogBuffer: 10000, ConnectTimeout: Duration{2 * time.Second}},
 		LogLevel: "info",
 		Shutdown: Duration{15 * time.Second},
 	}

@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console
-from yoloforge.ray_app.preview_stage import describe_answer, free_port, sample_image
+from yoloforge.ray_app.stages.base import RunState
+from yoloforge.ray_app.stages.freshness import Verdict, file_digest
+from yoloforge.ray_app.stages.preview import describe_answer, free_port, preview_options, sample_image
 
 
 def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False, check: bool = True,
-                 force: bool = True, max_batch_size: int | None = None,
+                 keep: bool = False, max_batch_size: int | None = None,
                  batch_wait_ms: float | None = None) -> Path:
     """Write the bundle, start its binary once to answer one image (check), and build its image if asked."""
-    from yoloforge.serving.bundle import BundleError, build_image, bundle_current, check_bundle, export_bundle
+    from yoloforge.serving.bundle import BundleError, build_image, check_bundle, export_bundle
 
-    if not (run_dir / "job.yaml").is_file():
-        raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
-                             fix="give the folder under runs/ that `yoloforge run` created")
-    bundle_dir = out or run_dir / "bundle"
+    run = RunDir.open(run_dir)
+    bundle_dir = out or run.bundle
     console.rule("[bold]5 export[/bold]")
-    if not force and out is None and bundle_current(bundle_dir, run_dir):
-        console.print(f"export: {bundle_dir} is newer than selection.json; kept (re-export with "
-                      f"`yoloforge export {run_dir}`)")
+    if keep:
+        console.print(f"export: {bundle_dir} was written from the current selection.json by the current server "
+                      f"source; kept (re-export with `yoloforge export {run}`)")
     else:
+        options = preview_options(run.path, max_batch_size, batch_wait_ms)
         try:
             with console.status("writing the bundle (compiling the Go server the first time takes a minute)"):
-                bundle = export_bundle(run_dir, bundle_dir, max_batch_size=max_batch_size,
-                                       batch_wait_ms=batch_wait_ms)
+                bundle = export_bundle(run.path, bundle_dir, max_batch_size=int(options["max_batch_size"]),
+                                       batch_wait_ms=float(options["batch_wait_ms"]),
+                                       max_queue=int(options["max_queued_requests"]))
         except BundleError as err:
             raise YoloforgeError(str(err)) from None
         for note in bundle.notes:
@@ -60,3 +64,32 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
                   f"Without Docker: cd {bundle_dir} && YOLOFORGE_REDIS_ENABLED=false YOLOFORGE_POSTGRES_ENABLED=false "
                   f"YOLOFORGE_API_KEYS=my-key ./bin/yoloforge-server serve -config config.yaml")
     return bundle_dir
+
+
+class ExportStage:
+    name = "export"
+
+    def enabled(self, state: RunState) -> bool:
+        return True
+
+    def inputs(self, state: RunState) -> dict[str, Any]:
+        """The selection, the batching settings and the Go server's source the bundle is built from."""
+        from yoloforge.serving.bundle import gateway_digest
+
+        return {"selection": file_digest(state.run.selection), "server": gateway_digest(),
+                "preview": state.spec.preview.model_dump(mode="json")}
+
+    def keep(self, state: RunState, verdict: Verdict) -> bool:
+        from yoloforge.serving.bundle import bundle_complete
+
+        if verdict != "current" or not bundle_complete(state.run.bundle):
+            return False
+        stage_export(state.run.path, keep=True)  # the bundle is still checked against a validation image
+        return True
+
+    def run(self, state: RunState, verdict: Verdict) -> bool:
+        stage_export(state.run.path)
+        return True
+
+
+STAGE = ExportStage()

@@ -1,7 +1,6 @@
 """Which hyperparameters Ultralytics' trainer ignores at a budget, so the search does not spend trials on them."""
 
-from yoloforge.ga.space import ULTRALYTICS_DEFAULTS, yolo_space
-from yoloforge.ray_app.trainer_rules import inert_genes, without_inert_genes
+from yoloforge.ray_app.search.hyperparameters import ULTRALYTICS_DEFAULTS, inert_genes, without_inert_genes, yolo_space
 
 
 def test_mosaic_and_mixup_cannot_act_when_every_epoch_is_a_close_mosaic_epoch():

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.table import Table
 from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.rundir import RunDir
 from yoloforge.engines.accuracy import accuracy_metric, has_split
 from yoloforge.engines.base import EngineConfig, ModelFacts
 from yoloforge.engines.gallery import GALLERY_CONF
@@ -22,10 +23,10 @@ from yoloforge.engines.registry import config_space
 from yoloforge.engines.runner import BackendPool, LocalPool, run_grid, run_search
 from yoloforge.engines.selection import EngineTargets, select
 from yoloforge.ray_app.console import console
-from yoloforge.ray_app.search import ray_session
+from yoloforge.ray_app.ray_session import ray_session
 from yoloforge.ray_app.spec import JobSpec
-
-ENGINE_OUTPUTS = ("engines.parquet", "selection.json", "engines.png")
+from yoloforge.ray_app.stages.base import RunState
+from yoloforge.ray_app.stages.freshness import Verdict, file_digest
 
 
 def resolve_device(device: str) -> str:
@@ -48,16 +49,16 @@ def engine_targets(spec: JobSpec, task: str) -> EngineTargets:
                          max_accuracy_drop=t.max_accuracy_drop, metric=accuracy_metric(task))
 
 
-def stage_inputs(run_dir: Path) -> tuple[Path, str]:
-    weights = run_dir / "best" / "best.pt"
-    report = run_dir / "dataset_report.json"
+def stage_inputs(run: RunDir) -> tuple[Path, str]:
+    weights = run.best_weights
     if not weights.is_file():
         raise YoloforgeError(f"{weights} does not exist: the search has not produced weights yet",
-                             fix=f"run the search first: yoloforge resume {run_dir}")
-    if not report.is_file() or not json.loads(report.read_text()).get("clean_dir"):
-        raise YoloforgeError(f"{run_dir} has no checked dataset (dataset_report.json)",
-                             fix=f"run intake first: yoloforge run {run_dir / 'job.yaml'}")
-    return weights, json.loads(report.read_text())["clean_dir"]
+                             fix=f"run the search first: yoloforge resume {run}")
+    clean = run.clean_dir()
+    if clean is None:
+        raise YoloforgeError(f"{run} has no checked dataset (dataset_report.json)",
+                             fix=f"run intake first: yoloforge run {run.job}")
+    return weights, str(clean)
 
 
 def _line(row: dict[str, Any], metric: str) -> str:
@@ -130,9 +131,9 @@ def print_rows(rows: list[dict[str, Any]], selection: dict[str, Any], metric: st
 
 def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> dict[str, Any]:
     """Benchmark, select, write the outputs; returns selection.json's content."""
-    run_dir = spec.run_dir
+    run = RunDir(spec.run_dir)
     console.rule("[bold]3 engines[/bold]")
-    weights, clean_dir = stage_inputs(run_dir)
+    weights, clean_dir = stage_inputs(run)
     facts = ModelFacts.from_checkpoint(weights, imgsz=spec.search.imgsz)
     device = resolve_device(spec.targets.device)
     e = spec.engines
@@ -140,7 +141,7 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
                            list(e.threads or [None]), device)
     targets = engine_targets(spec, task)
     metric = targets.metric
-    models_dir = run_dir / "engines"
+    models_dir = run.engine_models
     models_dir.mkdir(parents=True, exist_ok=True)
     mode = "grid" if len(configs) <= e.max_configs else "ga"
     console.print(f"{len(configs)} configurations on {device}: "
@@ -157,23 +158,23 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
             else:
                 rows = run_search(pool, configs, targets, facts.imgsz, e.max_configs, on_row, seed=spec.search.seed)
             selection = select(rows, targets, facts.imgsz)
-            selection.update(inspect_selection(pool, selection, run_dir, clean_dir, task, metric))
+            selection.update(inspect_selection(pool, selection, run, clean_dir, task, metric))
         finally:
             pool.close()
     selection.update(mode=mode, space=len(configs), device=device, task=task, model=facts.as_dict(),
                      weights=str(weights))
-    write_rows(rows, run_dir / "engines.parquet")
-    (run_dir / "selection.json").write_text(json.dumps(selection, indent=2, default=_json_default))
-    write_chart(rows, selection, metric, targets.fps, targets.max_accuracy_drop, run_dir / "engines.png")
+    write_rows(rows, run.engines_table)
+    run.selection.write_text(json.dumps(selection, indent=2, default=_json_default))
+    write_chart(rows, selection, metric, targets.fps, targets.max_accuracy_drop, run.engines_chart)
     print_rows(rows, selection, metric)
-    console.print(f"Wrote {run_dir / 'engines.parquet'}, {run_dir / 'selection.json'}, {run_dir / 'engines.png'}")
+    console.print(f"Wrote {run.engines_table}, {run.selection}, {run.engines_chart}")
     return selection
 
 
 GALLERY_IMAGES = 6
 
 
-def inspect_selection(pool: BackendPool | LocalPool, selection: dict[str, Any], run_dir: Path, clean_dir: str,
+def inspect_selection(pool: BackendPool | LocalPool, selection: dict[str, Any], run: RunDir, clean_dir: str,
                       task: str, metric: str) -> dict[str, Any]:
     """What the chosen config and the search's best weights (the baseline engine) do beyond the timed rows:
     accuracy on the test split, which neither the search nor the selection saw (selection.json 'test'); per-class
@@ -185,7 +186,7 @@ def inspect_selection(pool: BackendPool | LocalPool, selection: dict[str, Any], 
     if baseline:
         detail = pool.inspect(EngineConfig.from_dict(baseline), "val", detail=True)
         if isinstance(detail, dict):
-            (run_dir / "accuracy.json").write_text(json.dumps({"engine": baseline["key"], "split": "val",
+            run.accuracy.write_text(json.dumps({"engine": baseline["key"], "split": "val",
                                                                **detail["detail"]}, indent=2))
         else:
             console.print(f"[yellow]per-class accuracy not measured:[/yellow] {detail}", markup=False)
@@ -195,7 +196,7 @@ def inspect_selection(pool: BackendPool | LocalPool, selection: dict[str, Any], 
         gallery = GALLERY_IMAGES if role == "chosen" else 0
         found[role] = pool.inspect(EngineConfig.from_dict(row), "test" if has_test else "val", score=has_test,
                                    gallery=gallery)
-    gallery_dir = run_dir / "gallery"
+    gallery_dir = run.gallery
     shutil.rmtree(gallery_dir, ignore_errors=True)
     if chosen and isinstance(found.get("chosen"), dict) and found["chosen"].get("gallery"):
         gallery_dir.mkdir()
@@ -225,9 +226,41 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def selected_config(run_dir: Path) -> EngineConfig | None:
-    path = run_dir / "selection.json"
-    if not path.is_file():
-        return None
-    chosen = json.loads(path.read_text()).get("chosen")
-    return EngineConfig.from_dict(chosen) if chosen else None
+class EnginesStage:
+    name = "engines"
+
+    def enabled(self, state: RunState) -> bool:
+        return True
+
+    def inputs(self, state: RunState) -> dict[str, Any]:
+        spec = state.spec
+        return {"engines": spec.engines.model_dump(mode="json"), "targets": spec.targets.model_dump(mode="json"),
+                "weights": file_digest(state.run.best_weights)}
+
+    def keep(self, state: RunState, verdict: Verdict) -> bool:
+        if verdict != "current" or (selection := state.run.read_selection()) is None:
+            return False
+        console.print(f"engines: selection.json is current (same weights, engines and targets); kept (re-run with "
+                      f"`yoloforge bench {state.run}` or --from engines)")
+        state.selection = selection
+        return True
+
+    def run(self, state: RunState, verdict: Verdict) -> bool:
+        state.selection = stage_engines(state.spec, state.task)
+        finish_engines(state.run, state.selection)
+        return True
+
+
+def finish_engines(run: RunDir, selection: dict[str, Any]) -> None:
+    console.rule()
+    chosen = selection.get("chosen")
+    if chosen:
+        console.print(f"[green]Engine chosen:[/green] {chosen['backend']} {chosen['precision']} batch "
+                      f"{chosen['batch']} @{chosen['imgsz']}px, {chosen['throughput']:.1f} img/s "
+                      f"(see {run.selection})")
+    else:
+        console.print("[yellow]No engine configuration meets every target[/yellow]; see the reasoning above and "
+                      f"{run.selection}")
+
+
+STAGE = EnginesStage()

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from pathlib import Path
 
 from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console
-from yoloforge.ray_app.search import ray_session
+from yoloforge.ray_app.ray_session import ray_session
 from yoloforge.ray_app.spec import load_job
+from yoloforge.ray_app.stages.base import RunState
+from yoloforge.ray_app.stages.freshness import Verdict
 
 
 def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait_ms: float | None = None) -> dict:
     from yoloforge.serving.served import NotServable, ServedModel
 
-    spec = load_job(run_dir / "job.yaml")
+    spec = load_job(RunDir.open(run_dir).job)
     try:
         served = ServedModel.from_run(run_dir)
     except NotServable as err:
@@ -34,9 +36,9 @@ def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait
 
 
 def app_builder(args: dict) -> object:
-    """The preview application for `serve run ray_app.preview_stage:app_builder run_dir=...` and a RayService's
-    serveConfigV2 (cluster/kuberay/rayservice.yaml): run_dir is required, the rest override the run's job.yaml
-    preview settings (max_batch_size, batch_wait_ms, replicas, max_replicas, gpu, cpu, ...)."""
+    """The preview application for `serve run yoloforge.ray_app.stages.preview:app_builder run_dir=...` and a
+    RayService's serveConfigV2 (cluster/kuberay/rayservice.yaml): run_dir is required, the rest override the run's
+    job.yaml preview settings (max_batch_size, batch_wait_ms, replicas, max_replicas, gpu, cpu, ...)."""
     from yoloforge.serving.preview import build_app
 
     args = dict(args)
@@ -54,10 +56,8 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
                 duration: float | None = None) -> None:
     from yoloforge.serving import preview
 
-    if not (run_dir / "job.yaml").is_file():
-        raise YoloforgeError(f"{run_dir} is not a yoloforge run directory (no job.yaml)",
-                             fix="give the folder under runs/ that `yoloforge run` created")
-    spec = load_job(run_dir / "job.yaml")
+    run = RunDir.open(run_dir)
+    spec = load_job(run.job)
     options = preview_options(run_dir, max_batch_size, batch_wait_ms)
     host, port = host or spec.preview.host, port or spec.preview.port
     console.rule("[bold]4 preview[/bold]")
@@ -70,7 +70,7 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
                 raise YoloforgeError(f"the preview did not start: {type(err).__name__}: {str(err)[:500]}",
                                      fix=f"check that port {port} is free (--port) and the run's engine loads "
                                          f"(`yoloforge bench {run_dir}`)") from None
-        selection = json.loads((run_dir / "selection.json").read_text())
+        selection = run.read_selection() or {}
         chosen = selection.get("chosen") or selection.get("closest") or {}
         console.print(f"[green]Preview ready[/green] at {url}  ({chosen.get('key')}, dynamic batching up to "
                       f"{options['max_batch_size']} images, {options['batch_wait_ms']:g} ms wait)")
@@ -93,12 +93,12 @@ def check_preview(run_dir: Path) -> dict:
     import httpx
     from yoloforge.serving import preview
 
-    spec = load_job(run_dir / "job.yaml")
+    run = RunDir.open(run_dir)
+    spec = load_job(run.job)
     options = preview_options(run_dir)
     image = sample_image(run_dir)
     if image is None:
-        raise YoloforgeError(f"no image in the run's clean dataset ({run_dir / 'data' / 'clean'}) to try the "
-                             "preview with")
+        raise YoloforgeError(f"no image in the run's clean dataset ({run.clean_dir()}) to try the preview with")
     console.rule("[bold]4 preview[/bold]")
     port = spec.preview.port if _port_free(spec.preview.host, spec.preview.port) else 0
     preview.use_haproxy_ingress()
@@ -123,7 +123,9 @@ def check_preview(run_dir: Path) -> dict:
 def sample_image(run_dir: Path) -> Path | None:
     """A validation image of the run's clean dataset (the first JPEG or PNG, else any image): what the preview
     and the bundle are tried with, and checked against its labels."""
-    clean = Path(json.loads((run_dir / "dataset_report.json").read_text())["clean_dir"])
+    clean = RunDir(run_dir).clean_dir()
+    if clean is None or not clean.is_dir():
+        return None
     images = [p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
     val = [p for p in images if "val" in p.relative_to(clean).parts]
     return next(iter(val or images), None)
@@ -160,3 +162,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class PreviewStage:
+    name = "preview"
+
+    def enabled(self, state: RunState) -> bool:
+        return state.spec.preview.enabled
+
+    def inputs(self, state: RunState) -> None:
+        return None  # a check that the endpoint answers: it runs every time, in seconds
+
+    def keep(self, state: RunState, verdict: Verdict) -> bool:
+        return False
+
+    def run(self, state: RunState, verdict: Verdict) -> bool:
+        check_preview(state.run.path)
+        return True
+
+
+STAGE = PreviewStage()

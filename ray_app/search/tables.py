@@ -1,0 +1,128 @@
+"""The search's results: trials.parquet, pareto.parquet, best/, and the table and verdict printed at its end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.rundir import RunDir
+from yoloforge.ga.operators import non_dominated_sort
+from yoloforge.ray_app.console import console
+from yoloforge.ray_app.outcome import meets_targets
+from yoloforge.ray_app.search.trainable import METRIC_KEYS
+from yoloforge.ray_app.search.tune_io import collect_trials, load_searcher, read_status
+from yoloforge.ray_app.spec import JobSpec
+
+
+@dataclass
+class SearchOutcome:
+    stop_reason: str
+    target_met: bool
+    best: dict[str, Any] | None  # the best trial's row of trials.parquet
+    trials: int
+    failed: int
+
+
+def write_tables(run_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    trials_path, pareto_path = RunDir(run_dir).trials, RunDir(run_dir).pareto
+    table = pa.Table.from_pylist(rows) if rows else pa.table({"trial_id": pa.array([], pa.string())})
+    pq.write_table(table, trials_path)
+    ok = [r for r in rows if r["status"] == "ok" and r.get("fitness") is not None]
+    if ok:
+        F = np.array([[-r["fitness"], r.get("latency_ms") or 0.0] for r in ok])
+        front = [ok[i] for i in np.flatnonzero(non_dominated_sort(F) == 0)]
+        pq.write_table(pa.Table.from_pylist(sorted(front, key=lambda r: -r["fitness"])), pareto_path)
+    else:
+        pq.write_table(table.slice(0, 0), pareto_path)
+    return trials_path, pareto_path
+
+
+def best_row(rows: list[dict[str, Any]], minimums: dict[str, float]) -> dict[str, Any] | None:
+    """Highest fitness among trials meeting every target, else highest fitness overall."""
+    ok = [r for r in rows if r["status"] == "ok" and r.get("fitness") is not None and r.get("best_pt")]
+    if not ok:
+        return None
+    meets = [r for r in ok if meets_targets(r, minimums)]
+    return max(meets or ok, key=lambda r: r["fitness"])
+
+
+def write_best(run_dir: Path, best: dict[str, Any]) -> Path:
+    run = RunDir(run_dir)
+    run.best.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(best["best_pt"], run.best_weights)
+    run.best_metrics.write_text(json.dumps(best, indent=2, default=str))
+    return run.best_weights
+
+
+def _suggestions(spec: JobSpec, outcome: SearchOutcome, model: str) -> list[str]:
+    tips = []
+    if spec.search.epochs < 50:
+        tips.append(f"more epochs per trial (search.epochs is {spec.search.epochs}; small models need 50-300)")
+    if outcome.stop_reason in ("max_generations", "time_budget"):
+        tips.append("more generations or time (search.generations / search.time_budget_min)")
+    stem = Path(model).stem
+    if stem[-1:] in ("n", "s") or stem.endswith(("n-seg", "n-cls", "s-seg", "s-cls")):
+        tips.append("a larger model (e.g. the s or m variant of the same family)")
+    tips.append("more or better labelled training data (see dataset_report.json for per-class counts)")
+    if spec.search.imgsz < 640:
+        tips.append(f"a larger image size (search.imgsz is {spec.search.imgsz})")
+    return tips
+
+
+def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
+    """Write trials.parquet, pareto.parquet and best/, print accuracy beside compute, and the verdict."""
+    from rich.table import Table
+
+    run_dir = spec.run_dir
+    rows = collect_trials(run_dir, task)
+    trials_path, _ = write_tables(run_dir, rows)
+    minimums = dict(spec.targets.metrics)
+    best = best_row(rows, minimums)
+    rounds = read_status(run_dir).get("rounds", [])
+    searcher = load_searcher(run_dir, rounds[-1]) if rounds else None
+    if searcher is not None:
+        RunDir(run_dir).ga_state.write_text(json.dumps(searcher.ga.state_dict()))
+    stop = (searcher.ga.stop_reason() if searcher else None) or "stopped"
+    failed = sum(r["status"] == "error" for r in rows)
+    stopped = sum(r["status"] not in ("ok", "error") for r in rows)  # ended by a met target or the time budget
+    met = best is not None and meets_targets(best, minimums) and bool(minimums)
+    outcome = SearchOutcome(stop_reason="target" if met else stop, target_met=met, best=best, trials=len(rows),
+                            failed=failed)
+    metric_names = list(METRIC_KEYS[task].values())
+    table = Table(title=f"Best trials of {len(rows)} ({failed} failed"
+                        + (f", {stopped} stopped early" if stopped else "") + "): accuracy beside compute")
+    for col in ("trial", "gen", "fitness", *metric_names, "latency ms", "params M", "GFLOPs", "train s"):
+        table.add_column(col, justify="right")
+    ok = sorted((r for r in rows if r["status"] == "ok" and r["fitness"] is not None), key=lambda r: -r["fitness"])
+    for r in ok[:8]:
+        table.add_row(r["trial_id"], str(r["generation"] + 1), f"{r['fitness']:.4f}",
+                      *(f"{r[m]:.3f}" if r.get(m) is not None else "-" for m in metric_names),
+                      *(f"{r[c]:.1f}" if r.get(c) is not None else "-" for c in
+                        ("latency_ms", "params_m", "gflops", "train_time_s")))
+    console.print(table)
+    for r in (r for r in rows if r["status"] != "ok"):
+        console.print(f"  trial {r['trial_id']} (gen {r['generation'] + 1}) {r['status']}: {r['error'] or '-'}",
+                      markup=False)
+    if best is None:
+        raise YoloforgeError(f"every one of the {len(rows)} trials failed; see the errors above and {trials_path}",
+                             fix="check the dataset and the resources (memory per trial), then `yoloforge resume`")
+    best_pt = write_best(run_dir, best)
+    shown = ", ".join(f"{k} {best.get(k):.3f}" for k in (minimums or {metric_names[1]: 0}) if best.get(k) is not None)
+    if met:
+        console.print(f"[green]Target met[/green] by trial {best['trial_id']}: {shown}. Weights: {best_pt}")
+    elif minimums:
+        wanted = ", ".join(f"{k} >= {v}" for k, v in minimums.items())
+        console.print(f"[yellow]The target ({wanted}) was not reached[/yellow] within the budget ({len(rows)} trials, "
+                      f"stopped by {stop}). Best: {shown} (trial {best['trial_id']}, weights {best_pt}).")
+        console.print("What might help: " + "; ".join(_suggestions(spec, outcome, model)) + ".")
+    else:
+        console.print(f"Best trial {best['trial_id']}: {shown}. Weights: {best_pt}")
+    return outcome
+

@@ -1,0 +1,156 @@
+"""The search's Tune experiments: running and restoring a round, the searcher state Tune saves, search/status.json,
+and the trials read back through Tune's own records (ExperimentAnalysis).
+
+Every search round is one Tune experiment under search/ (tune, tune-2, ... when the user asks for more
+generations); the GA's state carries over from one round to the next, so a continued search is the same search.
+search/status.json says which round is current and whether it finished, so `yoloforge resume` knows whether to
+restore it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.rundir import RunDir, read_json
+from yoloforge.ga.algorithm import GeneticAlgorithm
+from yoloforge.ga.ray_searcher import GASearcher
+from yoloforge.ray_app.console import console
+from yoloforge.ray_app.search.progress import Progress, TargetStopper
+from yoloforge.ray_app.search.trainable import COST_KEYS, METRIC_KEYS, TrialContext, train_trial
+from yoloforge.ray_app.spec import JobSpec
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """search/status.json: the rounds (Tune experiments), the current one, and whether it finished."""
+    return read_json(RunDir(run_dir).search_status) or {}
+
+
+def write_status(run_dir: Path, **fields: Any) -> None:
+    path = RunDir(run_dir).search_status
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**read_status(run_dir), **fields}, indent=2))
+
+
+def _searcher_state_file(experiment: Path) -> Path | None:
+    # Tune names each session's file by its start time, so names sort chronologically; mtimes would not,
+    # since _reconcile_searcher rewrites an older session's file before restoring
+    files = sorted(experiment.glob("searcher-state-*.pkl"))
+    return files[-1] if files else None
+
+
+def _trainable(ctx: TrialContext, spec: JobSpec) -> Any:
+    return tune.with_resources(tune.with_parameters(train_trial, ctx=ctx),
+                               {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment: str) -> Any:
+    """One Tune experiment driven by the searcher; returns Tune's ResultGrid."""
+    run_dir = spec.run_dir
+    write_status(run_dir, experiment=experiment, state="running")
+    tuner = tune.Tuner(
+        _trainable(ctx, spec),
+        # an upper bound for Tune's own bookkeeping; the searcher says FINISHED when the GA stops
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.search.population * max(
+            1, (searcher.ga.max_generations or spec.search.generations) - searcher.ga.generation)),
+        run_config=tune.RunConfig(
+            storage_path=str(RunDir(run_dir).search.resolve()), name=experiment, verbose=0,
+            stop=TargetStopper(dict(spec.targets.metrics), searcher.ga.time_left_s()),
+            callbacks=[Progress(spec.search.population, searcher.ga.max_generations or 0, dict(spec.targets.metrics),
+                                spec.search.epochs)],
+            failure_config=tune.FailureConfig(max_failures=0)),
+    )
+    return tuner.fit()
+
+
+def restore_round(spec: JobSpec, ctx: TrialContext, experiment: str) -> Any:
+    path = RunDir(spec.run_dir).search / experiment
+    if not tune.Tuner.can_restore(str(path.resolve())):
+        raise YoloforgeError(f"no restorable search in {path}", fix="start it again with `yoloforge run`")
+    _reconcile_searcher(path)
+    console.print(f"resuming the search in {path} (finished trials are kept)")
+    return tune.Tuner.restore(str(path.resolve()), trainable=_trainable(ctx, spec), resume_errored=False).fit()
+
+
+def _reconcile_searcher(experiment: Path) -> None:
+    """Tell the saved searcher what Tune recorded after the searcher's last save (a driver killed between the
+    two): finished and failed trials are settled, so the generation completes; unfinished ones run again."""
+    state_file = _searcher_state_file(experiment)
+    if state_file is None:
+        return
+    searcher = load_searcher(experiment.parent.parent, experiment.name)
+    if searcher is None:
+        return
+    settled = {tid: (r["metrics"] if r["metrics"].get("final") else None)
+               for tid, r in tune_results(experiment).items() if r["metrics"].get("final") or r["error"]}
+    searcher.complete_pending(settled, only_known=True)
+    searcher.save(str(state_file))
+
+
+def load_searcher(run_dir: Path, experiment: str) -> GASearcher | None:
+    """The searcher as Tune last saved it in that round's experiment folder."""
+    path = _searcher_state_file(RunDir(run_dir).search / experiment)
+    if path is None:
+        return None
+    state = json.loads(path.read_text())
+    searcher = GASearcher(GeneticAlgorithm.from_state(state["ga"]), [tuple(o) for o in state["objectives"]])
+    searcher.set_state(state)
+    return searcher
+
+
+def tune_results(experiment: Path) -> dict[str, dict[str, Any]]:
+    """trial id -> {config, metrics (the last report), error (its last line)} for every started trial, as Tune
+    recorded them (ExperimentAnalysis over the experiment's state), including trials that failed before their
+    first report. Empty when Tune has not saved the experiment's state yet."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        analysis = ExperimentAnalysis(str(experiment.resolve()))
+    except (ValueError, FileNotFoundError, OSError):
+        return {}
+    out = {}
+    for trial in analysis.trials:
+        metrics = dict(trial.run_metadata.last_result or {})
+        error_file = Path(trial.error_file) if trial.error_file else None
+        error_lines = ([ln for ln in error_file.read_text().splitlines() if ln.strip()]
+                       if error_file is not None and error_file.is_file() else [])
+        if trial.status == "ERROR" and not error_lines:
+            error_lines = ["the trial failed (Tune recorded no message)"]
+        out[trial.trial_id] = {"config": dict(trial.config), "metrics": metrics,
+                               "error": error_lines[-1].strip()[:500] if error_lines else None}
+    return out
+
+
+def collect_trials(run_dir: Path, task: str) -> list[dict[str, Any]]:
+    """One row per trial of every round: Tune's records of what ran, the searcher's of where it sat in the GA.
+
+    Tune is the source of truth for outcomes: a trial stopped when the target was met never reaches the
+    searcher, but its results are in Tune's experiment folder.
+    """
+    rows: list[dict[str, Any]] = []
+    for experiment in read_status(run_dir).get("rounds", []):
+        searcher = load_searcher(run_dir, experiment)
+        placed = searcher.placements() if searcher else {}
+        for trial_id, res in tune_results(RunDir(run_dir).search / experiment).items():
+            metrics = res["metrics"]
+            if res["error"]:
+                status = "error"
+            elif metrics.get("final"):
+                status = "ok"
+            else:
+                status = "stopped early"  # its last report was an epoch's, not the finished trial's
+            generation, index = placed.get(trial_id, (None, None))
+            row: dict[str, Any] = {"trial_id": trial_id, "round": experiment, "generation": generation,
+                                   "index": index, "status": status, "error": res["error"]}
+            row.update({f"hp_{k}": v for k, v in res["config"].items()})
+            for name in [*METRIC_KEYS[task].values(), "fitness", *COST_KEYS]:
+                value = metrics.get(name)
+                row[name] = float(value) if isinstance(value, int | float) else None
+            row["best_pt"] = metrics.get("best_pt") if status == "ok" else None
+            rows.append(row)
+    return sorted(rows, key=lambda r: (r["round"], r["generation"] if r["generation"] is not None else 1 << 30,
+                                       r["index"] or 0))
+

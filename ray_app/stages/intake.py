@@ -1,0 +1,111 @@
+"""Stage 1: resolve the model, check the dataset, write job.yaml, model.json, dataset_report.json and the clean
+copy of the dataset."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from yoloforge.core.errors import DatasetError
+from yoloforge.core.rundir import RunDir
+from yoloforge.ray_app.console import console, print_model, print_report, progress_bars
+from yoloforge.ray_app.intake.check import Intake, check_dataset
+from yoloforge.ray_app.spec import JobSpec, dump_job, parse_job
+from yoloforge.ray_app.stages.base import RunState
+from yoloforge.ray_app.stages.freshness import Verdict, source_digest
+from yoloforge.ray_app.zoo import ModelInfo, resolve_model
+
+
+@dataclass
+class IntakeResult:
+    spec: JobSpec  # with task filled in from the model
+    model: ModelInfo
+    intake: Intake
+    report_path: Path
+
+
+def stage_intake(spec: JobSpec) -> IntakeResult:
+    """Resolve the model, check the dataset, write job.yaml, model.json, dataset_report.json and the clean copy."""
+    run = RunDir(spec.run_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    console.rule("[bold]1 intake[/bold]")
+    with console.status(f"loading model {spec.model}"):
+        model = resolve_model(spec.model, spec.task)
+    if model.source == "yaml":  # an untrained model has no input size of its own: it gets the job's
+        model.imgsz = spec.search.imgsz
+    print_model(model)
+    spec = with_task(spec, spec.task or model.task)
+    run.model_info.write_text(json.dumps(model.as_dict(), indent=2))
+
+    with progress_bars() as progress:
+        intake = check_dataset(
+            spec.data.path, task=spec.task, work_dir=run.data,
+            # pretrained official models are COCO-trained: new names are the normal case, not a mistake
+            model_names=model.names if model.source == "custom" else None,
+            allow_name_mismatch=spec.data.allow_name_mismatch, val_split=spec.data.val_split,
+            split_seed=spec.data.split_seed, max_bad_fraction=spec.data.max_bad_fraction, progress=progress)
+        if intake.report.ok:
+            intake.write_clean(run.data, progress)
+    report_path = intake.report.write(run.dataset_report)
+    print_report(intake.report, str(report_path))
+    if not intake.report.ok:
+        raise DatasetError(f"the dataset has {len(intake.report.errors)} error(s); the run stops here",
+                           where=str(spec.data.path), fix=f"see the errors above and {report_path}")
+    return IntakeResult(spec, model, intake, report_path)
+
+
+def with_task(spec: JobSpec, task: str) -> JobSpec:
+    """The spec re-validated with its task known (so metric names are checked against it), written as job.yaml."""
+    run = RunDir(spec.run_dir)
+    spec = parse_job({**spec.model_dump(mode="json"), "task": task}, str(run.job))
+    dump_job(spec, run.job)
+    return spec
+
+
+class IntakeStage:
+    name = "intake"
+
+    def enabled(self, state: RunState) -> bool:
+        return True
+
+    def inputs(self, state: RunState) -> dict[str, Any]:
+        """The dataset's files (for a data.yaml, its folder's), the data settings, the model (its file's digest
+        when it is a local file) and, for a model built from .yaml, the input size."""
+        spec = state.spec
+        data = Path(spec.data.path).expanduser()
+        model = Path(spec.model).expanduser()
+        return {"data": spec.data.model_dump(mode="json"),
+                "source": source_digest(data.parent if data.suffix in (".yaml", ".yml") else data),
+                "model": spec.model, "model_file": source_digest(model) if model.is_file() else None,
+                "task": spec.task, "imgsz": spec.search.imgsz}
+
+    def keep(self, state: RunState, verdict: Verdict) -> bool:
+        """Kept when it checked these very inputs (or, on resume, whenever it finished) and its outputs are
+        still there; other settings (search, engines, targets) may have changed, so job.yaml is rewritten."""
+        run = state.run
+        if not (verdict == "current" or state.resuming) or not run.intake_ok():
+            return False
+        model = run.read_model_info() or {}
+        data = run.clean_data(state.spec.task or model.get("task", "detect"))
+        if data is None:
+            if state.resuming:
+                console.print("intake's clean copy of the dataset is missing; running intake again")
+            return False
+        state.spec = with_task(state.spec, state.spec.task or model["task"])
+        state.model_path, state.data = model["path"], str(data)
+        console.print("intake: the dataset, its settings and the model are those already checked; kept "
+                      f"(--from intake checks them again). Clean dataset: {data}")
+        return True
+
+    def run(self, state: RunState, verdict: Verdict) -> bool:
+        if state.resuming and verdict != "forced":
+            console.print("intake did not finish; running it again")
+        result = stage_intake(state.spec)
+        state.intake, state.spec = result, result.spec
+        state.model_path, state.data = result.model.path, result.intake.data_arg
+        return True
+
+
+STAGE = IntakeStage()

@@ -1,0 +1,171 @@
+"""Stage 2: the hyperparameter search on Ray Tune, driven by ga/ (DESIGN.md: runs/<name>/search/...); its parts
+are in ray_app/search/. After a search the user may accept it, search more generations, or change the target."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.rundir import RunDir
+from yoloforge.ray_app.console import console
+from yoloforge.ray_app.outcome import meets_targets
+from yoloforge.ray_app.ray_session import ray_session
+from yoloforge.ray_app.search.seeding import build_searcher, dataset_classes, dataset_train_images, trial_context
+from yoloforge.ray_app.search.tables import SearchOutcome, summarize
+from yoloforge.ray_app.search.tune_io import (
+    load_searcher,
+    read_status,
+    restore_round,
+    run_round,
+    tune_results,
+    write_status,
+)
+from yoloforge.ray_app.spec import JobSpec
+from yoloforge.ray_app.stages.base import RunState
+from yoloforge.ray_app.stages.freshness import Verdict, digest, tree_digest
+
+
+@dataclass
+class SearchChoices:
+    """How the user answers the question after a search; flags make it non-interactive."""
+
+    interactive: bool = False
+    more_generations: int = 0  # without a terminal: continue this many generations once if the target is unmet
+
+
+def _ask(outcome: SearchOutcome, spec: JobSpec) -> tuple[str, Any] | None:
+    from rich.prompt import FloatPrompt, IntPrompt, Prompt
+
+    if outcome.target_met:  # more generations would stop at once: the target must move first
+        choice = Prompt.ask("Accept this result, or change the [target] (then search on)?",
+                            choices=["accept", "target"], default="accept", console=console)
+    else:
+        choice = Prompt.ask("Accept this result, search [more] generations, or change the [target]?",
+                            choices=["accept", "more", "target"], default="accept", console=console)
+    if choice == "more":
+        return "more", IntPrompt.ask("How many more generations", default=2, console=console)
+    if choice == "target":
+        names = list(spec.targets.metrics) or ["mAP50-95"]
+        return "target", {n: FloatPrompt.ask(f"New target {n}", default=spec.targets.metrics.get(n, 0.5),
+                                             console=console) for n in names}
+    return None
+
+
+def _mark_done_or_interrupted(run_dir: Path, minimums: dict[str, float]) -> None:
+    """Tune returns normally after Ctrl-C; only a round whose GA stopped, or whose target was met, is done."""
+    experiment = read_status(run_dir)["experiment"]
+    searcher = load_searcher(run_dir, experiment)
+    finals = [r["metrics"] for r in tune_results(RunDir(run_dir).search / experiment).values()
+              if r["metrics"].get("final")]
+    met = bool(minimums) and any(meets_targets(m, minimums) for m in finals)
+    if met or (searcher is not None and searcher.ga.stop_reason()):
+        write_status(run_dir, state="done")
+        return
+    console.print(f"[yellow]The search was interrupted.[/yellow] Finished trials are kept; continue with "
+                  f"`yoloforge resume {run_dir}`")
+    raise KeyboardInterrupt
+
+
+def stage_search(spec: JobSpec, model: str, data: str, task: str,
+                 choices: SearchChoices | None = None) -> tuple[JobSpec, SearchOutcome]:
+    """Run (or resume, or continue) the search; returns the spec with any target the user changed."""
+    from yoloforge.ray_app.spec import dump_job, parse_job
+
+    choices = choices or SearchChoices()
+    run_dir = spec.run_dir
+    console.rule("[bold]2 search[/bold]")
+    status = read_status(run_dir)
+    with ray_session(spec.resources.address, spec.resources.dashboard):
+        ctx = trial_context(spec, task, data, model)
+        experiment = status.get("experiment")
+        restorable = bool(experiment) and tune.Tuner.can_restore(str((RunDir(run_dir).search / experiment).resolve()))
+        if status.get("state") == "running" and restorable:
+            restore_round(spec, ctx, experiment)
+        elif status.get("state") != "done":  # new, or killed before Tune wrote its first checkpoint
+            console.print(f"{spec.search.population} trials per generation, up to {spec.search.generations} "
+                          f"generations, {spec.search.epochs} epochs each, {spec.resources.cpu} CPU / "
+                          f"{spec.resources.gpu} GPU per trial")
+            shutil.rmtree(RunDir(run_dir).search / "tune", ignore_errors=True)
+            write_status(run_dir, rounds=["tune"])
+            searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir),
+                                      pretrained=Path(model).suffix == ".pt")
+            run_round(spec, ctx, searcher, "tune")
+        _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
+        continued = 0
+        while True:
+            outcome = summarize(spec, task, model)
+            if choices.interactive:
+                decision = _ask(outcome, spec)
+            elif not outcome.target_met and choices.more_generations and not continued:
+                decision = ("more", choices.more_generations)
+            else:
+                decision = None
+            if decision is None:
+                return spec, outcome
+            kind, value = decision
+            if kind == "target":
+                spec = parse_job({**spec.model_dump(mode="json"),
+                                  "targets": {**spec.targets.model_dump(mode="json"), "metrics": value}},
+                                 str(RunDir(run_dir).job))
+                dump_job(spec, RunDir(run_dir).job)
+                continue
+            rounds = read_status(run_dir)["rounds"]
+            searcher = load_searcher(run_dir, rounds[-1])
+            if searcher is None:
+                raise YoloforgeError("the previous round left no searcher state to continue from",
+                                     where=str(RunDir(run_dir).search))
+            searcher.complete_pending({tid: (r["metrics"] if r["metrics"].get("final") else None)
+                                       for tid, r in tune_results(RunDir(run_dir).search / rounds[-1]).items()})
+            searcher.set_targets(dict(spec.targets.metrics))
+            searcher.ga.extend(int(value))
+            experiment = f"tune-{len(rounds) + 1}"
+            write_status(run_dir, rounds=[*rounds, experiment])
+            console.print(f"continuing for {value} more generation(s) as {experiment}")
+            run_round(spec, ctx, searcher, experiment)
+            _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
+            continued += 1
+
+
+
+class SearchStage:
+    name = "search"
+
+    def enabled(self, state: RunState) -> bool:
+        return True
+
+    def inputs(self, state: RunState) -> dict[str, Any]:
+        """What the search's result depends on. Metric targets are left out: changing them continues a search
+        (or stops it earlier) rather than starting it over."""
+        spec, report = state.spec, state.run.read_dataset_report()
+        statistics = {k: report.get(k) for k in ("names", "splits", "class_counts", "box_stats")}
+        return {"model": spec.model, "task": spec.task, "search": spec.search.model_dump(mode="json"),
+                "data": tree_digest(Path(report["clean_dir"])), "statistics": digest(statistics)}
+
+    def keep(self, state: RunState, verdict: Verdict) -> bool:
+        return False  # a current search is resumed (or, when done, summarised), never skipped
+
+    def run(self, state: RunState, verdict: Verdict) -> bool:
+        """A finished search whose inputs changed, or one forced with --from search, is moved to previous/ and
+        started anew; otherwise it is resumed or kept."""
+        run = state.run
+        if read_status(run.path).get("state") == "done" and verdict in ("forced", "changed"):
+            moved = run.archive_search()
+            console.print(f"search: {'forced' if verdict == 'forced' else 'its inputs changed'}; the previous search "
+                          f"is kept in {moved} and a new one starts")
+        assert state.model_path is not None and state.data is not None
+        state.spec, state.outcome = stage_search(state.spec, state.model_path, state.data, state.task, state.choices)
+        console.rule()
+        best = state.outcome.best or {}
+        console.print(f"[green]Search done[/green] ({state.outcome.trials} trials, stopped by "
+                      f"{state.outcome.stop_reason}). Best weights: {run.best_weights} "
+                      f"(fitness {best.get('fitness', float('nan')):.4f})")
+        console.print(f"Run directory: {run}  (trials.parquet, pareto.parquet, best/, search/)")
+        state.stopped = state.outcome.best is None
+        return read_status(run.path).get("state") == "done"
+
+
+STAGE = SearchStage()

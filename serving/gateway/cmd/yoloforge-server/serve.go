@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/api"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/auth"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/batcher"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/cache"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/config"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/engine"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/gpu"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/store"
+)
+
+// serve runs the server until a signal, a failed model load or a failed listener: the HTTP server, the model
+// load and the background loops run under one errgroup, so the first failure stops them all.
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("config", defaultConfigPath(), "config file (YOLOFORGE_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	keys := auth.NewKeys(cfg.Auth.Keys)
+	answers, closeCache := openCache(cfg.Redis, log)
+	defer closeCache()
+	var db *store.Store
+	var logger api.Logger
+	if cfg.Postgres.Enabled {
+		db, err = store.Open(ctx, cfg.Postgres.DSN, store.Options{Batch: cfg.Postgres.LogBatch,
+			Interval: cfg.Postgres.LogInterval.Duration, Buffer: cfg.Postgres.LogBuffer,
+			ConnectTimeout: cfg.Postgres.ConnectTimeout.Duration}, log)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		logger = db
+	}
+	deps := &dependencies{states: map[string]string{"cache": "disabled", "database": "disabled"}}
+	srv := api.New(serverOptions(cfg), api.Deps{Keys: keys, Cache: answers, Logger: logger, Log: log,
+		Dependencies: deps.get, LogDropped: func() float64 {
+			if db == nil {
+				return 0
+			}
+			return float64(db.Dropped())
+		}})
+	if cfg.Engine.Provider != "cpu" { // GPU memory and utilisation beside the server's own series
+		if gpus, err := gpu.Open(); err != nil {
+			log.Warn("no GPU metrics", "err", err)
+		} else {
+			defer gpus.Close()
+			if err := srv.Register(gpus); err != nil {
+				log.Warn("no GPU metrics", "err", err)
+			}
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	httpServer := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: cfg.Limits.RequestTimeout.Duration, WriteTimeout: cfg.Limits.RequestTimeout.Duration + 5*time.Second,
+		IdleTimeout: 120 * time.Second}
+	log.Info("listening", "addr", ln.Addr().String(), "model", cfg.Model.Name, "version", cfg.Model.Version,
+		"provider", cfg.Engine.Provider, "auth", cfg.Auth.Required, "keys_from_env", len(cfg.Auth.Keys))
+
+	g, gctx := errgroup.WithContext(ctx)
+	var eng engine.Engine // set by the loader; read after g.Wait
+	g.Go(func() error {
+		err := httpServer.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error { // the engine loads while /healthz already answers
+		started := time.Now()
+		type result struct {
+			engine engine.Engine
+			err    error
+		}
+		done := make(chan result, 1)
+		go func() {
+			e, err := engine.Open(engine.Config{Library: cfg.ORTLibrary, Models: cfg.Model.Files, Imgsz: cfg.Model.Imgsz,
+				Provider: cfg.Engine.Provider, Threads: cfg.Engine.Threads, DeviceID: cfg.Engine.DeviceID,
+				FP16: cfg.Engine.FP16, Spin: cfg.Engine.Spin, CacheDir: cfg.Engine.CacheDir})
+			done <- result{e, err}
+		}()
+		select {
+		case <-gctx.Done(): // stopped during a long load (a TensorRT build): the process exit ends it
+			return nil
+		case r := <-done:
+			if r.err != nil {
+				srv.Failed()
+				return fmt.Errorf("loading the model: %w", r.err)
+			}
+			eng = r.engine
+			srv.Attach(r.engine)
+			log.Info("model loaded", "seconds", time.Since(started).Seconds())
+			return nil
+		}
+	})
+	g.Go(func() error { // dependency states for /readyz and the metrics
+		every(gctx, 2*time.Second, func() { deps.check(gctx, answers, db, srv.Metrics()) })
+		return nil
+	})
+	if db != nil {
+		g.Go(func() error { // migrations (retried while Postgres is down), then the stored keys, refreshed
+			db.KeepMigrating(gctx, 3*time.Second)
+			every(gctx, cfg.Auth.Refresh.Duration, func() {
+				if hashes, err := db.KeyHashes(gctx); err == nil {
+					keys.Set(hashes)
+				}
+			})
+			return nil
+		})
+	}
+	g.Go(func() error { // shutdown: on a signal or the first failure
+		<-gctx.Done()
+		log.Info("shutting down", "timeout", cfg.Shutdown.Duration.String())
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Duration)
+		defer cancel()
+		if err := httpServer.Shutdown(shutdownCtx); err != nil {
+			log.Warn("requests still running at the shutdown timeout", "error", err)
+		}
+		srv.Close()
+		return nil
+	})
+	err = g.Wait()
+	if eng != nil {
+		eng.Close()
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// every runs f now and then at each interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	for {
+		f()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+func openCache(cfg config.Redis, log *slog.Logger) (cache.Cache, func()) {
+	if !cfg.Enabled {
+		return cache.Disabled{}, func() {}
+	}
+	r := cache.NewRedis(cfg.Addr, cfg.TTL.Duration, cfg.Timeout.Duration)
+	r.OnError = func(op string, err error) {
+		log.Warn("redis unavailable; serving without the cache", "op", op, "error", err)
+	}
+	return r, func() { r.Close() }
+}
+
+func serverOptions(cfg config.Config) api.Options {
+	info := api.ModelInfo{Name: cfg.Model.Name, Version: cfg.Model.Version, Task: cfg.Model.Task,
+		Names: cfg.Model.Names, Imgsz: cfg.Model.Imgsz, Engine: api.EngineInfo{Backend: "onnxruntime",
+			Precision: cfg.Engine.Precision, Batch: maxBatch(cfg.Model.Files, cfg.Batcher.MaxBatchSize),
+			Device: device(cfg.Engine), MaxBatchSize: cfg.Batcher.MaxBatchSize,
+			BatchWaitMS: float64(cfg.Batcher.BatchWait.Microseconds()) / 1000}}
+	return api.Options{Info: info, MaxBody: int64(cfg.Limits.MaxBodyMB * (1 << 20)),
+		RequestTimeout: cfg.Limits.RequestTimeout.Duration, RetryAfter: cfg.Limits.RetryAfterS,
+		AuthRequired: cfg.Auth.Required, Batcher: batcher.Options{MaxBatch: cfg.Batcher.MaxBatchSize,
+			MaxWait: cfg.Batcher.BatchWait.Duration, MaxQueue: cfg.Batcher.MaxQueue, Workers: cfg.Batcher.Workers}}
+}
+
+type dependencies struct {
+	mu     sync.RWMutex
+	states map[string]string
+}
+
+func (d *dependencies) get() map[string]string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make(map[string]string, len(d.states))
+	for k, v := range d.states {
+		out[k] = v
+	}
+	return out
+}
+
+func (d *dependencies) check(ctx context.Context, c cache.Cache, db *store.Store, m *api.Metrics) {
+	states := map[string]string{"cache": c.State(), "database": "disabled"}
+	if db != nil {
+		states["database"] = db.State(ctx)
+	}
+	for name, state := range states {
+		up := 0.0
+		if state == "up" {
+			up = 1
+		}
+		m.DepUp.WithLabelValues(name).Set(up)
+	}
+	d.mu.Lock()
+	d.states = states
+	d.mu.Unlock()
+}
+
+func maxBatch(files map[int]string, fallback int) int {
+	best := 0
+	for b := range files {
+		best = max(best, b)
+	}
+	if best == 0 {
+		return fallback
+	}
+	return best
+}
+
+func device(e config.Engine) string {
+	if e.Provider == "cpu" {
+		return "cpu"
+	}
+	return fmt.Sprintf("cuda:%d", e.DeviceID)
+}
