@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.contract_suite import *  # noqa: F403  (the shared contract tests, collected here too)
-from tests.contract_suite import post
+from tests.contract_suite import ContractSuite, post
 from tests.parity import Boxes, match_detections
 from tests.services import bundle_server, missing_services, postgres_server, psql, redis_server
 
@@ -293,3 +292,7 @@ def test_build_without_a_docker_engine_says_so_and_keeps_the_bundle(bundle, monk
         build_image(bundle)
     assert "docker compose build" in str(err.value)
     assert (bundle / "bin" / "yoloforge-server").is_file()
+
+
+class TestGatewayContract(ContractSuite):
+    """The HTTP contract (tests/contract_suite.py), against the bundle's Go server."""

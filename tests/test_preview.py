@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.contract_suite import *  # noqa: F403  (the shared contract tests, collected here too)
-from tests.contract_suite import post
+from tests.contract_suite import ContractSuite, post
 from tests.parity import Boxes, match_detections
 from tests.services import free_port
 
@@ -105,3 +104,7 @@ def test_gpu_and_pytorch_engines_are_shared_by_the_concurrent_batches():
 
     assert engine_lanes(2, EngineConfig("onnxruntime", device="cuda:0")) == (1, None)
     assert engine_lanes(2, EngineConfig("pytorch", threads=4)) == (1, None)
+
+
+class TestPreviewContract(ContractSuite):
+    """The HTTP contract (tests/contract_suite.py), against the Ray Serve preview."""
