@@ -1,4 +1,7 @@
-"""The `yoloforge` command line."""
+"""The `yoloforge` command line.
+
+Over 300 lines on purpose: every command is registered here, in the order `yoloforge --help` shows them, and
+each body only parses its flags and calls a stage or a module that does the work."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """report.html: one self-contained page (charts inline as SVG, no scripts, no network) that shows what a run
 found: the dataset, the search (fitness per generation, Pareto front, every trial), the engines and the
-selection's reasoning, and the bundle."""
+selection's reasoning, and the bundle. One page, one module: its sections share the style and the chart helper."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """JobSpec: everything a run needs, validated by pydantic, loaded from job.yaml.
 
 Relative paths in a job.yaml are relative to the file itself, so a job folder can be moved as a whole.
+Over 300 lines on purpose: the whole schema in one file, since `yoloforge init`, the JSON schema and the
+validation messages all come from it.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ def engine_lanes(concurrent_batches: int, config: EngineConfig) -> tuple[int, in
     """How many copies of the engine a replica runs side by side, and the CPU threads of each (None: as chosen).
 
     On a CPU, engine copies running at once with a share of the cores each do more than one copy using them all
-    (yolo11n @320, ONNX Runtime, 2 cores: two single-thread sessions 194 img/s, one two-thread session 150-170),
+    (README: Measured defaults),
     so each of the concurrent batches gets its own copy. On a GPU, or with PyTorch (its threads are per process),
     the batches share one."""
     if config.device != "cpu" or config.backend not in ("onnxruntime", "openvino"):

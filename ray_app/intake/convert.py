@@ -5,6 +5,7 @@ Ultralytics' `convert_coco` was measured for this and is not used: it maps categ
 raises on an annotation whose image is not listed, skips crowd annotations silently, never looks for the image files
 and writes files of its own. Its `merge_multi_segment` (several polygons of one object joined into one outline, the
 way Ultralytics trains on them) is used as it is. Nothing here writes: the label text goes into the clean copy.
+Over 300 lines on purpose: both converters share the findings, the split rules and the label rows.
 """
 
 from __future__ import annotations

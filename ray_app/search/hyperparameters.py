@@ -18,8 +18,7 @@ from yoloforge.ga.space import Gene, SearchSpace
 def yolo_space(include_imgsz: bool = False, include_batch: bool = False) -> SearchSpace:
     """Ultralytics training hyperparameters with bounds from its own tuner, plus the optimizer.
 
-    The optimizer is a gene because on small data it decides more than everything else (SGD with mosaic
-    learns nothing in 15 epochs where AdamW without mosaic reaches mAP50 0.77).
+    The optimizer is a gene because on small data it decides more than everything else (README: Measured defaults).
     """
     genes = [
         Gene("optimizer", "cat", choices=("SGD", "AdamW", "Adam")),
@@ -83,11 +82,10 @@ def short_training_starts(start: Mapping[str, Any], task: str) -> list[dict[str,
 
     A training of a few hundred steps is decided by how fast it learns, and two of Ultralytics' defaults are made
     for long ones: lr0 (fitted to trainings of 10k+ steps) and mosaic (which only Ultralytics' last 10 epochs turn
-    off). Measured on the synthetic shapes, 25 epochs of 4 batches, 3 training seeds (fitness 0.1 mAP50 + 0.9
-    mAP50-95, mean): defaults 0.036, lr0 x3 0.087, mosaic off 0.023, both 0.162 - an interaction that mutants
-    moving one gene at a time from the defaults rarely find. The design (both factors first) costs at most three
-    trials of the first generation; the search moves on from whichever cell wins. mosaic only applies to detect and
-    segment trainings, so classify gets the learning-rate factor alone."""
+    off). The two interact (README: Measured defaults), which mutants moving one gene at a time from the defaults
+    rarely find. The design (both factors first) costs at most three trials of the first generation; the search
+    moves on from whichever cell wins. mosaic only applies to detect and segment trainings, so classify gets the
+    learning-rate factor alone."""
     faster = {**start, "lr0": start["lr0"] * LR0_STEP}
     if task == "classify":
         return [faster]
@@ -98,7 +96,7 @@ def for_training_length(space: SearchSpace, iterations: int | None) -> SearchSpa
     """The space without SGD among the optimizers when trainings are too short for it (Ultralytics' own rule).
 
     SGD needs a learning rate about ten times Adam's and many more steps; in a short trial at an Adam-sized lr0
-    it learns nothing (measured: bench_search, 25 epochs of 4 batches, every SGD trial scored 0), so each SGD
+    it learns nothing (README: Measured defaults), so each SGD
     draw wastes a trial of a small budget. Kept when it is the only choice left."""
     if not is_short_training(iterations):
         return space
@@ -145,10 +143,9 @@ def without_inert_genes(space: SearchSpace, task: str, epochs: int,
     return SearchSpace(genes, fixed), why
 
 
-# Fine-tuning a pretrained checkpoint. Measured (real COCO yolov8n.pt on a real 2-class Roboflow export, 8 epochs
-# at 320 px): Ultralytics' defaults reached mAP50 0.61, lr0 x3.16 collapsed the pretrained weights (mAP50 ~0 in the
-# first epochs, 0.41 at the end). So the learning rate may move down freely but up by at most this factor, unless
-# the job's search.space sets lr0 itself; and the first generation stays near the defaults.
+# Fine-tuning a pretrained checkpoint: large lr0 jumps collapse pretrained weights (README: Measured defaults). So the
+# learning rate may move down freely but up by at most this factor, unless the job's search.space sets lr0 itself; and
+# the first generation stays near the defaults.
 FINE_TUNE_LR0_CEILING = 2.0
 FINE_TUNE_STEP = 0.1  # a first-generation mutant's step, as a fraction of each gene's range (from scratch: 0.2)
 

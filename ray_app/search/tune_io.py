@@ -105,12 +105,20 @@ def tune_results(experiment: Path) -> dict[str, dict[str, Any]]:
     """trial id -> {config, metrics (the last report), error (its last line)} for every started trial, as Tune
     recorded them (ExperimentAnalysis over the experiment's state), including trials that failed before their
     first report. Empty when Tune has not saved the experiment's state yet."""
+    import logging
+
     from ray.tune import ExperimentAnalysis
 
+    # a trial that failed before its first report has no metrics file: ours says so per trial, not Tune's warning
+    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         analysis = ExperimentAnalysis(str(experiment.resolve()))
     except (ValueError, FileNotFoundError, OSError):
         return {}
+    finally:
+        quiet.setLevel(level)
     out = {}
     for trial in analysis.trials:
         metrics = dict(trial.run_metadata.last_result or {})

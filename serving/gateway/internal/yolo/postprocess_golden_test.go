@@ -1,9 +1,7 @@
 package yolo
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"testing"
 )
 
@@ -29,14 +27,8 @@ type postprocessGolden struct {
 }
 
 func TestPostprocessGivesPythonsAnswers(t *testing.T) {
-	data, err := os.ReadFile("testdata/postprocess_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var cases []postprocessGolden
-	if err := json.Unmarshal(data, &cases); err != nil {
-		t.Fatal(err)
-	}
+	readTestdata(t, "postprocess_golden.json", &cases)
 	for i, c := range cases {
 		m := Model{Task: c.Task, Names: c.Names, Imgsz: c.Imgsz}
 		o := Options{Conf: c.Conf, IoU: c.IoU, MaxDet: c.MaxDet, TopK: c.TopK}

@@ -35,16 +35,21 @@ type golden struct {
 }
 
 func loadGolden(t *testing.T) []golden {
+	var cases []golden
+	readTestdata(t, "resize_golden.json", &cases)
+	return cases
+}
+
+// readTestdata decodes testdata/name (JSON) into v.
+func readTestdata(t *testing.T, name string, v any) {
 	t.Helper()
-	data, err := os.ReadFile("testdata/resize_golden.json")
+	data, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cases []golden
-	if err := json.Unmarshal(data, &cases); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("testdata/%s: %v", name, err)
 	}
-	return cases
 }
 
 func diff(t *testing.T, what string, got, want []uint8) {
