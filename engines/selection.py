@@ -72,6 +72,17 @@ def noise(row: dict[str, Any]) -> float:
     return 0.0 if value is None or not math.isfinite(value) else float(value)
 
 
+def undeployable(row: dict[str, Any]) -> str | None:
+    """Why the bundle's Go server cannot run this config as measured (None: it can). The server runs ONNX
+    Runtime with its CPU, OpenVINO, CUDA and TensorRT execution providers; PyTorch eager stays in Python."""
+    backend, gpu = row.get("backend"), str(row.get("device", "cpu")).startswith("cuda")
+    if backend == "pytorch":
+        return "the bundle's Go server does not run PyTorch"
+    if backend == "openvino" and gpu:
+        return "the bundle runs OpenVINO on the CPU only"
+    return None
+
+
 def speed_ties(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """The rows as fast as the fastest within their timing noise (intervals that overlap), most accurate first,
     then least memory: a tie in speed goes to accuracy."""
@@ -102,12 +113,22 @@ def select(rows: list[dict[str, Any]], targets: EngineTargets, trained_imgsz: in
               f"memory ≤ {targets.max_memory_mb:g} MB" if targets.max_memory_mb else None,
               f"{targets.metric} drop ≤ {targets.max_accuracy_drop:g}"]
     reasoning.append("Targets: " + ", ".join(w for w in wanted if w) + ".")
-    ties = speed_ties(feasible, targets.metric)
+    # ranked by what the bundle can deliver: a config the Go server cannot run is chosen only when nothing it can
+    # run meets the targets
+    deliverable = [r for r in feasible if undeployable(r) is None]
+    ties = speed_ties(deliverable or feasible, targets.metric)
     chosen = ties[0] if ties else None
+    faster = [r for r in feasible if undeployable(r) is not None and chosen is not None
+              and r["throughput"] - noise(r) > chosen["throughput"] + noise(chosen)]
+    if deliverable and faster:
+        best = max(faster, key=lambda r: r["throughput"])
+        reasoning.append(f"{best['key']} is faster ({best['throughput']:.1f} img/s), but {undeployable(best)}: "
+                         "configurations are ranked by what the bundle delivers.")
     result: dict[str, Any] = {
         "met": chosen is not None, "chosen": chosen, "baseline": baseline,
         "targets": targets.__dict__, "feasible": len(feasible), "measured": len(rows), "reasoning": reasoning,
         "advice": [], "closest": None,
+        "deployable": chosen is not None and undeployable(chosen) is None,
     }
     base_speed = baseline["throughput"] if baseline else None
     if chosen is not None:

@@ -1,8 +1,9 @@
 """`yoloforge export`: the deployable bundle — the Go server compiled from serving/gateway, the chosen model as
 ONNX, config.yaml, Dockerfiles, docker-compose.yml (api + redis + postgres) and a README.
 
-The Go server runs ONNX Runtime only. When the benchmark chose another backend, the bundle runs the same model
-and precision on ONNX Runtime and says so, with what ONNX Runtime measured for it."""
+The Go server runs ONNX Runtime in process, with the execution provider of the chosen engine: CPU, OpenVINO
+(ONNX Runtime's OpenVINO build, whose libraries the bundle ships), CUDA or TensorRT. A chosen engine it cannot
+run (PyTorch) is served as the same model and precision on ONNX Runtime, and the bundle says so."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import os
 import shutil
 import string
 import subprocess
+import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +34,12 @@ ORT_GPU_VERSION = "1.31.1"  # newest onnxruntime-gpu on PyPI; the CUDA image's w
 ORT_GPU_WHEEL = f"onnxruntime_gpu-{ORT_GPU_VERSION}-cp312-cp312-manylinux_2_28_x86_64.whl"
 ORT_GPU_SHA256 = "05d548956197b9d01f59b625de740e0d6be3593f874e241a12dc0362650ecdf7"
 SERVER = "yoloforge-server"
+# ONNX Runtime's OpenVINO build: the newest onnxruntime-openvino on PyPI, whose C API (version 24) is the one the
+# server's onnxruntime_go speaks. The bundle ships these of its wheel's libraries (CPU plugin only, 127 MB).
+OPENVINO_ORT_VERSION = "1.24.1"
+OPENVINO_LIBRARIES = ("libonnxruntime.so.1.24.1", "libonnxruntime_providers_shared.so",
+                      "libonnxruntime_providers_openvino.so", "libopenvino.so.2541",
+                      "libopenvino_onnx_frontend.so.2541", "libopenvino_intel_cpu_plugin.so", "libtbb.so.12")
 
 
 class BundleError(RuntimeError):
@@ -81,6 +90,33 @@ def build_server() -> Path:
     return out
 
 
+def openvino_runtime() -> list[Path]:
+    """ONNX Runtime's OpenVINO build, its libraries taken once from the onnxruntime-openvino wheel on PyPI into
+    the cache (installing the wheel would replace the onnxruntime Python package yoloforge uses)."""
+    folder = _cache_root() / f"onnxruntime-openvino-{OPENVINO_ORT_VERSION}"
+    files = [folder / name for name in OPENVINO_LIBRARIES]
+    if all(f.is_file() for f in files):
+        return files
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", f"onnxruntime-openvino=={OPENVINO_ORT_VERSION}",
+                               "--no-deps", "--only-binary=:all:", "--dest", tmp, "--quiet"],
+                              capture_output=True, text=True)
+        wheels = sorted(Path(tmp).glob("onnxruntime_openvino-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise BundleError(f"the bundle of an OpenVINO selection needs ONNX Runtime's OpenVINO build "
+                              f"(onnxruntime-openvino {OPENVINO_ORT_VERSION}, an 84 MB download from PyPI, once), and "
+                              f"pip could not fetch it: {(proc.stderr or proc.stdout).strip()[-500:]}. Connect to "
+                              "PyPI once, or leave openvino out of engines.backends and re-run `yoloforge bench`")
+        _cache_root().mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".openvino-", dir=_cache_root()))
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            for name in OPENVINO_LIBRARIES:
+                (staging / name).write_bytes(wheel.read(f"onnxruntime/capi/{name}"))
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    return files
+
+
 def ort_library() -> Path:
     """ONNX Runtime's C library, from the onnxruntime wheel yoloforge installs (the same version it benchmarked)."""
     import onnxruntime
@@ -92,26 +128,27 @@ def ort_library() -> Path:
     return found[-1]
 
 
-def _measured(run: RunDir, config: EngineConfig) -> str:
-    """What the benchmark measured for the served configuration, if it ran."""
+def _measured(run: RunDir, config: EngineConfig, backend: str) -> str:
+    """What the benchmark measured for the served configuration on the backend the server runs, if it ran."""
+    name = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}.get(backend, backend)
     if not run.engines_table.is_file():
         return "not measured"
-    rows = [r for r in read_parquet(run.engines_table) if r["status"] == "ok" and r["backend"] == "onnxruntime"
+    rows = [r for r in read_parquet(run.engines_table) if r["status"] == "ok" and r["backend"] == backend
             and r["precision"] == config.precision and r["device"] == config.device and r["imgsz"] == config.imgsz]
     if not rows:
-        return "ONNX Runtime was not benchmarked for this precision (run `yoloforge bench` with onnxruntime)"
+        return f"{name} was not benchmarked for this precision (run `yoloforge bench` with {backend})"
     parts = [f"batch {r['batch']}: {r['throughput']:.0f} img/s, p50 {r['p50_ms']:.1f} ms"
              for r in sorted(rows, key=lambda r: r["batch"])]
-    return "ONNX Runtime " + "; ".join(parts)
+    return f"{name} " + "; ".join(parts)
 
 
 def plan_engine(served: ServedModel) -> tuple[EngineConfig, dict[str, Any], list[str]]:
-    """The ONNX Runtime configuration the server runs for the selection, its engine settings, and notes."""
+    """The ONNX model file the server runs for the selection, its engine settings, and notes."""
     chosen = served.config
     notes = []
     gpu = chosen.device.startswith("cuda")
     precision = chosen.precision
-    provider = "cpu"
+    provider = "openvino" if chosen.backend == "openvino" and not gpu else "cpu"
     if gpu:
         provider = "tensorrt" if chosen.backend == "tensorrt" else "cuda"
         if precision == "int8":
@@ -119,7 +156,7 @@ def plan_engine(served: ServedModel) -> tuple[EngineConfig, dict[str, Any], list
             precision = "fp16"
     elif precision not in ("fp32", "int8"):
         precision = "fp32"
-    if chosen.backend != "onnxruntime":
+    if chosen.backend not in ("onnxruntime", "openvino", "tensorrt") or (chosen.backend == "openvino" and gpu):
         notes.append(f"the benchmark chose {chosen.backend} {chosen.precision}; the Go server runs ONNX Runtime, "
                      f"so it serves the same model as ONNX Runtime {precision} on {provider}")
     # GPU engines take the fp32 graph: TensorRT builds fp16 itself, and fp32 I/O keeps one code path
@@ -153,7 +190,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
     if served.note:
         notes.insert(0, served.note)
     binary = build_server()
-    library = ort_library()
+    libraries = openvino_runtime() if engine["provider"] == "openvino" else [ort_library()]
+    library = libraries[0]
 
     tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
@@ -161,7 +199,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
                     "monitoring/grafana/provisioning/dashboards", "monitoring/grafana/dashboards"):
             (tmp / sub).mkdir(parents=True)
         shutil.copy2(binary, tmp / "bin" / SERVER)
-        shutil.copy2(library, tmp / "lib" / library.name)
+        for lib in libraries:
+            shutil.copy2(lib, tmp / "lib" / lib.name)
         files: dict[int, str] = {}
         for batch in sorted({1, max_batch}):
             config = EngineConfig(base.backend, base.precision, batch, base.imgsz, base.threads, base.device, ())
@@ -220,8 +259,12 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
         readme_values = {**values, "summary": summary, "model_name": served.name,
                          "version": digest, "task": served.facts.task, "nclasses": len(served.facts.names),
                          "imgsz": base.imgsz, "precision": engine["precision"], "device": base.device,
-                         "provider": engine["provider"], "measured": _measured(run, base),
+                         "provider": engine["provider"],
+                         "measured": _measured(run, base, "openvino" if engine["provider"] == "openvino"
+                                               else "onnxruntime"),
                          "ort_version": library.name.split(".so.")[-1],
+                         "runtime_note": (", its OpenVINO build: the engine runs on OpenVINO's CPU plugin"
+                                          if engine["provider"] == "openvino" else ", CPU"),
                          "overrides": "\n".join(f"`{v}`" for v in _overrides(binary))}
         (tmp / "README.md").write_text(_render("README.md", readme_values))
         (tmp / "bundle.json").write_text(json.dumps({"run": str(run), "config": config_doc, "notes": notes,

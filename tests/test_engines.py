@@ -250,6 +250,20 @@ def test_nothing_feasible_names_the_closest_and_what_would_help():
     assert any("4.0x short of 100" in a for a in result["advice"])
 
 
+def test_a_faster_config_the_bundle_cannot_run_is_passed_over_and_the_reasoning_says_why():
+    rows = [_row("pytorch", "fp32", 90, 0.50, batch=8), _row("onnxruntime", "fp32", 40, 0.50),
+            _row("openvino", "fp32", 50, 0.50)]
+    selection = select(rows, EngineTargets(fps=30), 128)
+    assert selection["chosen"]["backend"] == "openvino" and selection["deployable"]
+    assert any("does not run PyTorch" in line and "what the bundle delivers" in line for line in selection["reasoning"])
+
+
+def test_a_config_the_bundle_cannot_run_is_chosen_when_nothing_else_meets_the_targets():
+    rows = [_row("pytorch", "fp32", 90, 0.50, batch=8), _row("onnxruntime", "fp32", 40, 0.50)]
+    selection = select(rows, EngineTargets(fps=60), 128)
+    assert selection["chosen"]["backend"] == "pytorch" and not selection["deployable"]
+
+
 def test_failed_and_unavailable_configs_are_never_chosen():
     rows = [_row("pytorch", "fp32", 10, 0.5), _row("tensorrt", "fp16", 900, 0.5, status="unavailable"),
             _row("openvino", "fp32", 800, 0.5, status="failed")]

@@ -65,7 +65,7 @@ func serve(args []string) error {
 			}
 			return float64(db.Dropped())
 		}})
-	if cfg.Engine.Provider != "cpu" { // GPU memory and utilisation beside the server's own series
+	if onGPU(cfg.Engine) { // GPU memory and utilisation beside the server's own series
 		if gpus, err := gpu.Open(); err != nil {
 			log.Warn("no GPU metrics", "err", err)
 		} else {
@@ -182,9 +182,20 @@ func openCache(cfg config.Redis, log *slog.Logger) (cache.Cache, func()) {
 	return r, func() { r.Close() }
 }
 
+// backend is what GET /v1/model names as the engine: the OpenVINO provider runs OpenVINO's own CPU plugin.
+func backend(e config.Engine) string {
+	if e.Provider == "openvino" {
+		return "openvino"
+	}
+	return "onnxruntime"
+}
+
+// onGPU: the CUDA and TensorRT providers run on an NVIDIA GPU; cpu and openvino on the CPU.
+func onGPU(e config.Engine) bool { return e.Provider == "cuda" || e.Provider == "tensorrt" }
+
 func serverOptions(cfg config.Config) api.Options {
 	info := api.ModelInfo{Name: cfg.Model.Name, Version: cfg.Model.Version, Task: cfg.Model.Task,
-		Names: cfg.Model.Names, Imgsz: cfg.Model.Imgsz, Engine: api.EngineInfo{Backend: "onnxruntime",
+		Names: cfg.Model.Names, Imgsz: cfg.Model.Imgsz, Engine: api.EngineInfo{Backend: backend(cfg.Engine),
 			Precision: cfg.Engine.Precision, Batch: maxBatch(cfg.Model.Files, cfg.Batcher.MaxBatchSize),
 			Device: device(cfg.Engine), MaxBatchSize: cfg.Batcher.MaxBatchSize,
 			BatchWaitMS: float64(cfg.Batcher.BatchWait.Microseconds()) / 1000}}
@@ -238,7 +249,7 @@ func maxBatch(files map[int]string, fallback int) int {
 }
 
 func device(e config.Engine) string {
-	if e.Provider == "cpu" {
+	if !onGPU(e) {
 		return "cpu"
 	}
 	return fmt.Sprintf("cuda:%d", e.DeviceID)

@@ -40,7 +40,7 @@ type Model struct {
 
 // Engine is the ONNX Runtime configuration.
 type Engine struct {
-	Provider  string `yaml:"provider"` // cpu, cuda, tensorrt
+	Provider  string `yaml:"provider"` // cpu, openvino, cuda, tensorrt
 	Precision string `yaml:"precision"`
 	Threads   int    `yaml:"threads"`
 	DeviceID  int    `yaml:"device_id"`
@@ -268,9 +268,9 @@ func (c Config) Validate() error {
 		}
 	}
 	switch c.Engine.Provider {
-	case "cpu", "cuda", "tensorrt":
+	case "cpu", "openvino", "cuda", "tensorrt":
 	default:
-		bad("engine.provider", "%q is not cpu, cuda or tensorrt", c.Engine.Provider)
+		bad("engine.provider", "%q is not cpu, openvino, cuda or tensorrt", c.Engine.Provider)
 	}
 	if c.ORTLibrary == "" {
 		bad("ort_library", "the path of libonnxruntime.so is missing (or set YOLOFORGE_ORT_LIBRARY)")

@@ -1,5 +1,5 @@
 // Package engine runs the model: ONNX Runtime in process through its C API (github.com/yalue/onnxruntime_go),
-// with the CPU, CUDA or TensorRT execution provider.
+// with the CPU, OpenVINO, CUDA or TensorRT execution provider.
 package engine
 
 import (
@@ -28,7 +28,7 @@ type Config struct {
 	Library  string         // path of libonnxruntime.so
 	Models   map[int]string // batch size → ONNX file; batch 0 means a model with a dynamic batch axis
 	Imgsz    int
-	Provider string // cpu, cuda or tensorrt
+	Provider string // cpu, openvino (ONNX Runtime's OpenVINO build), cuda or tensorrt
 	Threads  int    // intra-op threads (CPU); 0 lets ONNX Runtime choose
 	DeviceID int
 	FP16     bool   // TensorRT: build fp16 engines
@@ -143,6 +143,20 @@ func (e *ORT) options() (*ort.SessionOptions, error) {
 	device := fmt.Sprint(e.cfg.DeviceID)
 	switch e.cfg.Provider {
 	case "", "cpu":
+	case "openvino":
+		// ONNX Runtime's OpenVINO build (the onnxruntime-openvino library the bundle ships) runs the graph on
+		// OpenVINO's CPU plugin, which the engines stage measured as its own backend
+		settings := map[string]string{"device_type": "CPU"}
+		if e.cfg.Threads > 0 {
+			settings["num_of_threads"] = fmt.Sprint(e.cfg.Threads)
+		}
+		if e.cfg.CacheDir != "" {
+			settings["cache_dir"] = e.cfg.CacheDir
+		}
+		if err := opts.AppendExecutionProviderOpenVINO(settings); err != nil {
+			return nil, fmt.Errorf("the OpenVINO execution provider cannot start (%w): ort_library must be the "+
+				"onnxruntime-openvino build the bundle ships (lib/openvino/), or set engine.provider: cpu", err)
+		}
 	case "tensorrt":
 		trt, err := ort.NewTensorRTProviderOptions()
 		if err != nil {
@@ -178,7 +192,7 @@ func (e *ORT) options() (*ort.SessionOptions, error) {
 			return nil, providerMissing("CUDA", err)
 		}
 	default:
-		return nil, fmt.Errorf("unknown execution provider %q (cpu, cuda or tensorrt)", e.cfg.Provider)
+		return nil, fmt.Errorf("unknown execution provider %q (cpu, openvino, cuda or tensorrt)", e.cfg.Provider)
 	}
 	return opts, nil
 }
