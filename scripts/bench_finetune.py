@@ -34,14 +34,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_search import score  # noqa: E402  (one measure for every bench of the search)
 from yoloforge.ray_app.intake.check import check_dataset  # noqa: E402
+from yoloforge.ray_app.intake.report import DatasetReport  # noqa: E402
 from yoloforge.ray_app.search.hyperparameters import inert_genes  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real"
 
 
-def run_ours(data: str, weights: str, work: Path, seed: int, trials: int, epochs: int,
+def run_ours(data: str, report: DatasetReport, weights: str, work: Path, seed: int, trials: int, epochs: int,
              imgsz: int) -> tuple[list[float], list[dict], float]:
     import pyarrow.parquet as pq
+    from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.spec import parse_job
     from yoloforge.ray_app.stages.search import SearchChoices, stage_search
 
@@ -50,6 +52,9 @@ def run_ours(data: str, weights: str, work: Path, seed: int, trials: int, epochs
                       "runs_dir": str(work), "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
                       "search": {"population": population, "generations": max(1, trials // population),
                                  "epochs": epochs, "imgsz": imgsz, "batch": 16, "seed": seed, "stagnation": 1000}})
+    run = RunDir(spec.run_dir)  # the search reads intake's report there (class count, training images)
+    run.path.mkdir(parents=True, exist_ok=True)
+    report.write(run.dataset_report)
     start = time.time()
     with contextlib.redirect_stdout(io.StringIO()):
         stage_search(spec, weights, data, "detect", SearchChoices())
@@ -129,7 +134,8 @@ def main() -> int:
     table = []
     for seed in range(args.seeds):
         defaults = run_defaults(data, weights, work, seed, args.epochs, args.imgsz)
-        fitness, rows, wall = run_ours(data, weights, work, seed, args.trials, args.epochs, args.imgsz)
+        fitness, rows, wall = run_ours(data, intake.report, weights, work, seed, args.trials, args.epochs,
+                                       args.imgsz)
         tuned = run_tune(data, weights, work, seed, args.trials, args.epochs, args.imgsz)
         low = sum(f < defaults / 2 for f in fitness)
         table.append((defaults, max(fitness, default=0.0), max(tuned, default=0.0), repeats(rows, args.epochs), low))

@@ -43,6 +43,7 @@ os.environ.setdefault("YOLO_VERBOSE", "False")  # Ultralytics' logger writes to 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from yoloforge.ray_app.intake.check import check_dataset
+from yoloforge.ray_app.intake.report import DatasetReport
 from yoloforge.ray_app.intake.synth import synth_dataset
 
 
@@ -58,8 +59,10 @@ def trials_to_reach(fitness: list[float], threshold: float) -> int | None:
     return hits[0] if hits else None
 
 
-def run_ours(data: str, work: Path, seed: int, trials: int, epochs: int, imgsz: int) -> tuple[list[float], float]:
+def run_ours(data: str, report: DatasetReport, work: Path, seed: int, trials: int, epochs: int,
+             imgsz: int) -> tuple[list[float], float]:
     import pyarrow.parquet as pq
+    from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.spec import parse_job
     from yoloforge.ray_app.stages.search import SearchChoices, stage_search
 
@@ -68,6 +71,11 @@ def run_ours(data: str, work: Path, seed: int, trials: int, epochs: int, imgsz: 
                       "runs_dir": str(work), "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
                       "search": {"population": population, "generations": max(1, trials // population),
                                  "epochs": epochs, "imgsz": imgsz, "batch": 16, "seed": seed, "stagnation": 1000}})
+    # the search reads intake's report from the run directory (class count, training images: the short-training
+    # rules depend on them), as it does after `yoloforge run`'s intake
+    run = RunDir(spec.run_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    report.write(run.dataset_report)
     start = time.time()
     with contextlib.redirect_stdout(io.StringIO()):
         stage_search(spec, "yolo11n.yaml", data, "detect", SearchChoices())
@@ -130,8 +138,11 @@ def main() -> int:
           f"threshold fitness {args.threshold}")
     print(f"{'method':<17} {'seed':>4} {'best fitness':>12} {'trials to thr':>13} {'wall s':>8}  fitness per trial")
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for method, runner in (("yoloforge GA", run_ours), ("ultralytics tune", run_ultralytics)):
-            fitness, wall = runner(data, work, seed, args.trials, args.epochs, args.imgsz)
+        for method in ("yoloforge GA", "ultralytics tune"):
+            if method == "yoloforge GA":
+                fitness, wall = run_ours(data, intake.report, work, seed, args.trials, args.epochs, args.imgsz)
+            else:
+                fitness, wall = run_ultralytics(data, work, seed, args.trials, args.epochs, args.imgsz)
             results[method].append((fitness, wall))
             reach = trials_to_reach(fitness, args.threshold)
             print(f"{method:<17} {seed:>4} {max(fitness, default=0):>12.4f} {reach or '-':>13} {wall:>8.0f}  "

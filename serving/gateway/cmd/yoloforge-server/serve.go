@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/engine"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/gpu"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/store"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/workers"
 )
 
 // serve runs the server until a signal, a failed model load or a failed listener: the HTTP server, the model
@@ -87,7 +89,7 @@ func serve(args []string) error {
 		"provider", cfg.Engine.Provider, "auth", cfg.Auth.Required, "keys_from_env", len(cfg.Auth.Keys))
 
 	g, gctx := errgroup.WithContext(ctx)
-	var eng engine.Engine // set by the loader; read after g.Wait
+	var eng *workers.Pool // set by the loader; read after g.Wait
 	g.Go(func() error {
 		err := httpServer.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -98,15 +100,13 @@ func serve(args []string) error {
 	g.Go(func() error { // the engine loads while /healthz already answers
 		started := time.Now()
 		type result struct {
-			engine engine.Engine
-			err    error
+			pool *workers.Pool
+			err  error
 		}
 		done := make(chan result, 1)
 		go func() {
-			e, err := engine.Open(engine.Config{Library: cfg.ORTLibrary, Models: cfg.Model.Files, Imgsz: cfg.Model.Imgsz,
-				Provider: cfg.Engine.Provider, Threads: cfg.Engine.Threads, DeviceID: cfg.Engine.DeviceID,
-				FP16: cfg.Engine.FP16, Spin: cfg.Engine.Spin, CacheDir: cfg.Engine.CacheDir})
-			done <- result{e, err}
+			pool, err := openWorkers(cfg)
+			done <- result{pool, err}
 		}()
 		select {
 		case <-gctx.Done(): // stopped during a long load (a TensorRT build): the process exit ends it
@@ -116,9 +116,9 @@ func serve(args []string) error {
 				srv.Failed()
 				return fmt.Errorf("loading the model: %w", r.err)
 			}
-			eng = r.engine
-			srv.Attach(r.engine)
-			log.Info("model loaded", "seconds", time.Since(started).Seconds())
+			eng = r.pool
+			srv.Attach(r.pool)
+			log.Info("model loaded", "seconds", time.Since(started).Seconds(), "workers", r.pool.Size())
 			return nil
 		}
 	})
@@ -157,6 +157,42 @@ func serve(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openWorkers opens the engine copies: engine.workers per device (each GPU of engine.devices, or the CPU). On a
+// CPU, copies without a thread count share the cores out between them.
+func openWorkers(cfg config.Config) (*workers.Pool, error) {
+	devices := cfg.Engine.Devices
+	if !onGPU(cfg.Engine) || len(devices) == 0 {
+		devices = []int{cfg.Engine.DeviceID}
+	}
+	threads := cfg.Engine.Threads
+	if threads == 0 && !onGPU(cfg.Engine) && cfg.Engine.Workers > 1 {
+		threads = max(1, runtime.NumCPU()/cfg.Engine.Workers)
+	}
+	var ws []workers.Worker
+	for _, device := range devices {
+		for k := range cfg.Engine.Workers {
+			e, err := engine.Open(engine.Config{Library: cfg.ORTLibrary, Models: cfg.Model.Files, Imgsz: cfg.Model.Imgsz,
+				Provider: cfg.Engine.Provider, Threads: threads, DeviceID: device, FP16: cfg.Engine.FP16,
+				Spin: cfg.Engine.Spin, CacheDir: cfg.Engine.CacheDir})
+			if err != nil {
+				for _, w := range ws {
+					w.Engine.Close()
+				}
+				return nil, err
+			}
+			name := fmt.Sprintf("cpu/%d", k)
+			if onGPU(cfg.Engine) {
+				name = fmt.Sprintf("cuda:%d/%d", device, k)
+			}
+			if threads > 0 {
+				name += fmt.Sprintf(" threads %d", threads)
+			}
+			ws = append(ws, workers.Worker{Name: name, Engine: e})
+		}
+	}
+	return workers.New(ws)
 }
 
 // every runs f now and then at each interval until ctx is done.

@@ -19,9 +19,9 @@ import (
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/auth"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/batcher"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/cache"
-	"github.com/yoloforge/yoloforge/serving/gateway/internal/engine"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/pipeline"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/store"
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/workers"
 	"github.com/yoloforge/yoloforge/serving/gateway/internal/yolo"
 )
 
@@ -78,6 +78,7 @@ type Server struct {
 	deps     Deps
 	model    yolo.Model
 	pipeline *pipeline.Pipeline
+	workers  atomic.Pointer[workers.Pool]
 	metrics  *Metrics
 	state    atomic.Value // "loading", "loaded", "failed"
 	mux      *http.ServeMux
@@ -127,10 +128,20 @@ func New(opts Options, deps Deps) *Server {
 // Metrics gives the Prometheus series (for dependency gauges set by main).
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
-// Attach starts batching onto a loaded engine.
-func (s *Server) Attach(e engine.Engine) {
-	s.pipeline.Attach(e)
+// Attach starts batching onto the loaded engine workers: one batch per worker at a time.
+func (s *Server) Attach(pool *workers.Pool) {
+	s.workers.Store(pool)
+	s.pipeline.Attach(pool, pool.Size())
 	s.state.Store("loaded")
+}
+
+// modelState is "loading", "loaded" or "failed"; a server whose every engine worker failed is "failed".
+func (s *Server) modelState() string {
+	state := s.state.Load().(string)
+	if pool := s.workers.Load(); pool != nil && pool.Live() == 0 {
+		return "failed"
+	}
+	return state
 }
 
 // Failed marks the model as failed to load (readyz 503).
@@ -346,7 +357,10 @@ func (s *Server) runError(err error) *Error {
 	switch {
 	case errors.Is(err, pipeline.ErrNotLoaded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
-			Message: "the model is " + s.state.Load().(string) + "; retry shortly", RetryAfter: s.opts.RetryAfter}
+			Message: "the model is " + s.modelState() + "; retry shortly", RetryAfter: s.opts.RetryAfter}
+	case errors.Is(err, workers.ErrNoWorkers):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
+			Message: "every engine worker has failed (see /readyz); retry on another replica", RetryAfter: s.opts.RetryAfter}
 	case errors.As(err, new(*pipeline.BadImageError)):
 		return &Error{Status: http.StatusBadRequest, Code: "bad_image", Message: err.Error()}
 	case errors.Is(err, pipeline.ErrPostprocess):
@@ -378,11 +392,15 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) *Error {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) *Error {
-	state := s.state.Load().(string)
+	state := s.modelState()
 	status := http.StatusOK
 	if state != "loaded" {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": state == "loaded", "model": state, "dependencies": s.deps.Dependencies()})
+	body := map[string]any{"ready": state == "loaded", "model": state, "dependencies": s.deps.Dependencies()}
+	if pool := s.workers.Load(); pool != nil {
+		body["workers"] = pool.Status()
+	}
+	writeJSON(w, status, body)
 	return nil
 }

@@ -47,6 +47,11 @@ type Engine struct {
 	FP16      bool   `yaml:"fp16"`
 	Spin      bool   `yaml:"spin"` // idle ONNX Runtime threads spin: lower latency, less CPU for requests
 	CacheDir  string `yaml:"cache_dir"`
+	// Workers is the number of engine copies per device, fed by one batcher queue; on a CPU each takes
+	// Threads threads (0: the cores shared out between the copies)
+	Workers int `yaml:"workers"`
+	// Devices are the GPUs to run workers on (CUDA, TensorRT); empty: device_id alone
+	Devices []int `yaml:"devices"`
 }
 
 // Batcher bounds dynamic batching.
@@ -120,7 +125,7 @@ func parseDuration(s string) (time.Duration, error) {
 func Default() Config {
 	return Config{
 		Listen:  ":8080",
-		Engine:  Engine{Provider: "cpu", Precision: "fp32"},
+		Engine:  Engine{Provider: "cpu", Precision: "fp32", Workers: 1},
 		Batcher: Batcher{MaxBatchSize: 8, BatchWait: Duration{5 * time.Millisecond}, MaxQueue: 64, Workers: 1},
 		Limits:  Limits{MaxBodyMB: 10, RequestTimeout: Duration{30 * time.Second}, RetryAfterS: 1},
 		Auth:    Auth{Required: true, Refresh: Duration{30 * time.Second}},
@@ -164,7 +169,7 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 var Overrides = []string{
 	"YOLOFORGE_LISTEN", "YOLOFORGE_ORT_LIBRARY", "YOLOFORGE_API_KEYS", "YOLOFORGE_AUTH_REQUIRED",
 	"YOLOFORGE_REDIS_ADDR", "YOLOFORGE_REDIS_ENABLED", "YOLOFORGE_CACHE_TTL",
-	"YOLOFORGE_POSTGRES_DSN", "YOLOFORGE_POSTGRES_ENABLED", "YOLOFORGE_ENGINE_PROVIDER", "YOLOFORGE_ENGINE_THREADS", "YOLOFORGE_ENGINE_SPIN",
+	"YOLOFORGE_POSTGRES_DSN", "YOLOFORGE_POSTGRES_ENABLED", "YOLOFORGE_ENGINE_PROVIDER", "YOLOFORGE_ENGINE_THREADS", "YOLOFORGE_ENGINE_WORKERS", "YOLOFORGE_ENGINE_SPIN",
 	"YOLOFORGE_MAX_BATCH_SIZE", "YOLOFORGE_BATCH_WAIT", "YOLOFORGE_MAX_QUEUE", "YOLOFORGE_MAX_BODY_MB",
 	"YOLOFORGE_REQUEST_TIMEOUT", "YOLOFORGE_LOG_LEVEL",
 }
@@ -223,6 +228,8 @@ func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 	boolean("YOLOFORGE_POSTGRES_ENABLED", &cfg.Postgres.Enabled)
 	str("YOLOFORGE_ENGINE_PROVIDER", &cfg.Engine.Provider)
 	integer("YOLOFORGE_ENGINE_THREADS", &cfg.Engine.Threads)
+	integer("YOLOFORGE_ENGINE_WORKERS", &cfg.Engine.Workers)
+	boolean("YOLOFORGE_ENGINE_SPIN", &cfg.Engine.Spin)
 	integer("YOLOFORGE_MAX_BATCH_SIZE", &cfg.Batcher.MaxBatchSize)
 	duration("YOLOFORGE_BATCH_WAIT", &cfg.Batcher.BatchWait)
 	integer("YOLOFORGE_MAX_QUEUE", &cfg.Batcher.MaxQueue)
@@ -271,6 +278,14 @@ func (c Config) Validate() error {
 	case "cpu", "openvino", "cuda", "tensorrt":
 	default:
 		bad("engine.provider", "%q is not cpu, openvino, cuda or tensorrt", c.Engine.Provider)
+	}
+	if c.Engine.Workers < 1 {
+		bad("engine.workers", "%d is below 1 (engine copies per device)", c.Engine.Workers)
+	}
+	for _, d := range c.Engine.Devices {
+		if d < 0 {
+			bad("engine.devices", "GPU %d is negative", d)
+		}
 	}
 	if c.ORTLibrary == "" {
 		bad("ort_library", "the path of libonnxruntime.so is missing (or set YOLOFORGE_ORT_LIBRARY)")

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,38 @@ func TestBadEnvironmentValueIsNamed(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "YOLOFORGE_MAX_QUEUE") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestEveryListedOverrideChangesTheConfig(t *testing.T) {
+	path := writeConfig(t, valid)
+	base, err := Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]string{"YOLOFORGE_LISTEN": ":9999", "YOLOFORGE_ORT_LIBRARY": "/x/libonnxruntime.so",
+		"YOLOFORGE_API_KEYS": "k1,k2", "YOLOFORGE_AUTH_REQUIRED": "false", "YOLOFORGE_REDIS_ADDR": "r:1",
+		"YOLOFORGE_REDIS_ENABLED": "false", "YOLOFORGE_CACHE_TTL": "5m", "YOLOFORGE_POSTGRES_DSN": "postgres://x",
+		"YOLOFORGE_POSTGRES_ENABLED": "false", "YOLOFORGE_ENGINE_PROVIDER": "openvino", "YOLOFORGE_ENGINE_THREADS": "3",
+		"YOLOFORGE_ENGINE_WORKERS": "2", "YOLOFORGE_ENGINE_SPIN": "true", "YOLOFORGE_MAX_BATCH_SIZE": "16",
+		"YOLOFORGE_BATCH_WAIT": "9ms", "YOLOFORGE_MAX_QUEUE": "7", "YOLOFORGE_MAX_BODY_MB": "3",
+		"YOLOFORGE_REQUEST_TIMEOUT": "7s", "YOLOFORGE_LOG_LEVEL": "debug"}
+	for _, name := range Overrides {
+		value, ok := values[name]
+		if !ok {
+			t.Fatalf("%s is listed but this test has no value for it", name)
+		}
+		cfg, err := Load(path, func(k string) (string, bool) {
+			if k == name {
+				return value, true
+			}
+			return "", false
+		})
+		if err != nil {
+			t.Fatalf("%s=%s: %v", name, value, err)
+		}
+		if reflect.DeepEqual(cfg, base) {
+			t.Errorf("%s=%s is listed as an override but changes nothing", name, value)
+		}
 	}
 }

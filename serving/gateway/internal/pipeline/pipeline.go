@@ -63,8 +63,9 @@ func New(model yolo.Model, opts batcher.Options, observe Observer) *Pipeline {
 	return p
 }
 
-// Attach starts batching onto a loaded engine.
-func (p *Pipeline) Attach(e engine.Engine) {
+// Attach starts batching onto a loaded engine, running up to concurrent batches at once (an engine of several
+// workers takes one batch per worker).
+func (p *Pipeline) Attach(e engine.Engine, concurrent int) {
 	per := 3 * p.model.Imgsz * p.model.Imgsz
 	run := func(ctx context.Context, items [][]float32) ([][]yolo.Output, error) {
 		input := items[0]
@@ -84,7 +85,9 @@ func (p *Pipeline) Attach(e engine.Engine) {
 		p.observe("inference", time.Since(started))
 		return outs, err
 	}
-	p.batch.Store(batcher.New(run, p.opts))
+	opts := p.opts
+	opts.Workers = max(opts.Workers, concurrent)
+	p.batch.Store(batcher.New(run, opts))
 }
 
 // Loaded says whether an engine is attached.

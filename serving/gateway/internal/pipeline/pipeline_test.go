@@ -64,7 +64,7 @@ func TestRunBeforeAttachIsNotLoaded(t *testing.T) {
 
 func TestUndecodableBytesAreABadImage(t *testing.T) {
 	p := classifier()
-	p.Attach(&brightness{})
+	p.Attach(&brightness{}, 1)
 	defer p.Close()
 	_, err := p.Run(context.Background(), []byte("not an image"), yolo.DefaultOptions())
 	var bad *BadImageError
@@ -75,7 +75,7 @@ func TestUndecodableBytesAreABadImage(t *testing.T) {
 
 func TestAnImageIsAnsweredWithItsSizeAndEveryStageTimed(t *testing.T) {
 	p := classifier()
-	p.Attach(&brightness{})
+	p.Attach(&brightness{}, 1)
 	defer p.Close()
 	for _, tc := range []struct {
 		gray uint8
@@ -104,7 +104,7 @@ func TestEveryStageIsObserved(t *testing.T) {
 	p := New(yolo.Model{Task: "classify", Names: []string{"dark", "light"}, Imgsz: 32},
 		batcher.Options{MaxBatch: 1, MaxWait: time.Millisecond, MaxQueue: 8, Workers: 1},
 		func(stage string, _ time.Duration) { seen[stage]++ })
-	p.Attach(&brightness{})
+	p.Attach(&brightness{}, 1)
 	if _, err := p.Run(context.Background(), encoded(t, 100), yolo.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
