@@ -98,6 +98,7 @@ def main() -> int:
     if args.quick:
         args.imgsz, args.duration = 128, 3.0
     import ray
+    from yoloforge.engines.lanes import engine_lanes
     from yoloforge.serving import preview
     from yoloforge.serving.served import ServedModel
 
@@ -107,7 +108,7 @@ def main() -> int:
     seconds = max(2.0, args.duration / 3)
     raw = {b: raw_throughput(run_dir, b, seconds) for b in sorted({1, args.max_batch})}
     print("engine alone: " + ", ".join(f"batch {b}: {t:.1f} img/s ({ms:.1f} ms/call)" for b, (t, ms) in raw.items()))
-    lanes, threads = preview.engine_lanes(args.concurrent_batches, ServedModel.from_run(run_dir).config)
+    lanes, threads = engine_lanes(args.concurrent_batches, ServedModel.from_run(run_dir).config)
     raw_best = max(t for t, _ in raw.values())
     if lanes > 1:  # the replica's layout is part of what the engine can do: the ratio is against the best of both
         laned = {b: raw_throughput(run_dir, b, seconds, lanes, threads) for b in sorted({1, args.max_batch})}

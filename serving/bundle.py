@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from yoloforge.core.rundir import RunDir, read_parquet
 from yoloforge.engines.base import EngineConfig
+from yoloforge.engines.lanes import engine_lanes
 from yoloforge.serving.served import NotServable, ServedModel
 
 GATEWAY = Path(__file__).resolve().parent / "gateway"
@@ -142,8 +143,9 @@ def _measured(run: RunDir, config: EngineConfig, backend: str) -> str:
     return f"{name} " + "; ".join(parts)
 
 
-def plan_engine(served: ServedModel) -> tuple[EngineConfig, dict[str, Any], list[str]]:
-    """The ONNX model file the server runs for the selection, its engine settings, and notes."""
+def plan_engine(served: ServedModel, concurrent_batches: int = 2) -> tuple[EngineConfig, dict[str, Any], list[str]]:
+    """The ONNX model file the server runs for the selection, its engine settings (engine copies by the same rule
+    as the preview's lanes: engines/lanes.py), and notes."""
     chosen = served.config
     notes = []
     gpu = chosen.device.startswith("cuda")
@@ -162,7 +164,11 @@ def plan_engine(served: ServedModel) -> tuple[EngineConfig, dict[str, Any], list
     # GPU engines take the fp32 graph: TensorRT builds fp16 itself, and fp32 I/O keeps one code path
     file_precision = "int8" if precision == "int8" else "fp32"
     config = EngineConfig("onnxruntime", file_precision, chosen.batch, chosen.imgsz, chosen.threads, chosen.device, ())
-    engine = {"provider": provider, "precision": precision, "threads": chosen.threads or 0,
+    lanes, _ = engine_lanes(concurrent_batches, EngineConfig(chosen.backend if provider in ("cpu", "openvino")
+                                                             and chosen.backend != "pytorch" else "onnxruntime",
+                                                             threads=chosen.threads, device=chosen.device))
+    # threads 0 with several workers: the server shares out the cores of the machine it runs on
+    engine = {"provider": provider, "precision": precision, "threads": chosen.threads or 0, "workers": lanes,
               "device_id": int(chosen.device.split(":")[1]) if ":" in chosen.device else 0,
               "fp16": precision == "fp16", "cache_dir": "/tmp/yoloforge-trt-cache" if provider == "tensorrt" else ""}
     return config, engine, notes
@@ -173,7 +179,7 @@ def _render(name: str, values: dict[str, Any]) -> str:
 
 
 def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max_batch_size: int | None = None,
-                  batch_wait_ms: float = 5.0, max_queue: int = 64) -> Bundle:
+                  batch_wait_ms: float = 5.0, max_queue: int = 64, concurrent_batches: int = 2) -> Bundle:
     """Write the bundle of run_dir's selected engine into out_dir (default RUN_DIR/bundle), replacing it whole.
     The batching settings are the job's preview settings (the export stage passes them); max_batch_size
     defaults to the selected engine's batch, at least 8."""
@@ -186,7 +192,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
     max_batch = int(max_batch_size or max(served.config.batch, 8))
     wait_ms = float(batch_wait_ms)
     queue = int(max_queue)
-    base, engine, notes = plan_engine(served)
+    base, engine, notes = plan_engine(served, concurrent_batches)
     if served.note:
         notes.insert(0, served.note)
     binary = build_server()

@@ -23,10 +23,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from ray import serve
 from ray.serve.config import BackpressureConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from yoloforge.engines.base import EngineConfig, ModelFacts
+from yoloforge.engines.base import ModelFacts
+from yoloforge.engines.lanes import engine_lanes
 from yoloforge.engines.predictor import batching_gain, measure_call_ms, plan_batches, run_batches
 from yoloforge.engines.processing import postprocess, preprocess
-from yoloforge.engines.registry import cpu_count
 from yoloforge.serving.served import ServedModel
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -107,20 +107,6 @@ def _multipart_image(content_type: str, body: bytes) -> bytes | None:
 
 # below this per-image saving a batch is not worth waiting for
 MIN_BATCHING_GAIN = 1.15
-
-
-def engine_lanes(concurrent_batches: int, config: EngineConfig) -> tuple[int, int | None]:
-    """How many copies of the engine a replica runs side by side, and the CPU threads of each (None: as chosen).
-
-    On a CPU, engine copies running at once with a share of the cores each do more than one copy using them all
-    (README: Measured defaults),
-    so each of the concurrent batches gets its own copy. On a GPU, or with PyTorch (its threads are per process),
-    the batches share one."""
-    if config.device != "cpu" or config.backend not in ("onnxruntime", "openvino"):
-        return 1, None
-    cores = config.threads or cpu_count()
-    lanes = max(1, min(concurrent_batches, cores))
-    return lanes, max(1, cores // lanes)
 
 
 def admission_bound(max_batch_size: int, concurrent_batches: int, max_queued_requests: int) -> int:

@@ -93,6 +93,9 @@ def test_bundle_holds_everything_a_deployment_needs(bundle):
     assert list((bundle / "lib").glob("libonnxruntime.so.*"))
     import yaml
 
+    config = yaml.safe_load((bundle / "config.yaml").read_text())
+    assert config["engine"]["provider"] == "cpu" and config["engine"]["workers"] >= 1  # engines/lanes.py's rule
+
     compose = yaml.safe_load((bundle / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"api", "redis", "postgres"} <= set(services)

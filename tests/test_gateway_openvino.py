@@ -43,7 +43,7 @@ def bundle(run_dir) -> Path:
 def server(bundle, tmp_path_factory):  # type: ignore[no-untyped-def]
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = {"YOLOFORGE_REDIS_ENABLED": "false", "YOLOFORGE_POSTGRES_ENABLED": "false", "YOLOFORGE_API_KEYS": API_KEY,
-           "YOLOFORGE_MAX_BODY_MB": "1", "YOLOFORGE_ENGINE_THREADS": "2"}
+           "YOLOFORGE_MAX_BODY_MB": "1", "YOLOFORGE_ENGINE_THREADS": "1", "YOLOFORGE_ENGINE_WORKERS": "2"}
     with bundle_server(bundle, env, log) as service:
         yield service
     assert service.process.returncode == 0, f"no clean shutdown on SIGTERM:\n{log.read_text()[-2000:]}"
@@ -73,6 +73,14 @@ def test_the_bundle_of_an_openvino_selection_runs_the_openvino_provider_with_its
     lib = bundle / config["ort_library"]
     assert lib.is_file() and (lib.parent / "libopenvino_intel_cpu_plugin.so").is_file()
     assert "OpenVINO" in (bundle / "README.md").read_text()
+
+
+def test_two_engine_workers_on_a_cpu_are_listed_up_by_readyz(api_url):
+    import httpx
+
+    ready = httpx.get(f"{api_url}/readyz").json()
+    assert ready["ready"] and [w["state"] for w in ready["workers"]] == ["up", "up"]
+    assert all("threads 1" in w["name"] for w in ready["workers"])
 
 
 def test_model_info_names_openvino(api_url, api_headers):

@@ -91,7 +91,7 @@ def test_concurrent_requests_are_batched(preview_url):
 
 def test_a_cpu_engine_runs_one_copy_per_concurrent_batch_on_a_share_of_the_cores():
     from yoloforge.engines.base import EngineConfig
-    from yoloforge.serving.preview import engine_lanes
+    from yoloforge.engines.lanes import engine_lanes
 
     assert engine_lanes(2, EngineConfig("onnxruntime", threads=4)) == (2, 2)
     assert engine_lanes(3, EngineConfig("openvino", threads=2)) == (2, 1)  # never more copies than cores
@@ -100,7 +100,7 @@ def test_a_cpu_engine_runs_one_copy_per_concurrent_batch_on_a_share_of_the_cores
 
 def test_gpu_and_pytorch_engines_are_shared_by_the_concurrent_batches():
     from yoloforge.engines.base import EngineConfig
-    from yoloforge.serving.preview import engine_lanes
+    from yoloforge.engines.lanes import engine_lanes
 
     assert engine_lanes(2, EngineConfig("onnxruntime", device="cuda:0")) == (1, None)
     assert engine_lanes(2, EngineConfig("pytorch", threads=4)) == (1, None)

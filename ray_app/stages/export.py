@@ -31,7 +31,8 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
             with console.status("writing the bundle (compiling the Go server the first time takes a minute)"):
                 bundle = export_bundle(run.path, bundle_dir, max_batch_size=int(options["max_batch_size"]),
                                        batch_wait_ms=float(options["batch_wait_ms"]),
-                                       max_queue=int(options["max_queued_requests"]))
+                                       max_queue=int(options["max_queued_requests"]),
+                                       concurrent_batches=int(options["concurrent_batches"]))
         except BundleError as err:
             raise YoloforgeError(str(err)) from None
         for note in bundle.notes:
