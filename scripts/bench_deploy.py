@@ -1,0 +1,177 @@
+"""Deployed against promised: what the bundle's Go server delivers beside what the engines stage promised.
+
+For each input size: a run of a real COCO `yolov8n.pt` on the real tomato export (../shared/real; the demo's
+yolo11n on synthetic shapes where that is missing) goes through the engines stage (ONNX Runtime and OpenVINO,
+fp32, batch 1 and 8), the chosen engine is exported as a bundle, and the bundle's own binary serves it natively
+with real Redis (the answer cache on) and PostgreSQL (the inference log) on loopback. Every request carries a
+new image, so each one misses the cache and runs the model.
+
+- promised: the selection's img/s for the chosen configuration (selection.json, report.html, the summary)
+- deployed: the bundle's RPS at 8 and 64 clients
+- openvino_in_go: an OpenVINO-only selection's bundle (the Go server on ONNX Runtime's OpenVINO build) against
+  OpenVINO's own img/s in Python, at the first input size
+- lanes: the same bundle with one engine copy on every core against copies of one thread each (engine.workers)
+
+Goals (issue "The bundle delivers what the report promised"):
+- deployed_vs_promised: RPS at 64 clients >= 0.9 of the promise, at every input size
+- openvino_in_go: >= 0.9 of OpenVINO's own img/s
+- lanes: the best layout is at least as fast as one copy
+
+Usage: python scripts/bench_deploy.py [--imgsz 320 640] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("YOLO_VERBOSE", "False")
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "real"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from loadgen import run_load, synthetic_images  # noqa: E402
+
+KEY = "bench-key"
+_SEEDS = iter(range(1000, 10**6))  # every load point sends images no earlier one sent: nothing is a cache hit
+
+
+def build_run(work: Path, imgsz: int, backends: list[str]) -> Path:
+    """A run directory whose best weights are the real pretrained model (speed does not depend on training),
+    through intake and the engines stage."""
+    from ultralytics import YOLO
+    from yoloforge.core.rundir import RunDir
+    from yoloforge.ray_app.intake.synth import synth_dataset
+    from yoloforge.ray_app.pipeline import bench_run
+    from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.intake import stage_intake
+
+    real = (REAL / "yolov8n.pt").is_file() and (REAL / "tomato").is_dir()
+    model = str(REAL / "yolov8n.pt") if real else "yolo11n.yaml"
+    data = REAL / "tomato" if real else synth_dataset(work / "shapes", "detect", n_train=16, n_val=8, imgsz=imgsz)
+    spec = parse_job({"name": "deploy", "model": model, "data": {"path": str(data)}, "runs_dir": str(work),
+                      "search": {"imgsz": imgsz}, "resources": {"dashboard": False},
+                      "engines": {"backends": backends, "precisions": ["fp32"], "batch_sizes": [1, 8],
+                                  "imgsz": [imgsz], "min_time_s": 2.0, "val_images": 16}})
+    run = RunDir(spec.run_dir)
+    with contextlib.redirect_stdout(io.StringIO()):
+        stage_intake(spec)
+        run.best.mkdir(parents=True, exist_ok=True)
+        if real:
+            shutil.copy2(model, run.best_weights)
+        else:
+            YOLO(model).save(str(run.best_weights))
+        bench_run(run.path)
+    return run.path
+
+
+def deployed_rps(bundle: Path, env: dict[str, str], imgsz: int, clients: int, seconds: float, log: Path,
+                 promised: float) -> tuple[float, float]:
+    """RPS and p99 of the bundle's server at this many clients, every request a new image (cache misses)."""
+    from tests.services import bundle_server
+
+    requests = max(3 * clients, int(seconds * promised * 1.2))
+    images = synthetic_images(requests + 16, imgsz, seed=next(_SEEDS))
+    with bundle_server(bundle, env, log) as server:
+        asyncio.run(run_load(server.url, images[-16:], concurrency=4, requests=16, duration=None, api_key=KEY))
+        r = asyncio.run(run_load(server.url, images[:requests], concurrency=clients, requests=requests,
+                                 duration=None, api_key=KEY))
+    errors = sum(r.errors.values())
+    if errors:
+        print(f"  {errors} failed requests at {clients} clients: {r.errors}", flush=True)
+    return r.rps, r.p99_ms
+
+
+def chosen(run_dir: Path) -> dict:
+    import json
+
+    selection = json.loads((run_dir / "selection.json").read_text())
+    return selection.get("chosen") or selection["closest"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--imgsz", type=int, nargs="+", default=[320, 640])
+    parser.add_argument("--seconds", type=float, default=15.0, help="about how long each load point runs")
+    parser.add_argument("--quick", action="store_true", help="128 px, 4 s per point (smoke run)")
+    args = parser.parse_args()
+    if args.quick:
+        args.imgsz, args.seconds = [128], 4.0
+    from yoloforge.engines.registry import cpu_count
+    from yoloforge.serving.bundle import export_bundle
+
+    from tests.services import postgres_server, redis_server
+
+    work = Path(tempfile.mkdtemp(prefix="bench_deploy_"))
+    rows, goals = [], {}
+    try:
+        with redis_server(work / "redis") as redis, postgres_server(work / "pg") as pg:
+            env = {"YOLOFORGE_API_KEYS": KEY, "YOLOFORGE_POSTGRES_DSN": pg.url, "YOLOFORGE_REDIS_ADDR": redis.url,
+                   "YOLOFORGE_LOG_LEVEL": "warn"}
+            ratios = []
+            for imgsz in args.imgsz:
+                print(f"@{imgsz}: engines stage (ONNX Runtime, OpenVINO) ...", flush=True)
+                run_dir = build_run(work / f"run{imgsz}", imgsz, ["onnxruntime", "openvino"])
+                row = chosen(run_dir)
+                bundle = export_bundle(run_dir, max_batch_size=8, max_queue=256).out_dir
+                promised = row["throughput"]
+                got = {c: deployed_rps(bundle, env, imgsz, c, args.seconds, work / f"s{imgsz}-{c}.log", promised)
+                       for c in (8, 64)}
+                ratio = got[64][0] / promised
+                ratios.append(ratio)
+                rows.append((f"@{imgsz} {row['key']}", promised, got[8][0], got[64][0], got[64][1], ratio))
+                print(f"  promised {promised:.1f} img/s ({row['key']}); deployed {got[8][0]:.1f} RPS at 8 clients, "
+                      f"{got[64][0]:.1f} at 64 (p99 {got[64][1]:.0f} ms): {ratio:.2f}", flush=True)
+                if imgsz == args.imgsz[0]:
+                    cores = cpu_count()
+                    layouts = {f"1x{cores}": {"YOLOFORGE_ENGINE_WORKERS": "1", "YOLOFORGE_ENGINE_THREADS": str(cores)},
+                               f"{cores}x1": {"YOLOFORGE_ENGINE_WORKERS": str(cores),
+                                              "YOLOFORGE_ENGINE_THREADS": "1"}}
+                    lanes = {name: deployed_rps(bundle, {**env, **extra}, imgsz, 64, args.seconds,
+                                                work / f"lanes-{name}.log", promised)[0]
+                             for name, extra in layouts.items()}
+                    print("  lanes (copies x threads), RPS at 64 clients: "
+                          + ", ".join(f"{k} {v:.1f}" for k, v in lanes.items()), flush=True)
+                    goals["lanes"] = (max(lanes.values()) / lanes[f"1x{cores}"], lanes)
+                    print(f"@{imgsz}: OpenVINO only ...", flush=True)
+                    ov_run = build_run(work / f"ov{imgsz}", imgsz, ["openvino"])
+                    ov_row = chosen(ov_run)
+                    ov_bundle = export_bundle(ov_run, max_batch_size=8, max_queue=256).out_dir
+                    ov_rps = deployed_rps(ov_bundle, env, imgsz, 64, args.seconds, work / "ov.log",
+                                          ov_row["throughput"])[0]
+                    goals["openvino_in_go"] = (ov_rps / ov_row["throughput"], ov_row["throughput"], ov_rps)
+                    rows.append((f"@{imgsz} {ov_row['key']}", ov_row["throughput"], float("nan"), ov_rps,
+                                 float("nan"), ov_rps / ov_row["throughput"]))
+                    print(f"  OpenVINO in Python {ov_row['throughput']:.1f} img/s; the Go server on it {ov_rps:.1f} "
+                          "RPS at 64 clients", flush=True)
+            goals["deployed_vs_promised"] = (min(ratios), ratios)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"{'configuration':<44} {'promised':>9} {'RPS@8':>7} {'RPS@64':>7} {'p99@64':>7} {'ratio':>6}")
+    for name, promised, r8, r64, p99, ratio in rows:
+        print(f"{name:<44} {promised:>9.1f} {r8:>7.1f} {r64:>7.1f} {p99:>7.0f} {ratio:>6.2f}")
+    print()
+    worst, ratios = goals["deployed_vs_promised"]
+    print(f"GOAL deployed_vs_promised: {worst:.2f} at 64 clients, worst of {', '.join(f'{r:.2f}' for r in ratios)} "
+          f"(target >= 0.90) {'PASS' if worst >= 0.9 else 'FAIL'}")
+    share, own, go = goals["openvino_in_go"]
+    print(f"GOAL openvino_in_go: {share:.2f} ({go:.1f} RPS against OpenVINO's own {own:.1f} img/s) (target >= 0.90) "
+          f"{'PASS' if share >= 0.9 else 'FAIL'}")
+    gain, lanes = goals["lanes"]
+    print(f"GOAL lanes: best layout {gain:.2f}x one copy ({', '.join(f'{k} {v:.1f}' for k, v in lanes.items())}) "
+          f"(target >= 1.00) {'PASS' if gain >= 1.0 else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
