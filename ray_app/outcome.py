@@ -19,9 +19,10 @@ class TargetRow:
 
 
 def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
-                selection: Mapping[str, Any] | None) -> list[TargetRow]:
+                selection: Mapping[str, Any] | None, delivered: Mapping[str, Any] | None = None) -> list[TargetRow]:
     """targets is the job's `targets:` (metrics, fps, p99_latency_ms, max_memory_mb); best the best trial's
-    metrics; selection the engines stage's selection.json (its chosen config, else the closest one)."""
+    metrics; selection the engines stage's selection.json (its chosen config, else the closest one); delivered
+    what the bundle's server delivered at export (delivered.json)."""
     rows = []
     for metric, floor in (targets.get("metrics") or {}).items():
         value = (best or {}).get(metric)
@@ -40,6 +41,11 @@ def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
     if used is not None:
         rows.append(TargetRow("memory", f"<= {memory:g} MB" if memory else "-", f"{used:.0f} MB",
                               None if not memory else used <= memory))
+    if delivered:
+        share = f" ({delivered['ratio']:.2f} of the promise)" if delivered.get("ratio") else ""
+        rows.append(TargetRow("delivered by the bundle", f">= {fps:g} RPS" if fps else "-",
+                              f"{delivered['rps']:.1f} RPS at {delivered['clients']} clients{share}",
+                              None if not fps else delivered["rps"] >= fps))
     return rows
 
 

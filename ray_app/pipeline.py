@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from yoloforge.core.errors import YoloforgeError
-from yoloforge.core.rundir import RunDir
+from yoloforge.core.rundir import RunDir, read_json
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
@@ -83,7 +83,8 @@ def summary(spec: JobSpec, outcome: SearchOutcome, selection: dict | None, until
         table.add_column(column)
 
     marks = {None: "", True: "[green]met[/green]", False: "[red]missed[/red]"}
-    for row in target_rows(spec.targets.model_dump(), outcome.best, selection):
+    delivered = read_json(RunDir(run_dir).delivered) if until == "export" else None
+    for row in target_rows(spec.targets.model_dump(), outcome.best, selection, delivered):
         table.add_row(row.name, row.target, row.achieved, marks[row.met])
     verdict = engine_verdict(selection)
     if verdict:

@@ -270,7 +270,7 @@ def write_report(run_dir: Path) -> Path:
     pareto = read_parquet(run.pareto)
     best = read_json(run.best_metrics)
     engines = read_parquet(run.engines_table)
-    summary = _summary(spec_targets, best, selection)
+    summary = _summary(spec_targets, best, selection, read_json(run.delivered))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -292,9 +292,10 @@ written {now}</p>
     return run.report
 
 
-def _summary(targets: dict[str, Any], best: dict[str, Any] | None, selection: dict[str, Any] | None) -> str:
+def _summary(targets: dict[str, Any], best: dict[str, Any] | None, selection: dict[str, Any] | None,
+             delivered: dict[str, Any] | None) -> str:
     cards = []
-    for row in target_rows(targets, best, selection):
+    for row in target_rows(targets, best, selection, delivered):
         status = {True: ' class="ok"', False: ' class="bad"', None: ""}[row.met]
         wanted = "no target" if row.target == "-" else f"target {row.target}"
         cards.append(f'<div class="card kpi">{html.escape(row.name)}<b{status}>{html.escape(row.achieved)}</b>'

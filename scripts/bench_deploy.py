@@ -38,7 +38,7 @@ REAL = ROOT.parent / "shared" / "real"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from loadgen import run_load, synthetic_images  # noqa: E402
+from yoloforge.serving.loadgen import run_load, synthetic_images  # noqa: E402
 
 KEY = "bench-key"
 _SEEDS = iter(range(1000, 10**6))  # every load point sends images no earlier one sent: nothing is a cache hit

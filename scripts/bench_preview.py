@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from loadgen import run_load, synthetic_images  # noqa: E402
+from yoloforge.serving.loadgen import run_load, synthetic_images  # noqa: E402
 
 
 def free_port() -> int:

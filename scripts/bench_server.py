@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_preview import build_run, raw_throughput  # noqa: E402
-from loadgen import run_load, synthetic_images  # noqa: E402
+from yoloforge.serving.loadgen import run_load, synthetic_images  # noqa: E402
 
 KEY = "bench-key"
 

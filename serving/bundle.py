@@ -373,8 +373,10 @@ def bundle_process(bundle_dir: Path, env: dict[str, str], log: Path, port: int,
                 proc.wait(5)
 
 
-def check_bundle(bundle_dir: Path, image: Path, port: int) -> dict[str, Any]:
-    """Start the bundle's binary natively (no Redis, no Postgres, a one-off key), send it one image, stop it."""
+def check_bundle(bundle_dir: Path, image: Path, port: int, *, load_s: float = 0.0,
+                 clients: int = 16) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Start the bundle's binary natively (no Redis, no Postgres, a one-off key), send it one image; with load_s,
+    also measure what it delivers under load (delivery); stop it. Returns the answer and the delivery."""
     import secrets
 
     import httpx
@@ -384,10 +386,35 @@ def check_bundle(bundle_dir: Path, image: Path, port: int) -> dict[str, Any]:
     log = bundle_dir.parent / f".{bundle_dir.name}-check.log"
     log.unlink(missing_ok=True)
     content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
+    delivered = None
     with bundle_process(bundle_dir, env, log, port) as (_, url):
         answer = httpx.post(f"{url}/v1/predict", content=image.read_bytes(), timeout=60,
                             headers={"Content-Type": content_type, "Authorization": f"Bearer {key}"})
+        if answer.status_code == 200 and load_s > 0:
+            imgsz = int(yaml.safe_load((bundle_dir / "config.yaml").read_text())["model"]["imgsz"])
+            delivered = delivery(url, key, imgsz, load_s, clients)
     if answer.status_code != 200:
         raise BundleError(f"the bundle's server answered {answer.status_code}: {answer.text[:300]} (log: {log})")
     log.unlink(missing_ok=True)
-    return answer.json()
+    return answer.json(), delivered
+
+
+def delivery(url: str, key: str, imgsz: int, seconds: float, clients: int) -> dict[str, Any]:
+    """What a running server delivers: uncached RPS and latency at this many clients (images at the model's
+    size, bench_server's method, short), and where one image's time goes (the server's own stage timings)."""
+    import asyncio
+
+    import httpx
+    from yoloforge.serving.loadgen import run_load, synthetic_images
+
+    images = synthetic_images(64, imgsz, seed=7)  # the cache is off: a repeated image still runs the model
+    result = asyncio.run(run_load(url, images, concurrency=clients, duration=seconds, api_key=key))
+    stages: dict[str, list[float]] = {}
+    for body, content_type in images[:8]:
+        timing = httpx.post(f"{url}/v1/predict", content=body, timeout=60,
+                            headers={"Content-Type": content_type, "Authorization": f"Bearer {key}"}).json()
+        for name, ms in timing.get("timing_ms", {}).items():
+            stages.setdefault(name, []).append(float(ms))
+    return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "clients": clients,
+            "seconds": seconds, "errors": int(sum(result.errors.values())),
+            "stages_ms": {name: sum(v) / len(v) for name, v in stages.items()}}

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sys
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -19,7 +17,6 @@ from PIL import Image
 
 from tests.contract import response_schema, validate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 def jpeg(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -117,7 +114,7 @@ class ContractSuite:
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
     def test_overload_is_answered_at_once_with_retry_after(self, api_url, api_headers):
-        from loadgen import run_load, synthetic_images
+        from yoloforge.serving.loadgen import run_load, synthetic_images
 
         # the servers under test queue a few requests only: 64 clients overflow the bound and the excess is refused.
         # Every image is new: a server with an answer cache would answer repeats without queueing them.

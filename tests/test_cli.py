@@ -198,6 +198,10 @@ def test_demo_runs_every_stage_and_ends_with_a_bundle_that_answers(tmp_path):
     bundle = run_dir / "bundle"
     assert (bundle / "bin" / "yoloforge-server").is_file() and (bundle / "docker-compose.yml").is_file()
     assert "Bundle answered" in result.output and "docker compose up" in result.output
+    delivered = json.loads((run_dir / "delivered.json").read_text())  # the bundle under load, beside the promise
+    assert delivered["rps"] > 0 and delivered["errors"] == 0 and delivered["promised"] > 0
+    assert delivered["ratio"] == pytest.approx(delivered["rps"] / delivered["promised"])
+    assert "Bundle delivered" in result.output and "delivered by the bundle" in result.output
     assert "target vs achieved" in result.output and "throughput" in result.output  # the summary at the end
     assert list((run_dir / "search").rglob("events.out.tfevents*")), "TensorBoard logs of the trials"
     page = (run_dir / "report.html").read_text()

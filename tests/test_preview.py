@@ -80,7 +80,7 @@ def test_predict_gives_the_engines_answer(preview_url, image_bytes, served_run):
 
 
 def test_concurrent_requests_are_batched(preview_url):
-    from loadgen import run_load, synthetic_images
+    from yoloforge.serving.loadgen import run_load, synthetic_images
 
     result = asyncio.run(run_load(preview_url, synthetic_images(4, 128), concurrency=8, requests=48,
                                   duration=None))

@@ -165,6 +165,7 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
                      weights=str(weights))
     write_rows(rows, run.engines_table)
     run.selection.write_text(json.dumps(selection, indent=2, default=_json_default))
+    run.delivered.unlink(missing_ok=True)  # measured for the previous selection
     write_chart(rows, selection, metric, targets.fps, targets.max_accuracy_drop, run.engines_chart)
     print_rows(rows, selection, metric)
     console.print(f"Wrote {run.engines_table}, {run.selection}, {run.engines_chart}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,16 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
         image = sample_image(run_dir)
         if image is not None:
             try:
-                with console.status("starting the bundle's server and sending it one image"):
-                    answer = check_bundle(bundle_dir, image, free_port())
+                with console.status(f"starting the bundle's server, sending it one image, then {DELIVERY_S:g} s "
+                                    f"of load from {DELIVERY_CLIENTS} clients"):
+                    answer, delivered = check_bundle(bundle_dir, image, free_port(), load_s=DELIVERY_S,
+                                                     clients=DELIVERY_CLIENTS)
             except BundleError as err:
                 raise YoloforgeError(f"the bundle's server did not answer: {err}") from None
             console.print(f"[green]Bundle answered[/green] {image.name}: {describe_answer(image, answer)} in "
                           f"{answer['timing_ms']['total']:.1f} ms (its own binary, run natively)")
+            if delivered is not None and out is None:
+                report_delivery(run, delivered)
     if build:
         try:
             with console.status("docker build (Docker SDK)"):
@@ -65,6 +70,35 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
                   f"Without Docker: cd {bundle_dir} && YOLOFORGE_REDIS_ENABLED=false YOLOFORGE_POSTGRES_ENABLED=false "
                   f"YOLOFORGE_API_KEYS=my-key ./bin/yoloforge-server serve -config config.yaml")
     return bundle_dir
+
+
+# the delivery check: long enough for a steady rate, short beside the stages before it
+DELIVERY_S = 5.0
+DELIVERY_CLIENTS = 16
+DELIVERY_FLOOR = 0.9  # below this share of the promise, the gap is printed as a warning with its cause
+
+
+def report_delivery(run: RunDir, delivered: dict[str, Any]) -> None:
+    """Write delivered.json (kept out of selection.json, which the export stage's freshness digests) and say how
+    the bundle's RPS compares with the throughput the engines stage promised."""
+    selection = run.read_selection() or {}
+    row = selection.get("chosen") or selection.get("closest") or {}
+    promised = row.get("throughput")
+    ratio = delivered["rps"] / promised if promised else None
+    run.delivered.write_text(json.dumps({**delivered, "promised": promised, "config": row.get("key"),
+                                         "ratio": ratio}, indent=2))
+    shown = f"[green]Bundle delivered[/green] {delivered['rps']:.1f} RPS at {delivered['clients']} clients"
+    if ratio is None:
+        console.print(shown + ", uncached")
+        return
+    console.print(shown + f", uncached: {ratio:.2f} of the {promised:.1f} img/s the engines stage promised")
+    if ratio < DELIVERY_FLOOR:
+        stages = delivered.get("stages_ms", {})
+        cost = ", ".join(f"{k} {stages[k]:.1f} ms" for k in ("decode", "preprocess", "queue", "inference",
+                                                               "postprocess") if k in stages)
+        console.print(f"[yellow]warning:[/yellow] the bundle delivers {1 - ratio:.0%} less than promised; per "
+                      f"image the server spends {cost} (the promise times the engine alone: decoding, letterboxing "
+                      "and HTTP are the server's own costs)", markup=True)
 
 
 class ExportStage:
