@@ -39,8 +39,9 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
         for note in bundle.notes:
             console.print(f"[yellow]note:[/yellow] {note}")
         engine = bundle.config["engine"]
-        console.print(f"[green]Bundle written[/green] to {bundle_dir}: Go server, ONNX Runtime {engine['precision']} "
-                      f"on {engine['provider']}, Dockerfile, docker-compose.yml (api + redis + postgres)")
+        console.print(f"[green]Bundle written[/green] to {bundle_dir}: Go server (ONNX Runtime, {engine['provider']} "
+                      f"execution provider, {engine['precision']}, {engine.get('workers', 1)} engine worker(s)), "
+                      "Dockerfile, docker-compose.yml (api + redis + postgres)")
     if check:
         image = sample_image(run_dir)
         if image is not None:
