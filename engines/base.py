@@ -35,12 +35,15 @@ class EngineConfig:
     device: str = "cpu"  # cpu | cuda | cuda:N
     # backend extras, e.g. (("compile", True),) or (("provider", "tensorrt"),)
     options: tuple[tuple[str, Any], ...] = ()
+    # engine copies run side by side, each with `threads` threads (a server's workers); None: not measured
+    lanes: int | None = None
 
     @property
     def key(self) -> str:
         extras = "".join(f"-{k}={v}" for k, v in self.options)
         threads = f"-t{self.threads}" if self.threads else ""
-        return f"{self.backend}-{self.precision}-b{self.batch}-{self.imgsz}px{threads}-{self.device}{extras}"
+        lanes = f"-x{self.lanes}" if self.lanes and self.lanes > 1 else ""
+        return f"{self.backend}-{self.precision}-b{self.batch}-{self.imgsz}px{threads}{lanes}-{self.device}{extras}"
 
     def option(self, name: str, default: Any = None) -> Any:
         return dict(self.options).get(name, default)
@@ -55,9 +58,11 @@ class EngineConfig:
         options = d.get("options") or {}
         if isinstance(options, str):
             options = json.loads(options)
+        lanes = d.get("lanes")
         return cls(backend=d["backend"], precision=d.get("precision", "fp32"), batch=int(d.get("batch", 1)),
                    imgsz=int(d.get("imgsz", 640)), threads=d.get("threads"), device=d.get("device", "cpu"),
-                   options=tuple(sorted(dict(options).items())))
+                   options=tuple(sorted(dict(options).items())),
+                   lanes=int(lanes) if isinstance(lanes, int | float) and lanes == lanes else None)
 
 
 @dataclass

@@ -74,6 +74,23 @@ def time_batches(run: Callable[[], object], batch: int, *, warmup: int = 3, min_
                   throughput_noise=throughput_noise(latencies, batch))
 
 
+def time_lanes(runs: list[Callable[[], object]], batch: int, *, min_time_s: float = 2.0,
+               min_runs: int = 10) -> Timing:
+    """time_batches for engine copies running side by side, one thread each: throughput (and its noise) is the
+    sum of the copies', latency the slowest copy's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(runs) == 1:
+        return time_batches(runs[0], batch, min_time_s=min_time_s, min_runs=min_runs)
+    with ThreadPoolExecutor(len(runs)) as pool:
+        timings = list(pool.map(lambda run: time_batches(run, batch, min_time_s=min_time_s, min_runs=min_runs),
+                                runs))
+    return Timing(p50_ms=max(t.p50_ms for t in timings), p90_ms=max(t.p90_ms for t in timings),
+                  p99_ms=max(t.p99_ms for t in timings), mean_ms=float(np.mean([t.mean_ms for t in timings])),
+                  throughput=sum(t.throughput for t in timings), runs=sum(t.runs for t in timings),
+                  throughput_noise=sum(t.throughput_noise for t in timings))
+
+
 def throughput_noise(latencies: list[float], batch: int, blocks: int = 5) -> float:
     """Two standard errors of the throughput, from consecutive blocks of calls (blocks, not single calls: a slow
     stretch of the machine slows neighbouring calls together)."""

@@ -35,16 +35,26 @@ def unavailable_reason(config: EngineConfig) -> str | None:
     return None
 
 
+# backends whose copies share a CPU well: each copy keeps its own thread pool
+LANE_BACKENDS = ("onnxruntime", "openvino")
+
+
 def config_space(backends: list[str], precisions: list[str], batch_sizes: list[int], imgsizes: list[int],
                  threads: list[int | None], device: str) -> list[EngineConfig]:
     """Every combination the job asks for, GPU option variants included; impossible ones are kept (and reported
     as unavailable) so the table shows why a backend was not used."""
     cuda = device.startswith("cuda")
+    cores = cpu_count()
     configs = []
     for backend, precision, batch, imgsz in itertools.product(backends, precisions, batch_sizes, imgsizes):
         variants = CUDA_OPTIONS.get(backend, [()]) if cuda else [()]
         for options, n_threads in itertools.product(variants, threads if not cuda else [None]):
             configs.append(EngineConfig(backend, precision, batch, imgsz, n_threads, device, tuple(sorted(options))))
+        if not cuda and backend in LANE_BACKENDS and list(threads) == [None] and cores > 1:
+            # the layout is a dimension too: one copy on every core, or one single-thread copy per core
+            # (what the bundle's server runs as engine.workers and the preview as lanes)
+            configs[-1] = EngineConfig(backend, precision, batch, imgsz, None, device, (), lanes=1)
+            configs.append(EngineConfig(backend, precision, batch, imgsz, 1, device, (), lanes=cores))
     return list(dict.fromkeys(configs))
 
 

@@ -6,6 +6,7 @@ even crashes its process is reported as such and the other backends go on.
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 import traceback
@@ -18,7 +19,7 @@ from yoloforge.engines.accuracy import Sample, evaluate, load_split, per_class_d
 from yoloforge.engines.base import EngineConfig, EngineUnavailable, ModelFacts
 from yoloforge.engines.export import model_file
 from yoloforge.engines.gallery import GALLERY_CONF, side_by_side
-from yoloforge.engines.harness import PeakRss, cuda_peak_mb, reset_cuda_peak, time_batches
+from yoloforge.engines.harness import PeakRss, cuda_peak_mb, reset_cuda_peak, time_lanes
 from yoloforge.engines.predictor import Predictor
 from yoloforge.engines.processing import preprocess
 from yoloforge.engines.registry import load_engine
@@ -81,6 +82,7 @@ class BackendWorker:
         config = EngineConfig.from_dict(config_dict)
         row: dict[str, Any] = {**config.as_dict(), "key": config.key, "status": "ok", "reason": None}
         engine = None
+        copies: list = []
         try:
             calibration = self.calibration(config.imgsz) if config.precision == "int8" else None
             started = time.perf_counter()
@@ -92,14 +94,16 @@ class BackendWorker:
             with PeakRss() as rss:
                 started = time.perf_counter()
                 engine = load_engine(config, path, self.weights, self.models_dir, calibration)
+                copies = [load_engine(config, path, self.weights, self.models_dir, calibration)
+                          for _ in range((config.lanes or 1) - 1)]
                 row["load_s"] = time.perf_counter() - started
                 tensor = preprocess([s.image for s in self.val_samples()[: config.batch]] or
                                     [np.zeros((config.imgsz, config.imgsz, 3), np.uint8)], config.imgsz,
                                     self.facts.task)[0]
                 if len(tensor) < config.batch:
                     tensor = np.resize(tensor, (config.batch, *tensor.shape[1:]))
-                timing = time_batches(lambda: engine.infer(tensor), config.batch, min_time_s=self.min_time_s,
-                                      min_runs=self.min_runs)
+                timing = time_lanes([functools.partial(e.infer, tensor) for e in [engine, *copies]], config.batch,
+                                    min_time_s=self.min_time_s, min_runs=self.min_runs)
             row.update(timing.as_dict())
             row["peak_rss_mb"] = rss.peak_mb
             row["cuda_peak_mb"] = cuda_peak_mb(config.device)
@@ -112,7 +116,8 @@ class BackendWorker:
             row.update(status="failed", reason=f"{type(err).__name__}: {err}".strip()[:500],
                        traceback=traceback.format_exc()[-4000:])
         finally:
-            if engine is not None:
-                engine.close()
+            for e in [engine, *copies]:
+                if e is not None:
+                    e.close()
             gc.collect()
         return row

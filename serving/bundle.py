@@ -164,9 +164,9 @@ def plan_engine(served: ServedModel, concurrent_batches: int = 2) -> tuple[Engin
     # GPU engines take the fp32 graph: TensorRT builds fp16 itself, and fp32 I/O keeps one code path
     file_precision = "int8" if precision == "int8" else "fp32"
     config = EngineConfig("onnxruntime", file_precision, chosen.batch, chosen.imgsz, chosen.threads, chosen.device, ())
-    lanes, _ = engine_lanes(concurrent_batches, EngineConfig(chosen.backend if provider in ("cpu", "openvino")
-                                                             and chosen.backend != "pytorch" else "onnxruntime",
-                                                             threads=chosen.threads, device=chosen.device))
+    # the bundle's engine workers follow the preview's rule (engines/lanes.py): the layout the engines stage measured
+    lanes, _ = engine_lanes(concurrent_batches, chosen if provider in ("cpu", "openvino")
+                                       else EngineConfig("onnxruntime", device=chosen.device))
     # threads 0 with several workers: the server shares out the cores of the machine it runs on
     engine = {"provider": provider, "precision": precision, "threads": chosen.threads or 0, "workers": lanes,
               "device_id": int(chosen.device.split(":")[1]) if ":" in chosen.device else 0,

@@ -250,6 +250,41 @@ def test_nothing_feasible_names_the_closest_and_what_would_help():
     assert any("4.0x short of 100" in a for a in result["advice"])
 
 
+def test_on_a_cpu_the_layout_of_engine_copies_is_a_dimension_of_the_space(monkeypatch):
+    from yoloforge.engines import registry
+
+    monkeypatch.setattr(registry, "cpu_count", lambda: 4)
+    configs = registry.config_space(["pytorch", "onnxruntime", "openvino"], ["fp32"], [1], [128], [None], "cpu")
+    layouts = {(c.backend, c.threads, c.lanes) for c in configs}
+    assert layouts == {("pytorch", None, None), ("onnxruntime", None, 1), ("onnxruntime", 1, 4),
+                       ("openvino", None, 1), ("openvino", 1, 4)}
+    assert len({c.key for c in configs}) == len(configs)
+    explicit = registry.config_space(["onnxruntime"], ["fp32"], [1], [128], [2], "cpu")  # the job's threads win
+    assert [(c.threads, c.lanes) for c in explicit] == [(2, None)]
+    gpu = registry.config_space(["onnxruntime"], ["fp32"], [1], [128], [None], "cuda:0")
+    assert all(c.lanes is None for c in gpu)
+
+
+def test_engine_copies_side_by_side_add_their_throughputs():
+    import time
+
+    from yoloforge.engines.harness import time_lanes
+
+    calls = [0, 0]
+
+    def copy(k: int):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            calls[k] += 1
+            time.sleep(0.005)
+        return run
+
+    one = time_lanes([copy(0)], 1, min_time_s=0.2)
+    calls[0] = 0
+    two = time_lanes([copy(0), copy(1)], 1, min_time_s=0.2)
+    assert min(calls) >= 10 and two.runs == sum(calls) - 2 * 3  # every copy ran (warm-up calls are not timed)
+    assert two.throughput > 1.2 * one.throughput  # sleeping copies do not compete for a core: about 2x
+
+
 def test_a_faster_config_the_bundle_cannot_run_is_passed_over_and_the_reasoning_says_why():
     rows = [_row("pytorch", "fp32", 90, 0.50, batch=8), _row("onnxruntime", "fp32", 40, 0.50),
             _row("openvino", "fp32", 50, 0.50)]

@@ -98,6 +98,14 @@ def test_a_cpu_engine_runs_one_copy_per_concurrent_batch_on_a_share_of_the_cores
     assert engine_lanes(1, EngineConfig("onnxruntime", threads=4)) == (1, 4)
 
 
+def test_a_layout_the_engines_stage_measured_is_the_one_run():
+    from yoloforge.engines.base import EngineConfig
+    from yoloforge.engines.lanes import engine_lanes
+
+    assert engine_lanes(2, EngineConfig("onnxruntime", threads=1, lanes=4)) == (4, 1)
+    assert engine_lanes(2, EngineConfig("openvino", lanes=1)) == (1, None)  # one copy on every core measured best
+
+
 def test_gpu_and_pytorch_engines_are_shared_by_the_concurrent_batches():
     from yoloforge.engines.base import EngineConfig
     from yoloforge.engines.lanes import engine_lanes
