@@ -130,3 +130,17 @@ def make_run_dir(tmp_path: Path, detector: tuple[Path, Path]):  # type: ignore[n
     """make_run_dir(engines={...}, targets={...}) -> a run directory holding the trained detector."""
     return lambda engines, targets=None: build_run_dir(tmp_path, detector, engines, targets)
 
+
+# --- what the contract suite (tests/contract_suite.py) needs from every server's module -----------------------
+
+
+@pytest.fixture(scope="module")
+def image_bytes(detector) -> bytes:  # type: ignore[no-untyped-def]
+    """A JPEG of the synthetic validation set, as a client would send it."""
+    return sorted((detector[1] / "images" / "val").glob("*.jpg"))[0].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def api_url(server) -> str:  # type: ignore[no-untyped-def]
+    """The server under test: each server's module provides `server` (the preview's module its own api_url)."""
+    return server.url

@@ -65,18 +65,8 @@ def server(bundle, services, api_key, tmp_path_factory):  # type: ignore[no-unty
 
 
 @pytest.fixture(scope="module")
-def api_url(server) -> str:
-    return server.url
-
-
-@pytest.fixture(scope="module")
 def api_headers(api_key: str) -> dict:
     return {"Authorization": f"Bearer {api_key}"}
-
-
-@pytest.fixture(scope="module")
-def image_bytes(detector) -> bytes:
-    return sorted((detector[1] / "images" / "val").glob("*.jpg"))[0].read_bytes()
 
 
 def png(image: np.ndarray) -> bytes:

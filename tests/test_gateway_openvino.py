@@ -50,18 +50,8 @@ def server(bundle, tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def api_url(server) -> str:
-    return server.url
-
-
-@pytest.fixture(scope="module")
 def api_headers() -> dict:
     return {"Authorization": f"Bearer {API_KEY}"}
-
-
-@pytest.fixture(scope="module")
-def image_bytes(detector) -> bytes:
-    return sorted((detector[1] / "images" / "val").glob("*.jpg"))[0].read_bytes()
 
 
 def test_the_bundle_of_an_openvino_selection_runs_the_openvino_provider_with_its_libraries(bundle, run_dir):

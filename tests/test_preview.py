@@ -57,12 +57,6 @@ def api_headers() -> dict:
     return {}
 
 
-@pytest.fixture(scope="module")
-def image_bytes(detector) -> bytes:
-    path = sorted((detector[1] / "images" / "val").glob("*.jpg"))[0]
-    return path.read_bytes()
-
-
 def test_predict_gives_the_engines_answer(preview_url, image_bytes, served_run):
     from yoloforge.engines.predictor import Predictor
     from yoloforge.serving.served import ServedModel
