@@ -238,7 +238,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
         schema = subprocess.run([str(tmp / "bin" / SERVER), "schema"], capture_output=True, text=True, check=True)
         (tmp / "schema.sql").write_text(schema.stdout)
         shutil.copy2(Path(__file__).parent / "openapi.yaml", tmp / "openapi.yaml")
-        gpu = engine["provider"] != "cpu"
+        gpu = engine["provider"] in ("cuda", "tensorrt")  # cpu and openvino run on the CPU image
         image = f"yoloforge/{_slug(served.name)}:{digest}"
         values = {
             "name": served.name, "compose_name": _slug(f"yoloforge-{served.name}"), "image": image,
@@ -248,6 +248,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
             "start_period": "120s" if engine["provider"] == "tensorrt" else "20s",
             "gpu_reservation": _GPU_RESERVATION if gpu else "",
             "max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
+            "workers": engine["workers"],
         }
         for template in ("Dockerfile", "Dockerfile.cuda", "docker-compose.yml", "docker-compose.cuda.yml"):
             (tmp / template).write_text(_render(template, values))

@@ -63,6 +63,9 @@ def test_the_bundle_of_an_openvino_selection_runs_the_openvino_provider_with_its
     lib = bundle / config["ort_library"]
     assert lib.is_file() and (lib.parent / "libopenvino_intel_cpu_plugin.so").is_file()
     assert "OpenVINO" in (bundle / "README.md").read_text()
+    compose = yaml.safe_load((bundle / "docker-compose.yml").read_text())
+    assert "deploy" not in compose["services"]["api"], "OpenVINO runs on the CPU: no GPU is reserved"
+    assert "Dockerfile.cuda" not in json.dumps(compose)
 
 
 def test_two_engine_workers_on_a_cpu_are_listed_up_by_readyz(api_url):
