@@ -131,7 +131,9 @@ class ContractSuite:
         assert r is not None and r.headers.get("retry-after") == "1"
         validate(r.json(), "#/components/schemas/Error")
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    # each server's subclass runs it (differing executors by design: the examples do not depend on the server)
+    @settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors])
     @given(body=st.binary(max_size=2048), content_type=st.sampled_from(["image/jpeg", "image/png", "image/webp",
                                                                         "application/octet-stream"]),
            conf=st.one_of(st.none(), st.floats(-1, 2, allow_nan=False).map(str), st.text(max_size=4)))
