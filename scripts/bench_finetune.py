@@ -52,9 +52,7 @@ def run_ours(data: str, report: DatasetReport, weights: str, work: Path, seed: i
                       "runs_dir": str(work), "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
                       "search": {"population": population, "generations": max(1, trials // population),
                                  "epochs": epochs, "imgsz": imgsz, "batch": 16, "seed": seed, "stagnation": 1000}})
-    run = RunDir(spec.run_dir)  # the search reads intake's report there (class count, training images)
-    run.path.mkdir(parents=True, exist_ok=True)
-    report.write(run.dataset_report)
+    report.write(RunDir(spec.run_dir).dataset_report)  # the search reads it there (class count, training images)
     start = time.time()
     with contextlib.redirect_stdout(io.StringIO()):
         stage_search(spec, weights, data, "detect", SearchChoices())

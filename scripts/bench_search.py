@@ -73,9 +73,7 @@ def run_ours(data: str, report: DatasetReport, work: Path, seed: int, trials: in
                                  "epochs": epochs, "imgsz": imgsz, "batch": 16, "seed": seed, "stagnation": 1000}})
     # the search reads intake's report from the run directory (class count, training images: the short-training
     # rules depend on them), as it does after `yoloforge run`'s intake
-    run = RunDir(spec.run_dir)
-    run.path.mkdir(parents=True, exist_ok=True)
-    report.write(run.dataset_report)
+    report.write(RunDir(spec.run_dir).dataset_report)
     start = time.time()
     with contextlib.redirect_stdout(io.StringIO()):
         stage_search(spec, "yolo11n.yaml", data, "detect", SearchChoices())

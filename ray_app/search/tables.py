@@ -31,7 +31,8 @@ class SearchOutcome:
 
 
 def write_tables(run_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
-    trials_path, pareto_path = RunDir(run_dir).trials, RunDir(run_dir).pareto
+    run = RunDir(run_dir)
+    trials_path, pareto_path = run.trials, run.pareto
     table = pa.Table.from_pylist(rows) if rows else pa.table({"trial_id": pa.array([], pa.string())})
     pq.write_table(table, trials_path)
     ok = [r for r in rows if r["status"] == "ok" and r.get("fitness") is not None]

@@ -77,19 +77,20 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
 
     choices = choices or SearchChoices()
     run_dir = spec.run_dir
+    run = RunDir(run_dir)
     console.rule("[bold]2 search[/bold]")
     status = read_status(run_dir)
     with ray_session(spec.resources.address, spec.resources.dashboard):
         ctx = trial_context(spec, task, data, model)
         experiment = status.get("experiment")
-        restorable = bool(experiment) and tune.Tuner.can_restore(str((RunDir(run_dir).search / experiment).resolve()))
+        restorable = bool(experiment) and tune.Tuner.can_restore(str((run.search / experiment).resolve()))
         if status.get("state") == "running" and restorable:
             restore_round(spec, ctx, experiment)
         elif status.get("state") != "done":  # new, or killed before Tune wrote its first checkpoint
             console.print(f"{spec.search.population} trials per generation, up to {spec.search.generations} "
                           f"generations, {spec.search.epochs} epochs each, {spec.resources.cpu} CPU / "
                           f"{spec.resources.gpu} GPU per trial")
-            shutil.rmtree(RunDir(run_dir).search / "tune", ignore_errors=True)
+            shutil.rmtree(run.search / "tune", ignore_errors=True)
             write_status(run_dir, rounds=["tune"])
             searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir),
                                       pretrained=Path(model).suffix == ".pt")
@@ -110,16 +111,16 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
             if kind == "target":
                 spec = parse_job({**spec.model_dump(mode="json"),
                                   "targets": {**spec.targets.model_dump(mode="json"), "metrics": value}},
-                                 str(RunDir(run_dir).job))
-                dump_job(spec, RunDir(run_dir).job)
+                                 str(run.job))
+                dump_job(spec, run.job)
                 continue
             rounds = read_status(run_dir)["rounds"]
             searcher = load_searcher(run_dir, rounds[-1])
             if searcher is None:
                 raise YoloforgeError("the previous round left no searcher state to continue from",
-                                     where=str(RunDir(run_dir).search))
+                                     where=str(run.search))
             searcher.complete_pending({tid: (r["metrics"] if r["metrics"].get("final") else None)
-                                       for tid, r in tune_results(RunDir(run_dir).search / rounds[-1]).items()})
+                                       for tid, r in tune_results(run.search / rounds[-1]).items()})
             searcher.set_targets(dict(spec.targets.metrics))
             searcher.ga.extend(int(value))
             experiment = f"tune-{len(rounds) + 1}"
