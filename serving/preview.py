@@ -43,7 +43,11 @@ app = FastAPI(title="yoloforge preview", docs_url=None, redoc_url=None, openapi_
 @app.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_parameter")
-    return error(exc.status_code, code, str(exc.detail))
+    message = str(exc.detail)
+    allow = (exc.headers or {}).get("Allow")  # Starlette lists the route's methods for a 405 (RFC 9110)
+    if exc.status_code == 405 and allow:
+        message = f"{request.method} {request.url.path} is not allowed; use {allow}"
+    return error(exc.status_code, code, message, headers=exc.headers)
 
 
 @app.exception_handler(RequestValidationError)

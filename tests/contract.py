@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,7 @@ import jsonschema
 import yaml
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "serving" / "openapi.yaml"
+FUZZ_HOOKS = Path(__file__).resolve().parent / "fuzz_hooks.py"  # real images for the image media types
 
 
 @functools.cache
@@ -33,3 +37,20 @@ def response_schema(path: str, method: str, status: int) -> str | None:
         entry = spec()["components"]["responses"][entry["$ref"].rsplit("/", 1)[1]]
     schema = entry.get("content", {}).get("application/json", {}).get("schema", {})
     return schema.get("$ref", "")
+
+
+def fuzz(url: str, headers: dict[str, str], report_dir: Path, max_examples: int = 20, seed: int = 1,
+         max_time_s: int | None = None) -> tuple[bool, str]:
+    """Schemathesis on a running server, driven by the spec: every phase (examples, coverage, fuzzing, stateful)
+    and every check. Returns (no failure, its report's tail). The CLI is the same run a user would start by hand;
+    a failure prints the curl command that reproduces it."""
+    command = [sys.executable, "-m", "schemathesis.cli", "run", str(SPEC_PATH), "--url", url, "--checks", "all",
+               "--max-examples", str(max_examples), "--seed", str(seed), "--workers", "1",
+               "--request-timeout", "60", "--report", "junit", "--report-dir", str(report_dir)]
+    if max_time_s is not None:
+        command += ["--max-time", str(max_time_s)]
+    for name, value in headers.items():
+        command += ["--header", f"{name}: {value}"]
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", "SCHEMATHESIS_HOOKS": str(FUZZ_HOOKS)}
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
+    return out.returncode == 0, (out.stdout + out.stderr)[-8000:]

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,6 +23,7 @@ type Error struct {
 	Code       string
 	Message    string
 	RetryAfter int
+	Allow      string // the methods a 405's route takes (RFC 9110 requires the header)
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -120,31 +120,84 @@ func readMultipart(boundary string, body io.Reader) ([]byte, *Error) {
 	if boundary == "" {
 		return nil, noField
 	}
-	r := multipart.NewReader(body, boundary)
+	data, err := readAll(body)
+	if err != nil {
+		return nil, readError(err)
+	}
+	image, err := multipartField(data, boundary, "image")
+	switch {
+	case errors.Is(err, errNoField):
+		return nil, noField
+	case err != nil:
+		return nil, &Error{Status: http.StatusBadRequest, Code: "bad_image",
+			Message: fmt.Sprintf("the multipart form is malformed: %v", err)}
+	case len(image) == 0:
+		return nil, &Error{Status: http.StatusBadRequest, Code: "bad_image", Message: "the field 'image' is empty"}
+	}
+	return image, nil
+}
+
+var (
+	errNoField      = errors.New("no such field")
+	errNoDelimiter  = errors.New("no boundary delimiter in the body")
+	errUnterminated = errors.New("a part is not closed by a boundary delimiter")
+)
+
+// multipartField returns the content of the form field `name` in a multipart/form-data body (RFC 7578).
+// It is lenient where mime/multipart is strict: Go refuses a whole form when any part's header holds a control
+// character, which RFC 5322's obs-qtext allows in a quoted field name; here such a part is only skipped unless
+// it is the field asked for. Parts are split at the delimiters, the header block ends at the first empty line.
+func multipartField(body []byte, boundary, name string) ([]byte, error) {
+	delimiter := []byte("--" + boundary)
+	i := bytes.Index(body, delimiter)
+	if i < 0 {
+		return nil, errNoDelimiter
+	}
+	next := append([]byte("\r\n"), delimiter...)
+	rest := body[i+len(delimiter):]
 	for {
-		part, err := r.NextPart()
-		if errors.Is(err, io.EOF) {
-			return nil, noField
+		if bytes.HasPrefix(rest, []byte("--")) { // the close delimiter
+			return nil, errNoField
 		}
-		if err != nil {
-			if e := readError(err); e.Code == "too_large" {
-				return nil, e
-			}
-			return nil, &Error{Status: http.StatusBadRequest, Code: "bad_image",
-				Message: fmt.Sprintf("the multipart form is malformed: %v", err)}
+		lineEnd := bytes.Index(rest, []byte("\r\n")) // after transport padding
+		if lineEnd < 0 {
+			return nil, errUnterminated
 		}
-		if part.FormName() != "image" {
+		rest = rest[lineEnd+2:]
+		end := bytes.Index(rest, next)
+		if end < 0 {
+			return nil, errUnterminated
+		}
+		part := rest[:end]
+		rest = rest[end+len(next):]
+		var header, content []byte
+		if bytes.HasPrefix(part, []byte("\r\n")) { // a part without header lines
+			content = part[2:]
+		} else if h, c, ok := bytes.Cut(part, []byte("\r\n\r\n")); ok {
+			header, content = h, c
+		} else {
 			continue
 		}
-		var buf bytes.Buffer
-		if _, err := io.Copy(&buf, part); err != nil {
-			return nil, readError(err)
+		if formName(header) == name {
+			return content, nil
 		}
-		if buf.Len() == 0 {
-			return nil, &Error{Status: http.StatusBadRequest, Code: "bad_image", Message: "the field 'image' is empty"}
-		}
-		return buf.Bytes(), nil
 	}
+}
+
+// formName is the name parameter of a part's Content-Disposition header, or "" when it has none that parses.
+func formName(header []byte) string {
+	for _, line := range bytes.Split(header, []byte("\r\n")) {
+		key, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !strings.EqualFold(strings.TrimSpace(string(key)), "Content-Disposition") {
+			continue
+		}
+		disposition, params, err := mime.ParseMediaType(strings.TrimSpace(string(value)))
+		if err != nil || disposition != "form-data" {
+			return ""
+		}
+		return params["name"]
+	}
+	return ""
 }
 
 func readError(err error) *Error {

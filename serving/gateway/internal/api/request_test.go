@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"errors"
+	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -35,6 +37,53 @@ func TestRawImageAndMultipartBodiesGiveTheImageBytes(t *testing.T) {
 	_ = w.Close()
 	if data, err := ReadImage(w.FormDataContentType(), &body); err != nil || string(data) != "JPEGDATA" {
 		t.Fatalf("multipart: %q, %v", data, err)
+	}
+}
+
+func TestMultipartFieldsWhoseNamesGoWouldRefuseAreSkipped(t *testing.T) {
+	// a form feed in a quoted field name is RFC 5322 obs-qtext; mime/multipart refuses the whole form for it
+	body := "--b\r\nContent-Disposition: form-data; name=\"odd\x0cname\"\r\n\r\n{}\r\n" +
+		"--b\r\n\r\nno header at all\r\n" +
+		"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"image\"\r\n\r\nJPEG\r\n--b--\r\n"
+	if data, err := ReadImage("multipart/form-data; boundary=b", strings.NewReader(body)); err != nil || string(data) != "JPEG" {
+		t.Fatalf("got %q, %v", data, err)
+	}
+}
+
+func TestMultipartWithoutItsCloseDelimiterIsMalformed(t *testing.T) {
+	body := "--b\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nJPEG, and then the body is cut"
+	if _, err := ReadImage("multipart/form-data; boundary=b", strings.NewReader(body)); err == nil || err.Code != "bad_image" {
+		t.Fatalf("err = %v, want bad_image", err)
+	}
+}
+
+func TestMultipartFieldAgreesWithTheStandardReaderOnFormsItWrites(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 300; i++ {
+		var body bytes.Buffer
+		w := multipart.NewWriter(&body)
+		want := []byte(nil)
+		for f := 0; f < rng.IntN(5); f++ {
+			content := make([]byte, rng.IntN(64))
+			for j := range content {
+				content[j] = byte(rng.IntN(256))
+			}
+			name := []string{"note", "image", "x y", "ünïcode", ""}[rng.IntN(5)]
+			part, _ := w.CreateFormFile(name, "f.bin")
+			_, _ = part.Write(content)
+			if name == "image" && want == nil {
+				want = content
+			}
+		}
+		_ = w.Close()
+		got, err := multipartField(body.Bytes(), w.Boundary(), "image")
+		if want == nil {
+			if !errors.Is(err, errNoField) {
+				t.Fatalf("form %d without an image: %v", i, err)
+			}
+		} else if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("form %d: got %q, %v; want %q", i, got, err, want)
+		}
 	}
 }
 

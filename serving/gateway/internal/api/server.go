@@ -184,7 +184,7 @@ func (s *Server) route(name, method string, secured bool, h handler) http.Handle
 
 func (s *Server) guard(r *http.Request, method string, secured bool) *Error {
 	if method != "" && r.Method != method {
-		return &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		return &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Allow: method,
 			Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, method)}
 	}
 	if !secured || !s.opts.AuthRequired {
@@ -209,6 +209,9 @@ func (s *Server) guard(r *http.Request, method string, secured bool) *Error {
 func (s *Server) writeError(w http.ResponseWriter, e *Error) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="yoloforge"`)
+	}
+	if e.Allow != "" {
+		w.Header().Set("Allow", e.Allow)
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))

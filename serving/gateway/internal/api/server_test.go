@@ -75,3 +75,14 @@ func TestWhenEveryWorkerHasFailedPredictIs503AndReadyzSaysWhich(t *testing.T) {
 		t.Fatalf("readyz: %d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestAWrongMethodIs405WithTheAllowHeader(t *testing.T) {
+	s := classifyServer(t, workers.Worker{Name: "cpu/0", Engine: lostDevice{}})
+	for path, allow := range map[string]string{"/v1/predict": "POST", "/v1/model": "GET", "/healthz": "GET"} {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, path, nil))
+		if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != allow {
+			t.Errorf("DELETE %s: %d, Allow %q, want 405 and %q", path, rec.Code, rec.Header().Get("Allow"), allow)
+		}
+	}
+}
