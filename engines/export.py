@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from yoloforge.core import atomic
 from yoloforge.engines.base import EngineConfig, EngineUnavailable
 
 
@@ -38,7 +39,8 @@ def export_onnx(weights: str | Path, imgsz: int, batch: int, out_dir: str | Path
     with contextlib.redirect_stdout(io.StringIO()):
         produced = YOLO(str(copy)).export(format="onnx", imgsz=imgsz, batch=batch, dynamic=False, simplify=False,
                                           half=half, device=device if half else "cpu", verbose=False)
-    shutil.move(produced, target)
+    with atomic.replacing(target) as tmp:  # a killed run leaves no half model that _fresh would trust
+        shutil.move(produced, tmp)
     shutil.rmtree(work, ignore_errors=True)
     return target
 
@@ -83,9 +85,10 @@ def quantize_int8(fp32_model: str | Path, calibration: np.ndarray, batch: int) -
 
     prepared = fp32_model.with_name(fp32_model.stem + "-prep.onnx")
     quant_pre_process(str(fp32_model), str(prepared))
-    quantize_static(str(prepared), str(target), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=_head_nodes(prepared), calibrate_method=CalibrationMethod.MinMax)
+    with atomic.replacing(target) as tmp:  # a killed run leaves no half model that _fresh would trust
+        quantize_static(str(prepared), str(tmp), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=_head_nodes(prepared), calibrate_method=CalibrationMethod.MinMax)
     prepared.unlink(missing_ok=True)
     return target
 

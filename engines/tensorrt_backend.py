@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from yoloforge.core import atomic
 from yoloforge.engines.base import EngineConfig, EngineUnavailable
 
 
@@ -31,8 +32,7 @@ class TensorRtEngine:
         self.logger = trt.Logger(trt.Logger.WARNING)
         path = _engine_path(Path(onnx_path), config, Path(cache_dir))
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(self._build(Path(onnx_path), calibration))
+            atomic.write_bytes(path, self._build(Path(onnx_path), calibration))
         runtime = trt.Runtime(self.logger)
         self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
@@ -118,6 +118,6 @@ def _EntropyCalibrator(trt, torch, images: np.ndarray, batch: int, cache: Path):
             return cache.read_bytes() if cache.is_file() else None
 
         def write_calibration_cache(self, data) -> None:  # type: ignore[no-untyped-def]
-            cache.write_bytes(bytes(data))
+            atomic.write_bytes(cache, bytes(data))
 
     return Calibrator()

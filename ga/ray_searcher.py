@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from ray.tune.search import Searcher
+from yoloforge.core import atomic
 from yoloforge.ga.algorithm import GeneticAlgorithm
 from yoloforge.ga.fitness import target_violation
 
@@ -141,8 +142,7 @@ class GASearcher(Searcher):
         self.history = list(state["history"])
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "w", encoding="utf-8") as f:
-            json.dump(self.get_state(), f)
+        atomic.write_text(checkpoint_path, json.dumps(self.get_state()))
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, encoding="utf-8") as f:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir, read_json
 from yoloforge.ray_app.console import console
@@ -29,6 +30,8 @@ def run_stages(state: RunState, until: str = NAMES[-1], from_stage: str | None =
     _check_stage_name("stage", until)
     _check_stage_name("--from stage", from_stage)
     run = state.run
+    if run.path.is_dir():
+        atomic.remove_leftovers(run.path)
     if from_stage is not None and run.path.is_dir():
         force(run, NAMES[NAMES.index(from_stage):])
     for stage in STAGES[:NAMES.index(until) + 1]:

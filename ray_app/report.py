@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from yoloforge.core import atomic
 from yoloforge.core.rundir import RunDir, read_json, read_parquet
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
 
@@ -288,7 +289,7 @@ written {now}</p>
 <h2>Bundle</h2>{_bundle_section(run)}
 </main></body></html>
 """
-    run.report.write_text(page)
+    atomic.write_text(run.report, page)
     return run.report
 
 

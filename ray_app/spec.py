@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from yoloforge.core import atomic
 from yoloforge.core.errors import SpecError
 from yoloforge.ga.space import SearchSpace
 from yoloforge.ray_app.search.hyperparameters import yolo_space
@@ -382,9 +383,8 @@ def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
 
 def dump_job(spec: JobSpec, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-    path.write_text("# resolved by yoloforge: every default filled in\n" + body, encoding="utf-8")
+    atomic.write_text(path, "# resolved by yoloforge: every default filled in\n" + body)
     return path
 
 

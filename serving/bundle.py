@@ -199,6 +199,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
     libraries = openvino_runtime() if engine["provider"] == "openvino" else [ort_library()]
     library = libraries[0]
 
+    for stale in out_dir.parent.glob(".bundle-*"):  # an export killed before its rename left this
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
         for sub in ("bin", "lib", "model", "monitoring/grafana/provisioning/datasources",

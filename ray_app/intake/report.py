@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from yoloforge.core import atomic
 
 Severity = Literal["error", "warning", "info"]  # info: what intake read in place of what was written
 
@@ -112,8 +112,7 @@ class DatasetReport(BaseModel):
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2), encoding="utf-8")
+        atomic.write_json(path, self.model_dump(mode="json"))
         return path
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.ga.operators import non_dominated_sort
@@ -34,15 +35,20 @@ def write_tables(run_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]
     run = RunDir(run_dir)
     trials_path, pareto_path = run.trials, run.pareto
     table = pa.Table.from_pylist(rows) if rows else pa.table({"trial_id": pa.array([], pa.string())})
-    pq.write_table(table, trials_path)
+    _write_parquet(table, trials_path)
     ok = [r for r in rows if r["status"] == "ok" and r.get("fitness") is not None]
     if ok:
         F = np.array([[-r["fitness"], r.get("latency_ms") or 0.0] for r in ok])
         front = [ok[i] for i in np.flatnonzero(non_dominated_sort(F) == 0)]
-        pq.write_table(pa.Table.from_pylist(sorted(front, key=lambda r: -r["fitness"])), pareto_path)
+        _write_parquet(pa.Table.from_pylist(sorted(front, key=lambda r: -r["fitness"])), pareto_path)
     else:
-        pq.write_table(table.slice(0, 0), pareto_path)
+        _write_parquet(table.slice(0, 0), pareto_path)
     return trials_path, pareto_path
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    with atomic.replacing(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def best_row(rows: list[dict[str, Any]], minimums: dict[str, float]) -> dict[str, Any] | None:
@@ -57,8 +63,9 @@ def best_row(rows: list[dict[str, Any]], minimums: dict[str, float]) -> dict[str
 def write_best(run_dir: Path, best: dict[str, Any]) -> Path:
     run = RunDir(run_dir)
     run.best.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(best["best_pt"], run.best_weights)
-    run.best_metrics.write_text(json.dumps(best, indent=2, default=str))
+    with atomic.replacing(run.best_weights) as tmp:
+        shutil.copy2(best["best_pt"], tmp)
+    atomic.write_json(run.best_metrics, best, default=str)
     return run.best_weights
 
 
@@ -89,7 +96,7 @@ def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
     rounds = read_status(run_dir).get("rounds", [])
     searcher = load_searcher(run_dir, rounds[-1]) if rounds else None
     if searcher is not None:
-        RunDir(run_dir).ga_state.write_text(json.dumps(searcher.ga.state_dict()))
+        atomic.write_text(RunDir(run_dir).ga_state, json.dumps(searcher.ga.state_dict()))
     stop = (searcher.ga.stop_reason() if searcher else None) or "stopped"
     failed = sum(r["status"] == "error" for r in rows)
     stopped = sum(r["status"] not in ("ok", "error") for r in rows)  # ended by a met target or the time budget

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
+from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir, read_json
 from yoloforge.ga.algorithm import GeneticAlgorithm
@@ -30,9 +31,7 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 
 
 def write_status(run_dir: Path, **fields: Any) -> None:
-    path = RunDir(run_dir).search_status
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**read_status(run_dir), **fields}, indent=2))
+    atomic.write_json(RunDir(run_dir).search_status, {**read_status(run_dir), **fields})
 
 
 def _searcher_state_file(experiment: Path) -> Path | None:
@@ -122,7 +121,10 @@ def tune_results(experiment: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for trial in analysis.trials:
         metrics = dict(trial.run_metadata.last_result or {})
-        error_file = Path(trial.error_file) if trial.error_file else None
+        # the copy in the run directory: Tune's `error_file` points into the Ray session that ran the trial,
+        # gone once it ended (and asking for it needs a running Ray)
+        error_name = trial.run_metadata.error_filename
+        error_file = Path(trial.path) / error_name if error_name and trial.path else None
         error_lines = ([ln for ln in error_file.read_text().splitlines() if ln.strip()]
                        if error_file is not None and error_file.is_file() else [])
         if trial.status == "ERROR" and not error_lines:

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.table import Table
+from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.engines.accuracy import accuracy_metric, has_split
@@ -71,7 +72,8 @@ def _line(row: dict[str, Any], metric: str) -> str:
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     columns = sorted({k for r in rows for k in r})
     table = pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows])
-    pq.write_table(table, path)
+    with atomic.replacing(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def write_chart(rows: list[dict[str, Any]], selection: dict[str, Any], metric: str, fps: float | None,
@@ -105,7 +107,8 @@ def write_chart(rows: list[dict[str, Any]], selection: dict[str, Any], metric: s
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -164,7 +167,7 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
     selection.update(mode=mode, space=len(configs), device=device, task=task, model=facts.as_dict(),
                      weights=str(weights))
     write_rows(rows, run.engines_table)
-    run.selection.write_text(json.dumps(selection, indent=2, default=_json_default))
+    atomic.write_json(run.selection, selection, default=_json_default)
     run.delivered.unlink(missing_ok=True)  # measured for the previous selection
     write_chart(rows, selection, metric, targets.fps, targets.max_accuracy_drop, run.engines_chart)
     print_rows(rows, selection, metric)
@@ -187,8 +190,7 @@ def inspect_selection(pool: BackendPool | LocalPool, selection: dict[str, Any], 
     if baseline:
         detail = pool.inspect(EngineConfig.from_dict(baseline), "val", detail=True)
         if isinstance(detail, dict):
-            run.accuracy.write_text(json.dumps({"engine": baseline["key"], "split": "val",
-                                                               **detail["detail"]}, indent=2))
+            atomic.write_json(run.accuracy, {"engine": baseline["key"], "split": "val", **detail["detail"]})
         else:
             console.print(f"[yellow]per-class accuracy not measured:[/yellow] {detail}", markup=False)
     for role, row in (("baseline", baseline), ("chosen", chosen)):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console
@@ -86,8 +86,7 @@ def report_delivery(run: RunDir, delivered: dict[str, Any]) -> None:
     row = selection.get("chosen") or selection.get("closest") or {}
     promised = row.get("throughput")
     ratio = delivered["rps"] / promised if promised else None
-    run.delivered.write_text(json.dumps({**delivered, "promised": promised, "config": row.get("key"),
-                                         "ratio": ratio}, indent=2))
+    atomic.write_json(run.delivered, {**delivered, "promised": promised, "config": row.get("key"), "ratio": ratio})
     shown = f"[green]Bundle delivered[/green] {delivered['rps']:.1f} RPS at {delivered['clients']} clients"
     if ratio is None:
         console.print(shown + ", uncached")

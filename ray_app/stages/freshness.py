@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from yoloforge.core import atomic
 from yoloforge.core.rundir import RunDir, read_json
 
 # current: same inputs as when it last finished; changed: it finished before, on other inputs; new: it never
@@ -70,8 +71,7 @@ def _read(run: RunDir) -> dict[str, Any]:
 
 
 def _write(run: RunDir, stages: dict[str, Any]) -> None:
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.stages.write_text(json.dumps(stages, indent=2))
+    atomic.write_json(run.stages, stages)
 
 
 def verdict(run: RunDir, stage: str, inputs: dict[str, Any] | None) -> Verdict:

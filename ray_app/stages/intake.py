@@ -3,11 +3,11 @@ copy of the dataset."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yoloforge.core import atomic
 from yoloforge.core.errors import DatasetError
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console, print_model, print_report, progress_bars
@@ -37,7 +37,7 @@ def stage_intake(spec: JobSpec) -> IntakeResult:
         model.imgsz = spec.search.imgsz
     print_model(model)
     spec = with_task(spec, spec.task or model.task)
-    run.model_info.write_text(json.dumps(model.as_dict(), indent=2))
+    atomic.write_json(run.model_info, model.as_dict())
 
     with progress_bars() as progress:
         intake = check_dataset(

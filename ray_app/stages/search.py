@@ -80,55 +80,57 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
     run = RunDir(run_dir)
     console.rule("[bold]2 search[/bold]")
     status = read_status(run_dir)
-    with ray_session(spec.resources.address, spec.resources.dashboard):
-        ctx = trial_context(spec, task, data, model)
-        experiment = status.get("experiment")
-        restorable = bool(experiment) and tune.Tuner.can_restore(str((run.search / experiment).resolve()))
-        if status.get("state") == "running" and restorable:
-            restore_round(spec, ctx, experiment)
-        elif status.get("state") != "done":  # new, or killed before Tune wrote its first checkpoint
-            console.print(f"{spec.search.population} trials per generation, up to {spec.search.generations} "
-                          f"generations, {spec.search.epochs} epochs each, {spec.resources.cpu} CPU / "
-                          f"{spec.resources.gpu} GPU per trial")
-            shutil.rmtree(run.search / "tune", ignore_errors=True)
-            write_status(run_dir, rounds=["tune"])
-            searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir),
-                                      pretrained=Path(model).suffix == ".pt")
-            run_round(spec, ctx, searcher, "tune")
+    if status.get("state") != "done":  # a finished search is summarised from its files: no Ray to start
+        with ray_session(spec.resources.address, spec.resources.dashboard):
+            ctx = trial_context(spec, task, data, model)
+            experiment = status.get("experiment")
+            restorable = bool(experiment) and tune.Tuner.can_restore(str((run.search / experiment).resolve()))
+            if status.get("state") == "running" and restorable:
+                restore_round(spec, ctx, experiment)
+            else:  # new, or killed before Tune wrote its first checkpoint
+                console.print(f"{spec.search.population} trials per generation, up to {spec.search.generations} "
+                              f"generations, {spec.search.epochs} epochs each, {spec.resources.cpu} CPU / "
+                              f"{spec.resources.gpu} GPU per trial")
+                shutil.rmtree(run.search / "tune", ignore_errors=True)
+                write_status(run_dir, rounds=["tune"])
+                searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir),
+                                          pretrained=Path(model).suffix == ".pt")
+                run_round(spec, ctx, searcher, "tune")
         _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
-        continued = 0
-        while True:
-            outcome = summarize(spec, task, model)
-            if choices.interactive:
-                decision = _ask(outcome, spec)
-            elif not outcome.target_met and choices.more_generations and not continued:
-                decision = ("more", choices.more_generations)
-            else:
-                decision = None
-            if decision is None:
-                return spec, outcome
-            kind, value = decision
-            if kind == "target":
-                spec = parse_job({**spec.model_dump(mode="json"),
-                                  "targets": {**spec.targets.model_dump(mode="json"), "metrics": value}},
-                                 str(run.job))
-                dump_job(spec, run.job)
-                continue
-            rounds = read_status(run_dir)["rounds"]
-            searcher = load_searcher(run_dir, rounds[-1])
-            if searcher is None:
-                raise YoloforgeError("the previous round left no searcher state to continue from",
-                                     where=str(run.search))
-            searcher.complete_pending({tid: (r["metrics"] if r["metrics"].get("final") else None)
-                                       for tid, r in tune_results(run.search / rounds[-1]).items()})
-            searcher.set_targets(dict(spec.targets.metrics))
-            searcher.ga.extend(int(value))
-            experiment = f"tune-{len(rounds) + 1}"
-            write_status(run_dir, rounds=[*rounds, experiment])
-            console.print(f"continuing for {value} more generation(s) as {experiment}")
-            run_round(spec, ctx, searcher, experiment)
-            _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
-            continued += 1
+    continued = 0
+    while True:
+        outcome = summarize(spec, task, model)
+        if choices.interactive:
+            decision = _ask(outcome, spec)
+        elif not outcome.target_met and choices.more_generations and not continued:
+            decision = ("more", choices.more_generations)
+        else:
+            decision = None
+        if decision is None:
+            return spec, outcome
+        kind, value = decision
+        if kind == "target":
+            spec = parse_job({**spec.model_dump(mode="json"),
+                              "targets": {**spec.targets.model_dump(mode="json"), "metrics": value}},
+                             str(run.job))
+            dump_job(spec, run.job)
+            continue
+        rounds = read_status(run_dir)["rounds"]
+        searcher = load_searcher(run_dir, rounds[-1])
+        if searcher is None:
+            raise YoloforgeError("the previous round left no searcher state to continue from",
+                                 where=str(run.search))
+        searcher.complete_pending({tid: (r["metrics"] if r["metrics"].get("final") else None)
+                                   for tid, r in tune_results(run.search / rounds[-1]).items()})
+        searcher.set_targets(dict(spec.targets.metrics))
+        searcher.ga.extend(int(value))
+        experiment = f"tune-{len(rounds) + 1}"
+        write_status(run_dir, rounds=[*rounds, experiment])
+        console.print(f"continuing for {value} more generation(s) as {experiment}")
+        with ray_session(spec.resources.address, spec.resources.dashboard):
+            run_round(spec, trial_context(spec, task, data, model), searcher, experiment)
+        _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
+        continued += 1
 
 
 
