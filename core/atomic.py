@@ -62,3 +62,15 @@ def remove_leftovers(folder: str | Path) -> None:
     """Temporary files of writes that were killed before their rename (none of them is ever read)."""
     for leftover in Path(folder).glob(f"{TEMP_PREFIX}*"):
         leftover.unlink(missing_ok=True)
+
+
+def check_writable(folder: str | Path) -> None:
+    """Raise the OSError (a full disk, a read-only mount) that writing a small file in folder meets; for the
+    places where a library reported a failed write only in its log."""
+    path = Path(folder) / f"{TEMP_PREFIX}probe"
+    try:
+        path.write_bytes(b"\0" * 65536)
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+    finally:
+        path.unlink(missing_ok=True)

@@ -36,3 +36,24 @@ class OfflineError(ModelError):
 
 class DatasetError(YoloforgeError):
     """The dataset cannot be read at all (layout, data.yaml); per-file problems go to the report instead."""
+
+
+class DiskFull(YoloforgeError):
+    """A write failed because the disk (or the user's quota) is full."""
+
+
+def disk_full(err: BaseException) -> DiskFull | None:
+    """The DiskFull an exception comes down to, or None: Ray and Tune wrap an OSError of a worker or of their own
+    bookkeeping in their own errors, so the whole chain of causes is looked at."""
+    import errno
+
+    seen: BaseException | None = err
+    while seen is not None:
+        full = isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)
+        if full or "No space left on device" in str(seen) or "Disk quota exceeded" in str(seen):
+            where = getattr(seen, "filename", None)
+            return DiskFull("the disk is full (no space left on device)", where=str(where) if where else None,
+                            fix="free space on that disk (`df -h` shows it) or point runs_dir at a larger one, then "
+                                "continue with `yoloforge resume RUN_DIR`: finished stages and trials are kept")
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.prompt import Confirm, FloatPrompt, Prompt
 from rich.table import Table
-from yoloforge.core.errors import SpecError, YoloforgeError
+from yoloforge.core.errors import SpecError, YoloforgeError, disk_full
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app import __version__
 from yoloforge.ray_app.console import console, print_error, print_model, print_report, progress_bars
@@ -50,6 +50,10 @@ def friendly(func: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as err:
+            full = disk_full(err)
+            if full is not None:
+                print_error(full)
+                raise typer.Exit(2) from None
             CRASH_LOG.parent.mkdir(parents=True, exist_ok=True)
             CRASH_LOG.write_text(traceback.format_exc())
             console.print("[red]internal error[/red] ", end="")

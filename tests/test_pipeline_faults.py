@@ -1,11 +1,13 @@
 """A run killed (kill -9) during the engines stage or the export, or stopped by a full disk during the search, is
 finished by `yoloforge resume` without redoing finished stages, and nothing half-written is ever trusted.
+The full disk is a small tmpfs (root only; skipped elsewhere).
 
 Each test drives the installed CLI in its own process group, as a user's shell would, and kills the group
 (the driver and the Ray processes it started) at the moment named."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -130,3 +132,44 @@ def test_kill_during_the_export_then_resume_leaves_a_whole_bundle_and_keeps_the_
     assert (bundle / "bin" / "yoloforge-server").is_file() and (bundle / "docker-compose.yml").is_file()
     assert not list(run.glob(".bundle-*")), "the interrupted export's temporary folder was left behind"
     trusted_files_are_whole(run)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size_mb: int) -> Iterator[Callable[[int], None]]:
+    """A tmpfs of size_mb at path (root only); yields a function that resizes it. Skips where mounting is not
+    allowed (no root, or a container without CAP_SYS_ADMIN)."""
+    path.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+
+    def resize(mb: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={mb}m", str(path)], check=True)
+
+    try:
+        yield resize
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_full_disk_during_the_search_stops_with_a_message_and_resume_finishes(tmp_path):
+    from yoloforge.ray_app.intake.synth import synth_dataset
+
+    data = synth_dataset(tmp_path / "shapes", "detect", n_train=16, n_val=8, imgsz=64, seed=0)
+    with small_disk(tmp_path / "disk", 12) as resize:  # room for intake, not for two trials' checkpoints
+        out = cli("run", str(job(tmp_path, data, tmp_path / "disk")), "--until", "search")
+        said = out.stdout + out.stderr
+        assert out.returncode == 2, said[-3000:]
+        assert "DiskFull" in said and "yoloforge resume" in said and "internal error" not in said, said[-3000:]
+        run = tmp_path / "disk" / "faults"
+        trusted_files_are_whole(run)
+        resize(400)  # the user frees space
+        out = cli("resume", str(run))
+        said = out.stdout + out.stderr
+        assert out.returncode == 0, said[-3000:]
+        assert "intake: the dataset, its settings and the model are those already checked; kept" in said
+        trials = pq.read_table(run / "trials.parquet").to_pylist()
+        assert len(trials) == 2 and all(t["status"] == "ok" for t in trials)
+        assert finished(run, "search") and finished(run, "export")
+        trusted_files_are_whole(run)

@@ -35,10 +35,16 @@ def write_status(run_dir: Path, **fields: Any) -> None:
 
 
 def _searcher_state_file(experiment: Path) -> Path | None:
-    # Tune names each session's file by its start time, so names sort chronologically; mtimes would not,
-    # since _reconcile_searcher rewrites an older session's file before restoring
-    files = sorted(experiment.glob("searcher-state-*.pkl"))
-    return files[-1] if files else None
+    """The newest whole one. Tune names each session's file by its start time, so names sort chronologically;
+    mtimes would not, since _reconcile_searcher rewrites an older session's file before restoring. Tune copies
+    it into the run directory itself, so a full disk can leave the newest cut short."""
+    for path in sorted(experiment.glob("searcher-state-*.pkl"), reverse=True):
+        try:
+            json.loads(path.read_bytes())
+        except ValueError:
+            continue
+        return path
+    return None
 
 
 def _trainable(ctx: TrialContext, spec: JobSpec) -> Any:
@@ -72,6 +78,43 @@ def restore_round(spec: JobSpec, ctx: TrialContext, experiment: str) -> Any:
     _reconcile_searcher(path)
     console.print(f"resuming the search in {path} (finished trials are kept)")
     return tune.Tuner.restore(str(path.resolve()), trainable=_trainable(ctx, spec), resume_errored=False).fit()
+
+
+def restorable(experiment: Path) -> bool:
+    """Tune can restore this round: its experiment state, the search generator's and the searcher's are all
+    there (after set_aside_unreadable_state, all whole). Without one of them Tune's restore starts from nothing."""
+    return tune.Tuner.can_restore(str(experiment.resolve())) and all(
+        any(experiment.glob(pattern)) for pattern in ("experiment_state-*.json", "search_gen_state-*.json",
+                                                      "searcher-state-*.pkl"))
+
+
+def set_aside_unreadable_state(experiment: Path) -> list[Path]:
+    """Tune writes its experiment state in place: a full disk or a kill mid-write leaves the newest file
+    truncated, and Tune's restore then starts from nothing. Unreadable state files are moved to
+    `unreadable/` (kept, never deleted), so Tune and the searcher restore from the last whole ones."""
+    import pickletools
+
+    def whole(path: Path) -> bool:
+        data = path.read_bytes()
+        try:
+            if path.name.startswith("search_gen_state-"):  # a pickle despite its name: walk it, build nothing
+                for _ in pickletools.genops(data):
+                    pass
+            else:  # Tune's experiment state, and our searcher's (JSON despite its name)
+                json.loads(data)
+        except Exception:  # pickletools raises ValueError, or others on arbitrary truncations
+            return False
+        return True
+
+    moved = []
+    for path in sorted([*experiment.glob("experiment_state-*.json"), *experiment.glob("search_gen_state-*.json"),
+                        *experiment.glob("searcher-state-*.pkl")]):
+        if not whole(path):
+            aside = experiment / "unreadable" / path.name
+            aside.parent.mkdir(exist_ok=True)
+            path.rename(aside)
+            moved.append(aside)
+    return moved
 
 
 def _reconcile_searcher(experiment: Path) -> None:

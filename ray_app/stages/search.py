@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray import tune
+from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console
@@ -19,8 +19,10 @@ from yoloforge.ray_app.search.tables import SearchOutcome, summarize
 from yoloforge.ray_app.search.tune_io import (
     load_searcher,
     read_status,
+    restorable,
     restore_round,
     run_round,
+    set_aside_unreadable_state,
     tune_results,
     write_status,
 )
@@ -65,6 +67,7 @@ def _mark_done_or_interrupted(run_dir: Path, minimums: dict[str, float]) -> None
     if met or (searcher is not None and searcher.ga.stop_reason()):
         write_status(run_dir, state="done")
         return
+    atomic.check_writable(run_dir)  # Tune logs a failed save and goes on: a full disk ends the round early
     console.print(f"[yellow]The search was interrupted.[/yellow] Finished trials are kept; continue with "
                   f"`yoloforge resume {run_dir}`")
     raise KeyboardInterrupt
@@ -80,14 +83,21 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
     run = RunDir(run_dir)
     console.rule("[bold]2 search[/bold]")
     status = read_status(run_dir)
+    for round_name in status.get("rounds", []):
+        for moved in set_aside_unreadable_state(run.search / round_name):
+            console.print(f"[yellow]note:[/yellow] {moved.name} was cut short (a full disk or a kill while Tune "
+                          f"wrote it); set aside in {moved.parent}, the search resumes from the state before it")
     if status.get("state") != "done":  # a finished search is summarised from its files: no Ray to start
         with ray_session(spec.resources.address, spec.resources.dashboard):
             ctx = trial_context(spec, task, data, model)
             experiment = status.get("experiment")
-            restorable = bool(experiment) and tune.Tuner.can_restore(str((run.search / experiment).resolve()))
-            if status.get("state") == "running" and restorable:
+            folder = run.search / str(experiment)
+            if status.get("state") == "running" and experiment and restorable(folder):
                 restore_round(spec, ctx, experiment)
-            else:  # new, or killed before Tune wrote its first checkpoint
+            else:  # new, or killed before Tune wrote its first whole checkpoint
+                if status.get("state") == "running":
+                    console.print(f"[yellow]note:[/yellow] {folder} holds no whole state of Tune's to resume from "
+                                  "(the run stopped before Tune first saved it): its round starts again")
                 console.print(f"{spec.search.population} trials per generation, up to {spec.search.generations} "
                               f"generations, {spec.search.epochs} epochs each, {spec.resources.cpu} CPU / "
                               f"{spec.resources.gpu} GPU per trial")
