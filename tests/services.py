@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -54,6 +55,30 @@ class Service:
     port: int
     process: subprocess.Popen
     url: str
+    own_group: bool = False  # started in its own session (PostgreSQL)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: its whole process group when it has its own (PostgreSQL's
+        backends must go with the postmaster, or the restart finds their shared memory in use)."""
+        if self.own_group:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        else:
+            self.process.kill()
+        self.process.wait(15)
+
+    def start_again(self) -> None:
+        """The same command on the same port and data directory (PostgreSQL recovers from its WAL)."""
+        deadline = time.monotonic() + 30
+        while True:
+            self.process = subprocess.Popen(self.process.args, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=self.own_group)
+            try:
+                wait_for_port(self.port, timeout=2)
+                return
+            except TimeoutError:
+                # PostgreSQL refuses to start while its killed postmaster's PID is still a zombie
+                if self.process.poll() is None or time.monotonic() > deadline:
+                    raise
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -101,7 +126,8 @@ def postgres_server(workdir: Path) -> Iterator[Service]:
     proc = subprocess.Popen([*as_user, _pg_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
                              "-k", str(workdir), "-c", "fsync=off", "-c", "full_page_writes=off"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    service = Service(port, proc, f"postgres://yoloforge:yoloforge@127.0.0.1:{port}/postgres?sslmode=disable")
+    service = Service(port, proc, f"postgres://yoloforge:yoloforge@127.0.0.1:{port}/postgres?sslmode=disable",
+                      own_group=True)
     try:
         wait_for_port(port)
         for _ in range(50):  # accepting TCP is not yet accepting queries

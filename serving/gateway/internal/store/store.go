@@ -235,8 +235,18 @@ func (s *Store) writeLog(ctx context.Context) {
 	ticker := time.NewTicker(s.interval)
 	defer ticker.Stop()
 	var pending []Entry
+	bound := func() { // the backlog is bounded: the oldest rows go first, and are counted
+		if over := len(pending) - s.buffer; over > 0 {
+			s.dropped.Add(int64(over))
+			pending = pending[over:]
+		}
+	}
 	flush := func() {
-		if len(pending) == 0 || !s.migrated.Load() {
+		if len(pending) == 0 {
+			return
+		}
+		if !s.migrated.Load() { // Postgres not reached since the start: the table may not exist yet
+			bound()
 			return
 		}
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -246,10 +256,7 @@ func (s *Store) writeLog(ctx context.Context) {
 			if s.up.Swap(false) {
 				s.log.Warn("inference log not written; keeping a backlog", "rows", len(pending), "error", err)
 			}
-			if over := len(pending) - s.buffer; over > 0 { // bounded: the oldest rows go first
-				s.dropped.Add(int64(over))
-				pending = pending[over:]
-			}
+			bound()
 			return
 		}
 		s.up.Store(true)
@@ -276,6 +283,9 @@ func (s *Store) writeLog(ctx context.Context) {
 				break
 			}
 			flush()
+			// what the last write could not store is counted, so that written + dropped = rows logged
+			s.dropped.Add(int64(len(pending)))
+			s.log.Info("inference log closed", "written", s.written.Load(), "dropped", s.dropped.Load())
 			return
 		}
 	}
