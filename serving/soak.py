@@ -86,10 +86,13 @@ def _percentiles(latencies: list[float]) -> tuple[float | None, float | None]:
 
 
 async def drive(url: str, *, rate: float, duration_s: float, headers: dict[str, str] | None = None,
-                new_fraction: float = 0.25, bad_fraction: float = 0.03, window_s: float = 10.0,
+                new_fraction: float = 0.6, bad_fraction: float = 0.03, window_s: float = 10.0,
                 sample: Callable[[], dict[str, float]] | None = None, timeout_s: float = 30.0,
-                on_window: Callable[[Window], None] | None = None, seed: int = 0) -> Outcome:
-    """Send `rate` requests a second for duration_s to url/v1/predict; returns every window and the totals."""
+                on_window: Callable[[Window], None] | None = None, seed: int = 0,
+                clients: int | None = None) -> Outcome:
+    """Send `rate` requests a second for duration_s to url/v1/predict; returns every window and the totals.
+    With `clients`, a closed loop instead: that many clients, each sending its next request on an answer
+    (how capacity is measured)."""
     url = url.rstrip("/")
     rng = random.Random(seed)
     bases = base_images(seed=seed)
@@ -166,6 +169,19 @@ async def drive(url: str, *, rate: float, duration_s: float, headers: dict[str, 
         start = time.perf_counter()
         next_window = start + window_s
         index = 0
+        if clients:
+            async def client(first: int) -> None:
+                nonlocal in_flight
+                n = first
+                while time.perf_counter() < start + duration_s:
+                    in_flight += 1
+                    await one(session, n)
+                    n += clients
+
+            await asyncio.gather(*(client(i) for i in range(clients)))
+            close_window(time.perf_counter() - start)
+            return Outcome(windows=windows, answers=dict(answers), failures=dict(failures),
+                           sent=sum(answers.values()))
         while (now := time.perf_counter()) < start + duration_s:
             if now >= next_window:
                 close_window(now - start)
