@@ -19,4 +19,4 @@ lint-imports  # the layers of .importlinter: ray_app > serving > engines > ga > 
   go test -run='^$' -fuzz=FuzzParseRequest -fuzztime=10s ./internal/api
 )
 # a crash in native code (even at interpreter exit, after the summary) prints every thread's Python stack
-PYTHONFAULTHANDLER=1 python3 -m pytest -q "$@"
+PYTHONFAULTHANDLER=1 python3 -m pytest -q --durations=25 "$@"
