@@ -373,15 +373,27 @@ def data_synth(
     n_val: Annotated[int, typer.Option(min=1, help="Val images")] = 32,
     imgsz: Annotated[int, typer.Option(min=16, help="Image size in pixels")] = 128,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    video: Annotated[bool, typer.Option("--video", help="Videos of moving shapes, MOT ground truth")] = False,
+    videos: Annotated[int, typer.Option(min=1, help="--video: how many (parallel and crossing paths in turn)")] = 4,
+    frames: Annotated[int, typer.Option(min=1, help="--video: frames per video")] = 150,
+    fps: Annotated[int, typer.Option(min=1, help="--video: frames per second")] = 15,
 ) -> None:
-    """Write a synthetic dataset of coloured shapes (circle, square, triangle) with exact labels."""
+    """Write a synthetic dataset of coloured shapes (circle, square, triangle) with exact labels, or with --video
+    videos of them moving (MOT-format ground truth beside each, for scoring a tracker)."""
     from yoloforge.ray_app.intake.synth import synth_dataset
 
     if task not in METRICS_BY_TASK:
         raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
-    out = out or Path(f"synthetic-{task}")
+    out = out or Path("synthetic-video" if video else f"synthetic-{task}")
     if out.exists() and any(out.iterdir()):
         raise SpecError(f"{out} exists and is not empty", fix="choose another --out; nothing was overwritten")
+    if video:
+        from yoloforge.ray_app.intake.synth_video import synth_videos
+
+        written = synth_videos(out, videos, frames, fps, seed=seed)
+        console.print(f"wrote {len(written)} videos of {frames} frames at {fps} FPS to {out} (ground truth in "
+                      f"{out}/<name>/gt/gt.txt, MOT format; crossings of the middle line in <name>/events.json)")
+        return
     with progress_bars() as progress:
         root = synth_dataset(out, task, n_train, n_val, imgsz, seed,
                              on_image=lambda: progress("drawing shapes", 1, n_train + n_val))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -265,3 +266,39 @@ def test_a_ray_command_exits_0_every_time_with_its_summary_printed(tmp_path, mak
         assert out.returncode == 0, (attempt, out.returncode, out.stdout[-2000:], out.stderr[-3000:])
         assert "Inference configurations" in out.stdout and "Wrote" in out.stdout  # the summary got out first
         assert "Segmentation fault" not in out.stderr and "Fatal Python error" not in out.stderr
+
+
+def test_data_synth_video_writes_videos_with_mot_ground_truth(tmp_path):
+    import cv2
+
+    result = invoke("data", "synth", "--video", "--videos", "2", "--frames", "40", "--out", str(tmp_path / "v"))
+    assert result.exit_code == 0, result.output
+    for name in ("video_00", "video_01"):
+        capture = cv2.VideoCapture(str(tmp_path / "v" / f"{name}.mp4"))
+        width, height = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        decoded = 0
+        while capture.read()[0]:
+            decoded += 1
+        assert decoded == 40
+        rows = [line.split(",") for line in (tmp_path / "v" / name / "gt" / "gt.txt").read_text().splitlines()]
+        assert rows and all(len(r) == 9 for r in rows)
+        frames, ids = {int(r[0]) for r in rows}, {int(r[1]) for r in rows}
+        assert min(frames) >= 1 and max(frames) <= 40 and min(ids) == 1  # MOT: frames and ids count from 1
+        for r in rows:
+            left, top, w, h, visibility = (float(v) for v in (r[2], r[3], r[4], r[5], r[8]))
+            assert left >= 0 and top >= 0 and left + w <= width + 1e-6 and top + h <= height + 1e-6
+            assert 0 <= visibility <= 1 and int(r[7]) in (1, 2, 3)
+        events = json.loads((tmp_path / "v" / name / "events.json").read_text())
+        assert {e["id"] for e in events["objects"]} == ids
+
+
+def test_parallel_synthetic_paths_never_overlap():
+    from yoloforge.ray_app.intake.synth_video import _movers
+
+    rng = np.random.default_rng(3)
+    movers = _movers(rng, "parallel", 320, 192, 150, 4, np.zeros(3))
+    for frame in range(150):
+        lanes = [(m.centre(frame)[1], m.radius) for m in movers if frame >= m.start]
+        for i, (y1, r1) in enumerate(lanes):
+            for y2, r2 in lanes[i + 1:]:
+                assert abs(y1 - y2) >= r1 + r2  # separate lanes: the shapes cannot touch
