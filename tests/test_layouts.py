@@ -328,3 +328,13 @@ def test_a_single_coco_file_at_the_root_is_the_train_split_and_asks_for_a_val_sp
     assert not report.ok and "val_missing" in codes(report)
     report = check_dataset(root, val_split=0.34).report
     assert report.ok and sizes(report) == {"train": 4, "val": 2}
+
+
+def test_a_copied_dataset_whose_data_yaml_names_the_original_says_it_reads_the_original(tmp_path):
+    from yoloforge.ray_app.intake.synth import synth_dataset
+
+    original = synth_dataset(tmp_path / "original", "detect", n_train=4, n_val=2, imgsz=64)
+    copy = shutil.copytree(original, tmp_path / "copy")  # data.yaml still says path: <original>
+    report = check_dataset(str(copy)).report
+    assert report.ok and "path_elsewhere" in codes(report)
+    assert "path_elsewhere" not in codes(check_dataset(str(original)).report)

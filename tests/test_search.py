@@ -187,15 +187,23 @@ def test_a_rerun_keeps_the_intake_until_a_label_changes_even_at_the_same_size(tm
     run_job(parse_job(base), until="intake")
     assert report.stat().st_mtime_ns == checked, "unchanged inputs were checked again"
 
-    label = sorted((data / "labels" / "train").glob("*.txt"))[0]
+    label = sorted((Path(shapes) / "labels" / "train").glob("*.txt"))[0]  # data.yaml's path: the original
     text = label.read_text()
+    counts = json.loads(report.read_text())["class_counts"]
     label.write_text(("1" if text[0] == "0" else "0") + text[1:])  # another class, the same size
+    try:
+        run_job(parse_job(base), until="intake")
+        assert json.loads(report.read_text())["class_counts"] != counts, "an edited label was not checked"
+    finally:
+        label.write_text(text)  # the dataset is shared by this module's tests
     run_job(parse_job(base), until="intake")
-    assert report.stat().st_mtime_ns != checked, "an edited label was not checked"
-    checked = report.stat().st_mtime_ns
+    clean = report.parent / "data" / "clean" / "data.yaml"  # rewritten by every check, kept otherwise
+    checked = clean.stat().st_mtime_ns
+    run_job(parse_job(base), until="intake")
+    assert clean.stat().st_mtime_ns == checked
 
     run_job(parse_job(base), until="intake", from_stage="intake")
-    assert report.stat().st_mtime_ns != checked, "--from intake did not check again"
+    assert clean.stat().st_mtime_ns != checked, "--from intake did not check again"
 
 
 @pytest.mark.slow

@@ -114,14 +114,30 @@ def relative_name(path: Path, root: Path) -> str:
         return str(path)
 
 
+def declared_root(data_yaml: Path) -> Path | None:
+    """The existing folder a data.yaml's `path:` names, as Ultralytics reads it (None: no such folder)."""
+    try:
+        said = (yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}).get("path")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    if not said:
+        return None
+    candidate = Path(str(said)).expanduser()
+    candidate = candidate if candidate.is_absolute() else data_yaml.parent / candidate
+    return candidate.resolve() if candidate.is_dir() else None
+
+
 def _dataset_root(data_yaml: Path, data: dict[str, Any], notes: list[Note]) -> Path:
     here = data_yaml.parent
     if not data.get("path"):
         return here
-    said = Path(str(data["path"])).expanduser()
-    candidate = said if said.is_absolute() else here / said
-    if candidate.is_dir():
-        return candidate.resolve()
+    candidate = declared_root(data_yaml)
+    if candidate is not None:
+        if candidate != here.resolve():  # a copied dataset still reads its original: say so
+            notes.append(Note("path_elsewhere", f"data.yaml's path: {data['path']} is another folder: the images "
+                              "and labels are read from there, not from this one", data_yaml,
+                              f"read {candidate}"))
+        return candidate
     # data.yaml files often carry a path from the machine they were made on
     notes.append(Note("path_fallback", f"path: {data['path']} does not exist here; read the splits relative to "
                       "data.yaml's folder instead", data_yaml, "used data.yaml's folder"))

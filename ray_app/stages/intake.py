@@ -12,6 +12,7 @@ from yoloforge.core.errors import DatasetError
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console, print_model, print_report, progress_bars
 from yoloforge.ray_app.intake.check import Intake, check_dataset
+from yoloforge.ray_app.intake.layout import declared_root
 from yoloforge.ray_app.spec import JobSpec, dump_job, parse_job
 from yoloforge.ray_app.stages.base import RunState
 from yoloforge.ray_app.stages.freshness import Verdict, source_digest
@@ -76,8 +77,13 @@ class IntakeStage:
         spec = state.spec
         data = Path(spec.data.path).expanduser()
         model = Path(spec.model).expanduser()
+        folder = data.parent if data.suffix in (".yaml", ".yml") else data
+        data_yaml = data if data.suffix in (".yaml", ".yml") else data / "data.yaml"
+        # a data.yaml's `path:` may name another folder, which is the one read (a copied dataset's original)
+        elsewhere = declared_root(data_yaml) if data_yaml.is_file() else None
         return {"data": spec.data.model_dump(mode="json"),
-                "source": source_digest(data.parent if data.suffix in (".yaml", ".yml") else data),
+                "source": source_digest(folder),
+                "read_from": source_digest(elsewhere) if elsewhere and elsewhere != folder.resolve() else None,
                 "model": spec.model, "model_file": source_digest(model) if model.is_file() else None,
                 "task": spec.task, "imgsz": spec.search.imgsz}
 
