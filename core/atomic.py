@@ -58,6 +58,14 @@ def write_json(path: str | Path, obj: Any, **dumps: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, **dumps))
 
 
+def write_parquet(path: str | Path, table: Any) -> None:
+    """A pyarrow Table as a parquet file."""
+    import pyarrow.parquet as pq
+
+    with replacing(path) as tmp:
+        pq.write_table(table, tmp)
+
+
 def remove_leftovers(folder: str | Path) -> None:
     """Temporary files of writes that were killed before their rename (none of them is ever read)."""
     for leftover in Path(folder).glob(f"{TEMP_PREFIX}*"):

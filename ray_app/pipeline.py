@@ -32,8 +32,8 @@ def run_stages(state: RunState, until: str = NAMES[-1], from_stage: str | None =
     run = state.run
     if run.path.is_dir():
         atomic.remove_leftovers(run.path)
-    if from_stage is not None and run.path.is_dir():
-        force(run, NAMES[NAMES.index(from_stage):])
+        if from_stage is not None:
+            force(run, NAMES[NAMES.index(from_stage):])
     for stage in STAGES[:NAMES.index(until) + 1]:
         if not stage.enabled(state):
             continue

@@ -120,10 +120,14 @@ def declared_root(data_yaml: Path) -> Path | None:
         said = (yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}).get("path")
     except (OSError, yaml.YAMLError, AttributeError):
         return None
+    return _existing_root(data_yaml.parent, said)
+
+
+def _existing_root(here: Path, said: Any) -> Path | None:
     if not said:
         return None
     candidate = Path(str(said)).expanduser()
-    candidate = candidate if candidate.is_absolute() else data_yaml.parent / candidate
+    candidate = candidate if candidate.is_absolute() else here / candidate
     return candidate.resolve() if candidate.is_dir() else None
 
 
@@ -131,7 +135,7 @@ def _dataset_root(data_yaml: Path, data: dict[str, Any], notes: list[Note]) -> P
     here = data_yaml.parent
     if not data.get("path"):
         return here
-    candidate = declared_root(data_yaml)
+    candidate = _existing_root(here, data["path"])
     if candidate is not None:
         if candidate != here.resolve():  # a copied dataset still reads its original: say so
             notes.append(Note("path_elsewhere", f"data.yaml's path: {data['path']} is another folder: the images "

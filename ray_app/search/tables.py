@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
@@ -35,20 +34,15 @@ def write_tables(run_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path, Path]
     run = RunDir(run_dir)
     trials_path, pareto_path = run.trials, run.pareto
     table = pa.Table.from_pylist(rows) if rows else pa.table({"trial_id": pa.array([], pa.string())})
-    _write_parquet(table, trials_path)
+    atomic.write_parquet(trials_path, table)
     ok = [r for r in rows if r["status"] == "ok" and r.get("fitness") is not None]
     if ok:
         F = np.array([[-r["fitness"], r.get("latency_ms") or 0.0] for r in ok])
         front = [ok[i] for i in np.flatnonzero(non_dominated_sort(F) == 0)]
-        _write_parquet(pa.Table.from_pylist(sorted(front, key=lambda r: -r["fitness"])), pareto_path)
+        atomic.write_parquet(pareto_path, pa.Table.from_pylist(sorted(front, key=lambda r: -r["fitness"])))
     else:
-        _write_parquet(table.slice(0, 0), pareto_path)
+        atomic.write_parquet(pareto_path, table.slice(0, 0))
     return trials_path, pareto_path
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    with atomic.replacing(path) as tmp:
-        pq.write_table(table, tmp)
 
 
 def best_row(rows: list[dict[str, Any]], minimums: dict[str, float]) -> dict[str, Any] | None:

@@ -38,13 +38,7 @@ def _searcher_state_file(experiment: Path) -> Path | None:
     """The newest whole one. Tune names each session's file by its start time, so names sort chronologically;
     mtimes would not, since _reconcile_searcher rewrites an older session's file before restoring. Tune copies
     it into the run directory itself, so a full disk can leave the newest cut short."""
-    for path in sorted(experiment.glob("searcher-state-*.pkl"), reverse=True):
-        try:
-            json.loads(path.read_bytes())
-        except ValueError:
-            continue
-        return path
-    return None
+    return next((p for p in sorted(experiment.glob("searcher-state-*.pkl"), reverse=True) if _whole(p)), None)
 
 
 def _trainable(ctx: TrialContext, spec: JobSpec) -> Any:
@@ -80,36 +74,40 @@ def restore_round(spec: JobSpec, ctx: TrialContext, experiment: str) -> Any:
     return tune.Tuner.restore(str(path.resolve()), trainable=_trainable(ctx, spec), resume_errored=False).fit()
 
 
+# the files Tune restores a round from: its experiment state, the search generator's and the searcher's
+STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl")
+
+
 def restorable(experiment: Path) -> bool:
-    """Tune can restore this round: its experiment state, the search generator's and the searcher's are all
-    there (after set_aside_unreadable_state, all whole). Without one of them Tune's restore starts from nothing."""
+    """Tune can restore this round: every kind of its state files is there (after set_aside_unreadable_state,
+    all whole). Without one of them Tune's restore starts from nothing."""
     return tune.Tuner.can_restore(str(experiment.resolve())) and all(
-        any(experiment.glob(pattern)) for pattern in ("experiment_state-*.json", "search_gen_state-*.json",
-                                                      "searcher-state-*.pkl"))
+        any(experiment.glob(pattern)) for pattern in STATE_FILES)
+
+
+def _whole(path: Path) -> bool:
+    """A state file that was written to its end (a full disk or a kill mid-write cuts one short)."""
+    import pickletools
+
+    data = path.read_bytes()
+    try:
+        if path.name.startswith("search_gen_state-"):  # a pickle despite its name: walk it, build nothing
+            for _ in pickletools.genops(data):
+                pass
+        else:  # Tune's experiment state, and our searcher's (JSON despite its name)
+            json.loads(data)
+    except Exception:  # pickletools raises ValueError, or others on arbitrary truncations
+        return False
+    return True
 
 
 def set_aside_unreadable_state(experiment: Path) -> list[Path]:
     """Tune writes its experiment state in place: a full disk or a kill mid-write leaves the newest file
     truncated, and Tune's restore then starts from nothing. Unreadable state files are moved to
     `unreadable/` (kept, never deleted), so Tune and the searcher restore from the last whole ones."""
-    import pickletools
-
-    def whole(path: Path) -> bool:
-        data = path.read_bytes()
-        try:
-            if path.name.startswith("search_gen_state-"):  # a pickle despite its name: walk it, build nothing
-                for _ in pickletools.genops(data):
-                    pass
-            else:  # Tune's experiment state, and our searcher's (JSON despite its name)
-                json.loads(data)
-        except Exception:  # pickletools raises ValueError, or others on arbitrary truncations
-            return False
-        return True
-
     moved = []
-    for path in sorted([*experiment.glob("experiment_state-*.json"), *experiment.glob("search_gen_state-*.json"),
-                        *experiment.glob("searcher-state-*.pkl")]):
-        if not whole(path):
+    for path in sorted(p for pattern in STATE_FILES for p in experiment.glob(pattern)):
+        if not _whole(path):
             aside = experiment / "unreadable" / path.name
             aside.parent.mkdir(exist_ok=True)
             path.rename(aside)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.table import Table
 from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
@@ -72,8 +71,7 @@ def _line(row: dict[str, Any], metric: str) -> str:
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     columns = sorted({k for r in rows for k in r})
     table = pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows])
-    with atomic.replacing(path) as tmp:
-        pq.write_table(table, tmp)
+    atomic.write_parquet(path, table)
 
 
 def write_chart(rows: list[dict[str, Any]], selection: dict[str, Any], metric: str, fps: float | None,
