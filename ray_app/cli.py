@@ -299,6 +299,74 @@ def export(
                  batch_wait_ms=batch_wait_ms)
 
 
+@app.command()
+@friendly
+def track(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/<name>) with selection.json")],
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="A video file, rtsp/http URL or camera "
+                                                     "(0, /dev/video0); repeat for more streams")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where each stream's outputs go (default RUN_DIR/tracks)")] = None,
+    live: Annotated[bool | None, typer.Option("--live/--recorded", help="Keep only the newest frame (default: "
+                                              "live for URLs and cameras, recorded for files)")] = None,
+    max_fps: Annotated[float | None, typer.Option(min=0.1, help="Read files no faster; skip a live source's surplus")]
+    = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Files start again at their end")] = False,
+    line: Annotated[list[str] | None, typer.Option(help="A counting line NAME=x1,y1,x2,y2 (video pixels)")] = None,
+    zone: Annotated[list[str] | None, typer.Option(help="A counting zone NAME=x1,y1,x2,y2,x3,y3,...")] = None,
+    annotate: Annotated[bool, typer.Option("--annotate", help="Write annotated.mp4 per stream")] = False,
+    lost_s: Annotated[float, typer.Option(min=0.01, help="Seconds a lost track is kept for re-association")] = 1.0,
+    serve: Annotated[bool, typer.Option("--serve", help="Keep running and accept streams over HTTP "
+                                                        "(POST/GET/DELETE /v1/streams, /metrics)")] = False,
+    host: Annotated[str, typer.Option(help="--serve: listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="--serve: port")] = 8100,
+    use_ray: Annotated[bool, typer.Option("--ray", help="Spread streams over Ray actors (one per node, or per GPU)")]
+    = False,
+    address: Annotated[str | None, typer.Option(help="--ray: the cluster to join (default: a local Ray)")] = None,
+    per: Annotated[str, typer.Option(help="--ray: one actor per node or per gpu")] = "node",
+    lanes: Annotated[int | None, typer.Option(min=1, help="Engine copies side by side (default: the engines rule)")]
+    = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: when the files "
+                                                        "end, or Ctrl-C)")] = None,
+) -> None:
+    """Track objects in video streams with the run's chosen engine: IDs per stream, line and zone counts, MOT
+    tracks, JSON lines and an annotated MP4 per stream, per-stream FPS."""
+    from yoloforge.ray_app.track import add_all, open_streams, parse_line, parse_zone, run_until_done
+    from yoloforge.serving.streams.service import StreamJob
+    from yoloforge.serving.streams.sources import SourceSpec
+    from yoloforge.serving.streams.tracking import TrackerSettings
+
+    run = RunDir.open(run_dir)
+    if not source and not serve:
+        raise SpecError("no --source given", fix="name a video: yoloforge track RUN_DIR --source video.mp4 "
+                                                "(or --serve to add streams over HTTP)")
+    if per not in ("node", "gpu"):
+        raise SpecError(f"--per {per}: expected node or gpu", fix="--per node or --per gpu")
+    lines = tuple(parse_line(text, i + 1) for i, text in enumerate(line or []))
+    zones = tuple(parse_zone(text, i + 1) for i, text in enumerate(zone or []))
+    jobs = [StreamJob(SourceSpec(url, live=live, max_fps=max_fps, loop=loop), lines=lines, zones=zones,
+                      annotate=annotate, tracker=TrackerSettings(lost_s=lost_s)) for url in source or []]
+    out_dir = (out or run.path / "tracks").resolve()
+    with open_streams(run.path, out_dir, use_ray=use_ray, address=address, per=per, lanes=lanes) as streams:  # type: ignore[arg-type]
+        names = add_all(streams, jobs)
+        if serve:
+            import uvicorn
+            from yoloforge.serving.streams.api import build_app
+
+            console.print(f"streams API on http://{host}:{port}/v1/streams (metrics: /metrics); Ctrl-C stops")
+            config = uvicorn.Config(build_app(streams), host=host, port=port, log_level="warning")
+            server = uvicorn.Server(config)
+            if duration is not None:
+                import threading
+
+                threading.Timer(duration, lambda: setattr(server, "should_exit", True)).start()
+            server.run()
+            return
+        final = run_until_done(streams, names, duration)
+    for row in final:
+        console.print(f"{row['name']}: {row['processed']} frames tracked, {row['dropped']} dropped, "
+                      f"{row['tracks_seen']} tracks, {row['fps']:.1f} FPS -> {out_dir / row['name']}")
+
+
 @app.command("report")
 @friendly
 def report_cmd(

@@ -40,7 +40,7 @@ def response_schema(path: str, method: str, status: int) -> str | None:
 
 
 def fuzz(url: str, headers: dict[str, str], report_dir: Path, max_examples: int = 20, seed: int = 1,
-         max_time_s: int | None = None) -> tuple[bool, str]:
+         max_time_s: int | None = None, streams: bool = False) -> tuple[bool, str]:
     """Schemathesis on a running server, driven by the spec: every phase (examples, coverage, fuzzing, stateful)
     and every check. Returns (no failure, its report's tail). The CLI is the same run a user would start by hand;
     a failure prints the curl command that reproduces it."""
@@ -49,6 +49,8 @@ def fuzz(url: str, headers: dict[str, str], report_dir: Path, max_examples: int 
                "--request-timeout", "60", "--report", "junit", "--report-dir", str(report_dir)]
     if max_time_s is not None:
         command += ["--max-time", str(max_time_s)]
+    # the predict servers answer every route but the stream service's (tag streams); that one answers those
+    command += ["--include-tag", "streams"] if streams else ["--exclude-tag", "streams"]
     for name, value in headers.items():
         command += ["--header", f"{name}: {value}"]
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", "SCHEMATHESIS_HOOKS": str(FUZZ_HOOKS)}

@@ -8,8 +8,10 @@ synthetic images sees the same world. Each object enters through an edge, moves 
 - `crossing`: horizontal and vertical movers share the frame, so paths cross and shapes occlude each other.
 
 Each sequence is written as `<name>.mp4` and, in the MOT Challenge layout that TrackEval reads,
-`<name>/gt/gt.txt` (frame, id, left, top, width, height, 1, class, visibility; frames and ids from 1) and
-`<name>/seqinfo.ini`. `<name>/events.json` lists, per object, its class, first and last frame and whether it
+`<name>/gt/gt.txt` (frame, id, left, top, width, height, 1, 1, visibility; frames and ids from 1) and
+`<name>/seqinfo.ini`. The class column is 1 for every object: MOT evaluators (TrackEval, trackers.eval) score
+class 1 only and treat classes 2, 7, 8 and 12 as distractors, so the shape's class is in events.json instead.
+`<name>/events.json` lists, per object, its class, first and last frame and whether it
 crossed the vertical middle line, and in which direction (the counts a line counter must reach).
 """
 
@@ -45,14 +47,16 @@ class Mover:
 
 
 def _movers(rng: np.random.Generator, kind: str, width: int, height: int, frames: int, objects: int,
-            bg: np.ndarray) -> list[Mover]:
+            bg: np.ndarray, size: float | None = None) -> list[Mover]:
     movers = []
     lanes = max(1, objects)
     lane_h = height / lanes
     for i in range(objects):
         shape = int(rng.integers(0, len(CLASS_NAMES)))
         vertical = kind == "crossing" and i % 2 == 1
-        if kind == "parallel":  # one lane each, the shape smaller than its lane: paths never meet
+        if size is not None:  # the caller's size (a fraction of the frame's shorter side): lanes may touch
+            radius = size * min(width, height)
+        elif kind == "parallel":  # one lane each, the shape smaller than its lane: paths never meet
             radius = float(min(lane_h * 0.38, height * 0.18))
         else:
             radius = float(rng.uniform(0.08, 0.14) * min(width, height))
@@ -101,8 +105,10 @@ def _render(background: Image.Image, movers: list[Mover], frame: int) -> tuple[n
 
 
 def synth_video(out: str | Path, name: str, kind: str = "crossing", frames: int = 150, fps: int = 15,
-                width: int = 320, height: int = 192, objects: int = 4, seed: int = 0) -> Path:
-    """Write one sequence (see the module's docstring); returns the path of its .mp4."""
+                width: int = 320, height: int = 192, objects: int = 4, seed: int = 0,
+                size: float | None = None) -> Path:
+    """Write one sequence (see the module's docstring); returns the path of its .mp4. size: the shapes' radius as
+    a fraction of the shorter side (default: what keeps parallel lanes apart, 0.08-0.14 when crossing)."""
     import cv2
 
     if kind not in KINDS:
@@ -111,7 +117,7 @@ def synth_video(out: str | Path, name: str, kind: str = "crossing", frames: int 
     rng = np.random.default_rng(seed)
     background = _background(rng, max(width, height)).crop((0, 0, width, height))
     bg = np.asarray(background).reshape(-1, 3).mean(0)
-    movers = _movers(rng, kind, width, height, frames, objects, bg)
+    movers = _movers(rng, kind, width, height, frames, objects, bg, size)
     video = out / f"{name}.mp4"
     out.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
@@ -122,8 +128,8 @@ def synth_video(out: str | Path, name: str, kind: str = "crossing", frames: int 
         for frame in range(frames):
             pixels, rows = _render(background, movers, frame)
             writer.write(cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
-            for track_id, left, top, w, h, cls, vis in rows:
-                gt_lines.append(f"{frame + 1},{track_id},{left:.2f},{top:.2f},{w:.2f},{h:.2f},1,{cls},{vis:.3f}")
+            for track_id, left, top, w, h, _cls, vis in rows:
+                gt_lines.append(f"{frame + 1},{track_id},{left:.2f},{top:.2f},{w:.2f},{h:.2f},1,1,{vis:.3f}")
                 seen.setdefault(track_id, []).append(frame + 1)
     finally:
         writer.release()
@@ -154,3 +160,47 @@ def synth_videos(out: str | Path, count: int = 4, frames: int = 150, fps: int = 
     """`count` sequences, alternating parallel and crossing, named video_00, video_01, ..."""
     return [synth_video(out, f"video_{i:02d}", KINDS[i % 2], frames, fps, width, height, objects, seed + i)
             for i in range(count)]
+
+
+def video_dataset(out: str | Path, videos: list[Path], every: int = 3, val_fraction: float = 0.2,
+                  min_visibility: float = 0.3) -> Path:
+    """A YOLO detection dataset of every `every`-th frame of synthetic videos (decoded, so it has the codec's
+    artefacts) with the boxes of their ground truth: a detector for the videos' world. Returns its data.yaml."""
+    import cv2
+    import yaml
+
+    out = Path(out)
+    frame_no = 0
+    for video in videos:
+        sequence = video.with_suffix("")
+        classes = {o["id"]: CLASS_NAMES.index(o["class"])
+                   for o in json.loads((sequence / "events.json").read_text())["objects"]}
+        rows: dict[int, list[list[float]]] = {}
+        for line in (sequence / "gt" / "gt.txt").read_text().splitlines():
+            f, i, left, top, w, h, _, _, vis = (float(v) for v in line.split(","))
+            if vis >= min_visibility:
+                rows.setdefault(int(f), []).append([classes[int(i)], left, top, w, h])
+        capture = cv2.VideoCapture(str(video))
+        n = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            n += 1
+            if n % every:
+                continue
+            height, width = bgr.shape[:2]
+            split = "val" if (frame_no % round(1 / val_fraction)) == 0 else "train"
+            (out / "images" / split).mkdir(parents=True, exist_ok=True)
+            (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+            stem = f"{video.stem}_{n:05d}"
+            cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), bgr)
+            labels = [f"{c} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"
+                      for c, x, y, w, h in rows.get(n, [])]
+            (out / "labels" / split / f"{stem}.txt").write_text("\n".join(labels) + ("\n" if labels else ""))
+            frame_no += 1
+        capture.release()
+    data = out / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(out.resolve()), "train": "images/train", "val": "images/val",
+                                    "names": dict(enumerate(CLASS_NAMES))}))
+    return data

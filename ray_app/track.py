@@ -1,0 +1,209 @@
+"""`yoloforge track`: video streams on a run's chosen engine, in this process (local mode) or spread over Ray
+actors, one per node or one per GPU, each decoding, detecting and tracking its own streams (frames never leave
+the actor, so they never touch Ray's object store; only figures travel).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.table import Table
+from yoloforge.core.errors import YoloforgeError
+from yoloforge.ray_app.console import console
+from yoloforge.serving.served import NotServable
+from yoloforge.serving.streams.service import Inference, StreamJob, StreamNotFound, StreamService
+from yoloforge.serving.streams.sources import SourceError
+from yoloforge.serving.streams.tracking import Line, Zone
+
+Placement = Literal["node", "gpu"]
+
+
+class StreamActor:
+    """One node's (or one GPU's) streams: a StreamService on the run's engine, behind Ray's actor calls."""
+
+    def __init__(self, run_dir: str, out_dir: str, lanes: int | None, batch: int | None) -> None:
+        self.service = StreamService(Inference.from_run(run_dir, lanes=lanes, batch=batch), out_dir)
+
+    def add(self, job: StreamJob) -> str:
+        return self.service.add(job)
+
+    def remove(self, name: str) -> dict[str, Any]:
+        return self.service.remove(name)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.service.get(name)
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.service.list()
+
+    def running_names(self) -> list[str]:
+        return self.service.running_names()
+
+    def close(self) -> None:
+        self.service.close()
+
+
+class RayStreams:
+    """Streams spread over stream actors: a new stream goes to the actor running the fewest; names are unique
+    across actors (decided here, where every stream is known)."""
+
+    def __init__(self, actors: list[Any]) -> None:
+        self.actors = actors
+        self.where: dict[str, Any] = {}
+        self.counter = 0
+
+    def add(self, job: StreamJob) -> str:
+        import dataclasses
+
+        import ray
+
+        job.source.check()
+        if not job.name:
+            self.counter += 1
+            while f"stream-{self.counter}" in self.where:
+                self.counter += 1
+            job = dataclasses.replace(job, name=f"stream-{self.counter}")
+        if job.name in self.where and job.name in ray.get(self.where[job.name].running_names.remote()):
+            from yoloforge.serving.streams.service import StreamExists
+
+            raise StreamExists(f"a stream named {job.name!r} is already running; remove it first or pick another name")
+        loads = ray.get([a.running_names.remote() for a in self.actors])
+        actor = self.actors[min(range(len(self.actors)), key=lambda i: len(loads[i]))]
+        name = ray.get(actor.add.remote(job))
+        self.where[name] = actor
+        return name
+
+    def _actor(self, name: str) -> Any:
+        if name not in self.where:
+            raise StreamNotFound(name)
+        return self.where[name]
+
+    def remove(self, name: str) -> dict[str, Any]:
+        import ray
+
+        return ray.get(self._actor(name).remove.remote(name))
+
+    def get(self, name: str) -> dict[str, Any]:
+        import ray
+
+        return ray.get(self._actor(name).get.remote(name))
+
+    def list(self) -> list[dict[str, Any]]:
+        import ray
+
+        return [row for rows in ray.get([a.list.remote() for a in self.actors]) for row in rows]
+
+    def running_names(self) -> list[str]:
+        import ray
+
+        return [n for names in ray.get([a.running_names.remote() for a in self.actors]) for n in names]
+
+    def close(self) -> None:
+        import ray
+
+        ray.get([a.close.remote() for a in self.actors])
+
+
+def stream_actors(run_dir: Path, out_dir: Path, per: Placement, lanes: int | None, batch: int | None) -> list[Any]:
+    """One actor per alive node (pinned there), or one per GPU of the cluster (one GPU each)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    remote = ray.remote(StreamActor)
+    if per == "gpu":
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        if gpus == 0:
+            raise YoloforgeError("--per gpu: the Ray cluster has no GPU", fix="use --per node (one actor per node)")
+        return [remote.options(num_gpus=1, num_cpus=1).remote(str(run_dir), str(out_dir), lanes, batch)
+                for _ in range(gpus)]
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return [remote.options(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(str(run_dir), str(out_dir), lanes, batch) for n in nodes]
+
+
+@contextmanager
+def open_streams(run_dir: Path, out_dir: Path, *, use_ray: bool = False, address: str | None = None,
+                 per: Placement = "node", lanes: int | None = None, batch: int | None = None) -> Iterator[Any]:
+    """The streams of a run: a local StreamService, or RayStreams over actors in a Ray session."""
+    try:
+        if not use_ray:
+            service = StreamService(Inference.from_run(run_dir, lanes=lanes, batch=batch), out_dir)
+            try:
+                yield service
+            finally:
+                service.close()
+            return
+        from yoloforge.ray_app.ray_session import ray_session
+
+        with ray_session(address, dashboard=address is None):
+            streams = RayStreams(stream_actors(run_dir, out_dir, per, lanes, batch))
+            try:
+                yield streams
+            finally:
+                streams.close()
+    except NotServable as err:
+        raise YoloforgeError(str(err), fix=f"run `yoloforge bench {run_dir}` (or `yoloforge run`) first") from None
+
+
+def parse_line(text: str, n: int) -> Line:
+    name, numbers = _named(text, f"line{n}")
+    if len(numbers) != 4:
+        raise YoloforgeError(f"--line {text}: a line is four numbers x1,y1,x2,y2 (pixels of the video)",
+                             fix="for example --line door=320,0,320,480")
+    return Line(name, (numbers[0], numbers[1]), (numbers[2], numbers[3]))
+
+
+def parse_zone(text: str, n: int) -> Zone:
+    name, numbers = _named(text, f"zone{n}")
+    if len(numbers) < 6 or len(numbers) % 2:
+        raise YoloforgeError(f"--zone {text}: a zone is at least three points x1,y1,x2,y2,x3,y3,... (pixels)",
+                             fix="for example --zone shelf=0,0,200,0,200,150,0,150")
+    return Zone(name, tuple((numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 2)))
+
+
+def _named(text: str, default: str) -> tuple[str, list[float]]:
+    name, _, rest = text.rpartition("=")
+    try:
+        numbers = [float(v) for v in rest.split(",") if v.strip()]
+    except ValueError:
+        raise YoloforgeError(f"{text}: the coordinates must be numbers separated by commas",
+                             fix="for example door=320,0,320,480") from None
+    return name or default, numbers
+
+
+def add_all(streams: Any, jobs: list[StreamJob]) -> list[str]:
+    try:
+        return [streams.add(job) for job in jobs]
+    except SourceError as err:
+        raise YoloforgeError(str(err), fix="check the --source values") from None
+
+
+def table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="streams")
+    for column in ("stream", "state", "fps", "decoded", "processed", "dropped", "age p95 ms", "tracks", "error"):
+        t.add_column(column)
+    for r in rows:
+        t.add_row(r["name"], r["state"], f"{r['fps']:.1f}", str(r["decoded"]), str(r["processed"]), str(r["dropped"]),
+                  f"{r['frame_age_p95_ms']:.0f}", str(r["tracks_seen"]), r["error"][:60])
+    return t
+
+
+def run_until_done(streams: Any, names: list[str], duration: float | None, every_s: float = 2.0) -> list[dict]:
+    """Until every named stream has ended (files at their end), or `duration` seconds, showing their figures."""
+    from rich.live import Live
+
+    started = time.monotonic()
+    with Live(table(streams.list()), console=console, refresh_per_second=1, transient=False) as live:
+        while True:
+            rows = {r["name"]: r for r in streams.list()}
+            live.update(table(list(rows.values())))
+            if all(rows.get(n, {}).get("state") in ("finished", "removed") for n in names):
+                break
+            if duration is not None and time.monotonic() - started >= duration:
+                break
+            time.sleep(every_s)
+    return [streams.remove(n) for n in names]

@@ -1,0 +1,265 @@
+"""Video streams: readers, the tracker and counters (fast, no model), then the stream service on a real engine
+(the suite's trained detector): IDs per stream, MOT output, a source that dies, streams added and removed while
+others run, exact accounting under overload, the HTTP API and its metrics, and `yoloforge track`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from yoloforge.engines.base import Prediction
+from yoloforge.ray_app.intake.synth_video import synth_video
+from yoloforge.serving.streams.sources import Reader, SourceError, SourceSpec
+from yoloforge.serving.streams.tracking import Counters, Line, StreamTracker, TrackerSettings, Zone
+
+
+def wait_for(condition, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def box_at(x: float, score: float = 0.9) -> Prediction:
+    return Prediction(boxes=np.array([[x, 40, x + 30, 70]], np.float32), scores=np.array([score], np.float32),
+                      classes=np.array([1]), width=320, height=192)
+
+
+NOTHING = Prediction(width=320, height=192)
+
+
+# --- tracker and counters (no model) ------------------------------------------------------------------------
+
+
+def test_track_ids_start_at_one_in_every_tracker():
+    for _ in range(2):  # a second stream's tracker starts again at 1 (no counter shared between streams)
+        tracker = StreamTracker(TrackerSettings(), frame_rate=10)
+        ids = [tracker.update(box_at(10 + 3 * i), i / 10).ids.tolist() for i in range(5)]
+        assert ids[-1] == [1]
+
+
+def test_a_track_lost_for_less_than_lost_s_keeps_its_id():
+    tracker = StreamTracker(TrackerSettings(lost_s=1.0), frame_rate=10)
+    for i in range(5):
+        first = tracker.update(box_at(10 + 3 * i), i / 10)
+    for i in range(5, 10):  # 0.5 s without a detection
+        tracker.update(NOTHING, i / 10)
+    again = [tracker.update(box_at(10 + 3 * i), i / 10) for i in range(10, 13)]
+    assert first.ids.tolist() == [1] and again[-1].ids.tolist() == [1]
+
+
+def test_a_track_lost_for_longer_than_lost_s_gets_a_new_id():
+    tracker = StreamTracker(TrackerSettings(lost_s=0.3), frame_rate=10)
+    for i in range(5):
+        tracker.update(box_at(10 + 3 * i), i / 10)
+    tracker.update(NOTHING, 0.5)
+    later = [tracker.update(box_at(10 + 3 * i), 2.0 + i / 10) for i in range(3)]  # 1.5 s later: gone
+    assert later[-1].ids.tolist() == [2]
+
+
+def test_lost_s_is_seconds_whatever_the_frame_rate():
+    """The same 0.5 s gap keeps the ID at 5 FPS and at 30 FPS with lost_s=1 (not a count of frames)."""
+    for fps in (5, 30):
+        tracker = StreamTracker(TrackerSettings(lost_s=1.0), frame_rate=fps)
+        for i in range(6):
+            tracker.update(box_at(10 + i), i / fps)
+        t = 5 / fps + 0.5
+        after = [tracker.update(box_at(16 + i), t + i / fps) for i in range(3)]
+        assert after[-1].ids.tolist() == [1], fps
+
+
+def test_a_line_counts_an_object_crossing_it_once():
+    tracker = StreamTracker(TrackerSettings(), frame_rate=10)
+    counters = Counters(lines=(Line("middle", (160, 0), (160, 192)),))
+    for i in range(40):  # left to right across x=160
+        counters.update(tracker.update(box_at(60 + 6 * i), i / 10))
+    lines = counters.snapshot(["a", "b"])["lines"]["middle"]
+    assert lines["in"] + lines["out"] == 1
+
+
+def test_a_zone_counts_objects_inside_it_now_and_in_all():
+    tracker = StreamTracker(TrackerSettings(), frame_rate=10)
+    counters = Counters(zones=(Zone("left", ((0, 0), (100, 0), (100, 192), (0, 192))),))
+    for i in range(5):
+        counters.update(tracker.update(box_at(20 + i), i / 10))
+    zone = counters.snapshot(["a", "b"])["zones"]["left"]
+    assert zone == {"now": 1, "total": 1}
+
+
+# --- readers ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return synth_video(tmp_path_factory.mktemp("video"), "parallel_video", "parallel", frames=45, fps=15,
+                       width=128, height=128, objects=2, seed=3, size=0.3)
+
+
+def test_a_missing_file_is_refused_with_what_to_give():
+    with pytest.raises(SourceError, match="no such file"):
+        SourceSpec("/nowhere/video.mp4").check()
+
+
+def test_a_live_source_keeps_only_its_newest_frame_and_counts_the_rest(video):
+    condition = threading.Condition()
+    reader = Reader("cam", SourceSpec(str(video), live=True, loop=True), condition)
+    reader.start()
+    try:
+        assert wait_for(lambda: reader.stats.decoded >= 20)
+        with condition:
+            assert len(reader.waiting) == 1
+            assert reader.stats.dropped == reader.stats.decoded - 1
+            assert reader.take().index == reader.stats.decoded - 1  # the newest
+    finally:
+        reader.stop()
+
+
+def test_a_recorded_file_waits_for_room_instead_of_dropping(video):
+    condition = threading.Condition()
+    reader = Reader("file", SourceSpec(str(video), buffer=4), condition)
+    reader.start()
+    try:
+        assert wait_for(lambda: len(reader.waiting) == 4)
+        time.sleep(0.2)
+        assert reader.stats.decoded <= 5 and reader.stats.dropped == 0
+        taken = []
+        while not reader.done or reader.waiting:
+            with condition:
+                frame = reader.take()
+            if frame is not None:
+                taken.append(frame.index)
+            time.sleep(0.001)
+        assert taken == list(range(45)) and reader.stats.state == "finished"
+    finally:
+        reader.stop()
+
+
+def test_a_file_that_is_not_a_video_fails_with_the_reason(tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    reader = Reader("bad", SourceSpec(str(bad)), threading.Condition())
+    reader.start()
+    assert wait_for(lambda: reader.done)
+    assert reader.stats.state == "failed" and reader.stats.error
+
+
+# --- the stream service on a real engine ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tracked_run(tmp_path_factory, detector) -> Path:
+    from yoloforge.ray_app.pipeline import bench_run
+
+    from tests.conftest import build_run_dir
+
+    run_dir = build_run_dir(tmp_path_factory.mktemp("streams"), detector,
+                            {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1, 4],
+                             "min_time_s": 0.2, "val_images": 8})
+    bench_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def inference(tracked_run):  # type: ignore[no-untyped-def]
+    from yoloforge.serving.streams.service import Inference
+
+    engine = Inference.from_run(tracked_run)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def service(inference, tmp_path):  # type: ignore[no-untyped-def]
+    from yoloforge.serving.streams.service import StreamService
+
+    streams = StreamService(inference, tmp_path / "out")
+    yield streams
+    streams.close()
+
+
+def job(source: Path | str, name: str, **spec):  # type: ignore[no-untyped-def]
+    from yoloforge.serving.streams.service import StreamJob
+
+    return StreamJob(SourceSpec(str(source), **spec), name=name)
+
+
+def mot_rows(path: Path) -> np.ndarray:
+    from trackers import load_mot_file
+
+    frames = load_mot_file(path)
+    return np.array([[f, i] for f, data in frames.items() for i in data.ids])
+
+
+def test_every_stream_numbers_its_tracks_from_one(service, video, tmp_path):
+    service.add(job(video, "a"))
+    service.add(job(video, "b"))
+    assert service.wait(60)
+    a, b = (mot_rows(tmp_path / "out" / name / "tracks.txt") for name in ("a", "b"))
+    assert len(a) > 0, "the detector found nothing to track"
+    assert a[:, 1].min() == 1 and b[:, 1].min() == 1
+    assert np.array_equal(a, b)  # the same video in two streams: the same IDs, not one counter shared
+
+
+def test_mot_output_is_what_a_mot_evaluator_reads(service, video, tmp_path):
+    from yoloforge.serving.streams.evaluate import score
+
+    service.add(job(video, video.stem))
+    assert service.wait(60)
+    frames = [json.loads(line) for line in (tmp_path / "out" / video.stem / "frames.jsonl").read_text().splitlines()]
+    rows = mot_rows(tmp_path / "out" / video.stem / "tracks.txt")
+    assert [f["frame"] for f in frames] == list(range(1, 46))
+    assert len(rows) == sum(len(f["objects"]) for f in frames)
+    result = score(video.parent, tmp_path / "out", [video.stem])["combined"]
+    assert 0 <= result["HOTA"] <= 1 and result["FP"] + result["FN"] >= 0
+
+
+def test_a_stream_added_and_removed_leaves_the_others_running(service, video):
+    service.add(job(video, "steady", live=True, loop=True))
+    assert wait_for(lambda: service.get("steady")["processed"] > 5)
+    service.add(job(video, "visitor", live=True, loop=True))
+    assert wait_for(lambda: service.get("visitor")["processed"] > 5)
+    before = service.get("steady")["processed"]
+    final = service.remove("visitor")
+    assert final["state"] == "removed" and final["decoded"] == final["processed"] + final["dropped"]
+    assert wait_for(lambda: service.get("steady")["processed"] > before + 5)
+    steady = service.get("steady")
+    assert steady["state"] == "running" and steady["reconnects"] == 0 and steady["error"] == ""
+
+
+def test_every_decoded_frame_is_processed_or_dropped_under_overload(service, tmp_path):
+    fast = synth_video(tmp_path / "fast", "fast", "crossing", frames=120, fps=120, width=128, height=128, seed=5)
+    names = [service.add(job(fast, f"cam{i}", live=True, loop=True)) for i in range(4)]
+    time.sleep(3)
+    finals = [service.remove(name) for name in names]
+    assert sum(f["dropped"] for f in finals) > 0, "4 x 120 FPS should be more than this engine tracks"
+    for f in finals:
+        assert f["decoded"] == f["processed"] + f["dropped"], f
+
+
+def test_a_source_that_dies_is_retried_while_the_others_go_on(service, video, tmp_path):
+    from tests.cameras import paced_ts_server, to_ts
+
+    ts = to_ts(video, tmp_path / "camera.ts")
+    camera = paced_ts_server(ts, duration_s=3.0)
+    port = camera.server_address[1]
+    service.add(job(f"http://127.0.0.1:{port}/camera.ts", "camera"))
+    service.add(job(video, "file", live=True, loop=True))
+    try:
+        assert wait_for(lambda: service.get("camera")["processed"] > 3)
+        camera.cut()
+        assert wait_for(lambda: service.get("camera")["state"] == "retrying")
+        assert service.get("camera")["error"]
+        before = service.get("file")["processed"]
+        assert wait_for(lambda: service.get("file")["processed"] > before + 5)  # the others go on
+        camera = paced_ts_server(ts, duration_s=3.0, port=port)
+        processed = service.get("camera")["processed"]
+        assert wait_for(lambda: service.get("camera")["processed"] > processed)
+        assert service.get("camera")["reconnects"] >= 1
+    finally:
+        camera.cut()
