@@ -134,6 +134,11 @@ class RunDir:
         return self.path / "bundle"
 
     @property
+    def tracks(self) -> Path:
+        """`yoloforge track`'s outputs, one folder per stream."""
+        return self.path / "tracks"
+
+    @property
     def delivered(self) -> Path:
         """What the bundle's own server delivered under load at export, beside the selection's promise."""
         return self.path / "delivered.json"

@@ -314,6 +314,7 @@ def track(
     line: Annotated[list[str] | None, typer.Option(help="A counting line NAME=x1,y1,x2,y2 (video pixels)")] = None,
     zone: Annotated[list[str] | None, typer.Option(help="A counting zone NAME=x1,y1,x2,y2,x3,y3,...")] = None,
     annotate: Annotated[bool, typer.Option("--annotate", help="Write annotated.mp4 per stream")] = False,
+    classes: Annotated[str | None, typer.Option(help="Class names to track, comma-separated (default: all)")] = None,
     lost_s: Annotated[float, typer.Option(min=0.01, help="Seconds a lost track is kept for re-association")] = 1.0,
     serve: Annotated[bool, typer.Option("--serve", help="Keep running and accept streams over HTTP "
                                                         "(POST/GET/DELETE /v1/streams, /metrics)")] = False,
@@ -330,6 +331,8 @@ def track(
 ) -> None:
     """Track objects in video streams with the run's chosen engine: IDs per stream, line and zone counts, MOT
     tracks, JSON lines and an annotated MP4 per stream, per-stream FPS."""
+    from dataclasses import replace
+
     from yoloforge.ray_app.track import add_all, open_streams, parse_line, parse_zone, run_until_done
     from yoloforge.serving.streams.service import StreamJob
     from yoloforge.serving.streams.sources import SourceSpec
@@ -343,9 +346,13 @@ def track(
         raise SpecError(f"--per {per}: expected node or gpu", fix="--per node or --per gpu")
     lines = tuple(parse_line(text, i + 1) for i, text in enumerate(line or []))
     zones = tuple(parse_zone(text, i + 1) for i, text in enumerate(zone or []))
-    jobs = [StreamJob(SourceSpec(url, live=live, max_fps=max_fps, loop=loop), lines=lines, zones=zones,
-                      annotate=annotate, tracker=TrackerSettings(lost_s=lost_s)) for url in source or []]
-    out_dir = (out or run.path / "tracks").resolve()
+    specs = [SourceSpec(url, live=live, max_fps=max_fps, loop=loop) for url in source or []]
+    # a file is named by its absolute path: Ray's actors do not share this shell's working directory
+    specs = [s if s.is_url or s.is_camera else replace(s, url=str(Path(s.url).resolve())) for s in specs]
+    wanted = tuple(c.strip() for c in (classes or "").split(",") if c.strip())
+    jobs = [StreamJob(spec, lines=lines, zones=zones, annotate=annotate, tracker=TrackerSettings(lost_s=lost_s),
+                      classes=wanted) for spec in specs]
+    out_dir = (out or run.tracks).resolve()
     with open_streams(run.path, out_dir, use_ray=use_ray, address=address, per=per, lanes=lanes) as streams:  # type: ignore[arg-type]
         names = add_all(streams, jobs)
         if serve:

@@ -5,6 +5,7 @@ the actor, so they never touch Ray's object store; only figures travel).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from rich.table import Table
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.ray_app.console import console
 from yoloforge.serving.served import NotServable
-from yoloforge.serving.streams.service import Inference, StreamJob, StreamNotFound, StreamService
+from yoloforge.serving.streams.service import Inference, StreamExists, StreamJob, StreamNotFound, StreamService
 from yoloforge.serving.streams.sources import SourceError
 from yoloforge.serving.streams.tracking import Line, Zone
 
@@ -55,25 +56,25 @@ class RayStreams:
         self.actors = actors
         self.where: dict[str, Any] = {}
         self.counter = 0
+        self.lock = threading.Lock()  # the HTTP routes call from several threads
 
     def add(self, job: StreamJob) -> str:
+        with self.lock:
+            return self._add(job)
+
+    def _add(self, job: StreamJob) -> str:
         import dataclasses
 
-        import ray
-
-        job.source.check()
         if not job.name:
             self.counter += 1
             while f"stream-{self.counter}" in self.where:
                 self.counter += 1
             job = dataclasses.replace(job, name=f"stream-{self.counter}")
-        if job.name in self.where and job.name in ray.get(self.where[job.name].running_names.remote()):
-            from yoloforge.serving.streams.service import StreamExists
-
+        if job.name in self.where and job.name in _get(self.where[job.name].running_names.remote()):
             raise StreamExists(f"a stream named {job.name!r} is already running; remove it first or pick another name")
-        loads = ray.get([a.running_names.remote() for a in self.actors])
+        loads = _get([a.running_names.remote() for a in self.actors])
         actor = self.actors[min(range(len(self.actors)), key=lambda i: len(loads[i]))]
-        name = ray.get(actor.add.remote(job))
+        name = _get(actor.add.remote(job))  # the actor checks the source: a file may exist on its node only
         self.where[name] = actor
         return name
 
@@ -83,29 +84,32 @@ class RayStreams:
         return self.where[name]
 
     def remove(self, name: str) -> dict[str, Any]:
-        import ray
-
-        return ray.get(self._actor(name).remove.remote(name))
+        return _get(self._actor(name).remove.remote(name))
 
     def get(self, name: str) -> dict[str, Any]:
-        import ray
-
-        return ray.get(self._actor(name).get.remote(name))
+        return _get(self._actor(name).get.remote(name))
 
     def list(self) -> list[dict[str, Any]]:
-        import ray
-
-        return [row for rows in ray.get([a.list.remote() for a in self.actors]) for row in rows]
+        return [row for rows in _get([a.list.remote() for a in self.actors]) for row in rows]
 
     def running_names(self) -> list[str]:
-        import ray
-
-        return [n for names in ray.get([a.running_names.remote() for a in self.actors]) for n in names]
+        return [n for names in _get([a.running_names.remote() for a in self.actors]) for n in names]
 
     def close(self) -> None:
-        import ray
+        _get([a.close.remote() for a in self.actors])
 
-        ray.get([a.close.remote() for a in self.actors])
+
+def _get(refs: Any) -> Any:
+    """ray.get, with an actor's own error (a bad source, an unknown stream) raised as itself, not wrapped."""
+    import ray
+
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as err:
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None
+        raise
 
 
 def stream_actors(run_dir: Path, out_dir: Path, per: Placement, lanes: int | None, batch: int | None) -> list[Any]:
@@ -139,7 +143,7 @@ def open_streams(run_dir: Path, out_dir: Path, *, use_ray: bool = False, address
             return
         from yoloforge.ray_app.ray_session import ray_session
 
-        with ray_session(address, dashboard=address is None):
+        with ray_session(address, dashboard=False):
             streams = RayStreams(stream_actors(run_dir, out_dir, per, lanes, batch))
             try:
                 yield streams
@@ -154,6 +158,8 @@ def parse_line(text: str, n: int) -> Line:
     if len(numbers) != 4:
         raise YoloforgeError(f"--line {text}: a line is four numbers x1,y1,x2,y2 (pixels of the video)",
                              fix="for example --line door=320,0,320,480")
+    if numbers[:2] == numbers[2:]:
+        raise YoloforgeError(f"--line {text}: its start and end are the same point", fix="give two distinct points")
     return Line(name, (numbers[0], numbers[1]), (numbers[2], numbers[3]))
 
 
@@ -201,7 +207,7 @@ def run_until_done(streams: Any, names: list[str], duration: float | None, every
         while True:
             rows = {r["name"]: r for r in streams.list()}
             live.update(table(list(rows.values())))
-            if all(rows.get(n, {}).get("state") in ("finished", "removed") for n in names):
+            if all(rows.get(n, {}).get("state") in ("finished", "failed", "removed") for n in names):
                 break
             if duration is not None and time.monotonic() - started >= duration:
                 break

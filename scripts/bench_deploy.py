@@ -11,6 +11,7 @@ new image, so each one misses the cache and runs the model.
 - openvino_in_go: an OpenVINO-only selection's bundle (the Go server on ONNX Runtime's OpenVINO build) against
   OpenVINO's own img/s in Python, at the first input size
 - lanes: the same bundle with one engine copy on every core against copies of one thread each (engine.workers)
+- engine.spin: the same bundle with ONNX Runtime's idle threads spinning (as the engines stage measured them)
 
 Goals (issue "The bundle delivers what the report promised"):
 - deployed_vs_promised: RPS at 64 clients >= 0.9 of the promise, at every input size
@@ -116,7 +117,7 @@ def main() -> int:
         with redis_server(work / "redis") as redis, postgres_server(work / "pg") as pg:
             env = {"YOLOFORGE_API_KEYS": KEY, "YOLOFORGE_POSTGRES_DSN": pg.url, "YOLOFORGE_REDIS_ADDR": redis.url,
                    "YOLOFORGE_LOG_LEVEL": "warn"}
-            ratios = []
+            ratios, spins = [], []
             for imgsz in args.imgsz:
                 print(f"@{imgsz}: engines stage (ONNX Runtime, OpenVINO) ...", flush=True)
                 run_dir = build_run(work / f"run{imgsz}", imgsz, ["onnxruntime", "openvino"])
@@ -125,6 +126,11 @@ def main() -> int:
                 promised = row["throughput"]
                 got = {c: deployed_rps(bundle, env, imgsz, c, args.seconds, work / f"s{imgsz}-{c}.log", promised)
                        for c in (8, 64)}
+                spin = deployed_rps(bundle, {**env, "YOLOFORGE_ENGINE_SPIN": "1"}, imgsz, 64, args.seconds,
+                                    work / f"spin{imgsz}.log", promised)[0]
+                print(f"  ONNX Runtime threads spinning when idle (engine.spin): {spin:.1f} RPS at 64 clients, "
+                      f"against {got[64][0]:.1f} without", flush=True)
+                spins.append((imgsz, got[64][0], spin))
                 ratio = got[64][0] / promised
                 ratios.append(ratio)
                 rows.append((f"@{imgsz} {row['key']}", promised, got[8][0], got[64][0], got[64][1], ratio))
@@ -160,6 +166,9 @@ def main() -> int:
     print(f"{'configuration':<44} {'promised':>9} {'RPS@8':>7} {'RPS@64':>7} {'p99@64':>7} {'ratio':>6}")
     for name, promised, r8, r64, p99, ratio in rows:
         print(f"{name:<44} {promised:>9.1f} {r8:>7.1f} {r64:>7.1f} {p99:>7.0f} {ratio:>6.2f}")
+    print()
+    for imgsz, off, on in spins:
+        print(f"engine.spin @{imgsz}: {on:.1f} RPS spinning against {off:.1f} not ({on / off:.2f}x)")
     print()
     worst, ratios = goals["deployed_vs_promised"]
     print(f"GOAL deployed_vs_promised: {worst:.2f} at 64 clients, worst of {', '.join(f'{r:.2f}' for r in ratios)} "

@@ -2,16 +2,17 @@
 
 A detector is trained on frames of synthetic videos (moving circles, squares and triangles; `yolov8n.pt`
 fine-tuned where ../shared/real has it, else yolo11n from scratch), goes through intake and the engines stage
-(ONNX Runtime fp32, batch 1 and 4), and the stream service runs on the engine the selection chose — in this
-process (local mode), as `yoloforge track` does without --ray. The trained run is kept in --work and reused.
+(ONNX Runtime and OpenVINO fp32, batch 1 and 4, as a user's run on a CPU measures them), and the stream service
+runs on the engine the selection chose — in this process (local mode), as `yoloforge track` does without --ray.
+The trained run is kept in --work and reused.
 
 - tracking: fresh videos (not seen in training) read frame by frame, scored against their ground truth with
   trackers.eval (HOTA, MOTA, IDF1, ID switches; TrackEval's matching), on paths that never cross and on paths
   that cross and occlude;
 - throughput: 1, 4 and 16 recorded streams, all frames; aggregate FPS against the engine's own throughput on
   full batches in the same run (the same engine copies, no decoding, tracking or writing), and against
-  Ultralytics' `model.track` on the same sources with the same ONNX model (one source after another: it is
-  not safe across threads);
+  Ultralytics' `model.track` on the same sources with the same model file (the ONNX export both engines load; one
+  source after another: model.track is not safe across threads);
 - overload: live sources (files delivered at their frame rate, latest wins) offering 2x the aggregate FPS
   measured above: frame age (decode to tracked) p95 per window, and decoded = processed + dropped;
 - reconnect: an HTTP source (MPEG-TS served at its frame rate) is cut, then comes back: time from its return to
@@ -45,7 +46,8 @@ IMGSZ = 320
 
 
 def trained_run(work: Path, epochs: int) -> Path:
-    """A run whose best.pt is a detector trained on synthetic video frames, through intake and engines."""
+    """A run whose best.pt is a detector trained on synthetic video frames, through intake and the engines stage
+    (ONNX Runtime and OpenVINO, as a user's run on a CPU measures them). Training is kept and reused."""
     from ultralytics import YOLO
     from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.intake.synth_video import synth_videos, video_dataset
@@ -53,21 +55,24 @@ def trained_run(work: Path, epochs: int) -> Path:
     from yoloforge.ray_app.spec import parse_job
     from yoloforge.ray_app.stages.intake import stage_intake
 
-    run = RunDir(work / "runs" / "streams")
+    run = RunDir(work / "runs" / "streams-ov")
     if run.read_selection() is not None:
         return run.path
-    videos = synth_videos(work / "train-videos", 8, 150, 15, seed=100)
-    data = video_dataset(work / "train-frames", videos, every=5)
     init = str(REAL / "yolov8n.pt") if (REAL / "yolov8n.pt").is_file() else "yolo11n.yaml"
-    model = YOLO(init)
-    model.train(data=str(data), epochs=epochs, imgsz=IMGSZ, batch=16, workers=0, plots=False, amp=False,
-                device="cpu", project=str(work / "train"), name="detector", exist_ok=True, seed=0, verbose=False,
-                mosaic=0.5, close_mosaic=2)
-    best = Path(model.trainer.best)
-    spec = parse_job({"name": "streams", "model": init, "data": {"path": str(data.parent)},
+    best = work / "train" / "detector" / "weights" / "best.pt"
+    data = work / "train-frames" / "data.yaml"
+    if not best.is_file():
+        videos = synth_videos(work / "train-videos", 8, 150, 15, seed=100)
+        data = video_dataset(work / "train-frames", videos, every=5)
+        model = YOLO(init)
+        model.train(data=str(data), epochs=epochs, imgsz=IMGSZ, batch=16, workers=0, plots=False, amp=False,
+                    device="cpu", project=str(work / "train"), name="detector", exist_ok=True, seed=0,
+                    verbose=False, mosaic=0.5, close_mosaic=2)
+        best = Path(model.trainer.best)
+    spec = parse_job({"name": run.path.name, "model": init, "data": {"path": str(data.parent)},
                       "runs_dir": str(work / "runs"), "search": {"imgsz": IMGSZ}, "resources": {"dashboard": False},
-                      "engines": {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1, 4],
-                                  "imgsz": [IMGSZ], "min_time_s": 2.0, "val_images": 32}})
+                      "engines": {"backends": ["onnxruntime", "openvino"], "precisions": ["fp32"],
+                                  "batch_sizes": [1, 4], "imgsz": [IMGSZ], "min_time_s": 2.0, "val_images": 32}})
     with contextlib.redirect_stdout(io.StringIO()):
         stage_intake(spec)
         run.best.mkdir(parents=True, exist_ok=True)
@@ -93,19 +98,21 @@ def run_streams(inference, out: Path, jobs: list, timeout_s: float = 1800) -> tu
 
 
 def engine_throughput(inference, seconds: float) -> float:
-    """Images/s of the engine copies on full batches at once (no decoding, letterboxing, tracking or writing)."""
+    """Images/s of the engine copies on full batches at once, each run in the engine calls that cost least (the
+    batch planner's choice), with no decoding, letterboxing, tracking or writing."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
-    from yoloforge.engines.predictor import run_batches
+    from yoloforge.engines.predictor import plan_batches, run_batches
 
     x = np.random.default_rng(0).random((inference.batch, 3, inference.imgsz, inference.imgsz), dtype=np.float32)
+    plan = plan_batches(len(x), inference.call_ms)
 
     def one(lane) -> int:
-        run_batches(lane, x)
+        run_batches(lane, x, plan)
         done, end = 0, time.monotonic() + seconds
         while time.monotonic() < end:
-            run_batches(lane, x)
+            run_batches(lane, x, plan)
             done += len(x)
         return done
 
@@ -115,14 +122,14 @@ def engine_throughput(inference, seconds: float) -> float:
     return total / (time.monotonic() - started)
 
 
-def ultralytics_track(model_file: Path, videos: list[Path]) -> float:
+def ultralytics_track(model_file: Path, videos: list[Path], imgsz: int) -> float:
     """Aggregate FPS of Ultralytics' model.track on the sources, one after another (it is not thread-safe)."""
     from ultralytics import YOLO
 
     frames, started = 0, time.monotonic()
     for video in videos:
         model = YOLO(str(model_file), task="detect")
-        for _ in model.track(source=str(video), stream=True, imgsz=IMGSZ, tracker="bytetrack.yaml", verbose=False,
+        for _ in model.track(source=str(video), stream=True, imgsz=imgsz, tracker="bytetrack.yaml", verbose=False,
                              conf=0.1):
             frames += 1
     return frames / (time.monotonic() - started)
@@ -213,6 +220,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/yoloforge-bench-streams"))
     parser.add_argument("--epochs", type=int, default=12, help="training epochs of the detector (first run only)")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the overload and memory run")
+    parser.add_argument("--run", type=Path, help="a finished run to use instead of training one (the tests' smoke "
+                                                 "run passes theirs)")
     args = parser.parse_args()
     from yoloforge.ray_app.intake.synth_video import synth_videos
     from yoloforge.serving.served import ServedModel
@@ -223,7 +232,7 @@ def main() -> int:
     quick = args.quick
     work = args.work
     started = time.monotonic()
-    run_dir = trained_run(work, 2 if quick else args.epochs)
+    run_dir = args.run or trained_run(work, 2 if quick else args.epochs)
     served = ServedModel.from_run(run_dir)
     print(f"run: {run_dir}; engine {served.config.key} (setup {time.monotonic() - started:.0f} s)")
     inference = Inference.from_run(run_dir)
@@ -261,7 +270,7 @@ def main() -> int:
               f"{aggregate[n] / engine_fps:>10.2f}")
     print(f"engine alone (full batches on {len(inference.lanes)} copies): {engine_fps:.1f} img/s")
     onnx_1 = served.file_for(__import__("dataclasses").replace(served.config, batch=1))
-    ultra = ultralytics_track(onnx_1, tp_videos)
+    ultra = ultralytics_track(onnx_1, tp_videos, served.config.imgsz)
     print(f"Ultralytics model.track on the 4 sources ({onnx_1.name}): {ultra:.1f} FPS; ours at 4 streams "
           f"{aggregate[4]:.1f} FPS = {aggregate[4] / ultra:.2f}x")
 

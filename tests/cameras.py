@@ -62,7 +62,10 @@ def to_ts(video: Path, out: Path) -> Path:
         stream = dst.add_stream("mpeg4", rate=rate)
         stream.width, stream.height = src.streams.video[0].width, src.streams.video[0].height
         stream.pix_fmt = "yuv420p"
-        stream.options = {"g": str(int(rate))}  # a keyframe every second: a reconnect decodes within a second
+        # a keyframe every second, so a reconnection decodes within a second; and a camera's bitrate (FFmpeg reads
+        # an HTTP stream in 32 KB blocks: at a few KB/s, the first block alone would take seconds)
+        stream.options = {"g": str(int(rate)), "qscale": "1"}
+        stream.bit_rate = 2_000_000
         for frame in src.decode(video=0):
             for packet in stream.encode(frame.reformat(format="yuv420p")):
                 dst.mux(packet)

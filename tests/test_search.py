@@ -121,17 +121,44 @@ def test_resume_after_killing_the_driver_does_not_rerun_finished_trials(tmp_path
     assert selection["chosen"]["backend"] == "onnxruntime"
 
 
-@pytest.mark.slow
-def test_unmet_target_continues_for_more_generations_as_the_same_search(tmp_path, shapes):
+@pytest.fixture(scope="module")
+def continued(tmp_path_factory, shapes):  # type: ignore[no-untyped-def]
+    """A search whose target was not met, continued for one more generation as round tune-2."""
+    tmp_path = tmp_path_factory.mktemp("continued")
     spec = parse_job({**job(tmp_path, shapes, "more", generations=1, epochs=2),
                       "targets": {"metrics": {"mAP50-95": 0.99}}})
     result = run_job(spec, SearchChoices(more_generations=1), until="search")
-    run_dir = tmp_path / "runs" / "more"
+    return spec, result, tmp_path / "runs" / "more"
+
+
+@pytest.mark.slow
+def test_unmet_target_continues_for_more_generations_as_the_same_search(continued):
+    _, result, run_dir = continued
     assert read_status(run_dir)["rounds"] == ["tune", "tune-2"]
     trials = rows(run_dir)
     assert [(t["round"], t["generation"]) for t in trials] == [("tune", 0)] * 2 + [("tune-2", 1)] * 2
     assert not result.outcome.target_met and result.outcome.stop_reason == "max_generations"
     assert json.loads((run_dir / "search" / "ga_state.json").read_text())["generation"] == 2
+
+
+@pytest.mark.slow
+def test_a_continued_round_without_tunes_state_runs_again_alone(continued, capsys):
+    """Killed (or stopped by a full disk) before Tune first saved round tune-2: only that round runs again, from
+    the end of round tune; round tune's trials are kept."""
+    import shutil
+
+    from yoloforge.ray_app.search.tune_io import write_status
+
+    spec, _, run_dir = continued
+    first_round = [t for t in rows(run_dir) if t["round"] == "tune"]
+    write_status(run_dir, state="running", experiment="tune-2")
+    shutil.rmtree(run_dir / "search" / "tune-2")
+    run_job(spec, until="search")
+    assert "round tune-2 starts again from the end of tune" in capsys.readouterr().out
+    assert read_status(run_dir)["rounds"] == ["tune", "tune-2"] and read_status(run_dir)["state"] == "done"
+    trials = rows(run_dir)
+    assert [t for t in trials if t["round"] == "tune"] == first_round
+    assert [(t["round"], t["generation"]) for t in trials if t["round"] == "tune-2"] == [("tune-2", 1)] * 2
 
 
 @pytest.mark.slow

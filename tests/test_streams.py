@@ -263,3 +263,132 @@ def test_a_source_that_dies_is_retried_while_the_others_go_on(service, video, tm
         assert service.get("camera")["reconnects"] >= 1
     finally:
         camera.cut()
+
+
+# --- the HTTP API ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(service):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+    from yoloforge.serving.streams.api import build_app
+
+    with TestClient(build_app(service)) as test_client:
+        yield test_client
+
+
+def test_streams_are_added_listed_and_removed_over_http(client, video):
+    added = client.post("/v1/streams", json={"source": str(video), "name": "door", "live": True, "loop": True,
+                                             "lines": [{"name": "middle", "start": [64, 0], "end": [64, 128]}]})
+    assert added.status_code == 201 and added.json()["name"] == "door"
+    assert wait_for(lambda: client.get("/v1/streams/door").json()["processed"] > 3)
+    assert [s["name"] for s in client.get("/v1/streams").json()["streams"]] == ["door"]
+    assert "middle" in client.get("/v1/streams/door").json()["counts"]["lines"]
+    removed = client.delete("/v1/streams/door")
+    assert removed.status_code == 200 and removed.json()["state"] == "removed"
+
+
+def test_the_metrics_endpoint_reports_each_running_stream(client, video):
+    client.post("/v1/streams", json={"source": str(video), "name": "cam-1", "live": True, "loop": True})
+    assert wait_for(lambda: client.get("/v1/streams/cam-1").json()["processed"] > 3)
+    text = client.get("/metrics").text
+    for family in ("yoloforge_stream_fps", "yoloforge_stream_frame_age_p95_seconds",
+                   "yoloforge_stream_frames_dropped_total", "yoloforge_stream_active_tracks"):
+        assert f'{family}{{stream="cam-1"}}' in text, family
+    client.delete("/v1/streams/cam-1")
+    assert 'stream="cam-1"' not in client.get("/metrics").text
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"source": "/nowhere/video.mp4"}, 400, "bad_parameter"),
+    ({"source": "x.mp4", "lost_s": -1}, 400, "bad_parameter"),
+    ({"source": "x.mp4", "name": "../up"}, 400, "bad_parameter"),
+    ({"source": "x.mp4", "zones": [{"name": "z", "points": [[0, 0], [1, 1]]}]}, 400, "bad_parameter"),
+])
+def test_a_bad_stream_request_is_answered_with_what_is_wrong(client, body, status, code):
+    answer = client.post("/v1/streams", json=body)
+    assert answer.status_code == status and answer.json()["error"]["code"] == code
+    assert answer.json()["error"]["message"]
+
+
+def test_a_class_the_model_does_not_know_is_refused_with_its_classes(client, video):
+    answer = client.post("/v1/streams", json={"source": str(video), "classes": ["unicorn"]})
+    assert answer.status_code == 400 and "circle" in answer.json()["error"]["message"]
+
+
+def test_a_second_stream_of_the_same_name_is_a_conflict(client, video):
+    body = {"source": str(video), "name": "twin", "live": True, "loop": True}
+    assert client.post("/v1/streams", json=body).status_code == 201
+    answer = client.post("/v1/streams", json=body)
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "conflict"
+
+
+def test_an_unknown_stream_is_not_found(client):
+    for method in (client.get, client.delete):
+        answer = method("/v1/streams/nobody")
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+
+
+# --- the command ---------------------------------------------------------------------------------------------
+
+
+def test_track_command_writes_each_streams_outputs(tracked_run, video, tmp_path):
+    from typer.testing import CliRunner
+    from yoloforge.ray_app.cli import app
+
+    result = CliRunner().invoke(app, ["track", str(tracked_run), "--source", str(video), "--source", str(video),
+                                      "--out", str(tmp_path / "out"), "--line", "middle=64,0,64,128", "--annotate"])
+    assert result.exit_code == 0, result.output
+    for name in ("stream-1", "stream-2"):
+        folder = tmp_path / "out" / name
+        assert {p.name for p in folder.iterdir()} == {"tracks.txt", "frames.jsonl", "counts.json", "annotated.mp4"}
+        counts = json.loads((folder / "counts.json").read_text())
+        assert counts["processed"] == 45 and "middle" in counts["counts"]["lines"]
+
+
+def test_track_command_refuses_a_missing_video_with_a_message(tracked_run, tmp_path):
+    from typer.testing import CliRunner
+    from yoloforge.ray_app.cli import app
+
+    result = CliRunner().invoke(app, ["track", str(tracked_run), "--source", str(tmp_path / "none.mp4")])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_on_ray_streams_are_spread_over_actors_and_frames_stay_in_them(tracked_run, video, tmp_path):
+    from yoloforge.ray_app.track import open_streams
+
+    with open_streams(tracked_run, tmp_path / "out", use_ray=True) as streams:
+        names = [streams.add(job(video, "")) for _ in range(2)]
+        assert names == ["stream-1", "stream-2"]
+        assert wait_for(lambda: all(s["state"] == "finished" for s in streams.list()), 60)
+        rows = {s["name"]: s for s in streams.list()}
+        assert all(rows[n]["processed"] == 45 for n in names)
+    assert (tmp_path / "out" / "stream-1" / "tracks.txt").is_file()
+
+
+def test_a_contract_fuzzer_finds_no_defect_in_the_streams_api(service, tmp_path):
+    import uvicorn
+    from yoloforge.serving.streams.api import build_app
+
+    from tests.contract import fuzz
+    from tests.services import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(service), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: server.started)
+        ok, report = fuzz(f"http://127.0.0.1:{port}", {}, tmp_path, max_examples=20, streams=True)
+        assert ok, report
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_bench_streams_quick_run_prints_goal_lines(tracked_run, tmp_path):
+    from tests.test_bench_scripts import quick_run
+
+    stdout, goals = quick_run("bench_streams.py", "--run", str(tracked_run), "--work", str(tmp_path))
+    assert len(goals) == 8, goals
+    assert "Ultralytics model.track" in stdout and "reconnect" in stdout

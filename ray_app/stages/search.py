@@ -92,8 +92,16 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
             ctx = trial_context(spec, task, data, model)
             experiment = status.get("experiment")
             folder = run.search / str(experiment)
+            rounds = status.get("rounds", [])
             if status.get("state") == "running" and experiment and restorable(folder):
                 restore_round(spec, ctx, experiment)
+            elif status.get("state") == "running" and len(rounds) > 1 and experiment == rounds[-1]:
+                # a continued round with no whole state: only it starts again, from where the round before ended
+                console.print(f"[yellow]note:[/yellow] {folder} holds no whole state of Tune's to resume from: "
+                              f"round {experiment} starts again from the end of {rounds[-2]}")
+                shutil.rmtree(folder, ignore_errors=True)
+                extra = int(status.get("extensions", {}).get(experiment, 1))
+                run_round(spec, ctx, _continued_searcher(run_dir, rounds[-2], spec, extra), experiment)
             else:  # new, or killed before Tune wrote its first whole checkpoint
                 if status.get("state") == "running":
                     console.print(f"[yellow]note:[/yellow] {folder} holds no whole state of Tune's to resume from "
@@ -125,23 +133,31 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
                              str(run.job))
             dump_job(spec, run.job)
             continue
-        rounds = read_status(run_dir)["rounds"]
-        searcher = load_searcher(run_dir, rounds[-1])
-        if searcher is None:
-            raise YoloforgeError("the previous round left no searcher state to continue from",
-                                 where=str(run.search))
-        searcher.complete_pending({tid: (r["metrics"] if r["metrics"].get("final") else None)
-                                   for tid, r in tune_results(run.search / rounds[-1]).items()})
-        searcher.set_targets(dict(spec.targets.metrics))
-        searcher.ga.extend(int(value))
+        status = read_status(run_dir)
+        rounds = status["rounds"]
+        searcher = _continued_searcher(run_dir, rounds[-1], spec, int(value))
         experiment = f"tune-{len(rounds) + 1}"
-        write_status(run_dir, rounds=[*rounds, experiment])
+        write_status(run_dir, rounds=[*rounds, experiment],
+                     extensions={**status.get("extensions", {}), experiment: int(value)})
         console.print(f"continuing for {value} more generation(s) as {experiment}")
         with ray_session(spec.resources.address, spec.resources.dashboard):
             run_round(spec, trial_context(spec, task, data, model), searcher, experiment)
         _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
         continued += 1
 
+
+
+def _continued_searcher(run_dir: Path, previous: str, spec: JobSpec, generations: int) -> Any:
+    """The searcher as round `previous` left it, its finished trials told, ready for `generations` more."""
+    run = RunDir(run_dir)
+    searcher = load_searcher(run_dir, previous)
+    if searcher is None:
+        raise YoloforgeError("the previous round left no searcher state to continue from", where=str(run.search))
+    searcher.complete_pending({tid: (r["metrics"] if r["metrics"].get("final") else None)
+                               for tid, r in tune_results(run.search / previous).items()})
+    searcher.set_targets(dict(spec.targets.metrics))
+    searcher.ga.extend(generations)
+    return searcher
 
 
 class SearchStage:

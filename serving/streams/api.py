@@ -10,20 +10,22 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from yoloforge.serving.streams.service import StreamExists, StreamJob, StreamNotFound
 from yoloforge.serving.streams.sources import SourceError, SourceSpec
 from yoloforge.serving.streams.tracking import Line, TrackerSettings, Zone
 
 MAX_STREAMS = 64  # per service: beyond it a new stream is refused with 503 (each holds a reader thread)
+MAX_COORDINATE = 100_000  # pixels: a line or zone point beyond is a mistake (and would overflow the counters)
 
 
 class Streams(Protocol):
@@ -34,18 +36,26 @@ class Streams(Protocol):
     def running_names(self) -> list[str]: ...
 
 
-Point = tuple[float, float]
+Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]  # strict: a JSON array, not a tuple
+STRICT = ConfigDict(extra="forbid", strict=True)  # what the spec says: 0 is not a boolean, "1" not a number
 
 
 class LineBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str = Field(min_length=1, max_length=64)
     start: Point
     end: Point
 
+    @model_validator(mode="after")
+    def _has_length(self) -> LineBody:
+        if self.start == self.end:
+            raise ValueError("a line's start and end must differ")
+        return self
+
 
 class ZoneBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str = Field(min_length=1, max_length=64)
     points: list[Point] = Field(min_length=3, max_length=64)
 
@@ -53,7 +63,7 @@ class ZoneBody(BaseModel):
 class StreamBody(BaseModel):
     """POST /v1/streams (see StreamRequest in serving/openapi.yaml)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     source: str = Field(min_length=1, max_length=2048)
     name: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     live: bool | None = None
@@ -63,13 +73,15 @@ class StreamBody(BaseModel):
     zones: list[ZoneBody] = Field(default_factory=list, max_length=16)
     annotate: bool = False
     lost_s: float = Field(default=1.0, gt=0, le=60)
+    classes: list[str] = Field(default_factory=list, max_length=1000)
 
     def job(self) -> StreamJob:
         return StreamJob(
             source=SourceSpec(self.source, live=self.live, max_fps=self.max_fps, loop=self.loop),
-            name=self.name or "", lines=tuple(Line(x.name, x.start, x.end) for x in self.lines),
-            zones=tuple(Zone(z.name, tuple(z.points)) for z in self.zones), annotate=self.annotate,
-            tracker=TrackerSettings(lost_s=self.lost_s))
+            name=self.name or "", lines=tuple(Line(x.name, (x.start[0], x.start[1]), (x.end[0], x.end[1]))
+                                              for x in self.lines),
+            zones=tuple(Zone(z.name, tuple((p[0], p[1]) for p in z.points)) for z in self.zones),
+            annotate=self.annotate, tracker=TrackerSettings(lost_s=self.lost_s), classes=tuple(self.classes))
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -133,11 +145,15 @@ def build_app(streams: Streams, *, max_streams: int = MAX_STREAMS) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_parameter")
-        message = str(exc.detail)
-        allow = (exc.headers or {}).get("Allow")
-        if exc.status_code == 405 and allow:
+        message, headers = str(exc.detail), dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names the first matching route's methods only; a path served by two routes
+            # (GET and POST /v1/streams) must list both (RFC 9110)
+            allow = ", ".join(sorted({m for route in app.routes if isinstance(route, APIRoute)
+                                      and route.path_regex.match(request.url.path) for m in route.methods}))
+            headers["Allow"] = allow
             message = f"{request.method} {request.url.path} is not allowed; use {allow}"
-        return error(exc.status_code, code, message, headers=exc.headers)
+        return error(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

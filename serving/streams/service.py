@@ -51,6 +51,7 @@ class StreamJob:
     zones: tuple[Zone, ...] = ()
     annotate: bool = False
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    classes: tuple[str, ...] = ()  # class names to track (default: every class)
 
 
 @dataclass
@@ -103,6 +104,11 @@ class Stream:
     def __init__(self, name: str, job: StreamJob, condition: threading.Condition, facts: ModelFacts,
                  out_dir: Path | None) -> None:
         self.name, self.job, self.facts = name, job, facts
+        unknown = [c for c in job.classes if c not in facts.names]
+        if unknown:
+            raise SourceError(f"classes {unknown} are not among the model's ({', '.join(facts.names[:20])}"
+                              f"{', ...' if len(facts.names) > 20 else ''})")
+        self.class_ids = np.array([facts.names.index(c) for c in job.classes], np.int64)
         self.reader = Reader(name, job.source, condition)
         self.counters = Counters(job.lines, job.zones)
         self.drawer = Drawer(facts.names, self.counters) if job.annotate else None
@@ -118,7 +124,7 @@ class Stream:
         self.seen_ids: set[int] = set()
         self.recent: deque[tuple[float, float]] = deque()  # (done at, age s) of recent frames
         self.started = time.monotonic()
-        self.state = "running"  # running | finished | removed
+        self.state = "running"  # running | finished | failed | removed
         self.on_frame: list[Any] = []  # callbacks (frame seq, age s) for the metrics
 
     @property
@@ -140,6 +146,11 @@ class Stream:
             if self.out_dir is not None:
                 self.outputs = StreamOutputs(self.out_dir / self.name, self.name, self.facts.names, self.job.annotate,
                                              fps)
+        if len(self.class_ids):
+            keep = np.isin(prediction.classes, self.class_ids)
+            prediction = Prediction(boxes=prediction.boxes[keep], scores=prediction.scores[keep],
+                                    classes=prediction.classes[keep], width=prediction.width,
+                                    height=prediction.height)
         tracked: Tracked = self.tracker.update(prediction, frame.media_s)
         self.counters.update(tracked)
         drawn = self.drawer.draw(frame.image, tracked) if self.drawer is not None else None
@@ -175,8 +186,10 @@ class Stream:
 
     def summary(self) -> dict[str, Any]:
         s = self.reader.stats
-        return {"name": self.name, "source": self.job.source.url, "live": self.job.source.is_live,
-                "state": self.state if self.state != "running" else s.state,
+        state = self.state
+        if state == "running" and s.state in ("connecting", "retrying"):
+            state = s.state  # a file read to its end stays running until its last frame is tracked
+        return {"name": self.name, "source": self.job.source.url, "live": self.job.source.is_live, "state": state,
                 "error": s.error, "decoded": s.decoded, "processed": self.processed, "dropped": s.dropped,
                 "skipped": s.skipped, "waiting": len(self.reader.waiting), "in_flight": self.in_flight,
                 "reconnects": s.reconnects, "fps": round(self.fps(), 2), "source_fps": round(s.fps, 3),
@@ -210,20 +223,21 @@ class StreamService:
                 raise SourceError(f"stream name {name!r}: use letters, digits, '-', '_' and '.' (at most 64)")
             if name in self.streams:
                 raise StreamExists(f"a stream named {name!r} is already running; remove it first or pick another name")
-            self.ended.pop(name, None)
             stream = Stream(name, job, self.condition, self.inference.facts, self.out_dir)
+            self.ended.pop(name, None)
             stream.on_frame.extend(self.listeners)
             self.streams[name] = stream
         stream.reader.start()
         return name
 
     def remove(self, name: str, timeout_s: float = 10.0) -> dict[str, Any]:
-        """Stop one stream; its waiting frames are counted as dropped, its frames in flight are finished."""
+        """Stop one stream and forget it (a finished one too); its waiting frames are counted as dropped, its
+        frames in flight are finished. Returns its final figures."""
         with self.condition:
             stream = self.streams.get(name)
             if stream is None:
                 if name in self.ended:
-                    return self.ended[name].summary()
+                    return self.ended.pop(name).summary()
                 raise StreamNotFound(name)
         stream.reader.stop()
         with self.condition:
@@ -232,6 +246,8 @@ class StreamService:
         while stream.in_flight > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         self._end(stream, "removed")
+        with self.condition:
+            self.ended.pop(name, None)
         return stream.summary()
 
     def get(self, name: str) -> dict[str, Any]:
@@ -316,7 +332,7 @@ class StreamService:
             if stream.reader.done and not stream.reader.waiting and stream.in_flight == 0:
                 self.streams.pop(stream.name, None)
                 self.ended[stream.name] = stream
-                stream.close("finished")
+                stream.close("failed" if stream.reader.stats.state == "failed" else "finished")
 
     def _end(self, stream: Stream, state: str) -> None:
         with self.condition:

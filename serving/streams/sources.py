@@ -95,7 +95,11 @@ class ReaderStats:
 def _open_pyav(url: str) -> Iterator[tuple[np.ndarray, float, float]]:
     """(RGB frame, seconds into the source, source fps) from PyAV; raises on open or decode failure."""
     import av
+    import av.logging
 
+    # FFmpeg's own log lines (e.g. "Connection refused" at every retry) would clutter the console: the reader
+    # reports a source's failure itself, in its state and error
+    av.logging.set_level(av.logging.FATAL)
     options = {"rtsp_transport": "tcp"} if url.lower().startswith("rtsp") else {}
     container = av.open(url, options=options, timeout=OPEN_TIMEOUT_S)
     try:

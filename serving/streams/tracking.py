@@ -1,5 +1,5 @@
-"""Per stream: the tracker (trackers' ByteTrack), the line and zone counters (supervision's LineZone and
-PolygonZone), and drawing — three separate steps, each on one frame's result.
+"""Per stream: the tracker (trackers' ByteTrack), the line and zone counters (supervision's LineZone; zones
+by a point-in-polygon test), and drawing — three separate steps, each on one frame's result.
 
 Chosen: Roboflow's `trackers` (Apache-2.0, maintained, clean-room ByteTrack whose ID allocator lives in each
 tracker instance, so IDs start at 1 in every stream and never leak between streams; it takes timestamps, so a
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import supervision as sv
+from matplotlib.path import Path as MplPath
 from trackers import ByteTrackTracker
 from yoloforge.engines.base import Prediction
 
@@ -94,7 +95,9 @@ class Counters:
     def __init__(self, lines: tuple[Line, ...] = (), zones: tuple[Zone, ...] = ()) -> None:
         self.lines = {line.name: sv.LineZone(start=sv.Point(*line.start), end=sv.Point(*line.end))
                       for line in lines}
-        self.zones = {zone.name: sv.PolygonZone(polygon=np.array(zone.points, np.int64)) for zone in zones}
+        # a point-in-polygon test on each box's bottom centre: supervision's PolygonZone rasterises a mask as large
+        # as the polygon's extent, which a zone given in large coordinates turns into gigabytes
+        self.zones = {zone.name: MplPath(np.array(zone.points, np.float64)) for zone in zones}
         self.zone_now = dict.fromkeys(self.zones, 0)
         self.zone_seen: dict[str, set[int]] = {name: set() for name in self.zones}
 
@@ -102,8 +105,9 @@ class Counters:
         detections = tracked.detections()
         for line in self.lines.values():
             line.trigger(detections)
+        anchors = np.stack([(tracked.boxes[:, 0] + tracked.boxes[:, 2]) / 2, tracked.boxes[:, 3]], axis=1)
         for name, zone in self.zones.items():
-            inside = zone.trigger(detections) if len(detections) else np.zeros(0, bool)
+            inside = zone.contains_points(anchors, radius=1e-9) if len(anchors) else np.zeros(0, bool)
             self.zone_now[name] = int(inside.sum())
             self.zone_seen[name].update(int(i) for i in tracked.ids[inside])
 
@@ -141,8 +145,9 @@ class Drawer:
         for line in self.counters.lines.values():
             scene = self.line_drawer.annotate(scene, line)
         for name, zone in self.counters.zones.items():
-            scene = sv.draw_polygon(scene, zone.polygon, sv.Color.WHITE, 2)
-            x, y = zone.polygon.min(axis=0)
+            polygon = np.clip(zone.vertices, -32768, 32767).astype(np.int64)
+            scene = sv.draw_polygon(scene, polygon, sv.Color.WHITE, 2)
+            x, y = np.clip(polygon.min(axis=0), 0, None)
             scene = sv.draw_text(scene, f"{name}: {self.counters.zone_now[name]}",
                                  sv.Point(int(x) + 40, int(y) + 12), text_scale=0.4, background_color=sv.Color.WHITE,
                                  text_color=sv.Color.BLACK)
