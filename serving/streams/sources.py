@@ -117,6 +117,7 @@ def _open_opencv(url: str) -> Iterator[tuple[np.ndarray, float, float]]:
     """The same from OpenCV: cameras (V4L2 device indices) and what PyAV's FFmpeg build cannot open."""
     import cv2
 
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the reader reports failures itself
     capture = cv2.VideoCapture(int(url) if url.isdigit() else url)
     if not capture.isOpened():
         raise OSError(f"OpenCV cannot open {url}")
