@@ -371,7 +371,8 @@ def track(
         final = run_until_done(streams, names, duration)
     for row in final:
         console.print(f"{row['name']}: {row['processed']} frames tracked, {row['dropped']} dropped, "
-                      f"{row['tracks_seen']} tracks, {row['fps']:.1f} FPS -> {out_dir / row['name']}")
+                      f"{row['tracks_seen']} tracks, {row['average_fps']:.1f} FPS on average "
+                      f"-> {out_dir / row['name']}")
 
 
 @app.command("report")

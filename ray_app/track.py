@@ -212,4 +212,5 @@ def run_until_done(streams: Any, names: list[str], duration: float | None, every
             if duration is not None and time.monotonic() - started >= duration:
                 break
             time.sleep(every_s)
+    console.print()
     return [streams.remove(n) for n in names]

@@ -120,6 +120,7 @@ class Stream:
         self.next_seq = 0  # the next frame the tracker must see
         self.pending: dict[int, tuple[Frame, Prediction]] = {}
         self.processed = 0
+        self.first_done = self.last_done = 0.0  # monotonic times of the first and last tracked frame
         self.active_tracks = 0
         self.seen_ids: set[int] = set()
         self.recent: deque[tuple[float, float]] = deque()  # (done at, age s) of recent frames
@@ -159,6 +160,8 @@ class Stream:
         if self.outputs is not None:
             self.outputs.write(frame.index + 1, frame.media_s, age, tracked, drawn)
         self.processed += 1
+        self.first_done = self.first_done or now
+        self.last_done = now
         self.active_tracks = len(tracked)
         self.seen_ids.update(int(i) for i in tracked.ids)
         self.recent.append((now, age))
@@ -180,6 +183,11 @@ class Stream:
         recent = [t for t, _ in self.recent if t >= now - window]
         return len(recent) / window if window > 0.5 else 0.0
 
+    def average_fps(self) -> float:
+        """Frames tracked per second over the stream's whole life so far."""
+        span = self.last_done - self.first_done
+        return (self.processed - 1) / span if self.processed > 1 and span > 0 else 0.0
+
     def age_p95_s(self) -> float:
         ages = [a for _, a in self.recent]
         return float(np.percentile(ages, 95)) if ages else 0.0
@@ -192,7 +200,8 @@ class Stream:
         return {"name": self.name, "source": self.job.source.url, "live": self.job.source.is_live, "state": state,
                 "error": s.error, "decoded": s.decoded, "processed": self.processed, "dropped": s.dropped,
                 "skipped": s.skipped, "waiting": len(self.reader.waiting), "in_flight": self.in_flight,
-                "reconnects": s.reconnects, "fps": round(self.fps(), 2), "source_fps": round(s.fps, 3),
+                "reconnects": s.reconnects, "fps": round(self.fps(), 2), "average_fps": round(self.average_fps(), 2),
+                "source_fps": round(s.fps, 3),
                 "frame_age_p95_ms": round(self.age_p95_s() * 1000, 1), "active_tracks": self.active_tracks,
                 "tracks_seen": len(self.seen_ids), "counts": self.counters.snapshot(self.facts.names)}
 
