@@ -392,3 +392,12 @@ def test_bench_streams_quick_run_prints_goal_lines(tracked_run, tmp_path):
     stdout, goals = quick_run("bench_streams.py", "--run", str(tracked_run), "--work", str(tmp_path))
     assert len(goals) == 8, goals
     assert "Ultralytics model.track" in stdout and "reconnect" in stdout
+
+
+def test_a_stream_that_tracked_nothing_scores_zero_instead_of_failing(video, tmp_path):
+    from yoloforge.serving.streams.evaluate import score
+
+    (tmp_path / video.stem).mkdir()
+    (tmp_path / video.stem / "tracks.txt").write_text("")
+    result = score(video.parent, tmp_path, [video.stem])["combined"]
+    assert result["HOTA"] == 0 and result["IDF1"] == 0 and result["FN"] > 0 and result["FP"] == 1
