@@ -141,6 +141,7 @@ def reconnect_time(inference, work: Path, video: Path, duration_s: float, outage
     from yoloforge.serving.streams.sources import SourceSpec
 
     from tests.cameras import paced_ts_server, to_ts
+    from tests.services import wait_for
 
     ts_file = to_ts(video, work / "camera.ts")
     server = paced_ts_server(ts_file, duration_s)
@@ -148,28 +149,19 @@ def reconnect_time(inference, work: Path, video: Path, duration_s: float, outage
     service = StreamService(inference, work / "reconnect-out")
     try:
         service.add(StreamJob(SourceSpec(f"http://127.0.0.1:{port}/camera.ts"), name="camera"))
-        if not _wait_for(lambda: service.get("camera")["processed"] > 5, 30):
+        if not wait_for(lambda: service.get("camera")["processed"] > 5, 30):
             return None
         server.cut()
-        _wait_for(lambda: service.get("camera")["state"] == "retrying", 10)
+        wait_for(lambda: service.get("camera")["state"] == "retrying", 10)
         time.sleep(outage_s)  # the reader retries with backoff meanwhile
         before = service.get("camera")["processed"]
         server = paced_ts_server(ts_file, duration_s, port)
         returned = time.monotonic()
-        ok = _wait_for(lambda: service.get("camera")["processed"] > before, 15)
+        ok = wait_for(lambda: service.get("camera")["processed"] > before, 15)
         return time.monotonic() - returned if ok else None
     finally:
         service.close()
         server.cut()
-
-
-def _wait_for(condition, timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def overload(inference, work: Path, offered_fps: float, streams: int, duration_s: float, window_s: float,

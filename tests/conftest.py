@@ -125,6 +125,18 @@ def build_run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, ta
     return spec.run_dir
 
 
+def served_run_dir(tmp_path: Path, detector: tuple[Path, Path], backend: str = "onnxruntime",
+                   batch_sizes: tuple[int, ...] = (1, 4)) -> Path:
+    """A run directory through the engines stage on one backend in fp32: what a server or a stream serves."""
+    from yoloforge.ray_app.pipeline import bench_run
+
+    run_dir = build_run_dir(tmp_path, detector, {"backends": [backend], "precisions": ["fp32"],
+                                                 "batch_sizes": list(batch_sizes), "min_time_s": 0.2,
+                                                 "val_images": 8})
+    bench_run(run_dir)
+    return run_dir
+
+
 @pytest.fixture
 def make_run_dir(tmp_path: Path, detector: tuple[Path, Path]):  # type: ignore[no-untyped-def]
     """make_run_dir(engines={...}, targets={...}) -> a run directory holding the trained detector."""

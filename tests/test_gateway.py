@@ -24,15 +24,11 @@ pytestmark = pytest.mark.skipif(missing_services() is not None, reason=str(missi
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, detector) -> Path:
-    from yoloforge.ray_app.pipeline import bench_run
     from yoloforge.serving.bundle import export_bundle
 
-    from tests.conftest import build_run_dir
+    from tests.conftest import served_run_dir
 
-    run_dir = build_run_dir(tmp_path_factory.mktemp("gateway"), detector,
-                            {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1, 4],
-                             "min_time_s": 0.2, "val_images": 8})
-    bench_run(run_dir)
+    run_dir = served_run_dir(tmp_path_factory.mktemp("gateway"), detector)
     return export_bundle(run_dir, max_batch_size=4, max_queue=8).out_dir
 
 

@@ -21,15 +21,9 @@ API_KEY = "openvino-tests-key"
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, detector) -> Path:
-    from yoloforge.ray_app.pipeline import bench_run
+    from tests.conftest import served_run_dir
 
-    from tests.conftest import build_run_dir
-
-    run_dir = build_run_dir(tmp_path_factory.mktemp("gateway-openvino"), detector,
-                            {"backends": ["openvino"], "precisions": ["fp32"], "batch_sizes": [1, 4],
-                             "min_time_s": 0.2, "val_images": 8})
-    bench_run(run_dir)
-    return run_dir
+    return served_run_dir(tmp_path_factory.mktemp("gateway-openvino"), detector, backend="openvino")
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 @pytest.fixture(scope="module")
 def served_run(tmp_path_factory, detector) -> Path:
-    from yoloforge.ray_app.pipeline import bench_run
+    from tests.conftest import served_run_dir
 
-    from tests.conftest import build_run_dir
-
-    run_dir = build_run_dir(tmp_path_factory.mktemp("preview"), detector,
-                            {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [4],
-                             "min_time_s": 0.2, "val_images": 8})
-    bench_run(run_dir)
-    return run_dir
+    return served_run_dir(tmp_path_factory.mktemp("preview"), detector, batch_sizes=(4,))
 
 
 @pytest.fixture(scope="module")

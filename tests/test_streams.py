@@ -16,14 +16,7 @@ from yoloforge.ray_app.intake.synth_video import synth_video
 from yoloforge.serving.streams.sources import Reader, SourceError, SourceSpec
 from yoloforge.serving.streams.tracking import Counters, Line, StreamTracker, TrackerSettings, Zone
 
-
-def wait_for(condition, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
+from tests.services import wait_for
 
 
 def box_at(x: float, score: float = 0.9) -> Prediction:
@@ -154,15 +147,9 @@ def test_a_file_that_is_not_a_video_fails_with_the_reason(tmp_path):
 
 @pytest.fixture(scope="module")
 def tracked_run(tmp_path_factory, detector) -> Path:
-    from yoloforge.ray_app.pipeline import bench_run
+    from tests.conftest import served_run_dir
 
-    from tests.conftest import build_run_dir
-
-    run_dir = build_run_dir(tmp_path_factory.mktemp("streams"), detector,
-                            {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1, 4],
-                             "min_time_s": 0.2, "val_images": 8})
-    bench_run(run_dir)
-    return run_dir
+    return served_run_dir(tmp_path_factory.mktemp("streams"), detector)
 
 
 @pytest.fixture(scope="module")
