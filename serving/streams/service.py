@@ -115,7 +115,7 @@ class Stream:
         self.out_dir = out_dir
         self.outputs: StreamOutputs | None = None
         self.tracker: StreamTracker | None = None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # summary() reads what tracking writes, and close() asks for a summary
         self.taken = 0  # frames handed to the batcher, numbered in order
         self.next_seq = 0  # the next frame the tracker must see
         self.pending: dict[int, tuple[Frame, Prediction]] = {}
@@ -193,6 +193,10 @@ class Stream:
         return float(np.percentile(ages, 95)) if ages else 0.0
 
     def summary(self) -> dict[str, Any]:
+        with self.lock:
+            return self._summary()
+
+    def _summary(self) -> dict[str, Any]:
         s = self.reader.stats
         state = self.state
         if state == "running" and s.state in ("connecting", "retrying"):
@@ -266,10 +270,13 @@ class StreamService:
         return stream.summary()
 
     def list(self) -> list[dict[str, Any]]:
-        return [s.summary() for s in [*self.streams.values(), *self.ended.values()]]
+        with self.condition:  # the workers end streams meanwhile
+            streams = [*self.streams.values(), *self.ended.values()]
+        return [s.summary() for s in streams]
 
     def running_names(self) -> list[str]:
-        return list(self.streams)
+        with self.condition:
+            return list(self.streams)
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Until every stream has ended (files read to their end); False if the timeout came first."""
