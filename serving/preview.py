@@ -9,7 +9,6 @@ answered at once with 503 and Retry-After; nothing waits without bound.
 """
 
 import asyncio
-import hmac
 import io
 import os
 import time
@@ -27,14 +26,11 @@ from yoloforge.engines.base import ModelFacts
 from yoloforge.engines.lanes import engine_lanes
 from yoloforge.engines.predictor import batching_gain, measure_call_ms, plan_batches, run_batches
 from yoloforge.engines.processing import postprocess, preprocess
+from yoloforge.serving.http_common import api_keys, authorized, error
 from yoloforge.serving.served import ServedModel
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
-
-
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 app = FastAPI(title="yoloforge preview", docs_url=None, redoc_url=None, openapi_url=None)
@@ -151,8 +147,7 @@ class Preview:
         self.info = served.info(max_batch_size, batch_wait_ms)
         self.max_body = int(max_body_mb * 2**20)
         self.retry_after = str(retry_after_s)
-        keys = os.environ.get("YOLOFORGE_API_KEYS", "")
-        self.api_keys = [k.strip().encode() for k in keys.split(",") if k.strip()]
+        self.api_keys = api_keys()
         self.registry = CollectorRegistry()
         self.requests = Counter("yoloforge_requests", "Requests by route and status", ["route", "status"],
                                 registry=self.registry)
@@ -162,12 +157,7 @@ class Preview:
                                     buckets=BATCH_BUCKETS)
 
     def _authorized(self, request: Request) -> bool:
-        if not self.api_keys:
-            return True
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip().encode() if header.lower().startswith("bearer ") else b""
-        # compare against every key, always, so timing says nothing about which key is close
-        return any([hmac.compare_digest(token, key) for key in self.api_keys]) and bool(token)
+        return authorized(request.headers.get("authorization", ""), self.api_keys)
 
     def _count(self, route: str, response: Response) -> Response:
         self.requests.labels(route, str(response.status_code)).inc()

@@ -8,8 +8,6 @@ the predict servers.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import os
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -20,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from yoloforge.serving.http_common import api_keys, authorized, error
 from yoloforge.serving.streams.service import StreamExists, StreamJob, StreamNotFound
 from yoloforge.serving.streams.sources import SourceError, SourceSpec
 from yoloforge.serving.streams.tracking import Line, TrackerSettings, Zone
@@ -84,10 +83,6 @@ class StreamBody(BaseModel):
             annotate=self.annotate, tracker=TrackerSettings(lost_s=self.lost_s), classes=tuple(self.classes))
 
 
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
 class StreamCollector:
     """Per-stream figures read at scrape time from the streams' own counters (so local and Ray modes agree)."""
 
@@ -127,16 +122,12 @@ class StreamCollector:
 
 def build_app(streams: Streams, *, max_streams: int = MAX_STREAMS) -> FastAPI:
     app = FastAPI(title="yoloforge streams", docs_url=None, redoc_url=None, openapi_url=None)
-    keys = [k.strip().encode() for k in os.environ.get("YOLOFORGE_API_KEYS", "").split(",") if k.strip()]
+    keys = api_keys()
     registry = CollectorRegistry()
     registry.register(StreamCollector(streams))  # type: ignore[arg-type]
 
-    def authorized(request: Request) -> bool:
-        if not keys:
-            return True
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip().encode() if header.lower().startswith("bearer ") else b""
-        return any([hmac.compare_digest(token, key) for key in keys]) and bool(token)
+    def allowed(request: Request) -> bool:
+        return authorized(request.headers.get("authorization", ""), keys)
 
     def unauthorized() -> JSONResponse:
         return error(401, "unauthorized", "missing or wrong API key: send Authorization: Bearer <key>",
@@ -166,7 +157,7 @@ def build_app(streams: Streams, *, max_streams: int = MAX_STREAMS) -> FastAPI:
 
     @app.post("/v1/streams", status_code=201)
     async def add_stream(body: StreamBody, request: Request) -> Response:
-        if not authorized(request):
+        if not allowed(request):
             return unauthorized()
         if len(streams.running_names()) >= max_streams:
             return error(503, "overloaded", f"this service runs at most {max_streams} streams; remove one first",
@@ -181,13 +172,13 @@ def build_app(streams: Streams, *, max_streams: int = MAX_STREAMS) -> FastAPI:
 
     @app.get("/v1/streams")
     async def list_streams(request: Request) -> Response:
-        if not authorized(request):
+        if not allowed(request):
             return unauthorized()
         return JSONResponse({"streams": await asyncio.to_thread(streams.list)})
 
     @app.get("/v1/streams/{name}")
     async def get_stream(name: str, request: Request) -> Response:
-        if not authorized(request):
+        if not allowed(request):
             return unauthorized()
         try:
             return JSONResponse(await asyncio.to_thread(streams.get, name))
@@ -196,7 +187,7 @@ def build_app(streams: Streams, *, max_streams: int = MAX_STREAMS) -> FastAPI:
 
     @app.delete("/v1/streams/{name}")
     async def remove_stream(name: str, request: Request) -> Response:
-        if not authorized(request):
+        if not allowed(request):
             return unauthorized()
         try:
             return JSONResponse(await asyncio.to_thread(streams.remove, name))

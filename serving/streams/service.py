@@ -25,6 +25,7 @@ from yoloforge.engines.base import Engine, ModelFacts, Prediction
 from yoloforge.engines.lanes import engine_lanes
 from yoloforge.engines.predictor import measure_call_ms, plan_batches, run_batches
 from yoloforge.engines.processing import postprocess, preprocess
+from yoloforge.engines.registry import cpu_count
 from yoloforge.serving.served import ServedModel
 from yoloforge.serving.streams.outputs import StreamOutputs
 from yoloforge.serving.streams.sources import Frame, Reader, SourceError, SourceSpec
@@ -75,7 +76,7 @@ class Inference:
         count, threads = engine_lanes(2, served.config)
         if lanes is not None and lanes != count:
             count = lanes
-            threads = max(1, (served.config.threads or _cores()) // lanes) if served.config.device == "cpu" else None
+            threads = max(1, (served.config.threads or cpu_count()) // lanes) if served.config.device == "cpu" else None
         size = batch or served.config.batch
         copies = [{s: served.load(s, serving=True, threads=threads) for s in {size, 1}} for _ in range(count)]
         call_ms = measure_call_ms(copies[0], (3, served.config.imgsz, served.config.imgsz))
@@ -90,12 +91,6 @@ class Inference:
         for lane in self.lanes:
             for engine in lane.values():
                 engine.close()
-
-
-def _cores() -> int:
-    from yoloforge.engines.registry import cpu_count
-
-    return cpu_count()
 
 
 class Stream:
@@ -126,7 +121,6 @@ class Stream:
         self.recent: deque[tuple[float, float]] = deque()  # (done at, age s) of recent frames
         self.started = time.monotonic()
         self.state = "running"  # running | finished | failed | removed
-        self.on_frame: list[Any] = []  # callbacks (frame seq, age s) for the metrics
 
     @property
     def in_flight(self) -> int:
@@ -167,8 +161,6 @@ class Stream:
         self.recent.append((now, age))
         while self.recent and self.recent[0][0] < now - RATE_WINDOW_S:
             self.recent.popleft()
-        for callback in self.on_frame:
-            callback(self, age)
 
     def close(self, state: str) -> None:
         with self.lock:
@@ -221,7 +213,6 @@ class StreamService:
         self.ended: dict[str, Stream] = {}  # finished or removed: kept for their figures
         self.turn = itertools.count()
         self.running = True
-        self.listeners: list[Any] = []
         self.workers = [threading.Thread(target=self._work, args=(lane,), name=f"stream-lane-{i}", daemon=True)
                         for i, lane in enumerate(inference.lanes)]
         for worker in self.workers:
@@ -238,7 +229,6 @@ class StreamService:
                 raise StreamExists(f"a stream named {name!r} is already running; remove it first or pick another name")
             stream = Stream(name, job, self.condition, self.inference.facts, self.out_dir)
             self.ended.pop(name, None)
-            stream.on_frame.extend(self.listeners)
             self.streams[name] = stream
         stream.reader.start()
         return name
