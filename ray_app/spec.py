@@ -191,6 +191,9 @@ class EngineSpec(_Strict):
                              "the GA searches the space with this many measurements")
     min_time_s: float = Field(2.0, gt=0, le=600, description="Timed seconds per config (after warm-up)")
     val_images: int = Field(64, ge=1, description="Validation images scored per config")
+    bundle_candidates: int = Field(3, ge=0, le=16, description="On a CPU, the fastest configs that meet the "
+                                   "targets are also measured through the bundle's Go server (about 10 s each) and "
+                                   "ranked by what it delivers; 0 ranks by the engine alone")
 
     @field_validator("imgsz")
     @classmethod

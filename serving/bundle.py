@@ -143,10 +143,9 @@ def _measured(run: RunDir, config: EngineConfig, backend: str) -> str:
     return f"{name} " + "; ".join(parts)
 
 
-def plan_engine(served: ServedModel, concurrent_batches: int = 2) -> tuple[EngineConfig, dict[str, Any], list[str]]:
-    """The ONNX model file the server runs for the selection, its engine settings (engine copies by the same rule
-    as the preview's lanes: engines/lanes.py), and notes."""
-    chosen = served.config
+def plan_engine(chosen: EngineConfig, concurrent_batches: int = 2) -> tuple[EngineConfig, dict[str, Any], list[str]]:
+    """The ONNX model file the server runs for a measured configuration, its engine settings (engine copies by the
+    same rule as the preview's lanes: engines/lanes.py), and notes."""
     notes = []
     gpu = chosen.device.startswith("cuda")
     precision = chosen.precision
@@ -179,20 +178,21 @@ def _render(name: str, values: dict[str, Any]) -> str:
 
 
 def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max_batch_size: int | None = None,
-                  batch_wait_ms: float = 5.0, max_queue: int = 64, concurrent_batches: int = 2) -> Bundle:
-    """Write the bundle of run_dir's selected engine into out_dir (default RUN_DIR/bundle), replacing it whole.
-    The batching settings are the job's preview settings (the export stage passes them); max_batch_size
-    defaults to the selected engine's batch, at least 8."""
+                  batch_wait_ms: float = 5.0, max_queue: int = 64, concurrent_batches: int = 2,
+                  served: ServedModel | None = None) -> Bundle:
+    """Write the bundle of run_dir's selected engine (or of served, another measured configuration) into out_dir
+    (default RUN_DIR/bundle), replacing it whole. The batching settings are the job's preview settings (the export
+    stage passes them); max_batch_size defaults to the selected engine's batch, at least 8."""
     run = RunDir(Path(run_dir))
     try:
-        served = ServedModel.from_run(run.path)
+        served = served or ServedModel.from_run(run.path)
     except NotServable as exc:
         raise BundleError(str(exc)) from exc
     out_dir = Path(out_dir) if out_dir else run.bundle
     max_batch = int(max_batch_size or max(served.config.batch, 8))
     wait_ms = float(batch_wait_ms)
     queue = int(max_queue)
-    base, engine, notes = plan_engine(served, concurrent_batches)
+    base, engine, notes = plan_engine(served.config, concurrent_batches)
     if served.note:
         notes.insert(0, served.note)
     binary = build_server()
@@ -400,6 +400,30 @@ def check_bundle(bundle_dir: Path, image: Path, port: int, *, load_s: float = 0.
         raise BundleError(f"the bundle's server answered {answer.status_code}: {answer.text[:300]} (log: {log})")
     log.unlink(missing_ok=True)
     return answer.json(), delivered
+
+
+def layout(config: EngineConfig, concurrent_batches: int = 2) -> tuple[Any, ...]:
+    """What the Go server would run for a measured config: configs with one layout make the same bundle (a batch
+    size is the batcher's to fill, not the server's)."""
+    base, engine, _ = plan_engine(config, concurrent_batches)
+    return (base.precision, base.imgsz, base.device, engine["provider"], engine["precision"], engine["threads"],
+            engine["workers"])
+
+
+def measure_delivery(run_dir: str | Path, served: ServedModel, image: Path, port: int, *, seconds: float,
+                     clients: int, max_batch_size: int, batch_wait_ms: float, max_queue: int,
+                     concurrent_batches: int) -> dict[str, Any]:
+    """What the bundle of one measured configuration delivers, measured as the export measures its own (a
+    throwaway bundle beside the run, started natively, removed after): the engines stage ranks configs by it."""
+    scratch = Path(tempfile.mkdtemp(prefix=".delivery-", dir=run_dir))
+    try:
+        bundle = export_bundle(run_dir, scratch / "bundle", served=served, max_batch_size=max_batch_size,
+                               batch_wait_ms=batch_wait_ms, max_queue=max_queue, concurrent_batches=concurrent_batches)
+        _, delivered = check_bundle(bundle.out_dir, image, port, load_s=seconds, clients=clients)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert delivered is not None  # check_bundle measures whenever load_s > 0
+    return delivered
 
 
 def delivery(url: str, key: str, imgsz: int, seconds: float, clients: int) -> dict[str, Any]:

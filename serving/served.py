@@ -43,9 +43,14 @@ class ServedModel:
             note = "no configuration met every target; serving the closest one"
         if row is None or not row.get("model_file"):
             raise NotServable(f"{path} names no configuration that ran; see its reasoning and re-run the benchmark")
+        return cls.from_row(run, selection, row, note)
+
+    @classmethod
+    def from_row(cls, run: RunDir, selection: dict[str, Any], row: dict[str, Any], note: str = "") -> ServedModel:
+        """Any measured configuration of the run (a row of engines.parquet), served as if it had been chosen."""
         model_file = Path(row["model_file"])
         if not model_file.is_file():
-            raise NotServable(f"the selected model file {model_file} is missing; re-run `yoloforge bench {run}`")
+            raise NotServable(f"the model file {model_file} of {row['key']} is missing; re-run `yoloforge bench {run}`")
         facts = ModelFacts(**selection["model"])
         digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
         return cls(facts=facts, config=EngineConfig.from_dict(row), model_file=model_file,

@@ -195,6 +195,8 @@ def test_demo_runs_every_stage_and_ends_with_a_bundle_that_answers(tmp_path):
     selection = json.loads((run_dir / "selection.json").read_text())
     assert selection["baseline"]["backend"] == "pytorch" and (run_dir / "engines.png").is_file()
     assert ("Engine chosen" in result.output) == selection["met"]
+    if selection["met"] and selection["deployable"]:  # ranked by what the bundle delivers (Go is installed here)
+        assert selection["bundle_ranking"]["measured"] and "RPS through the bundle" in result.output
     assert "Preview answered" in result.output
     bundle = run_dir / "bundle"
     assert (bundle / "bin" / "yoloforge-server").is_file() and (bundle / "docker-compose.yml").is_file()

@@ -305,6 +305,79 @@ def test_failed_and_unavailable_configs_are_never_chosen():
     assert select(rows, EngineTargets(), 128)["chosen"]["backend"] == "pytorch"
 
 
+def _delivered(rps: float) -> dict:
+    return {"rps": rps, "p50_ms": 20.0, "p99_ms": 40.0, "clients": 16, "seconds": 5.0, "errors": 0,
+            "stages_ms": {"decode": 2.0, "preprocess": 1.0, "inference": 10.0, "postprocess": 0.5}}
+
+
+def _ranked_rows() -> list[dict]:
+    return [_row("pytorch", "fp32", 10, 0.50), _row("onnxruntime", "fp32", 75, 0.50),
+            _row("openvino", "fp32", 64, 0.50), _row("onnxruntime", "int8", 40, 0.50)]
+
+
+def test_the_bundle_candidates_are_the_engines_choice_then_deployable_configs_close_in_speed():
+    from yoloforge.engines.selection import bundle_candidates
+
+    rows = [*_ranked_rows(), _row("pytorch", "fp16", 200, 0.50), _row("openvino", "int8", 70, 0.30)]
+    selection = select(rows, EngineTargets(fps=30, max_accuracy_drop=0.01), 128)
+    keys = [r["key"] for r in bundle_candidates(rows, selection)]
+    # PyTorch does not run in Go; the int8 loses accuracy; 40 img/s is under 0.7 of the fastest deployable one
+    assert keys == ["onnxruntime-fp32-1-128", "openvino-fp32-1-128"]
+
+
+def test_a_config_that_delivers_more_through_the_bundle_is_chosen_and_the_promise_is_its_rps():
+    from yoloforge.engines.selection import promised, rank_by_delivery
+
+    rows = _ranked_rows()
+    selection = select(rows, EngineTargets(fps=30), 128)
+    ranked = rank_by_delivery(selection, [(rows[1], _delivered(50.0)), (rows[2], _delivered(55.7))], 16, 5.0)
+    assert ranked["chosen"]["key"] == "openvino-fp32-1-128"
+    assert promised(ranked) == (55.7, "RPS through the bundle")
+    assert any("Ranked by what the bundle delivers" in line and "55.7 RPS" in line for line in ranked["reasoning"])
+    assert [m["key"] for m in ranked["bundle_ranking"]["measured"]] == ["onnxruntime-fp32-1-128", "openvino-fp32-1-128"]
+    assert selection["chosen"]["key"] == "onnxruntime-fp32-1-128"  # the selection given is not changed
+
+
+def test_the_engines_choice_stays_when_another_config_delivers_no_more_than_the_noise():
+    from yoloforge.engines.selection import BUNDLE_MARGIN, rank_by_delivery
+
+    rows = _ranked_rows()
+    selection = select(rows, EngineTargets(), 128)
+    close = 50.0 * (1 + BUNDLE_MARGIN) * 0.99
+    ranked = rank_by_delivery(selection, [(rows[1], _delivered(50.0)), (rows[2], _delivered(close))], 16, 5.0)
+    assert ranked["chosen"]["key"] == "onnxruntime-fp32-1-128" and ranked["promised_rps"] == 50.0
+
+
+def test_a_config_whose_bundle_does_not_run_is_never_chosen_and_the_reasoning_says_why():
+    from yoloforge.engines.selection import rank_by_delivery
+
+    rows = _ranked_rows()
+    selection = select(rows, EngineTargets(), 128)
+    ranked = rank_by_delivery(selection, [(rows[1], "the server exited with status 1"), (rows[2], _delivered(30.0))],
+                              16, 5.0)
+    assert ranked["chosen"]["key"] == "openvino-fp32-1-128" and ranked["promised_rps"] == 30.0
+    assert any("did not run here: the server exited" in line for line in ranked["reasoning"])
+
+
+def test_when_no_bundle_runs_the_engine_ranks_and_promises_img_s():
+    from yoloforge.engines.selection import promised, rank_by_delivery
+
+    rows = _ranked_rows()
+    selection = select(rows, EngineTargets(), 128)
+    ranked = rank_by_delivery(selection, [(rows[1], "no Go")], 16, 5.0)
+    assert ranked["chosen"]["key"] == "onnxruntime-fp32-1-128"
+    assert promised(ranked) == (75.0, "img/s for the engine alone")
+
+
+def test_a_bundle_below_the_fps_target_is_advised_on_with_the_servers_own_cost_per_image():
+    from yoloforge.engines.selection import rank_by_delivery
+
+    rows = _ranked_rows()
+    selection = select(rows, EngineTargets(fps=60), 128)
+    ranked = rank_by_delivery(selection, [(rows[1], _delivered(50.0))], 16, 5.0)
+    assert any("50.0 RPS, below the 60 FPS target" in a and "3.5 ms per image" in a for a in ranked["advice"])
+
+
 # --- the stage on Ray -----------------------------------------------------------------------------------------
 
 
@@ -330,6 +403,29 @@ def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_ru
     on_disk = json.loads((run_dir / "selection.json").read_text())
     assert on_disk["chosen"]["key"] == selection["chosen"]["key"]
     assert (run_dir / "engines.png").stat().st_size > 10_000
+    assert "promised_rps" not in selection  # engines.bundle_candidates 0: ranked by the engine alone, and it says so
+    assert any("Ranked by the engine alone (engines.bundle_candidates is 0)" in line for line in selection["reasoning"])
+
+
+def test_the_fastest_configs_are_served_by_the_bundle_and_the_promise_is_what_it_delivers(tmp_path, make_run_dir):
+    from yoloforge.engines.selection import BUNDLE_MARGIN, promised
+    from yoloforge.ray_app.pipeline import bench_run
+    from yoloforge.ray_app.stages.export import stage_export
+
+    run_dir = make_run_dir({"backends": ["onnxruntime", "openvino"], "precisions": ["fp32"], "batch_sizes": [1],
+                            "bundle_candidates": 2})
+    selection = bench_run(run_dir)
+    measured = selection["bundle_ranking"]["measured"]
+    assert 1 <= len(measured) <= 2 and all(m.get("rps", 0) > 0 for m in measured), measured
+    delivered = {m["key"]: m["rps"] for m in measured}
+    assert selection["chosen"]["key"] in delivered
+    assert promised(selection) == (delivered[selection["chosen"]["key"]], "RPS through the bundle")
+    assert max(delivered.values()) <= selection["promised_rps"] * (1 + BUNDLE_MARGIN)
+    assert not list(run_dir.glob(".delivery-*")), "the throwaway bundles are removed"
+    stage_export(run_dir)
+    export = json.loads((run_dir / "delivered.json").read_text())
+    assert export["promised"] == selection["promised_rps"] and export["promised_as"] == "RPS through the bundle"
+    assert export["config"] == selection["chosen"]["key"] and export["rps"] > 0
 
 
 def test_a_broken_backend_is_reported_and_the_others_go_on(tmp_path, make_run_dir):

@@ -36,7 +36,7 @@ def job(tmp: Path, data: Path, runs: Path) -> Path:
         "search": {"population": 2, "generations": 1, "epochs": 1, "imgsz": 64, "batch": 8, "stagnation": 5},
         "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
         "engines": {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1], "min_time_s": 0.2,
-                    "val_images": 8}}))
+                    "val_images": 8, "bundle_candidates": 0}}))
     return path
 
 

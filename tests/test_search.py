@@ -30,7 +30,7 @@ def job(tmp_path: Path, data: Path, name: str, **search) -> dict:
                        "initial": [GOOD], **search},
             # a one-config engines stage: these tests are about the search (tests/test_engines.py covers engines)
             "engines": {"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1], "min_time_s": 0.2,
-                        "val_images": 8}}
+                        "val_images": 8, "bundle_candidates": 0}}
 
 
 def rows(run_dir: Path) -> list[dict]:

@@ -21,7 +21,7 @@ from yoloforge.engines.base import EngineConfig, ModelFacts
 from yoloforge.engines.gallery import GALLERY_CONF
 from yoloforge.engines.registry import config_space
 from yoloforge.engines.runner import BackendPool, LocalPool, run_grid, run_search
-from yoloforge.engines.selection import EngineTargets, select
+from yoloforge.engines.selection import EngineTargets, bundle_candidates, promised, rank_by_delivery, select
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.ray_session import ray_session
 from yoloforge.ray_app.spec import JobSpec
@@ -159,11 +159,12 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
             else:
                 rows = run_search(pool, configs, targets, facts.imgsz, e.max_configs, on_row, seed=spec.search.seed)
             selection = select(rows, targets, facts.imgsz)
+            selection.update(mode=mode, space=len(configs), device=device, task=task, model=facts.as_dict(),
+                             weights=str(weights))
+            selection = rank_by_bundle(spec, run, rows, selection)
             selection.update(inspect_selection(pool, selection, run, clean_dir, task, metric))
         finally:
             pool.close()
-    selection.update(mode=mode, space=len(configs), device=device, task=task, model=facts.as_dict(),
-                     weights=str(weights))
     write_rows(rows, run.engines_table)
     atomic.write_json(run.selection, selection, default=_json_default)
     run.delivered.unlink(missing_ok=True)  # measured for the previous selection
@@ -171,6 +172,54 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
     print_rows(rows, selection, metric)
     console.print(f"Wrote {run.engines_table}, {run.selection}, {run.engines_chart}")
     return selection
+
+
+def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, Any]:
+    """The selection re-ranked by what the bundle delivers: the fastest configs that meet the targets, each served
+    by a throwaway bundle of the Go server and measured as the export measures its own (engines.bundle_candidates
+    of them; distinct server layouts only). On a GPU the bundle runs in its CUDA image, not here: the engine ranks."""
+    from yoloforge.ray_app.stages.export import DELIVERY_CLIENTS, DELIVERY_S
+    from yoloforge.ray_app.stages.preview import free_port, sample_image
+    from yoloforge.serving.bundle import BundleError, layout, measure_delivery
+    from yoloforge.serving.served import NotServable, ServedModel
+
+    why_not = ("engines.bundle_candidates is 0" if spec.engines.bundle_candidates == 0
+               else "the bundle's GPU server runs in its CUDA image, not here" if selection["device"] != "cpu"
+               else "Go is not installed here (the export will need it: https://go.dev/dl/)" if not shutil.which("go")
+               else None)
+    candidates = bundle_candidates(rows, selection)
+    if not candidates:
+        return selection
+    image = sample_image(run.path)
+    if why_not is None and image is None:
+        why_not = "the run's dataset has no image to send it"
+    if why_not is not None:
+        selection["reasoning"].append(f"Ranked by the engine alone ({why_not}): the bundle's server adds decoding "
+                                      "and HTTP per image, which the export measures.")
+        return selection
+    p = spec.preview
+    seen, chosen = set(), []
+    for row in candidates:
+        key = layout(EngineConfig.from_dict(row), p.concurrent_batches)
+        if key not in seen and len(chosen) < spec.engines.bundle_candidates:
+            seen.add(key)
+            chosen.append(row)
+    measured: list[tuple[dict[str, Any], dict[str, Any] | str]] = []
+    for row in chosen:
+        with console.status(f"{row['key']}: through the bundle's Go server, {DELIVERY_CLIENTS} clients for "
+                            f"{DELIVERY_S:g} s"):
+            try:
+                served = ServedModel.from_row(run, selection, row)
+                got: dict[str, Any] | str = measure_delivery(
+                    run.path, served, image, free_port(), seconds=DELIVERY_S, clients=DELIVERY_CLIENTS,
+                    max_batch_size=p.max_batch_size or max(row["batch"], 8), batch_wait_ms=p.batch_wait_ms,
+                    max_queue=p.max_queued_requests, concurrent_batches=p.concurrent_batches)
+            except (BundleError, NotServable) as err:
+                got = str(err).splitlines()[0]
+        measured.append((row, got))
+        shown = f"{got['rps']:8.1f} RPS through the bundle" if isinstance(got, dict) else f"[yellow]{got}[/yellow]"
+        console.print(f"  {row['key']:<44} {shown}")
+    return rank_by_delivery(selection, measured, DELIVERY_CLIENTS, DELIVERY_S)
 
 
 GALLERY_IMAGES = 6
@@ -256,8 +305,8 @@ def finish_engines(run: RunDir, selection: dict[str, Any]) -> None:
     console.rule()
     chosen = selection.get("chosen")
     if chosen:
-        console.print(f"[green]Engine chosen:[/green] {chosen['backend']} {chosen['precision']} batch "
-                      f"{chosen['batch']} @{chosen['imgsz']}px, {chosen['throughput']:.1f} img/s "
+        promise, basis = promised(selection)
+        console.print(f"[green]Engine chosen:[/green] {chosen['key']}, {promise:.1f} {basis} "
                       f"(see {run.selection})")
     else:
         console.print("[yellow]No engine configuration meets every target[/yellow]; see the reasoning above and "

@@ -81,24 +81,29 @@ DELIVERY_FLOOR = 0.9  # below this share of the promise, the gap is printed as a
 
 def report_delivery(run: RunDir, delivered: dict[str, Any]) -> None:
     """Write delivered.json (kept out of selection.json, which the export stage's freshness digests) and say how
-    the bundle's RPS compares with the throughput the engines stage promised."""
+    the bundle's RPS compares with what the engines stage promised."""
+    from yoloforge.engines.selection import promised
+
     selection = run.read_selection() or {}
     row = selection.get("chosen") or selection.get("closest") or {}
-    promised = row.get("throughput")
-    ratio = delivered["rps"] / promised if promised else None
-    atomic.write_json(run.delivered, {**delivered, "promised": promised, "config": row.get("key"), "ratio": ratio})
+    promise, basis = promised(selection)
+    ratio = delivered["rps"] / promise if promise else None
+    atomic.write_json(run.delivered, {**delivered, "promised": promise, "promised_as": basis,
+                                      "config": row.get("key"), "ratio": ratio})
     shown = f"[green]Bundle delivered[/green] {delivered['rps']:.1f} RPS at {delivered['clients']} clients"
     if ratio is None:
         console.print(shown + ", uncached")
         return
-    console.print(shown + f", uncached: {ratio:.2f} of the {promised:.1f} img/s the engines stage promised")
+    console.print(shown + f", uncached: {ratio:.2f} of the {promise:.1f} {basis} the engines stage promised")
     if ratio < DELIVERY_FLOOR:
         stages = delivered.get("stages_ms", {})
         cost = ", ".join(f"{k} {stages[k]:.1f} ms" for k in ("decode", "preprocess", "queue", "inference",
                                                                "postprocess") if k in stages)
+        cause = ("the promise times the engine alone: decoding, letterboxing and HTTP are the server's own costs"
+                 if selection.get("promised_rps") is None else
+                 "the engines stage measured this same bundle, so the machine was busier now or the measurement noisy")
         console.print(f"[yellow]warning:[/yellow] the bundle delivers {1 - ratio:.0%} less than promised; per "
-                      f"image the server spends {cost} (the promise times the engine alone: decoding, letterboxing "
-                      "and HTTP are the server's own costs)", markup=True)
+                      f"image the server spends {cost} ({cause})", markup=True)
 
 
 class ExportStage:
