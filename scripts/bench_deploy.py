@@ -94,12 +94,16 @@ def deployed_rps(bundle: Path, env: dict[str, str], imgsz: int, clients: int, se
 
 
 def chosen(run_dir: Path) -> tuple[dict, float]:
-    """The chosen config's row and what the selection promises for it."""
+    """The chosen config's row and what the selection promises for it; prints what the engines stage measured
+    through the bundle (engines.bundle_candidates)."""
     import json
 
     from yoloforge.engines.selection import promised
 
     selection = json.loads((run_dir / "selection.json").read_text())
+    for m in (selection.get("bundle_ranking") or {}).get("measured", []):
+        through = f"{m['rps']:.1f} RPS through the bundle" if "rps" in m else f"bundle did not run: {m['error']}"
+        print(f"  ranked: {m['key']:<40} {m['throughput']:6.1f} img/s engine alone, {through}", flush=True)
     return selection.get("chosen") or selection["closest"], promised(selection)[0]
 
 
@@ -130,11 +134,12 @@ def main() -> int:
                 bundle = export_bundle(run_dir, max_batch_size=8, max_queue=256).out_dir
                 got = {c: deployed_rps(bundle, env, imgsz, c, args.seconds, work / f"s{imgsz}-{c}.log", promised)
                        for c in (8, 64)}
-                spin = deployed_rps(bundle, {**env, "YOLOFORGE_ENGINE_SPIN": "1"}, imgsz, 64, args.seconds,
-                                    work / f"spin{imgsz}.log", promised)[0]
-                print(f"  ONNX Runtime threads spinning when idle (engine.spin): {spin:.1f} RPS at 64 clients, "
-                      f"against {got[64][0]:.1f} without", flush=True)
-                spins.append((imgsz, got[64][0], spin))
+                if row["backend"] == "onnxruntime":  # OpenVINO's CPU plugin runs its own threads: spin is ORT's
+                    spin = deployed_rps(bundle, {**env, "YOLOFORGE_ENGINE_SPIN": "1"}, imgsz, 64, args.seconds,
+                                        work / f"spin{imgsz}.log", promised)[0]
+                    print(f"  ONNX Runtime threads spinning when idle (engine.spin): {spin:.1f} RPS at 64 clients, "
+                          f"against {got[64][0]:.1f} without", flush=True)
+                    spins.append((imgsz, got[64][0], spin))
                 ratio = got[64][0] / promised
                 ratios.append(ratio)
                 rows.append((f"@{imgsz} {row['key']}", row["throughput"], promised, got[8][0], got[64][0],

@@ -56,7 +56,8 @@ def build_run(work: Path, imgsz: int, max_batch: int) -> Path:
     spec = parse_job({"name": "bench", "model": "yolo11n.yaml", "data": {"path": str(data)},
                       "runs_dir": str(work / "runs"), "search": {"imgsz": imgsz}, "resources": {"dashboard": False},
                       "engines": {"backends": ["onnxruntime"], "precisions": ["fp32"],
-                                  "batch_sizes": sorted({1, max_batch}), "min_time_s": 1.0, "val_images": 8}})
+                                  "batch_sizes": sorted({1, max_batch}), "min_time_s": 1.0, "val_images": 8,
+                                  "bundle_candidates": 0}})  # the engine's choice: this bench is not the Go server's
     with contextlib.redirect_stdout(io.StringIO()):
         stage_intake(spec)
         (spec.run_dir / "best").mkdir()

@@ -72,7 +72,8 @@ def trained_run(work: Path, epochs: int) -> Path:
     spec = parse_job({"name": run.path.name, "model": init, "data": {"path": str(data.parent)},
                       "runs_dir": str(work / "runs"), "search": {"imgsz": IMGSZ}, "resources": {"dashboard": False},
                       "engines": {"backends": ["onnxruntime", "openvino"], "precisions": ["fp32"],
-                                  "batch_sizes": [1, 4], "imgsz": [IMGSZ], "min_time_s": 2.0, "val_images": 32}})
+                                  "batch_sizes": [1, 4], "imgsz": [IMGSZ], "min_time_s": 2.0, "val_images": 32,
+                                  "bundle_candidates": 0}})  # streams run the Python engine, not the Go bundle
     with contextlib.redirect_stdout(io.StringIO()):
         stage_intake(spec)
         run.best.mkdir(parents=True, exist_ok=True)

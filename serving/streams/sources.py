@@ -12,6 +12,7 @@ its error is reported; the other streams never wait for it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -115,9 +116,12 @@ def _open_pyav(url: str) -> Iterator[tuple[np.ndarray, float, float]]:
 
 def _open_opencv(url: str) -> Iterator[tuple[np.ndarray, float, float]]:
     """The same from OpenCV: cameras (V4L2 device indices) and what PyAV's FFmpeg build cannot open."""
+    # OpenCV's own FFmpeg build logs apart from cv2.utils.logging: its level is read from the environment when
+    # the FFmpeg backend first loads (-8 is FFmpeg's AV_LOG_QUIET); the reader reports failures itself
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
 
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the reader reports failures itself
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     capture = cv2.VideoCapture(int(url) if url.isdigit() else url)
     if not capture.isOpened():
         raise OSError(f"OpenCV cannot open {url}")
