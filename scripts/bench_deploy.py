@@ -93,6 +93,24 @@ def deployed_rps(bundle: Path, env: dict[str, str], imgsz: int, clients: int, se
     return r.rps, r.p99_ms
 
 
+def one_at_a_time(bundle: Path, env: dict[str, str], imgsz: int, log: Path, n: int = 24) -> dict[str, float]:
+    """The server's own per-stage milliseconds (timing_ms) for requests sent one at a time, each a new image:
+    the engine's call inside the server without contention, beside its cost per image around it."""
+    import httpx
+    import numpy as np
+
+    from tests.services import bundle_server
+
+    stages: dict[str, list[float]] = {}
+    with bundle_server(bundle, env, log) as server:
+        for body, content_type in synthetic_images(n + 4, imgsz, seed=next(_SEEDS))[:n + 4]:
+            answer = httpx.post(f"{server.url}/v1/predict", content=body, timeout=60,
+                                headers={"Content-Type": content_type, "Authorization": f"Bearer {KEY}"}).json()
+            for name, ms in answer.get("timing_ms", {}).items():
+                stages.setdefault(name, []).append(float(ms))
+    return {"n": float(n), **{k: float(np.median(v[4:])) for k, v in stages.items()}}  # the first 4 warm up
+
+
 def chosen(run_dir: Path) -> tuple[dict, float]:
     """The chosen config's row and what the selection promises for it; prints what the engines stage measured
     through the bundle (engines.bundle_candidates)."""
@@ -169,6 +187,10 @@ def main() -> int:
                                  float("nan"), ov_rps, float("nan"), ov_rps / ov_row["throughput"]))
                     print(f"  OpenVINO in Python {ov_row['throughput']:.1f} img/s; the Go server on it {ov_rps:.1f} "
                           "RPS at 64 clients", flush=True)
+                    alone = one_at_a_time(ov_bundle, env, imgsz, work / "ov-alone.log")
+                    print(f"  one request at a time, the Go server's stages (ms, median of {alone.pop('n'):.0f}): "
+                          + ", ".join(f"{k} {v:.1f}" for k, v in alone.items())
+                          + f"; OpenVINO's own call in Python: p50 {ov_row['p50_ms']:.1f} ms", flush=True)
             goals["deployed_vs_promised"] = (min(ratios), ratios)
     finally:
         shutil.rmtree(work, ignore_errors=True)

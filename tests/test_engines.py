@@ -378,6 +378,23 @@ def test_a_bundle_below_the_fps_target_is_advised_on_with_the_servers_own_cost_p
     assert any("50.0 RPS, below the 60 FPS target" in a and "3.5 ms per image" in a for a in ranked["advice"])
 
 
+def test_without_go_the_engine_alone_ranks_and_the_reasoning_says_how_the_export_will_need_it(tmp_path, monkeypatch):
+    import shutil
+
+    from yoloforge.core.rundir import RunDir
+    from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.engines import rank_by_bundle
+
+    spec = parse_job({"name": "nogo", "model": "yolo11n.yaml", "data": {"path": str(tmp_path)},
+                      "runs_dir": str(tmp_path)})
+    rows = _ranked_rows()
+    selection = {**select(rows, EngineTargets(), 128), "device": "cpu"}
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    ranked = rank_by_bundle(spec, RunDir(tmp_path / "nogo"), rows, selection)
+    assert ranked["chosen"]["key"] == "onnxruntime-fp32-1-128" and "promised_rps" not in ranked
+    assert any("Ranked by the engine alone (Go is not installed here" in line for line in ranked["reasoning"])
+
+
 # --- the stage on Ray -----------------------------------------------------------------------------------------
 
 

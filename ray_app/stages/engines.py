@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from rich.markup import escape
 from rich.table import Table
 from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
@@ -180,7 +181,7 @@ def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selec
     of them; distinct server layouts only). On a GPU the bundle runs in its CUDA image, not here: the engine ranks."""
     from yoloforge.ray_app.stages.export import DELIVERY_CLIENTS, DELIVERY_S
     from yoloforge.ray_app.stages.preview import free_port, sample_image
-    from yoloforge.serving.bundle import BundleError, layout, measure_delivery
+    from yoloforge.serving.bundle import BundleError, build_server, layout, measure_delivery
     from yoloforge.serving.served import NotServable, ServedModel
 
     why_not = ("engines.bundle_candidates is 0" if spec.engines.bundle_candidates == 0
@@ -193,6 +194,12 @@ def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selec
     image = sample_image(run.path)
     if why_not is None and image is None:
         why_not = "the run's dataset has no image to send it"
+    if why_not is None:
+        try:
+            with console.status("compiling the bundle's Go server (the first time takes a minute)"):
+                build_server()
+        except BundleError as err:
+            why_not = f"the Go server did not compile here: {str(err).splitlines()[0]}"
     if why_not is not None:
         selection["reasoning"].append(f"Ranked by the engine alone ({why_not}): the bundle's server adds decoding "
                                       "and HTTP per image, which the export measures.")
@@ -217,7 +224,8 @@ def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selec
             except (BundleError, NotServable) as err:
                 got = str(err).splitlines()[0]
         measured.append((row, got))
-        shown = f"{got['rps']:8.1f} RPS through the bundle" if isinstance(got, dict) else f"[yellow]{got}[/yellow]"
+        shown = (f"{got['rps']:8.1f} RPS through the bundle" if isinstance(got, dict)
+                 else f"[yellow]{escape(got)}[/yellow]")
         console.print(f"  {row['key']:<44} {shown}")
     return rank_by_delivery(selection, measured, DELIVERY_CLIENTS, DELIVERY_S)
 
