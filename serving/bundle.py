@@ -140,7 +140,12 @@ def _measured(run: RunDir, config: EngineConfig, backend: str) -> str:
         return f"{name} was not benchmarked for this precision (run `yoloforge bench` with {backend})"
     parts = [f"batch {r['batch']}: {r['throughput']:.0f} img/s, p50 {r['p50_ms']:.1f} ms"
              for r in sorted(rows, key=lambda r: r["batch"])]
-    return f"{name} " + "; ".join(parts)
+    selection = run.read_selection() or {}
+    ranked = {m["key"]: m for m in (selection.get("bundle_ranking") or {}).get("measured", []) if "rps" in m}
+    chosen = ranked.get((selection.get("chosen") or {}).get("key"))
+    through = (f" (the engine alone); through this server, {chosen['rps']:.0f} RPS uncached at "
+               f"{selection['bundle_ranking']['clients']} clients" if chosen else "")
+    return f"{name} " + "; ".join(parts) + through
 
 
 def plan_engine(chosen: EngineConfig, concurrent_batches: int = 2) -> tuple[EngineConfig, dict[str, Any], list[str]]:
