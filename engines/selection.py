@@ -220,6 +220,9 @@ def rank_by_delivery(selection: dict[str, Any], measured: list[tuple[dict[str, A
         chosen_row, chosen = best_row, best
     result["chosen"] = chosen_row
     result["promised_rps"] = chosen["rps"]
+    baseline = result.get("baseline")
+    if baseline and result.get("speedup_vs_baseline") is not None:
+        result["speedup_vs_baseline"] = chosen_row["throughput"] / baseline["throughput"]
     result["reasoning"].append(
         f"Ranked by what the bundle delivers ({len(measured)} candidate{'s' if len(measured) != 1 else ''} through "
         f"the Go server, {clients} clients "

@@ -333,6 +333,7 @@ def test_a_config_that_delivers_more_through_the_bundle_is_chosen_and_the_promis
     ranked = rank_by_delivery(selection, [(rows[1], _delivered(50.0)), (rows[2], _delivered(55.7))], 16, 5.0)
     assert ranked["chosen"]["key"] == "openvino-fp32-1-128"
     assert promised(ranked) == (55.7, "RPS through the bundle")
+    assert ranked["speedup_vs_baseline"] == pytest.approx(6.4)  # the new choice's engine img/s over PyTorch's
     assert any("Ranked by what the bundle delivers" in line and "55.7 RPS" in line for line in ranked["reasoning"])
     assert [m["key"] for m in ranked["bundle_ranking"]["measured"]] == ["onnxruntime-fp32-1-128", "openvino-fp32-1-128"]
     assert selection["chosen"]["key"] == "onnxruntime-fp32-1-128"  # the selection given is not changed
