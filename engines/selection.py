@@ -245,12 +245,15 @@ def _overhead(delivered: dict[str, Any]) -> float:
     return float(sum(stages.get(k, 0.0) for k in ("decode", "preprocess", "postprocess")))
 
 
+THROUGH_BUNDLE, ENGINE_ALONE = "RPS through the bundle", "img/s for the engine alone"
+
+
 def promised(selection: dict[str, Any] | None) -> tuple[float | None, str]:
-    """What the run promises the user, and in what: the chosen config's RPS through the bundle where the engines
-    stage measured it, else its img/s for the engine alone."""
+    """What the run promises the user, and in what (THROUGH_BUNDLE or ENGINE_ALONE): the chosen config's RPS
+    through the bundle where the engines stage measured it, else its img/s for the engine alone."""
     selection = selection or {}
     if selection.get("promised_rps") is not None:
-        return float(selection["promised_rps"]), "RPS through the bundle"
+        return float(selection["promised_rps"]), THROUGH_BUNDLE
     row = selection.get("chosen") or selection.get("closest") or {}
     value = row.get("throughput")
-    return (None if value is None else float(value)), "img/s for the engine alone"
+    return (None if value is None else float(value)), ENGINE_ALONE

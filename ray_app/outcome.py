@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from yoloforge.engines.accuracy import accuracy_metric
-from yoloforge.engines.selection import memory_mb
+from yoloforge.engines.selection import THROUGH_BUNDLE, memory_mb, promised
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,11 @@ def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
     if not chosen:
         return rows
     fps, p99, memory = targets.get("fps"), targets.get("p99_latency_ms"), targets.get("max_memory_mb")
-    bundle_rps = (selection or {}).get("promised_rps")
-    if bundle_rps is None:
-        rows.append(TargetRow("throughput", f">= {fps:g} img/s" if fps else "-", f"{chosen['throughput']:.1f} img/s",
-                              None if not fps else chosen["throughput"] >= fps))
-    else:  # ranked through the bundle: the promise is what its server delivers
-        rows.append(TargetRow("throughput", f">= {fps:g} img/s" if fps else "-",
-                              f"{bundle_rps:.1f} RPS through the bundle "
-                              f"({chosen['throughput']:.1f} img/s engine alone)",
-                              None if not fps else bundle_rps >= fps))
+    promise, basis = promised(selection)  # ranked through the bundle: what its server delivers
+    achieved = (f"{chosen['throughput']:.1f} img/s" if basis != THROUGH_BUNDLE
+                else f"{promise:.1f} {basis} ({chosen['throughput']:.1f} img/s engine alone)")
+    rows.append(TargetRow("throughput", f">= {fps:g} img/s" if fps else "-", achieved,
+                          None if not fps or promise is None else promise >= fps))
     rows.append(TargetRow("p99 latency", f"<= {p99:g} ms" if p99 else "-", f"{chosen['p99_ms']:.1f} ms",
                           None if not p99 else chosen["p99_ms"] <= p99))
     used = memory_mb(chosen)

@@ -96,18 +96,13 @@ def deployed_rps(bundle: Path, env: dict[str, str], imgsz: int, clients: int, se
 def one_at_a_time(bundle: Path, env: dict[str, str], imgsz: int, log: Path, n: int = 24) -> dict[str, float]:
     """The server's own per-stage milliseconds (timing_ms) for requests sent one at a time, each a new image:
     the engine's call inside the server without contention, beside its cost per image around it."""
-    import httpx
     import numpy as np
+    from yoloforge.serving.bundle import stage_times
 
     from tests.services import bundle_server
 
-    stages: dict[str, list[float]] = {}
     with bundle_server(bundle, env, log) as server:
-        for body, content_type in synthetic_images(n + 4, imgsz, seed=next(_SEEDS))[:n + 4]:
-            answer = httpx.post(f"{server.url}/v1/predict", content=body, timeout=60,
-                                headers={"Content-Type": content_type, "Authorization": f"Bearer {KEY}"}).json()
-            for name, ms in answer.get("timing_ms", {}).items():
-                stages.setdefault(name, []).append(float(ms))
+        stages = stage_times(server.url, KEY, synthetic_images(n + 4, imgsz, seed=next(_SEEDS)))
     return {"n": float(n), **{k: float(np.median(v[4:])) for k, v in stages.items()}}  # the first 4 warm up
 
 

@@ -436,17 +436,24 @@ def delivery(url: str, key: str, imgsz: int, seconds: float, clients: int) -> di
     size, bench_server's method, short), and where one image's time goes (the server's own stage timings)."""
     import asyncio
 
-    import httpx
     from yoloforge.serving.loadgen import run_load, synthetic_images
 
     images = synthetic_images(64, imgsz, seed=7)  # the cache is off: a repeated image still runs the model
     result = asyncio.run(run_load(url, images, concurrency=clients, duration=seconds, api_key=key))
+    stages = stage_times(url, key, images[:8])
+    return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "clients": clients,
+            "seconds": seconds, "errors": int(sum(result.errors.values())),
+            "stages_ms": {name: sum(v) / len(v) for name, v in stages.items()}}
+
+
+def stage_times(url: str, key: str, images: list[tuple[bytes, str]]) -> dict[str, list[float]]:
+    """The server's own milliseconds per stage (its answers' timing_ms) for these images, sent one at a time."""
+    import httpx
+
     stages: dict[str, list[float]] = {}
-    for body, content_type in images[:8]:
+    for body, content_type in images:
         timing = httpx.post(f"{url}/v1/predict", content=body, timeout=60,
                             headers={"Content-Type": content_type, "Authorization": f"Bearer {key}"}).json()
         for name, ms in timing.get("timing_ms", {}).items():
             stages.setdefault(name, []).append(float(ms))
-    return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "clients": clients,
-            "seconds": seconds, "errors": int(sum(result.errors.values())),
-            "stages_ms": {name: sum(v) / len(v) for name, v in stages.items()}}
+    return stages

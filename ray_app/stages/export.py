@@ -82,7 +82,7 @@ DELIVERY_FLOOR = 0.9  # below this share of the promise, the gap is printed as a
 def report_delivery(run: RunDir, delivered: dict[str, Any]) -> None:
     """Write delivered.json (kept out of selection.json, which the export stage's freshness digests) and say how
     the bundle's RPS compares with what the engines stage promised."""
-    from yoloforge.engines.selection import promised
+    from yoloforge.engines.selection import THROUGH_BUNDLE, promised
 
     selection = run.read_selection() or {}
     row = selection.get("chosen") or selection.get("closest") or {}
@@ -100,7 +100,7 @@ def report_delivery(run: RunDir, delivered: dict[str, Any]) -> None:
         cost = ", ".join(f"{k} {stages[k]:.1f} ms" for k in ("decode", "preprocess", "queue", "inference",
                                                                "postprocess") if k in stages)
         cause = ("the promise times the engine alone: decoding, letterboxing and HTTP are the server's own costs"
-                 if selection.get("promised_rps") is None else
+                 if basis != THROUGH_BUNDLE else
                  "the engines stage measured this same bundle, so the machine was busier now or the measurement noisy")
         console.print(f"[yellow]warning:[/yellow] the bundle delivers {1 - ratio:.0%} less than promised; per "
                       f"image the server spends {cost} ({cause})", markup=True)
