@@ -215,16 +215,28 @@ def run(
         raw.setdefault("resources", {})["address"] = address
     spec = parse_job(raw, str(job) if job else "the job built from flags")
     if job is None:
-        if write_job.exists() and not yes and not Confirm.ask(f"{write_job} exists; overwrite?", console=console,
-                                                               default=False):
-            write_job = write_job.with_name(f"job-{spec.name}.yaml")
+        if write_job.exists() and (yes or not Confirm.ask(f"{write_job} exists; overwrite?", console=console,
+                                                           default=False)):
+            kept = write_job
+            write_job = unused_job_path(write_job, spec.name)  # --yes never overwrites the user's file
+            console.print(f"{kept} exists and is left as it is; this job is saved as {write_job}")
         dump_job(spec, write_job)
-        console.print(f"wrote {write_job}; run it again with `yoloforge run {write_job}`")
+        console.print(f"wrote {write_job}: the job as it runs now (to run it again: `yoloforge run {write_job}`)")
         if not yes and (interactive or sys.stdin.isatty()) and not Confirm.ask("Start now?", default=True,
                                                                                 console=console):
             return
     run_job(spec, SearchChoices(interactive=not yes and (interactive or sys.stdin.isatty()),
                                 more_generations=more_generations), until=until, from_stage=from_stage)
+
+
+def unused_job_path(wanted: Path, name: str) -> Path:
+    """job-<name>.yaml beside wanted, or job-<name>-2.yaml, ... : the first name no file has."""
+    candidate = wanted.with_name(f"job-{name}.yaml")
+    n = 2
+    while candidate.exists():
+        candidate = wanted.with_name(f"job-{name}-{n}.yaml")
+        n += 1
+    return candidate
 
 
 @app.command()

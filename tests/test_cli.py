@@ -304,3 +304,24 @@ def test_parallel_synthetic_paths_never_overlap():
         for i, (y1, r1) in enumerate(lanes):
             for y2, r2 in lanes[i + 1:]:
                 assert abs(y1 - y2) >= r1 + r2  # separate lanes: the shapes cannot touch
+
+
+def test_run_with_yes_never_overwrites_an_existing_job_yaml(tmp_path, detect_ds):
+    (tmp_path / "job.yaml").write_text("# my edits\nname: mine\n")
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--name", "flags", "--yes",
+                    "--until", "intake")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "job.yaml").read_text() == "# my edits\nname: mine\n"
+    written = tmp_path / "job-flags.yaml"
+    assert yaml.safe_load(written.read_text())["name"] == "flags"
+    assert "job.yaml exists and is left as it is" in result.output and "job-flags.yaml" in result.output
+
+
+def test_run_with_yes_picks_a_new_name_when_job_name_yaml_exists_too(tmp_path, detect_ds):
+    for name in ("job.yaml", "job-flags.yaml"):
+        (tmp_path / name).write_text("# mine\n")
+    result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--name", "flags", "--yes",
+                    "--until", "intake")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "job-flags.yaml").read_text() == "# mine\n"
+    assert yaml.safe_load((tmp_path / "job-flags-2.yaml").read_text())["name"] == "flags"
