@@ -161,6 +161,19 @@ def test_a_split_left_with_no_usable_image_is_an_error_that_names_it(tmp_path):
     assert error.severity == "error" and "no usable val image: 3 found, 3 quarantined" in error.message
 
 
+
+@pytest.mark.parametrize(("split", "code", "says"), [("train", "split_empty", "the train split has no image"),
+                                                      ("val", "val_missing", "its val folder no image")])
+def test_a_split_whose_folder_holds_no_image_is_an_error(tmp_path, split, code, says):
+    shapes = synth_dataset(tmp_path / "shapes", "detect", n_train=6, n_val=3, imgsz=64, seed=4)
+    for img in (shapes / "images" / split).glob("*.jpg"):
+        img.unlink()
+    report = check_dataset(shapes).report
+    assert not report.ok
+    error = next(p for p in report.problems if p.code == code)
+    assert error.severity == "error" and says in error.message
+
+
 # --- COCO JSON ----------------------------------------------------------------------------------------------
 
 

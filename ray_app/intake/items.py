@@ -101,7 +101,8 @@ class Checker:
         if any(i.split == "val" for i in self.items):
             return None
         if fraction is None:
-            self.add("val_missing", "error", "the dataset has no val split; accuracy cannot be measured without one")
+            self.add("val_missing", "error", "the dataset has no val split, or its val folder no image; accuracy cannot be "
+                     "measured without one")
             return None
         train = sorted((i for i in self.items if i.split == "train" and i.kept), key=lambda i: str(i.src))
         rng = np.random.default_rng(seed)
@@ -130,7 +131,13 @@ class Checker:
         """Training and validation each need at least one image that survived the checks."""
         for split in ("train", "val"):
             found = [i for i in self.items if i.split == split]
-            if not found or any(i.kept for i in found):
+            if not found:
+                # a missing val split is val_missing's (or was made from train); an empty one of either is this
+                if split == "train" or not any(p.code == "val_missing" for p in self.problems):
+                    self.add("split_empty", "error", f"the {split} split has no image: nothing to "
+                             f"{'train on' if split == 'train' else 'measure accuracy with'}")
+                continue
+            if any(i.kept for i in found):
                 continue
             bad = sum(i.quarantined for i in found)
             self.add("split_unusable", "error", f"no usable {split} image: {len(found)} found, {bad} quarantined, "
