@@ -101,8 +101,8 @@ class Checker:
         if any(i.split == "val" for i in self.items):
             return None
         if fraction is None:
-            self.add("val_missing", "error", "the dataset has no val split, or its val folder no image; accuracy cannot be "
-                     "measured without one")
+            self.add("val_missing", "error", "the dataset has no val split, or its val folder no image; "
+                     "accuracy cannot be measured without one")
             return None
         train = sorted((i for i in self.items if i.split == "train" and i.kept), key=lambda i: str(i.src))
         rng = np.random.default_rng(seed)
