@@ -433,7 +433,7 @@ def data_check(
 
     if task is not None and task not in METRICS_BY_TASK:
         raise SpecError(f"task '{task}' is not one of: {', '.join(METRICS_BY_TASK)}")
-    out = out or Path("runs") / f"check-{path.stem or 'dataset'}"
+    out = check_out_dir(path, out)
     model_names = None
     if model:
         from yoloforge.ray_app.zoo import resolve_model
@@ -450,6 +450,29 @@ def data_check(
         console.print(f"clean copy: {intake.data_arg}")
     if not intake.report.ok:
         raise typer.Exit(1)
+
+
+def check_out_dir(dataset: Path, out: Path | None) -> Path:
+    """Where `data check` writes: --out, else runs/check-<name> under the current folder, or beside the dataset
+    when the current folder is inside it. The user's dataset is only read, so an --out inside it is refused."""
+    source = dataset.expanduser().resolve()
+    root = source if source.is_dir() else source.parent if source.suffix.lower() in (".yaml", ".yml") else None
+    name = source.stem if source.is_file() else source.name
+
+    def inside(folder: Path) -> bool:
+        return root is not None and folder.resolve().is_relative_to(root)
+
+    if out is not None:
+        if inside(out):
+            raise SpecError(f"--out {out} is inside the dataset {root}, whose files yoloforge only reads",
+                            fix="choose a folder outside the dataset, or leave --out out")
+        return out
+    default = Path("runs") / f"check-{name or 'dataset'}"
+    if inside(default):
+        assert root is not None
+        default = root.parent / "runs" / f"check-{name or 'dataset'}"
+        console.print(f"this folder is inside the dataset, whose files are only read: the report goes to {default}")
+    return default
 
 
 @data_app.command("synth")

@@ -325,3 +325,20 @@ def test_run_with_yes_picks_a_new_name_when_job_name_yaml_exists_too(tmp_path, d
     assert result.exit_code == 0, result.output
     assert (tmp_path / "job-flags.yaml").read_text() == "# mine\n"
     assert yaml.safe_load((tmp_path / "job-flags-2.yaml").read_text())["name"] == "flags"
+
+
+def test_data_check_run_inside_the_dataset_writes_beside_it(detect_ds, monkeypatch):
+    before = tree_digest(detect_ds)
+    monkeypatch.chdir(detect_ds)
+    result = invoke("data", "check", ".")
+    assert result.exit_code == 0, result.output
+    assert tree_digest(detect_ds) == before
+    report = detect_ds.parent / "runs" / "check-detect" / "dataset_report.json"
+    assert report.is_file() and str(report.parent) in result.output
+
+
+def test_data_check_refuses_an_out_inside_the_dataset(detect_ds):
+    before = tree_digest(detect_ds)
+    result = invoke("data", "check", str(detect_ds), "--out", str(detect_ds / "report"))
+    assert result.exit_code == 2 and "inside the dataset" in result.output
+    assert tree_digest(detect_ds) == before
