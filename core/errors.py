@@ -1,13 +1,25 @@
-"""User-facing errors: what is wrong, where, and how to fix it.
+"""User-facing errors: what is wrong, where, and how to fix it, and the exit code each one ends a command with.
 
 The CLI prints these as a message, never a traceback. Anything else that escapes is a bug.
 """
 
 from __future__ import annotations
 
+# The one exit-code contract of every command (the CLI's help and README print EXIT_CODES).
+EXIT_OK = 0
+EXIT_INPUT_HAS_ERRORS = 1  # the input was read and has errors (a dataset that is not usable)
+EXIT_CANNOT_RUN = 2  # the command could not run as asked (bad arguments, a missing file, a bad job spec)
+EXIT_BUG = 3  # an internal error: a bug in yoloforge
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_CODES = (f"Exit codes: {EXIT_OK} ok; {EXIT_INPUT_HAS_ERRORS} the input was read and has errors (a dataset "
+              f"that is not usable); {EXIT_CANNOT_RUN} the command could not run as asked (bad arguments, a missing "
+              f"file, a bad job spec); {EXIT_BUG} a bug (internal error); {EXIT_INTERRUPTED} interrupted.")
+
 
 class YoloforgeError(Exception):
     """An error caused by the user's input or environment, with a suggested fix."""
+
+    exit_code = EXIT_CANNOT_RUN
 
     def __init__(self, message: str, *, where: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
@@ -35,7 +47,13 @@ class OfflineError(ModelError):
 
 
 class DatasetError(YoloforgeError):
-    """The dataset cannot be read at all (layout, data.yaml); per-file problems go to the report instead."""
+    """The dataset was found but is not usable (its layout, data.yaml, or errors in the report)."""
+
+    exit_code = EXIT_INPUT_HAS_ERRORS
+
+
+class MissingInput(YoloforgeError):
+    """A file or folder the command was given does not exist."""
 
 
 class DiskFull(YoloforgeError):

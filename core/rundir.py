@@ -175,6 +175,13 @@ class RunDir:
         """Intake finished and found the dataset usable."""
         return self.model_info.is_file() and bool(self.read_dataset_report().get("ok"))
 
+    def continue_with(self) -> str:
+        """The command that takes this run to its selection: `resume` while the search has left no weights,
+        `bench` once it has (so each command's hint sends the user straight to the one that helps)."""
+        if not self.best_weights.is_file():
+            return f"yoloforge resume {self.path}"
+        return f"yoloforge bench {self.path}"
+
     def read_trials(self) -> list[dict[str, Any]]:
         return read_parquet(self.trials)
 

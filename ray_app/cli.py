@@ -16,13 +16,23 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.prompt import Confirm, FloatPrompt, Prompt
 from rich.table import Table
-from yoloforge.core.errors import SpecError, YoloforgeError, disk_full
+from yoloforge.core.errors import (
+    EXIT_BUG,
+    EXIT_CODES,
+    EXIT_INPUT_HAS_ERRORS,
+    EXIT_INTERRUPTED,
+    MissingInput,
+    SpecError,
+    YoloforgeError,
+    disk_full,
+)
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app import __version__
 from yoloforge.ray_app.console import console, print_error, print_model, print_report, progress_bars
 from yoloforge.ray_app.spec import METRICS_BY_TASK, dump_job, json_schema, load_job, parse_job
 
 app = typer.Typer(help="State the accuracy and speed you need from a YOLO model; yoloforge does the rest.",
+                  epilog=EXIT_CODES,
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Check a dataset, or make a synthetic one.", no_args_is_help=True)
 models_app = typer.Typer(help="The model zoo, and custom checkpoints.", invoke_without_command=True)
@@ -35,7 +45,8 @@ CRASH_LOG = Path.home() / ".cache" / "yoloforge" / "last-error.log"
 
 
 def friendly(func: F) -> F:
-    """User errors print as a message with a fix (exit 2); bugs print one line and a log path (exit 3)."""
+    """User errors print as a message with a fix (exit 1 or 2, core/errors.py's contract); bugs print one line and
+    a log path (exit 3)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -43,23 +54,23 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except YoloforgeError as err:
             print_error(err)
-            raise typer.Exit(2) from None
+            raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as err:
             full = disk_full(err)
             if full is not None:
                 print_error(full)
-                raise typer.Exit(2) from None
+                raise typer.Exit(full.exit_code) from None
             CRASH_LOG.parent.mkdir(parents=True, exist_ok=True)
             CRASH_LOG.write_text(traceback.format_exc())
             console.print("[red]internal error[/red] ", end="")
             console.print(f"({type(err).__name__}: {err}). This is a bug in yoloforge; the traceback is in "
                           f"{CRASH_LOG}", markup=False)
-            raise typer.Exit(3) from None
+            raise typer.Exit(EXIT_BUG) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -254,7 +265,7 @@ def resume(
     from yoloforge.ray_app.stages.search import SearchChoices
 
     if not run_dir.is_dir():
-        raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
+        raise MissingInput(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
     resume_run(run_dir, SearchChoices(interactive=not yes and sys.stdin.isatty(), more_generations=more_generations),
                from_stage=from_stage)
 
@@ -268,7 +279,7 @@ def bench(
     from yoloforge.ray_app.pipeline import bench_run
 
     if not run_dir.is_dir():
-        raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
+        raise MissingInput(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
     bench_run(run_dir)
 
 
@@ -286,7 +297,7 @@ def preview(
     from yoloforge.ray_app.stages.preview import run_preview
 
     if not run_dir.is_dir():
-        raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
+        raise MissingInput(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
     run_preview(run_dir, host=host, port=port, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
                 duration=duration)
 
@@ -306,7 +317,7 @@ def export(
     from yoloforge.ray_app.stages.export import stage_export
 
     if not run_dir.is_dir():
-        raise SpecError(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
+        raise MissingInput(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
     stage_export(run_dir, out.resolve() if out else None, build=build, check=check, max_batch_size=max_batch_size,
                  batch_wait_ms=batch_wait_ms)
 
@@ -381,10 +392,24 @@ def track(
             server.run()
             return
         final = run_until_done(streams, names, duration)
+    report_streams(final, out_dir)
+
+
+def report_streams(final: list[dict[str, Any]], out_dir: Path) -> None:
+    """One line per stream (its whole error when it failed); a run where every stream failed is an error."""
+    from yoloforge.ray_app.track import StreamsFailed
+
     for row in final:
+        if row["state"] == "failed":
+            console.print(f"[red]{row['name']} failed[/red]: {row['error']}", highlight=False)
+            continue
+        folder = out_dir / row["name"]
         console.print(f"{row['name']}: {row['processed']} frames tracked, {row['dropped']} dropped, "
-                      f"{row['tracks_seen']} tracks, {row['average_fps']:.1f} FPS on average "
-                      f"-> {out_dir / row['name']}")
+                      f"{row['tracks_seen']} tracks, {row['average_fps']:.1f} FPS on average"
+                      + (f" -> {folder}" if folder.is_dir() else ""))
+    if final and all(row["state"] == "failed" for row in final):
+        raise StreamsFailed(f"no stream could be read ({len(final)} failed; reasons above)",
+                            fix="give a video file PyAV/FFmpeg can decode, an rtsp:// or http:// URL, or a camera")
 
 
 @app.command("report")
@@ -428,7 +453,8 @@ def data_check(
     seed: Annotated[int, typer.Option(help="Seed of that split")] = 0,
     max_bad_fraction: Annotated[float, typer.Option(help="Error above this quarantined fraction")] = 0.2,
 ) -> None:
-    """Check a dataset and explain every problem; your files are only read. Exit 1 if it has errors."""
+    """Check a dataset and explain every problem; your files are only read. Exit 1 if it has errors (it cannot be
+    trained on), 2 if it cannot be found."""
     from yoloforge.ray_app.intake.check import check_dataset
 
     if task is not None and task not in METRICS_BY_TASK:
@@ -449,7 +475,7 @@ def data_check(
     if clean and intake.report.ok:
         console.print(f"clean copy: {intake.data_arg}")
     if not intake.report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_INPUT_HAS_ERRORS)
 
 
 def check_out_dir(dataset: Path, out: Path | None) -> Path:

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rich.table import Table
-from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.errors import EXIT_INPUT_HAS_ERRORS, YoloforgeError
 from yoloforge.ray_app.console import console
-from yoloforge.serving.served import NotServable
 from yoloforge.serving.streams.service import Inference, StreamExists, StreamJob, StreamNotFound, StreamService
 from yoloforge.serving.streams.sources import SourceError
 from yoloforge.serving.streams.tracking import Line, Zone
@@ -133,24 +132,22 @@ def stream_actors(run_dir: Path, out_dir: Path, per: Placement, lanes: int | Non
 def open_streams(run_dir: Path, out_dir: Path, *, use_ray: bool = False, address: str | None = None,
                  per: Placement = "node", lanes: int | None = None, batch: int | None = None) -> Iterator[Any]:
     """The streams of a run: a local StreamService, or RayStreams over actors in a Ray session."""
-    try:
-        if not use_ray:
-            service = StreamService(Inference.from_run(run_dir, lanes=lanes, batch=batch), out_dir)
-            try:
-                yield service
-            finally:
-                service.close()
-            return
-        from yoloforge.ray_app.ray_session import ray_session
+    # a run with nothing to serve raises NotServable, whose fix names the command to run first
+    if not use_ray:
+        service = StreamService(Inference.from_run(run_dir, lanes=lanes, batch=batch), out_dir)
+        try:
+            yield service
+        finally:
+            service.close()
+        return
+    from yoloforge.ray_app.ray_session import ray_session
 
-        with ray_session(address, dashboard=False):
-            streams = RayStreams(stream_actors(run_dir, out_dir, per, lanes, batch))
-            try:
-                yield streams
-            finally:
-                streams.close()
-    except NotServable as err:
-        raise YoloforgeError(str(err), fix=f"run `yoloforge bench {run_dir}` (or `yoloforge run`) first") from None
+    with ray_session(address, dashboard=False):
+        streams = RayStreams(stream_actors(run_dir, out_dir, per, lanes, batch))
+        try:
+            yield streams
+        finally:
+            streams.close()
 
 
 def parse_line(text: str, n: int) -> Line:
@@ -181,11 +178,17 @@ def _named(text: str, default: str) -> tuple[str, list[float]]:
     return name or default, numbers
 
 
+class StreamsFailed(YoloforgeError):
+    """Every stream of a `yoloforge track` run failed: its input was read and could not be used."""
+
+    exit_code = EXIT_INPUT_HAS_ERRORS
+
+
 def add_all(streams: Any, jobs: list[StreamJob]) -> list[str]:
     try:
         return [streams.add(job) for job in jobs]
     except SourceError as err:
-        raise YoloforgeError(str(err), fix="check the --source values") from None
+        raise YoloforgeError(str(err), fix=err.fix) from None
 
 
 def table(rows: list[dict[str, Any]]) -> Table:

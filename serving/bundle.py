@@ -27,7 +27,7 @@ import yaml
 from yoloforge.core.rundir import RunDir, read_parquet
 from yoloforge.engines.base import EngineConfig
 from yoloforge.engines.lanes import engine_lanes
-from yoloforge.serving.served import NotServable, ServedModel
+from yoloforge.serving.served import ServedModel
 
 GATEWAY = Path(__file__).resolve().parent / "gateway"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -189,10 +189,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
     (default RUN_DIR/bundle), replacing it whole. The batching settings are the job's preview settings (the export
     stage passes them); max_batch_size defaults to the selected engine's batch, at least 8."""
     run = RunDir(Path(run_dir))
-    try:
-        served = served or ServedModel.from_run(run.path)
-    except NotServable as exc:
-        raise BundleError(str(exc)) from exc
+    served = served or ServedModel.from_run(run.path)  # NotServable names the command to run first
     out_dir = Path(out_dir) if out_dir else run.bundle
     max_batch = int(max_batch_size or max(served.config.batch, 8))
     wait_ms = float(batch_wait_ms)

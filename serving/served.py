@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.engines.base import Engine, EngineConfig, ModelFacts
 from yoloforge.engines.registry import load_engine
 
 
-class NotServable(RuntimeError):
-    """The run directory has nothing to serve yet (no selection, no model file)."""
+class NotServable(YoloforgeError):
+    """The run directory has nothing to serve yet (no selection, no model file); its fix names the command."""
 
 
 @dataclass
@@ -36,13 +37,15 @@ class ServedModel:
         path = run.selection
         selection = run.read_selection()
         if selection is None:
-            raise NotServable(f"{path} does not exist: run the engines stage first (yoloforge bench {run})")
+            raise NotServable(f"{path} does not exist: the engines stage has not chosen a configuration yet",
+                              fix=f"run `{run.continue_with()}`")
         row, note = selection.get("chosen"), ""
         if row is None:
             row = selection.get("closest")
             note = "no configuration met every target; serving the closest one"
         if row is None or not row.get("model_file"):
-            raise NotServable(f"{path} names no configuration that ran; see its reasoning and re-run the benchmark")
+            raise NotServable(f"{path} names no configuration that ran; see its reasoning",
+                              fix=f"re-run the benchmark: `yoloforge bench {run}`")
         return cls.from_row(run, selection, row, note)
 
     @classmethod
@@ -50,7 +53,8 @@ class ServedModel:
         """Any measured configuration of the run (a row of engines.parquet), served as if it had been chosen."""
         model_file = Path(row["model_file"])
         if not model_file.is_file():
-            raise NotServable(f"the model file {model_file} of {row['key']} is missing; re-run `yoloforge bench {run}`")
+            raise NotServable(f"the model file {model_file} of {row['key']} is missing",
+                              fix=f"re-run the benchmark: `yoloforge bench {run}`")
         facts = ModelFacts(**selection["model"])
         digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
         return cls(facts=facts, config=EngineConfig.from_dict(row), model_file=model_file,

@@ -154,10 +154,10 @@ def test_run_reasks_for_a_dataset_that_does_not_exist(detect_ds, tmp_path):
     assert not (tmp_path / "runs" / "r").exists()  # answered no to "Start now?"
 
 
-def test_run_stops_on_dataset_errors_with_exit_2(detect_ds):
+def test_run_stops_on_dataset_errors_with_exit_1(detect_ds):
     (detect_ds / "labels" / "val").rename(detect_ds / "labels" / "validation")
     result = invoke("run", "--data", str(detect_ds), "--model", "yolo11n.yaml", "--yes")
-    assert result.exit_code == 2 and "labels_not_found" in result.output and "the run stops here" in result.output
+    assert result.exit_code == 1 and "labels_not_found" in result.output and "the run stops here" in result.output
 
 
 def test_run_rejects_metric_the_models_task_does_not_measure(detect_ds):
@@ -237,16 +237,24 @@ def test_bench_before_the_search_finished_says_what_to_run(tmp_path, detect_ds):
     assert "yoloforge resume" in result.output
 
 
-def test_preview_before_the_engines_stage_says_what_to_run(tmp_path, detect_ds):
+def test_preview_before_the_search_finished_sends_the_user_to_resume(tmp_path, detect_ds):
     result = invoke("preview", str(_intake_only_run(tmp_path, detect_ds)))
     assert result.exit_code == 2 and "selection.json does not exist" in result.output
-    assert "yoloforge bench" in result.output
+    assert "yoloforge resume" in result.output and "yoloforge bench" not in result.output
 
 
-def test_export_before_the_engines_stage_says_what_to_run(tmp_path, detect_ds):
+def test_export_before_the_search_finished_sends_the_user_to_resume(tmp_path, detect_ds):
     result = invoke("export", str(_intake_only_run(tmp_path, detect_ds)))
     assert result.exit_code == 2 and "selection.json does not exist" in result.output
-    assert "yoloforge bench" in result.output
+    assert "yoloforge resume" in result.output and "yoloforge bench" not in result.output
+
+
+def test_export_after_the_search_before_the_engines_stage_sends_the_user_to_bench(tmp_path, detect_ds):
+    run_dir = _intake_only_run(tmp_path, detect_ds)
+    (run_dir / "best").mkdir()
+    (run_dir / "best" / "best.pt").write_bytes(b"weights")
+    result = invoke("export", str(run_dir))
+    assert result.exit_code == 2 and f"yoloforge bench {run_dir}" in result.output
 
 
 def test_installed_entry_point_runs(tmp_path):
@@ -342,3 +350,55 @@ def test_data_check_refuses_an_out_inside_the_dataset(detect_ds):
     result = invoke("data", "check", str(detect_ds), "--out", str(detect_ds / "report"))
     assert result.exit_code == 2 and "inside the dataset" in result.output
     assert tree_digest(detect_ds) == before
+
+
+# --- the exit-code contract (core/errors.py): one test per code ----------------------------------------------
+
+
+def test_exit_code_1_when_a_dataset_folder_holds_no_image(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("data", "check", "empty")
+    assert result.exit_code == 1 and "not a dataset layout" in result.output
+
+
+def test_exit_code_1_when_a_dataset_zip_is_broken(tmp_path):
+    (tmp_path / "ds.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    result = invoke("data", "check", "ds.zip")
+    assert result.exit_code == 1 and "not a readable zip" in result.output
+
+
+def test_exit_code_2_when_a_dataset_path_does_not_exist_and_the_hint_names_no_job_yaml():
+    result = invoke("data", "check", "nowhere")
+    assert result.exit_code == 2 and "does not exist" in result.output and "job.yaml" not in result.output
+
+
+def test_exit_code_3_on_an_internal_error(monkeypatch, tmp_path):
+    import yoloforge.ray_app.cli as cli
+    import yoloforge.ray_app.intake.check as check
+
+    monkeypatch.setattr(cli, "CRASH_LOG", tmp_path / "last-error.log")
+    monkeypatch.setattr(check, "check_dataset", lambda *a, **k: 1 / 0)
+    (tmp_path / "ds").mkdir()
+    result = invoke("data", "check", "ds")
+    assert result.exit_code == 3 and "This is a bug in yoloforge" in result.output
+    assert "ZeroDivisionError" in (tmp_path / "last-error.log").read_text()
+
+
+def test_exit_code_130_when_interrupted(monkeypatch, tmp_path):
+    import yoloforge.ray_app.intake.check as check
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check, "check_dataset", interrupted)
+    (tmp_path / "ds").mkdir()
+    result = invoke("data", "check", "ds")
+    assert result.exit_code == 130 and "interrupted" in result.output
+
+
+def test_help_states_the_exit_code_contract():
+    from yoloforge.core.errors import EXIT_CODES
+
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert " ".join(EXIT_CODES.split()) in " ".join(result.output.replace("│", " ").split())

@@ -253,7 +253,9 @@ def test_not_a_dataset_folder_is_explained(tmp_path):
 
 
 def test_missing_path_is_explained(tmp_path):
-    with pytest.raises(DatasetError, match="does not exist"):
+    from yoloforge.core.errors import MissingInput
+
+    with pytest.raises(MissingInput, match="does not exist"):
         check_dataset(tmp_path / "nope")
 
 

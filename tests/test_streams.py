@@ -341,6 +341,27 @@ def test_track_command_refuses_a_missing_video_with_a_message(tracked_run, tmp_p
     assert result.exit_code == 2 and "no such file" in result.output
 
 
+def test_track_command_fails_when_its_only_source_cannot_be_decoded(tracked_run, tmp_path):
+    from typer.testing import CliRunner
+    from yoloforge.ray_app.cli import app
+
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    result = CliRunner().invoke(app, ["track", str(tracked_run), "--source", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    assert "Invalid data found when processing input" in result.output and "Errno" not in result.output
+    assert str(tmp_path / "o" / "stream-1") not in result.output  # no folder named that was never written
+
+
+def test_track_command_names_the_classes_the_model_has_when_one_is_unknown(tracked_run, video):
+    from typer.testing import CliRunner
+    from yoloforge.ray_app.cli import app
+
+    result = CliRunner().invoke(app, ["track", str(tracked_run), "--source", str(video), "--classes", "person"])
+    assert result.exit_code == 2 and "circle" in result.output
+    assert "--classes names the model has" in result.output and "--source" not in result.output
+
+
 def test_on_ray_streams_are_spread_over_actors_and_frames_stay_in_them(tracked_run, video, tmp_path):
     from yoloforge.ray_app.track import open_streams
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yoloforge.core.errors import DatasetError
+from yoloforge.core.errors import DatasetError, MissingInput
 from yoloforge.ray_app.intake.clean import Intake
 from yoloforge.ray_app.intake.convert import read_coco, read_voc
 from yoloforge.ray_app.intake.images import IMG_SUFFIXES
@@ -37,7 +37,7 @@ def check_dataset(
     """Check a dataset folder, data.yaml or .zip. Raises DatasetError only when it cannot be read at all."""
     source = Path(path).expanduser()
     if not source.exists():
-        raise DatasetError(f"dataset {source} does not exist", fix="check the path (data: in job.yaml)")
+        raise MissingInput(f"dataset {source} does not exist", fix="check the path")
     if source.suffix.lower() == ".zip":
         if work_dir is None:
             raise DatasetError("a zip needs a folder to unpack into", where=str(source))

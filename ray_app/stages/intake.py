@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from yoloforge.core import atomic
-from yoloforge.core.errors import DatasetError
+from yoloforge.core.errors import DatasetError, MissingInput
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console, print_model, print_report, progress_bars
 from yoloforge.ray_app.intake.check import Intake, check_dataset
@@ -40,6 +40,9 @@ def stage_intake(spec: JobSpec) -> IntakeResult:
     spec = with_task(spec, spec.task or model.task)
     atomic.write_json(run.model_info, model.as_dict())
 
+    if not Path(spec.data.path).expanduser().exists():
+        raise MissingInput(f"dataset {spec.data.path} (the job's data:) does not exist",
+                           fix="check data: in job.yaml (or --data); relative paths are relative to job.yaml")
     with progress_bars() as progress:
         intake = check_dataset(
             spec.data.path, task=spec.task, work_dir=run.data,

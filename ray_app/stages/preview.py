@@ -16,13 +16,10 @@ from yoloforge.ray_app.stages.freshness import Verdict
 
 
 def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait_ms: float | None = None) -> dict:
-    from yoloforge.serving.served import NotServable, ServedModel
+    from yoloforge.serving.served import ServedModel
 
     spec = load_job(RunDir.open(run_dir).job)
-    try:
-        served = ServedModel.from_run(run_dir)
-    except NotServable as err:
-        raise YoloforgeError(str(err), fix=f"run `yoloforge bench {run_dir}` first") from None
+    served = ServedModel.from_run(run_dir)  # NotServable says which command to run first
     if served.note:
         console.print(f"[yellow]{served.note}[/yellow]")
     p = spec.preview

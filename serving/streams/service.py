@@ -102,7 +102,8 @@ class Stream:
         unknown = [c for c in job.classes if c not in facts.names]
         if unknown:
             raise SourceError(f"classes {unknown} are not among the model's ({', '.join(facts.names[:20])}"
-                              f"{', ...' if len(facts.names) > 20 else ''})")
+                              f"{', ...' if len(facts.names) > 20 else ''})",
+                              fix="give --classes names the model has (spelled as listed), or leave --classes out")
         self.class_ids = np.array([facts.names.index(c) for c in job.classes], np.int64)
         self.reader = Reader(name, job.source, condition)
         self.counters = Counters(job.lines, job.zones)

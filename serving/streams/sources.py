@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,7 +31,14 @@ OPEN_TIMEOUT_S = 5.0
 
 
 class SourceError(ValueError):
-    """A source the user named cannot be used as given (says what and how to fix it)."""
+    """A stream the user asked for cannot be run as given: what is wrong, and (fix) what to change."""
+
+    def __init__(self, message: str, fix: str = "check the --source values") -> None:
+        super().__init__(message)
+        self.fix = fix
+
+    def __reduce__(self) -> tuple[Any, ...]:  # Ray pickles it back to the driver: keep the fix
+        return (type(self), (str(self), self.fix))
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,12 @@ def _open_opencv(url: str) -> Iterator[tuple[np.ndarray, float, float]]:
         capture.release()
 
 
+def readable(err: BaseException) -> str:
+    """An error in words: FFmpeg's errors (through PyAV) carry a raw errno such as 1094995529 beside their text."""
+    strerror = getattr(err, "strerror", None)
+    return strerror if isinstance(strerror, str) and strerror else str(err)
+
+
 def open_frames(spec: SourceSpec) -> Iterator[tuple[np.ndarray, float, float]]:
     """The source's frames, from PyAV where it can open the source, else OpenCV."""
     if spec.is_camera:
@@ -151,7 +164,8 @@ def open_frames(spec: SourceSpec) -> Iterator[tuple[np.ndarray, float, float]]:
             yield from _open_opencv(spec.url)
             return
         except OSError:
-            raise OSError(f"cannot open {spec.url}: {pyav_error}") from pyav_error
+            raise OSError(f"cannot open {spec.url}: {readable(pyav_error)} (neither PyAV nor OpenCV can decode "
+                          "it)") from pyav_error
     if first is not None:
         yield first
         yield from frames
@@ -259,7 +273,7 @@ class Reader:
             except Exception as exc:  # any failure of a source is reported and retried, never raised
                 if self._stop.is_set():
                     break
-                self.stats.error = (str(exc).splitlines() or [repr(exc)])[0][:300]
+                self.stats.error = (readable(exc).splitlines() or [repr(exc)])[0][:300]
                 if not self.spec.is_live and not self.spec.loop and read == 0:
                     self.stats.state = "failed"  # a recorded file that cannot be read will not get better
                     return
