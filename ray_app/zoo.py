@@ -168,7 +168,22 @@ def _load_yolo(path: str) -> Any:
     return YOLO(path)
 
 
-def _describe(model: Any, source: str, path: str, imgsz: int | None) -> ModelInfo:
+def _architecture(net: Any, train_args: dict[str, Any] | None) -> str:
+    """The architecture a model's contents name, never its file name (a best.pt is often a yolo11n): the config it
+    was built from, else the model its training started from, else 'unknown'."""
+    yaml_file = str((getattr(net, "yaml", {}) or {}).get("yaml_file") or "")
+    if yaml_file:
+        return Path(yaml_file).name
+    started = Path(str((train_args or {}).get("model") or ""))
+    if started.suffix in (".yaml", ".yml"):
+        return started.name
+    if started.suffix == ".pt" and find_official(started.name):  # fine-tuned from an official checkpoint
+        return f"{started.stem}.yaml"
+    return "unknown"
+
+
+def _describe(model: Any, source: str, path: str, imgsz: int | None,
+              train_args: dict[str, Any] | None = None) -> ModelInfo:
     from ultralytics.utils.torch_utils import get_flops
 
     net = model.model
@@ -181,8 +196,7 @@ def _describe(model: Any, source: str, path: str, imgsz: int | None) -> ModelInf
     trained = args.get("imgsz") if isinstance(args, dict) else None
     trained = max(trained) if isinstance(trained, list | tuple) else trained
     imgsz = int(imgsz or trained or (224 if task == "classify" else 640))
-    yaml_cfg = getattr(net, "yaml", {}) or {}
-    arch = Path(str(yaml_cfg.get("yaml_file", ""))).name or Path(path).stem
+    arch = Path(path).name if source == "yaml" else _architecture(net, train_args)
     return ModelInfo(source=source, path=path, task=task, names=names, imgsz=imgsz,
                      params=int(sum(p.numel() for p in net.parameters())),
                      gflops=round(float(get_flops(net, imgsz) or 0.0), 2), architecture=arch)
@@ -216,8 +230,9 @@ def inspect_checkpoint(path: str | Path) -> ModelInfo:
     except Exception as err:
         raise ModelError(f"{path} cannot be loaded by Ultralytics: {str(err)[:300]}",
                          fix="re-export it with the Ultralytics version yoloforge pins") from None
-    imgsz = (ckpt.get("train_args") or {}).get("imgsz")
-    return _describe(model, "custom", str(path), max(imgsz) if isinstance(imgsz, list | tuple) else imgsz)
+    train_args = ckpt.get("train_args") if isinstance(ckpt.get("train_args"), dict) else {}
+    imgsz = train_args.get("imgsz")
+    return _describe(model, "custom", str(path), max(imgsz) if isinstance(imgsz, list | tuple) else imgsz, train_args)
 
 
 def build_from_yaml(cfg: str) -> ModelInfo:
@@ -239,10 +254,7 @@ def resolve_model(spec_model: str, task: str | None = None, *, download: bool = 
     if suffix in (".yaml", ".yml"):
         info = build_from_yaml(value)
     elif Path(value).expanduser().is_file():
-        info = inspect_checkpoint(value)
-        entry = find_official(Path(value).name)
-        if entry:
-            info.source = "official"
+        info = inspect_checkpoint(value)  # a file the user gave is theirs whatever its name: "custom"
     elif (entry := find_official(value)) is not None:
         if not download:
             raise OfflineError(f"{entry.name} is not in the cache", fix="run without --no-download")
@@ -261,7 +273,7 @@ def resolve_model(spec_model: str, task: str | None = None, *, download: bool = 
 def check_task(info: ModelInfo, task: str | None) -> None:
     if task and task != info.task:
         stem = Path(info.architecture).stem.replace("-seg", "").replace("-cls", "")
-        hint = f"{stem}{TASK_SUFFIX[task]}" if info.source != "custom" else None
+        hint = f"{stem}{TASK_SUFFIX[task]}" if find_official(f"{stem}{TASK_SUFFIX[task]}") else None
         raise ModelError(
             f"{Path(info.path).name} is a {info.task} model but the job asks for task: {task}",
             fix=f"use a {task} model" + (f" such as {hint}.pt (or {hint}.yaml)" if hint else "")

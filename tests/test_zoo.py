@@ -161,3 +161,42 @@ def test_missing_model_file_is_explained(tmp_path):
 def test_unknown_name_is_explained():
     with pytest.raises(ModelError, match="neither an official model name nor a file"):
         resolve_model("yolo99z")
+
+
+@pytest.mark.parametrize("file_name", ["yolo11n.pt", "best.pt"])
+def test_a_checkpoint_is_judged_by_its_contents_not_its_file_name(tmp_path, trained_pt, file_name):
+    import shutil
+
+    copy = tmp_path / file_name
+    shutil.copy(trained_pt, copy)
+    info = resolve_model(str(copy))
+    assert info.source == "custom" and info.architecture == "yolo11n.yaml"
+
+
+def test_a_local_file_with_an_official_name_gets_its_class_change_reported(tmp_path, trained_pt):
+    import shutil
+
+    import yaml
+    from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.intake import stage_intake
+
+    shutil.copy(trained_pt, tmp_path / "yolov8n.pt")
+    data = synth_dataset(tmp_path / "ds", "detect", n_train=6, n_val=3, imgsz=64)
+    config = yaml.safe_load((data / "data.yaml").read_text())
+    (data / "data.yaml").write_text(yaml.safe_dump({**config, "names": ["tomato", "leaf", "stem"]}))
+    spec = parse_job({"name": "r", "model": str(tmp_path / "yolov8n.pt"), "data": str(data),
+                      "runs_dir": str(tmp_path / "runs")})
+    report = stage_intake(spec).intake.report
+    change = next(p for p in report.problems if p.code == "class_names_differ")
+    assert "only in model: circle, square, triangle" in change.message and "re-trained" in change.message
+
+
+def test_a_checkpoint_whose_config_names_no_file_takes_the_architecture_its_training_started_from(tmp_path,
+                                                                                                  trained_pt):
+    ckpt = torch.load(trained_pt, map_location="cpu", weights_only=False)
+    for key in ("model", "ema"):  # as Ultralytics 8.0.0 saved yolov8n.pt: no yaml_file in the model's config
+        if ckpt.get(key) is not None:
+            ckpt[key].yaml.pop("yaml_file", None)
+    ckpt["train_args"] = {**ckpt["train_args"], "model": "yolo11n.yaml"}
+    torch.save(ckpt, tmp_path / "best.pt")
+    assert resolve_model(str(tmp_path / "best.pt")).architecture == "yolo11n.yaml"

@@ -156,6 +156,8 @@ class Checker:
             only_data = [n for n in names if n not in model_names]
             only_model = [n for n in model_names if n not in names]
             self.add("class_names_differ", "warning",
-                     f"the model was trained on other classes (only in dataset: {', '.join(only_data[:8]) or '-'}; "
-                     f"only in model: {', '.join(only_model[:8]) or '-'}); its head is re-trained")
+                     f"the model was trained on other classes ({len(model_names)} in the model, {len(names)} in the "
+                     f"dataset; only in dataset: {', '.join(only_data[:8]) or '-'}; only in model: "
+                     f"{', '.join(only_model[:8]) or '-'}{', ...' if len(only_model) > 8 else ''}): its head is "
+                     "re-trained for the dataset's classes")
 

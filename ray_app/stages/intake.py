@@ -46,8 +46,9 @@ def stage_intake(spec: JobSpec) -> IntakeResult:
     with progress_bars() as progress:
         intake = check_dataset(
             spec.data.path, task=spec.task, work_dir=run.data,
-            # pretrained official models are COCO-trained: new names are the normal case, not a mistake
-            model_names=model.names if model.source == "custom" else None,
+            # every checkpoint's classes are compared (an official one's too: its 80 COCO classes becoming the
+            # dataset's is a re-trained head, which the report says); a .yaml has none yet
+            model_names=model.names,
             allow_name_mismatch=spec.data.allow_name_mismatch, val_split=spec.data.val_split,
             split_seed=spec.data.split_seed, max_bad_fraction=spec.data.max_bad_fraction, progress=progress)
         if intake.report.ok:
