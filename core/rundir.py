@@ -7,6 +7,7 @@ Every stage and command reaches a run's files through a RunDir, so a file's name
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -147,6 +148,20 @@ class RunDir:
     def report(self) -> Path:
         return self.path / "report.html"
 
+    # --- recorded paths -------------------------------------------------------------------------------------
+    def record(self, path: str | Path) -> str:
+        """How a file the run produced is written into the run's own files: relative to the run directory, so a
+        run directory moved elsewhere (or Ray's temporary folder cleaned) still finds it. A path outside the run
+        (the user's input) is kept as it is."""
+        absolute = Path(path).resolve()
+        root = self.path.resolve()
+        return os.path.relpath(absolute, root) if absolute.is_relative_to(root) else str(path)
+
+    def resolve(self, recorded: str | Path) -> Path:
+        """A path read from the run's files: relative ones are the run directory's (record); absolute ones, from
+        the user's inputs or from runs written before paths were recorded relative, are used as they are."""
+        return self.path / recorded
+
     # --- loaders --------------------------------------------------------------------------------------------
     def read_dataset_report(self) -> dict[str, Any]:
         """dataset_report.json, or {} when intake has not written it."""
@@ -161,7 +176,7 @@ class RunDir:
     def clean_dir(self) -> Path | None:
         """The clean copy of the dataset intake wrote, as its report names it."""
         clean = self.read_dataset_report().get("clean_dir")
-        return Path(clean) if clean else None
+        return self.resolve(clean) if clean else None
 
     def clean_data(self, task: str) -> Path | None:
         """What training is given for the clean copy (its data.yaml; the folder for classify), when it exists."""

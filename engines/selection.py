@@ -55,6 +55,55 @@ def shortfalls(row: dict[str, Any], targets: EngineTargets, baseline_accuracy: f
     return missed
 
 
+def misses(row: dict[str, Any], targets: EngineTargets, baseline_accuracy: float | None) -> list[str]:
+    """Each target an ok row misses, in words with the measured value (empty: it meets every target)."""
+    found = shortfalls(row, targets, baseline_accuracy)
+    said = []
+    if found.get("fps"):
+        said.append(f"{row['throughput']:.1f} img/s, below the {targets.fps:g} img/s target")
+    if found.get("p99_latency_ms"):
+        said.append(f"p99 {row['p99_ms']:.1f} ms, above the {targets.p99_latency_ms:g} ms target")
+    if found.get("memory"):
+        said.append(f"{memory_mb(row):.1f} MB, above the {targets.max_memory_mb:g} MB target")
+    if found.get("accuracy") and baseline_accuracy is not None:
+        drop = baseline_accuracy - (row.get(targets.metric) or 0.0)
+        said.append(f"loses {drop:.3f} {targets.metric} against the baseline, over the {targets.max_accuracy_drop:g} "
+                    "allowed (targets.max_accuracy_drop)")
+    return said
+
+
+def verdicts(rows: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, str]:
+    """Why each measured configuration was chosen or passed over, in words: what the report's engines table says."""
+    targets = EngineTargets(**selection.get("targets", {}))
+    baseline = selection.get("baseline") or {}
+    base_acc = baseline.get(targets.metric)
+    chosen = (selection.get("chosen") or {}).get("key")
+    closest = (selection.get("closest") or {}).get("key")
+    ranked = {m["key"]: m for m in (selection.get("bundle_ranking") or {}).get("measured", []) if "key" in m}
+    out = {}
+    for row in rows:
+        key = row["key"]
+        if row.get("status") != "ok":
+            out[key] = f"{row.get('status')}: {row.get('reason') or 'no reason recorded'}"
+            continue
+        missed = misses(row, targets, base_acc)
+        through = f"; {ranked[key]['rps']:.1f} RPS through the bundle" if "rps" in ranked.get(key, {}) else ""
+        if key == chosen:
+            out[key] = ("chosen: the fastest that meets every target"
+                        + (" through the bundle" if ranked else "") + through)
+        elif key == closest:
+            out[key] = "the closest to the targets (none meets them all): misses " + "; ".join(missed)
+        elif missed:
+            out[key] = "misses " + "; ".join(missed)
+        elif undeployable(row):
+            out[key] = f"meets every target, but {undeployable(row)}"
+        elif key in ranked and "error" in ranked[key]:
+            out[key] = f"meets every target, but its bundle did not run here: {ranked[key]['error']}"
+        else:
+            out[key] = "meets every target; slower than the chosen" + (through and " (" + through[2:] + ")")
+    return out
+
+
 def violation(row: dict[str, Any], targets: EngineTargets, baseline_accuracy: float | None) -> float:
     return float(sum(shortfalls(row, targets, baseline_accuracy).values()))
 

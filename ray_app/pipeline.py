@@ -11,7 +11,7 @@ from yoloforge.ray_app.console import console
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
 from yoloforge.ray_app.search.tables import SearchOutcome
-from yoloforge.ray_app.spec import JobSpec, Targets, load_job
+from yoloforge.ray_app.spec import JobSpec, Targets, load_run_job
 from yoloforge.ray_app.stages import NAMES, STAGES, RunState
 from yoloforge.ray_app.stages.freshness import force, record, verdict
 from yoloforge.ray_app.stages.search import SearchChoices
@@ -71,7 +71,7 @@ def resume_run(run_dir: Path, choices: SearchChoices | None = None, from_stage: 
     """Continue an interrupted run: intake's outputs are reused when complete, an unfinished search is restored,
     later stages run when their inputs changed (or from from_stage on)."""
     run = RunDir.open(run_dir)
-    spec = load_job(run.job)
+    spec = load_run_job(run)
     console.print(f"[bold]yoloforge[/bold] resume [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
     return run_stages(RunState(spec, choices, resuming=True), NAMES[-1], from_stage)
 
@@ -114,7 +114,7 @@ def bench_run(run_dir: Path) -> dict:
     from yoloforge.ray_app.stages import engines
 
     run = RunDir.open(run_dir)
-    state = RunState(load_job(run.job))
+    state = RunState(load_run_job(run))
     inputs = engines.STAGE.inputs(state)
     engines.STAGE.run(state, "forced")
     record(run, engines.STAGE.name, inputs)

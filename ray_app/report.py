@@ -13,6 +13,7 @@ from typing import Any
 
 from yoloforge.core import atomic
 from yoloforge.core.rundir import RunDir, read_json, read_parquet
+from yoloforge.engines.selection import verdicts
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
 
 STYLE = """
@@ -47,9 +48,13 @@ def _num(value: Any, digits: int = 4) -> str:
         return "–"
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.{digits}g}"
-        return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+            return f"{value:.{max(digits, 2)}g}"
+        return f"{value:.{digits}f}" if digits <= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
     return html.escape(str(value))
+
+
+# digits shown per column: rates, times and sizes to one decimal, scores to four
+DIGITS = {"throughput": 1, "p50_ms": 1, "p99_ms": 1, "peak_rss_mb": 1, "latency_ms": 1, "train_time_s": 1}
 
 
 def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], chosen: Any = None,
@@ -58,7 +63,8 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], chosen: A
     body = []
     for row in rows:
         cls = ' class="chosen"' if key is not None and chosen is not None and row.get(key) == chosen else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{_num(row.get(name))}</td>" for name, _ in columns) + "</tr>")
+        body.append(f"<tr{cls}>" + "".join(f"<td>{_num(row.get(name), DIGITS.get(name, 4))}</td>"
+                                            for name, _ in columns) + "</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
@@ -97,7 +103,10 @@ def _search_section(trials: list[dict[str, Any]], pareto: list[dict[str, Any]], 
     import matplotlib.pyplot as plt
 
     ok = [t for t in trials if t.get("status") == "ok" and t.get("fitness") is not None]
-    parts = [f'<p>{len(trials)} trials, {len(ok)} finished, {len(trials) - len(ok)} failed or stopped early.</p>']
+    failed = sum(t.get("status") == "error" for t in trials)
+    stopped = len(trials) - len(ok) - failed
+    parts = [f'<p>{len(trials)} trials: {len(ok)} finished, {failed} failed, {stopped} stopped before their last '
+             'epoch (the last column says why each ended, and why it was or was not chosen).</p>']
     if ok:
         fig, ax = plt.subplots(figsize=(6.2, 3.2))
         gens = sorted({(t["round"], t["generation"]) for t in ok if t.get("generation") is not None})
@@ -111,6 +120,7 @@ def _search_section(trials: list[dict[str, Any]], pareto: list[dict[str, Any]], 
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, len(gens) + 0.5)  # whole generations, even when there is one
         ax.set_xlabel("generation")
         ax.set_ylabel("fitness")
         ax.set_title("Fitness per generation")
@@ -139,10 +149,13 @@ def _search_section(trials: list[dict[str, Any]], pareto: list[dict[str, Any]], 
                if any(c in t for t in trials)]
     columns = [("trial_id", "trial"), ("generation", "gen"), ("status", "status"), ("fitness", "fitness"),
                *[(c, c) for c in metric_cols], ("latency_ms", "latency ms"), ("train_time_s", "train s"),
-               *[(c, c.removeprefix("hp_")) for c in hp_cols], ("error", "error")]
+               *[(c, c.removeprefix("hp_")) for c in hp_cols], ("outcome", "why it ended; chosen or not")]
     best_id = best.get("trial_id") if best else None
-    shown = [{**t, "generation": t["generation"] + 1 if t.get("generation") is not None else None} for t in trials]
-    parts.append(_table(sorted(shown, key=lambda t: -(t.get("fitness") or -1e9)), columns, best_id, "trial_id"))
+    shown = [{**t, "generation": t["generation"] + 1 if t.get("generation") is not None else None,
+              "outcome": t.get("outcome") or t.get("error")} for t in trials]
+    order = {"ok": 0, "stopped early": 1, "error": 2}  # the chosen first, then finished ones by fitness
+    parts.append(_table(sorted(shown, key=lambda t: (t.get("trial_id") != best_id, order.get(t.get("status"), 1),
+                                                     -(t.get("fitness") or -1e9))), columns, best_id, "trial_id"))
     metrics = targets.get("metrics") or {}
     if metrics:
         parts.insert(0, "<p>Target: " + ", ".join(f"{html.escape(k)} ≥ {v}" for k, v in metrics.items()) + "</p>")
@@ -175,8 +188,11 @@ def _engines_section(rows: list[dict[str, Any]], selection: dict[str, Any] | Non
         ax.tick_params(axis="y", labelsize=7)
         parts.append(f'<div class="card">{_svg(fig)}</div>')
     columns = [("key", "configuration"), ("status", "status"), ("throughput", "img/s"), ("p50_ms", "p50 ms"),
-               ("p99_ms", "p99 ms"), ("peak_rss_mb", "RSS MB"), (metric, metric), ("reason", "reason")]
-    parts.append(_table(sorted(rows, key=lambda r: -(r.get("throughput") or 0)), columns, chosen, "key"))
+               ("p99_ms", "p99 ms"), ("peak_rss_mb", "RSS MB"), (metric, metric), ("why", "chosen, or why not")]
+    why = verdicts(rows, selection)
+    shown = [{**r, "why": why.get(r["key"])} for r in rows]
+    parts.append(_table(sorted(shown, key=lambda r: (r["key"] != chosen, -(r.get("throughput") or 0))), columns,
+                        chosen, "key"))
     reasoning = "".join(f"<li>{html.escape(line)}</li>" for line in selection.get("reasoning", []))
     advice = "".join(f"<li>{html.escape(line)}</li>" for line in selection.get("advice", []))
     verdict = '<span class="ok">every target met</span>' if selection.get("met") else \

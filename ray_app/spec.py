@@ -17,8 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from yoloforge.core import atomic
 from yoloforge.core.errors import SpecError
+from yoloforge.core.rundir import RunDir
 from yoloforge.ga.space import SearchSpace
 from yoloforge.ray_app.search.hyperparameters import yolo_space
+from yoloforge.serving.bundle import ServerSettings
 
 Task = Literal["detect", "segment", "classify"]
 MetricName = Literal[
@@ -239,15 +241,45 @@ class PreviewSpec(_Strict):
 
 
 class ExportSpec(_Strict):
-    """The deployable bundle."""
+    """The deployable bundle's Go server (`yoloforge export RUN_DIR`); the engines stage ranks configurations
+    through a bundle made with these same settings."""
 
-    out: str = Field("bundle", description="Bundle folder, relative to the run directory")
-    variant: Literal["auto", "cpu", "cuda"] = "auto"
-    build_image: bool = Field(False, description="Build the Docker image (needs a Docker engine)")
-    port: int = Field(8080, ge=1, le=65535)
-    max_batch: int = Field(8, ge=1, le=256)
-    max_wait_ms: float = Field(5, ge=0, le=1000)
-    cache_ttl_s: int = Field(3600, ge=0)
+    build_image: bool = Field(False, description="Also build the Docker image at the end of `yoloforge run` "
+                              "(needs a Docker engine)")
+    port: int = Field(8080, ge=1, le=65535, description="The API's port: config.yaml's listen address, the image's "
+                      "EXPOSE and docker-compose's published port")
+    max_batch: int | None = Field(None, ge=1, le=256, description="Dynamic batching limit of the server; default: "
+                                  "the selected engine's batch, at least 8")
+    max_wait_ms: float = Field(5, ge=0, le=1000, description="How long a batch waits to fill")
+    max_queue: int = Field(64, ge=1, le=100_000, description="Queue bound; beyond it requests get 503 + Retry-After")
+    concurrent_batches: int = Field(2, ge=1, le=16, description="Engine workers, so the next batch is prepared "
+                                    "while the engine runs one (the preview's rule)")
+    max_body_mb: float = Field(10, gt=0, le=512, description="Largest accepted request body")
+    cache_ttl_s: int = Field(3600, ge=0, description="Seconds an answer stays in the Redis cache; 0 turns the cache "
+                             "off")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, value: Any) -> Any:
+        """`out` and `variant` were written into every job.yaml before anything read them: their old defaults are
+        accepted (and dropped) so existing run directories still load; any other value is explained."""
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        for key, default, instead in (("out", "bundle", "`yoloforge export RUN_DIR --out DIR`"),
+                                      ("variant", "auto", "the bundle follows the selected engine's device "
+                                                          "(targets.device)")):
+            if key in value:
+                if value[key] != default:
+                    raise ValueError(f"export.{key} is no longer a setting: use {instead}")
+                del value[key]
+        return value
+
+    def server(self) -> ServerSettings:
+        """The settings the bundle's server is written with (serving/bundle.py)."""
+        return ServerSettings(port=self.port, max_batch_size=self.max_batch, batch_wait_ms=self.max_wait_ms,
+                              max_queue=self.max_queue, concurrent_batches=self.concurrent_batches,
+                              max_body_mb=self.max_body_mb, cache_ttl_s=self.cache_ttl_s)
 
 
 class JobSpec(_Strict):
@@ -362,6 +394,13 @@ def load_job(path: str | Path) -> JobSpec:
         raise SpecError(f"cannot read YAML: {err}", where=str(path)) from None
     spec = parse_job(data, str(path))
     return resolve_paths(spec, path.parent)
+
+
+def load_run_job(run: RunDir) -> JobSpec:
+    """A run directory's own job.yaml, placed where the run directory is now: a run moved (or copied) elsewhere
+    works on itself, never on the folder it was written in."""
+    spec = load_job(run.job)
+    return spec.model_copy(update={"runs_dir": str(run.path.resolve().parent), "name": run.path.resolve().name})
 
 
 def _looks_like_path(value: str) -> bool:

@@ -129,7 +129,7 @@ def main() -> int:
     if args.quick:
         args.imgsz, args.seconds = [128], 4.0
     from yoloforge.engines.registry import cpu_count
-    from yoloforge.serving.bundle import export_bundle
+    from yoloforge.serving.bundle import ServerSettings, export_bundle
 
     from tests.services import postgres_server, redis_server
 
@@ -144,7 +144,7 @@ def main() -> int:
                 print(f"@{imgsz}: engines stage (ONNX Runtime, OpenVINO) ...", flush=True)
                 run_dir = build_run(work / f"run{imgsz}", imgsz, ["onnxruntime", "openvino"])
                 row, promised = chosen(run_dir)
-                bundle = export_bundle(run_dir, max_batch_size=8, max_queue=256).out_dir
+                bundle = export_bundle(run_dir, settings=ServerSettings(max_batch_size=8, max_queue=256)).out_dir
                 got = {c: deployed_rps(bundle, env, imgsz, c, args.seconds, work / f"s{imgsz}-{c}.log", promised)
                        for c in (8, 64)}
                 if row["backend"] == "onnxruntime":  # OpenVINO's CPU plugin runs its own threads: spin is ORT's
@@ -174,7 +174,7 @@ def main() -> int:
                     print(f"@{imgsz}: OpenVINO only ...", flush=True)
                     ov_run = build_run(work / f"ov{imgsz}", imgsz, ["openvino"])
                     ov_row, _ = chosen(ov_run)
-                    ov_bundle = export_bundle(ov_run, max_batch_size=8, max_queue=256).out_dir
+                    ov_bundle = export_bundle(ov_run, settings=ServerSettings(max_batch_size=8, max_queue=256)).out_dir
                     ov_rps = deployed_rps(ov_bundle, env, imgsz, 64, args.seconds, work / "ov.log",
                                           ov_row["throughput"])[0]
                     goals["openvino_in_go"] = (ov_rps / ov_row["throughput"], ov_row["throughput"], ov_rps)

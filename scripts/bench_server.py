@@ -53,10 +53,10 @@ KEY = "bench-key"
 
 
 def bundle_for(work: Path, imgsz: int, max_batch: int) -> tuple[Path, Path]:
-    from yoloforge.serving.bundle import export_bundle
+    from yoloforge.serving.bundle import ServerSettings, export_bundle
 
     run_dir = build_run(work / f"run{imgsz}", imgsz, max_batch)
-    return run_dir, export_bundle(run_dir, max_batch_size=max_batch, max_queue=64).out_dir
+    return run_dir, export_bundle(run_dir, settings=ServerSettings(max_batch_size=max_batch, max_queue=64)).out_dir
 
 
 def overhead_ms(url: str, images: list[tuple[bytes, str]], n: int) -> tuple[float, float, dict[str, float]]:

@@ -38,12 +38,12 @@ def quick_run(work: Path, imgsz: int, max_batch: int) -> Path:
 def go_server(work: Path, imgsz: int = 128, max_batch: int = 4, max_queue: int = 64,
               env: dict[str, str] | None = None) -> Iterator[Served]:
     """A quick run's bundle, its own binary on a free port, with fresh Redis and PostgreSQL."""
-    from yoloforge.serving.bundle import export_bundle
+    from yoloforge.serving.bundle import ServerSettings, export_bundle
 
     from tests.services import bundle_server, postgres_server, redis_server
 
     run_dir = quick_run(work, imgsz, max_batch)
-    bundle = export_bundle(run_dir, max_batch_size=max_batch, max_queue=max_queue).out_dir
+    bundle = export_bundle(run_dir, settings=ServerSettings(max_batch_size=max_batch, max_queue=max_queue)).out_dir
     with redis_server(work / "redis") as redis, postgres_server(work / "pg") as postgres:
         base = {"YOLOFORGE_API_KEYS": KEY, "YOLOFORGE_POSTGRES_DSN": postgres.url, "YOLOFORGE_REDIS_ADDR": redis.url,
                 "YOLOFORGE_LOG_LEVEL": "warn", **(env or {})}

@@ -47,6 +47,23 @@ class BundleError(RuntimeError):
     """The bundle cannot be written; the message says why and what to do."""
 
 
+@dataclass(frozen=True)
+class ServerSettings:
+    """What the bundle's Go server is configured with: the job's `export:` settings (ray_app/spec.py: ExportSpec
+    is their one reader and makes this), written into config.yaml, .env.example and the Docker files."""
+
+    port: int = 8080  # the API's port: listened on, exposed by the image, published by docker-compose
+    max_batch_size: int | None = None  # None: the served engine's batch, at least 8
+    batch_wait_ms: float = 5.0
+    max_queue: int = 64
+    concurrent_batches: int = 2  # engine workers, by the preview's rule (engines/lanes.py)
+    max_body_mb: float = 10.0
+    cache_ttl_s: int = 3600  # 0: no answer cache
+
+    def batch_for(self, engine_batch: int) -> int:
+        return int(self.max_batch_size or max(engine_batch, 8))
+
+
 @dataclass
 class Bundle:
     out_dir: Path
@@ -182,19 +199,18 @@ def _render(name: str, values: dict[str, Any]) -> str:
     return string.Template((TEMPLATES / name).read_text()).substitute(values)
 
 
-def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max_batch_size: int | None = None,
-                  batch_wait_ms: float = 5.0, max_queue: int = 64, concurrent_batches: int = 2,
-                  served: ServedModel | None = None) -> Bundle:
+def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
+                  settings: ServerSettings = ServerSettings(), *, served: ServedModel | None = None) -> Bundle:
     """Write the bundle of run_dir's selected engine (or of served, another measured configuration) into out_dir
-    (default RUN_DIR/bundle), replacing it whole. The batching settings are the job's preview settings (the export
-    stage passes them); max_batch_size defaults to the selected engine's batch, at least 8."""
+    (default RUN_DIR/bundle), replacing it whole, its server configured with settings (the job's export:)."""
     run = RunDir(Path(run_dir))
     served = served or ServedModel.from_run(run.path)  # NotServable names the command to run first
     out_dir = Path(out_dir) if out_dir else run.bundle
-    max_batch = int(max_batch_size or max(served.config.batch, 8))
-    wait_ms = float(batch_wait_ms)
-    queue = int(max_queue)
-    base, engine, notes = plan_engine(served.config, concurrent_batches)
+    max_batch = settings.batch_for(served.config.batch)
+    wait_ms = float(settings.batch_wait_ms)
+    queue = int(settings.max_queue)
+    port = int(settings.port)
+    base, engine, notes = plan_engine(served.config, settings.concurrent_batches)
     if served.note:
         notes.insert(0, served.note)
     binary = build_server()
@@ -221,16 +237,17 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
         digest = hashlib.sha256((tmp / files[max(files)]).read_bytes()).hexdigest()[:12]
         (tmp / "model" / "labels.txt").write_text("\n".join(served.facts.names) + "\n")
         config_doc = {
-            "listen": ":8080",
+            "listen": f":{port}",
             "ort_library": f"lib/{library.name}",
             "model": {"name": served.name, "version": digest, "task": served.facts.task, "imgsz": base.imgsz,
                       "names": list(served.facts.names), "files": files},
             "engine": engine,
             "batcher": {"max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
                         "workers": 1},
-            "limits": {"max_body_mb": 10, "request_timeout": "30s", "retry_after_s": 1},
+            "limits": {"max_body_mb": float(settings.max_body_mb), "request_timeout": "30s", "retry_after_s": 1},
             "auth": {"required": True, "refresh": "30s"},
-            "redis": {"enabled": True, "addr": "localhost:6379", "ttl": "1h", "timeout": "100ms"},
+            "redis": {"enabled": settings.cache_ttl_s > 0, "addr": "localhost:6379",
+                      "ttl": f"{max(settings.cache_ttl_s, 1)}s", "timeout": "100ms"},
             "postgres": {"enabled": True,
                          "dsn": "postgres://yoloforge:yoloforge@localhost:5432/yoloforge?sslmode=disable",
                          "log_batch": 500, "log_interval": "1s", "log_buffer": 10000},
@@ -252,7 +269,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None, *, max
             "start_period": "120s" if engine["provider"] == "tensorrt" else "20s",
             "gpu_reservation": _GPU_RESERVATION if gpu else "",
             "max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
-            "workers": engine["workers"],
+            "workers": engine["workers"], "port": port, "max_body_mb": f"{settings.max_body_mb:g}",
+            "cache_ttl": f"{settings.cache_ttl_s}s", "cache_enabled": str(settings.cache_ttl_s > 0).lower(),
         }
         for template in ("Dockerfile", "Dockerfile.cuda", "docker-compose.yml", "docker-compose.cuda.yml"):
             (tmp / template).write_text(_render(template, values))
@@ -413,14 +431,12 @@ def layout(config: EngineConfig, concurrent_batches: int = 2) -> tuple[Any, ...]
 
 
 def measure_delivery(run_dir: str | Path, served: ServedModel, image: Path, port: int, *, seconds: float,
-                     clients: int, max_batch_size: int, batch_wait_ms: float, max_queue: int,
-                     concurrent_batches: int) -> dict[str, Any]:
+                     clients: int, settings: ServerSettings) -> dict[str, Any]:
     """What the bundle of one measured configuration delivers, measured as the export measures its own (a
     throwaway bundle beside the run, started natively, removed after): the engines stage ranks configs by it."""
     scratch = Path(tempfile.mkdtemp(prefix=".delivery-", dir=run_dir))
     try:
-        bundle = export_bundle(run_dir, scratch / "bundle", served=served, max_batch_size=max_batch_size,
-                               batch_wait_ms=batch_wait_ms, max_queue=max_queue, concurrent_batches=concurrent_batches)
+        bundle = export_bundle(run_dir, scratch / "bundle", settings, served=served)
         _, delivered = check_bundle(bundle.out_dir, image, port, load_s=seconds, clients=clients)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -51,14 +51,14 @@ class ServedModel:
     @classmethod
     def from_row(cls, run: RunDir, selection: dict[str, Any], row: dict[str, Any], note: str = "") -> ServedModel:
         """Any measured configuration of the run (a row of engines.parquet), served as if it had been chosen."""
-        model_file = Path(row["model_file"])
+        model_file = run.resolve(row["model_file"])
         if not model_file.is_file():
             raise NotServable(f"the model file {model_file} of {row['key']} is missing",
                               fix=f"re-run the benchmark: `yoloforge bench {run}`")
         facts = ModelFacts(**selection["model"])
         digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
         return cls(facts=facts, config=EngineConfig.from_dict(row), model_file=model_file,
-                   weights=Path(selection["weights"]), cache_dir=run.engine_models, clean_dir=run.clean_dir(),
+                   weights=run.resolve(selection["weights"]), cache_dir=run.engine_models, clean_dir=run.clean_dir(),
                    version=digest, name=run.name, note=note)
 
     def load(self, batch: int | None = None, serving: bool = False, threads: int | None = None) -> Engine:

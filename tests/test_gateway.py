@@ -29,7 +29,18 @@ def bundle(tmp_path_factory, detector) -> Path:
     from tests.conftest import served_run_dir
 
     run_dir = served_run_dir(tmp_path_factory.mktemp("gateway"), detector)
-    return export_bundle(run_dir, max_batch_size=4, max_queue=8).out_dir
+    return export_bundle(run_dir, settings=_export_settings()).out_dir
+
+
+# every field away from its default, so the test below sees each one reach the files it names
+EXPORT_SETTINGS_ARGS = {"port": 8181, "max_batch_size": 4, "batch_wait_ms": 3.0, "max_queue": 8,
+                        "max_body_mb": 1.0, "cache_ttl_s": 90}  # concurrent_batches: the lanes measured win
+
+
+def _export_settings():  # type: ignore[no-untyped-def]
+    from yoloforge.serving.bundle import ServerSettings
+
+    return ServerSettings(**EXPORT_SETTINGS_ARGS)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +74,23 @@ def server(bundle, services, api_key, tmp_path_factory):  # type: ignore[no-unty
 @pytest.fixture(scope="module")
 def api_headers(api_key: str) -> dict:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+def test_the_bundle_is_configured_with_the_export_settings(bundle):
+    import yaml
+
+    config = yaml.safe_load((bundle / "config.yaml").read_text())
+    assert config["listen"] == ":8181" and config["limits"]["max_body_mb"] == 1.0
+    assert config["batcher"]["max_batch_size"] == 4 and config["batcher"]["batch_wait"] == "3ms"
+    assert config["batcher"]["max_queue"] == 8
+    assert config["redis"] == {**config["redis"], "enabled": True, "ttl": "90s"}
+    assert "EXPOSE 8181" in (bundle / "Dockerfile").read_text()
+    assert "EXPOSE 8181" in (bundle / "Dockerfile.cuda").read_text()
+    assert '"$${YOLOFORGE_PORT:-8181}:8181"'.replace("$$", "$") in (bundle / "docker-compose.yml").read_text()
+    env = (bundle / ".env.example").read_text()
+    assert "YOLOFORGE_PORT=8181" in env and "YOLOFORGE_CACHE_TTL=90s" in env and "YOLOFORGE_MAX_BODY_MB=1\n" in env
+    assert '"api:8181"' in (bundle / "monitoring" / "prometheus.yml").read_text()
+    assert "localhost:8181/v1/predict" in (bundle / "README.md").read_text()
 
 
 def png(image: np.ndarray) -> bytes:

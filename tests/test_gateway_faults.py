@@ -33,10 +33,10 @@ def bundle(tmp_path_factory) -> Path:
     """An untrained yolo11n at 128 px (nothing trained: these tests are about the server, not the model)."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from servers import quick_run
-    from yoloforge.serving.bundle import export_bundle
+    from yoloforge.serving.bundle import ServerSettings, export_bundle
 
     run_dir = quick_run(tmp_path_factory.mktemp("faults"), 128, 4)
-    return export_bundle(run_dir, max_batch_size=4, max_queue=64).out_dir
+    return export_bundle(run_dir, settings=ServerSettings(max_batch_size=4, max_queue=64)).out_dir
 
 
 @pytest.fixture

@@ -28,9 +28,9 @@ def run_dir(tmp_path_factory, detector) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(run_dir) -> Path:
-    from yoloforge.serving.bundle import export_bundle
+    from yoloforge.serving.bundle import ServerSettings, export_bundle
 
-    return export_bundle(run_dir, max_batch_size=4, max_queue=8).out_dir
+    return export_bundle(run_dir, settings=ServerSettings(max_batch_size=4, max_queue=8)).out_dir
 
 
 @pytest.fixture(scope="module")

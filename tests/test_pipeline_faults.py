@@ -173,3 +173,29 @@ def test_a_full_disk_during_the_search_stops_with_a_message_and_resume_finishes(
         assert len(trials) == 2 and all(t["status"] == "ok" for t in trials)
         assert finished(run, "search") and finished(run, "export")
         trusted_files_are_whole(run)
+
+
+def test_a_run_directory_moved_elsewhere_still_resumes_reports_and_exports(searched_run, tmp_path):
+    import shutil
+
+    run = searched_run
+    trials = pq.read_table(run / "trials.parquet").to_pylist()
+    best = json.loads((run / "best" / "metrics.json").read_text())
+    for recorded in [best["best_pt"], *(t["best_pt"] for t in trials if t["status"] == "ok")]:
+        # produced files are recorded relative to the run directory, never in Ray's temporary folder
+        assert not Path(recorded).is_absolute() and (run / recorded).is_file(), recorded
+    moved = tmp_path / "elsewhere" / "faults"
+    moved.parent.mkdir()
+    shutil.move(run, moved)
+    try:
+        out = cli("resume", str(moved))
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert finished(moved, "engines") and finished(moved, "export") and "Bundle answered" in out.stdout
+        for name in ("selection.json", "dataset_report.json", "best/metrics.json", "delivered.json"):
+            assert str(run) not in (moved / name).read_text(), f"{name} names the old location"
+        out = cli("report", str(moved))
+        assert out.returncode == 0 and (moved / "report.html").is_file(), out.stdout[-3000:] + out.stderr[-3000:]
+        out = cli("export", str(moved))
+        assert out.returncode == 0 and "Bundle answered" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
+    finally:
+        shutil.move(moved, run)  # the module's other tests use it where it was

@@ -112,3 +112,46 @@ def test_report_renders_in_headless_chromium(finished_run, tmp_path):
     dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     assert "Hyperparameter search" in dom and "<svg" in dom
+
+
+def test_a_trial_stopped_early_with_higher_fitness_is_listed_after_the_chosen_with_why(finished_run):
+    from yoloforge.ray_app.search.tables import trial_outcomes
+
+    trials = pq.read_table(finished_run / "trials.parquet").to_pylist()
+    early = {**trials[0], "trial_id": "t9", "generation": 1, "status": "stopped early", "fitness": 0.99,
+             "mAP50": 0.95, "epoch": 3, "epochs": 10}
+    rows = [*trials, early]
+    best = trials[7]
+    outcomes = trial_outcomes(rows, best, {"mAP50": 0.5}, "target")
+    rows = [{**r, "outcome": outcomes[r["trial_id"]]} for r in rows]
+    pq.write_table(pa.Table.from_pylist(rows), finished_run / "trials.parquet")
+    page = write_report(finished_run).read_text()
+    assert page.index("<td>t7</td>") < page.index("<td>t9</td>")
+    assert "stopped at epoch 3 of 10 when trial" in outcomes["t9"] and "only once it finished" in outcomes["t9"]
+    assert outcomes["t7"].startswith("chosen: the highest fitness of the finished trials that meet every target")
+    assert html_text(outcomes["t9"]) in page and "failed or stopped early" not in page
+
+
+def html_text(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def test_the_engines_table_says_why_each_configuration_was_passed_over(finished_run):
+    rows = pq.read_table(finished_run / "engines.parquet").to_pylist()
+    int8 = {**rows[1], "key": "onnxruntime-int8-b8-128px-cpu", "precision": "int8", "throughput": 180.0,
+            "mAP50-95": 0.28}
+    pq.write_table(pa.Table.from_pylist([*rows, int8]), finished_run / "engines.parquet")
+    selection = json.loads((finished_run / "selection.json").read_text())
+    selection["baseline"] = rows[0]
+    (finished_run / "selection.json").write_text(json.dumps(selection))
+    page = write_report(finished_run).read_text()
+    assert "loses 0.020 mAP50-95 against the baseline, over the 0.01 allowed" in page
+    assert "40.0 img/s, below the 100 img/s target" in page  # pytorch, too slow
+    assert "chosen: the fastest that meets every target" in page
+
+
+def test_the_engines_table_shows_rates_and_sizes_to_one_decimal(finished_run):
+    page = write_report(finished_run).read_text()
+    assert "<td>120.0</td>" in page and "<td>700.0</td>" in page and "<td>8.3</td>" in page

@@ -153,3 +153,28 @@ def test_unknown_gene_is_refused_with_the_gene_list():
 def test_low_high_on_a_categorical_gene_is_refused():
     with pytest.raises(SpecError, match="optimizer' is categorical"):
         parse_job({"data": "ds", "search": {"space": {"optimizer": {"low": 0, "high": 1}}}})
+
+
+def test_every_export_field_reaches_the_server_settings():
+    from yoloforge.ray_app.spec import ExportSpec
+    from yoloforge.serving.bundle import ServerSettings
+
+    export = ExportSpec(port=9000, max_batch=16, max_wait_ms=2, max_queue=10, concurrent_batches=3, max_body_mb=4,
+                        cache_ttl_s=0)
+    assert export.server() == ServerSettings(port=9000, max_batch_size=16, batch_wait_ms=2, max_queue=10,
+                                             concurrent_batches=3, max_body_mb=4, cache_ttl_s=0)
+
+
+def test_a_job_yaml_written_before_export_out_and_variant_were_retired_still_loads():
+    from yoloforge.ray_app.spec import parse_job
+
+    spec = parse_job({"data": "d", "export": {"out": "bundle", "variant": "auto", "port": 8080, "max_batch": 8}})
+    assert spec.export.port == 8080 and spec.export.max_batch == 8
+
+
+def test_a_retired_export_setting_with_another_value_is_explained():
+    from yoloforge.core.errors import SpecError
+    from yoloforge.ray_app.spec import parse_job
+
+    with pytest.raises(SpecError, match=r"export\.variant is no longer a setting"):
+        parse_job({"data": "d", "export": {"variant": "cuda"}})

@@ -52,7 +52,8 @@ class Intake:
                 progress("copying clean set", 1, total)
         if task != "classify":
             splits = {s for s in (i.split for i in self.items if i.kept)}
-            data = {"path": str(clean.resolve()), **{s: f"images/{s}" for s in SPLITS if s in splits},
+            # no path: Ultralytics then reads the splits beside this file, so the folder can be moved
+            data = {**{s: f"images/{s}" for s in SPLITS if s in splits},
                     "names": dict(enumerate(self.report.names))}
             clean.mkdir(parents=True, exist_ok=True)
             (clean / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

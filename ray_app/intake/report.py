@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -111,8 +112,15 @@ class DatasetReport(BaseModel):
         return [p for p in self.problems if p.severity == "warning"]
 
     def write(self, path: str | Path) -> Path:
+        """The report as JSON; the clean copy and the quarantine beside it are named relative to its folder, so
+        the folder (a run directory) can be moved."""
         path = Path(path)
-        atomic.write_json(path, self.model_dump(mode="json"))
+        body = self.model_dump(mode="json")
+        base = path.parent.resolve()
+        for key in ("clean_dir", "quarantine_dir"):
+            if body[key] and Path(body[key]).resolve().is_relative_to(base):
+                body[key] = os.path.relpath(Path(body[key]).resolve(), base)
+        atomic.write_json(path, body)
         return path
 
 

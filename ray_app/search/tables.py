@@ -54,11 +54,52 @@ def best_row(rows: list[dict[str, Any]], minimums: dict[str, float]) -> dict[str
     return max(meets or ok, key=lambda r: r["fitness"])
 
 
+def trial_outcomes(rows: list[dict[str, Any]], best: dict[str, Any] | None, minimums: dict[str, float],
+                   stop_reason: str) -> dict[str, str]:
+    """Why each trial ended, and why it was or was not chosen, in words (trials.parquet's outcome column, which
+    the console and the report show)."""
+    meeting = [r for r in rows if r["status"] == "ok" and minimums and meets_targets(r, minimums)]
+    if best is None:
+        chosen = ""
+    elif meeting:
+        chosen = "chosen: the highest fitness of the finished trials that meet every target"
+    elif minimums:
+        chosen = "chosen: the highest fitness of the finished trials (none meets every target)"
+    else:
+        chosen = "chosen: the highest fitness of the finished trials"
+    if meeting:
+        why_stopped = f"when trial {meeting[0]['trial_id']} met the target"
+    elif stop_reason == "time_budget":
+        why_stopped = "when search.time_budget_min ran out"
+    else:
+        why_stopped = "when the search was interrupted"
+    out = {}
+    for r in rows:
+        if best is not None and r["trial_id"] == best["trial_id"]:
+            out[r["trial_id"]] = chosen
+        elif r["status"] == "error":
+            out[r["trial_id"]] = f"failed: {r['error'] or 'no message'}"
+        elif r["status"] != "ok":
+            at = (f" at epoch {int(r['epoch'])} of {int(r['epochs'])}" if r.get("epoch") is not None
+                  and r.get("epochs") is not None else "")
+            out[r["trial_id"]] = (f"not chosen: stopped{at} {why_stopped}; a trial is chosen only once it finished "
+                                  "(its final validation and weights)")
+        elif meeting and not meets_targets(r, minimums):
+            missed = [f"{k} {r[k]:.3f} < {v:g}" if r.get(k) is not None else f"{k} not measured"
+                      for k, v in minimums.items() if not meets_targets(r, {k: v})]
+            out[r["trial_id"]] = "not chosen: misses the target (" + ", ".join(missed) + ")"
+        else:
+            fitness = f"{r['fitness']:.4f}" if r.get("fitness") is not None else "none"
+            out[r["trial_id"]] = (f"not chosen: fitness {fitness}, below the chosen's {best['fitness']:.4f}"
+                                  if best is not None else "finished")
+    return out
+
+
 def write_best(run_dir: Path, best: dict[str, Any]) -> Path:
     run = RunDir(run_dir)
     run.best.mkdir(parents=True, exist_ok=True)
     with atomic.replacing(run.best_weights) as tmp:
-        shutil.copy2(best["best_pt"], tmp)
+        shutil.copy2(run.resolve(best["best_pt"]), tmp)
     atomic.write_json(run.best_metrics, best, default=str)
     return run.best_weights
 
@@ -84,7 +125,6 @@ def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
 
     run_dir = spec.run_dir
     rows = collect_trials(run_dir, task)
-    trials_path, _ = write_tables(run_dir, rows)
     minimums = dict(spec.targets.metrics)
     best = best_row(rows, minimums)
     rounds = read_status(run_dir).get("rounds", [])
@@ -92,6 +132,10 @@ def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
     if searcher is not None:
         atomic.write_text(RunDir(run_dir).ga_state, json.dumps(searcher.ga.state_dict()))
     stop = (searcher.ga.stop_reason() if searcher else None) or "stopped"
+    outcomes = trial_outcomes(rows, best, minimums, stop)
+    for row in rows:
+        row["outcome"] = outcomes[row["trial_id"]]
+    trials_path, _ = write_tables(run_dir, rows)
     failed = sum(r["status"] == "error" for r in rows)
     stopped = sum(r["status"] not in ("ok", "error") for r in rows)  # ended by a met target or the time budget
     met = best is not None and meets_targets(best, minimums) and bool(minimums)
@@ -110,8 +154,7 @@ def summarize(spec: JobSpec, task: str, model: str) -> SearchOutcome:
                         ("latency_ms", "params_m", "gflops", "train_time_s")))
     console.print(table)
     for r in (r for r in rows if r["status"] != "ok"):
-        console.print(f"  trial {r['trial_id']} (gen {r['generation'] + 1}) {r['status']}: {r['error'] or '-'}",
-                      markup=False)
+        console.print(f"  trial {r['trial_id']} (gen {r['generation'] + 1}) {r['outcome']}", markup=False)
     if best is None:
         raise YoloforgeError(f"every one of the {len(rows)} trials failed; see the errors above and {trials_path}",
                              fix="check the dataset and the resources (memory per trial), then `yoloforge resume`")

@@ -1,9 +1,10 @@
 """One search trial: Ultralytics train + val with a genome's hyperparameters, reported to Ray Tune.
 
 Per-epoch metrics go to Tune from an Ultralytics callback (so schedulers and the dashboard see progress); the
-last report carries the final metrics of best.pt, the fitness and the compute cost. best.pt stays in the trial
-directory. A trial that raises (NaN loss that Ultralytics cannot recover from, out of memory, ...) is recorded by
-Tune with its error and the search goes on.
+last report carries the final metrics of best.pt, the fitness and the compute cost, with best.pt as Tune's
+checkpoint of the trial (kept in the run directory's search/ folder, where Tune stores the experiment). A trial
+that raises (NaN loss that Ultralytics cannot recover from, out of memory, ...) is recorded by Tune with its
+error and the search goes on.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 import os
 import resource
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ METRIC_KEYS: dict[str, dict[str, str]] = {
     "classify": {"metrics/accuracy_top1": "top1", "metrics/accuracy_top5": "top5"},
 }
 COST_KEYS = ("params_m", "gflops", "latency_ms", "memory_mb", "train_time_s")
+CHECKPOINT_WEIGHTS = "best.pt"  # the weights' name inside a trial's Tune checkpoint
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,18 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     from ray import tune
 
     trial_dir = Path(tune.get_context().get_trial_dir() or os.getcwd())
-    run_trial(config, ctx, pick_device(ray.get_gpu_ids()), trial_dir, tune.report)
+
+    def report(result: dict[str, Any]) -> None:
+        if not result.get("final"):
+            tune.report(result)
+            return
+        # the weights go to Tune as the trial's checkpoint: Tune keeps it in the experiment's storage (the run
+        # directory, from any node), while the trial's own folder is Ray's temporary one, gone with its session
+        with tempfile.TemporaryDirectory() as folder:
+            shutil.copy2(result["best_pt"], Path(folder) / CHECKPOINT_WEIGHTS)
+            tune.report({**result, "best_pt": CHECKPOINT_WEIGHTS}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    run_trial(config, ctx, pick_device(ray.get_gpu_ids()), trial_dir, report)
 
 
 def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir: Path,

@@ -21,7 +21,7 @@ from yoloforge.ga.algorithm import GeneticAlgorithm
 from yoloforge.ga.ray_searcher import GASearcher
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.search.progress import Progress, TargetStopper
-from yoloforge.ray_app.search.trainable import COST_KEYS, METRIC_KEYS, TrialContext, train_trial
+from yoloforge.ray_app.search.trainable import CHECKPOINT_WEIGHTS, COST_KEYS, METRIC_KEYS, TrialContext, train_trial
 from yoloforge.ray_app.spec import JobSpec
 
 
@@ -170,8 +170,10 @@ def tune_results(experiment: Path) -> dict[str, dict[str, Any]]:
                        if error_file is not None and error_file.is_file() else [])
         if trial.status == "ERROR" and not error_lines:
             error_lines = ["the trial failed (Tune recorded no message)"]
+        checkpoint = trial.checkpoint  # where Tune keeps the trial's weights, under the experiment's folder
         out[trial.trial_id] = {"config": dict(trial.config), "metrics": metrics,
-                               "error": error_lines[-1].strip()[:500] if error_lines else None}
+                               "error": error_lines[-1].strip()[:500] if error_lines else None,
+                               "checkpoint": Path(checkpoint.path) if checkpoint is not None else None}
     return out
 
 
@@ -182,10 +184,11 @@ def collect_trials(run_dir: Path, task: str) -> list[dict[str, Any]]:
     searcher, but its results are in Tune's experiment folder.
     """
     rows: list[dict[str, Any]] = []
+    run = RunDir(run_dir)
     for experiment in read_status(run_dir).get("rounds", []):
         searcher = load_searcher(run_dir, experiment)
         placed = searcher.placements() if searcher else {}
-        for trial_id, res in tune_results(RunDir(run_dir).search / experiment).items():
+        for trial_id, res in tune_results(run.search / experiment).items():
             metrics = res["metrics"]
             if res["error"]:
                 status = "error"
@@ -200,7 +203,10 @@ def collect_trials(run_dir: Path, task: str) -> list[dict[str, Any]]:
             for name in [*METRIC_KEYS[task].values(), "fitness", *COST_KEYS]:
                 value = metrics.get(name)
                 row[name] = float(value) if isinstance(value, int | float) else None
-            row["best_pt"] = metrics.get("best_pt") if status == "ok" else None
+            weights = res["checkpoint"] / CHECKPOINT_WEIGHTS if res["checkpoint"] is not None else None
+            row["best_pt"] = run.record(weights) if status == "ok" and weights is not None else None
+            for name in ("epoch", "epochs"):  # how far it got (a trial stopped early says where)
+                row[name] = int(metrics[name]) if isinstance(metrics.get(name), int | float) else None
             rows.append(row)
     return sorted(rows, key=lambda r: (r["round"], r["generation"] if r["generation"] is not None else 1 << 30,
                                        r["index"] or 0))

@@ -159,9 +159,12 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
                 rows = run_grid(pool, configs, on_row)
             else:
                 rows = run_search(pool, configs, targets, facts.imgsz, e.max_configs, on_row, seed=spec.search.seed)
+            for row in rows:  # recorded relative to the run directory (RunDir.record), like every produced file
+                if row.get("model_file"):
+                    row["model_file"] = run.record(row["model_file"])
             selection = select(rows, targets, facts.imgsz)
-            selection.update(mode=mode, space=len(configs), device=device, task=task, model=facts.as_dict(),
-                             weights=str(weights))
+            selection.update(mode=mode, space=len(configs), device=device, task=task,
+                             model={**facts.as_dict(), "weights": run.record(weights)}, weights=run.record(weights))
             selection = rank_by_bundle(spec, run, rows, selection)
             selection.update(inspect_selection(pool, selection, run, clean_dir, task, metric))
         finally:
@@ -204,10 +207,10 @@ def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selec
         selection["reasoning"].append(f"Ranked by the engine alone ({why_not}): the bundle's server adds decoding "
                                       "and HTTP per image, which the export measures.")
         return selection
-    p = spec.preview
+    settings = spec.export.server()  # the bundle the export will write, so its ranking is the export's
     seen, chosen = set(), []
     for row in candidates:
-        key = layout(EngineConfig.from_dict(row), p.concurrent_batches)
+        key = layout(EngineConfig.from_dict(row), settings.concurrent_batches)
         if key not in seen and len(chosen) < spec.engines.bundle_candidates:
             seen.add(key)
             chosen.append(row)
@@ -219,8 +222,7 @@ def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selec
                 served = ServedModel.from_row(run, selection, row)
                 got: dict[str, Any] | str = measure_delivery(
                     run.path, served, image, free_port(), seconds=DELIVERY_S, clients=DELIVERY_CLIENTS,
-                    max_batch_size=p.max_batch_size or max(row["batch"], 8), batch_wait_ms=p.batch_wait_ms,
-                    max_queue=p.max_queued_requests, concurrent_batches=p.concurrent_batches)
+                    settings=settings)
             except (BundleError, NotServable) as err:
                 got = str(err).splitlines()[0]
         measured.append((row, got))
@@ -291,14 +293,22 @@ class EnginesStage:
         return True
 
     def inputs(self, state: RunState) -> dict[str, Any]:
+        """The weights, the engines settings and the targets; and, since the configs are ranked through the
+        bundle, the bundle's server settings and the Go server's source."""
+        from yoloforge.serving.bundle import gateway_digest
+
         spec = state.spec
-        return {"engines": spec.engines.model_dump(mode="json"), "targets": spec.targets.model_dump(mode="json"),
-                "weights": file_digest(state.run.best_weights)}
+        found = {"engines": spec.engines.model_dump(mode="json"), "targets": spec.targets.model_dump(mode="json"),
+                 "weights": file_digest(state.run.best_weights)}
+        if spec.engines.bundle_candidates > 0:
+            found |= {"export": spec.export.model_dump(mode="json"), "server": gateway_digest()}
+        return found
 
     def keep(self, state: RunState, verdict: Verdict) -> bool:
         if verdict != "current" or (selection := state.run.read_selection()) is None:
             return False
-        console.print(f"engines: selection.json is current (same weights, engines and targets); kept (re-run with "
+        console.print(f"engines: selection.json is current (same weights, engines, targets, bundle settings and "
+                      f"server source); kept (re-run with "
                       f"`yoloforge bench {state.run}` or --from engines)")
         state.selection = selection
         return True

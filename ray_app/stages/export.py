@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,11 @@ from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console
+from yoloforge.ray_app.spec import load_run_job
 from yoloforge.ray_app.stages.base import RunState
 from yoloforge.ray_app.stages.freshness import Verdict, file_digest
-from yoloforge.ray_app.stages.preview import describe_answer, free_port, preview_options, sample_image
+from yoloforge.ray_app.stages.preview import describe_answer, free_port, sample_image
+from yoloforge.serving.bundle import ServerSettings
 
 
 def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False, check: bool = True,
@@ -22,18 +25,15 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
 
     run = RunDir.open(run_dir)
     bundle_dir = out or run.bundle
+    settings = server_settings(run, max_batch_size, batch_wait_ms)
     console.rule("[bold]5 export[/bold]")
     if keep:
-        console.print(f"export: {bundle_dir} was written from the current selection.json by the current server "
-                      f"source; kept (re-export with `yoloforge export {run}`)")
+        console.print(f"export: {bundle_dir} was written from the current selection.json, export settings and "
+                      f"server source; kept (re-export with `yoloforge export {run}`)")
     else:
-        options = preview_options(run.path, max_batch_size, batch_wait_ms)
         try:
             with console.status("writing the bundle (compiling the Go server the first time takes a minute)"):
-                bundle = export_bundle(run.path, bundle_dir, max_batch_size=int(options["max_batch_size"]),
-                                       batch_wait_ms=float(options["batch_wait_ms"]),
-                                       max_queue=int(options["max_queued_requests"]),
-                                       concurrent_batches=int(options["concurrent_batches"]))
+                bundle = export_bundle(run.path, bundle_dir, settings)
         except BundleError as err:
             raise YoloforgeError(str(err)) from None
         for note in bundle.notes:
@@ -67,10 +67,18 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
                   f"  cd {bundle_dir} && cp .env.example .env && docker compose up -d --build\n"
                   f"  docker compose exec api /app/yoloforge-server keys create -name me\n"
                   f"  curl -H 'Authorization: Bearer <key>' -H 'Content-Type: image/jpeg' --data-binary @photo.jpg "
-                  f"http://localhost:8080/v1/predict\n"
+                  f"http://localhost:{settings.port}/v1/predict\n"
                   f"Without Docker: cd {bundle_dir} && YOLOFORGE_REDIS_ENABLED=false YOLOFORGE_POSTGRES_ENABLED=false "
                   f"YOLOFORGE_API_KEYS=my-key ./bin/yoloforge-server serve -config config.yaml")
     return bundle_dir
+
+
+def server_settings(run: RunDir, max_batch_size: int | None = None,
+                    batch_wait_ms: float | None = None) -> ServerSettings:
+    """The bundle's server settings: the run's export: settings, with the command line's overrides."""
+    settings = load_run_job(run).export.server()
+    overrides = {"max_batch_size": max_batch_size, "batch_wait_ms": batch_wait_ms}
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
 # the delivery check: long enough for a steady rate, short beside the stages before it
@@ -113,11 +121,11 @@ class ExportStage:
         return True
 
     def inputs(self, state: RunState) -> dict[str, Any]:
-        """The selection, the batching settings and the Go server's source the bundle is built from."""
+        """The selection, the export settings and the Go server's source the bundle is built from."""
         from yoloforge.serving.bundle import gateway_digest
 
         return {"selection": file_digest(state.run.selection), "server": gateway_digest(),
-                "preview": state.spec.preview.model_dump(mode="json")}
+                "export": state.spec.export.model_dump(mode="json")}
 
     def keep(self, state: RunState, verdict: Verdict) -> bool:
         from yoloforge.serving.bundle import bundle_complete
@@ -128,7 +136,7 @@ class ExportStage:
         return True
 
     def run(self, state: RunState, verdict: Verdict) -> bool:
-        stage_export(state.run.path)
+        stage_export(state.run.path, build=state.spec.export.build_image)
         return True
 
 

@@ -10,7 +10,7 @@ from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.ray_session import ray_session
-from yoloforge.ray_app.spec import load_job
+from yoloforge.ray_app.spec import load_run_job
 from yoloforge.ray_app.stages.base import RunState
 from yoloforge.ray_app.stages.freshness import Verdict
 
@@ -18,7 +18,7 @@ from yoloforge.ray_app.stages.freshness import Verdict
 def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait_ms: float | None = None) -> dict:
     from yoloforge.serving.served import ServedModel
 
-    spec = load_job(RunDir.open(run_dir).job)
+    spec = load_run_job(RunDir.open(run_dir))
     served = ServedModel.from_run(run_dir)  # NotServable says which command to run first
     if served.note:
         console.print(f"[yellow]{served.note}[/yellow]")
@@ -54,7 +54,7 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
     from yoloforge.serving import preview
 
     run = RunDir.open(run_dir)
-    spec = load_job(run.job)
+    spec = load_run_job(run)
     options = preview_options(run_dir, max_batch_size, batch_wait_ms)
     host, port = host or spec.preview.host, port or spec.preview.port
     console.rule("[bold]4 preview[/bold]")
@@ -91,7 +91,7 @@ def check_preview(run_dir: Path) -> dict:
     from yoloforge.serving import preview
 
     run = RunDir.open(run_dir)
-    spec = load_job(run.job)
+    spec = load_run_job(run)
     options = preview_options(run_dir)
     image = sample_image(run_dir)
     if image is None:

@@ -172,7 +172,7 @@ class SearchStage:
         spec, report = state.spec, state.run.read_dataset_report()
         statistics = {k: report.get(k) for k in ("names", "splits", "class_counts", "box_stats")}
         return {"model": spec.model, "task": spec.task, "search": spec.search.model_dump(mode="json"),
-                "data": tree_digest(Path(report["clean_dir"])), "statistics": digest(statistics)}
+                "data": tree_digest(state.run.resolve(report["clean_dir"])), "statistics": digest(statistics)}
 
     def keep(self, state: RunState, verdict: Verdict) -> bool:
         return False  # a current search is resumed (or, when done, summarised), never skipped
