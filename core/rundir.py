@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md: runs/<name>/...): the one place that names its files and reads them back.
+"""The run directory (runs/<name>/...): the one place that names its files and reads them back.
 
 Every stage and command reaches a run's files through a RunDir, so a file's name is written once, here, and the
 "not a run directory" error is raised in one place.

@@ -1,1 +1,2 @@
-"""yoloforge engines (see shared DESIGN.md for what this package owns)."""
+"""yoloforge engines: the Engine protocol, one module per inference backend, pre/post-processing and the
+selection (docs/architecture.md)."""

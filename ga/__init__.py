@@ -1,1 +1,2 @@
-"""yoloforge ga (see shared DESIGN.md for what this package owns)."""
+"""yoloforge ga: the genetic algorithm — pure numpy operators, an ask/tell object, the Ray Tune adapter
+(docs/architecture.md)."""

@@ -1,7 +1,5 @@
 """yoloforge: the CLI, job spec, model zoo, dataset intake and pipeline stages."""
 
-__version__ = "0.1.0"
-
 import os as _os
 
 # Ultralytics may try to pip-install missing modules or reach its hub; yoloforge wants neither to happen

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.prompt import Confirm, FloatPrompt, Prompt
 from rich.table import Table
+from yoloforge import __version__
 from yoloforge.core.errors import (
     EXIT_BUG,
     EXIT_CODES,
@@ -27,7 +28,6 @@ from yoloforge.core.errors import (
     disk_full,
 )
 from yoloforge.core.rundir import RunDir
-from yoloforge.ray_app import __version__
 from yoloforge.ray_app.console import console, print_error, print_model, print_report, progress_bars
 from yoloforge.ray_app.spec import METRICS_BY_TASK, dump_job, json_schema, load_job, parse_job
 

@@ -1,4 +1,4 @@
-"""The pipeline: the stages of ray_app/stages/ in order over one run directory (DESIGN.md: runs/<name>/...)."""
+"""The pipeline: the stages of ray_app/stages/ in order over one run directory (runs/<name>/, core/rundir.py)."""
 
 from __future__ import annotations
 

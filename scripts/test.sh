@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_services.sh
 python3 -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 python3 -m ruff check .
-lint-imports  # the layers of .importlinter: ray_app > serving > engines > ga > core
+bash scripts/lint_imports.sh  # the layers of .importlinter: runs > ray_app > serving > engines > ga > core
 (
   cd serving/gateway
   export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -Wno-deprecated-declarations}"  # go-nvml's deprecated NVML calls

@@ -1,1 +1,2 @@
-"""yoloforge serving (see shared DESIGN.md for what this package owns)."""
+"""yoloforge serving: the Ray Serve preview, the bundle exporter, the Go server's source and video streams
+(docs/architecture.md)."""

@@ -1,4 +1,4 @@
-"""Stage 2: the hyperparameter search on Ray Tune, driven by ga/ (DESIGN.md: runs/<name>/search/...); its parts
+"""Stage 2: the hyperparameter search on Ray Tune, driven by ga/ (its files: runs/<name>/search/...); its parts
 are in ray_app/search/. After a search the user may accept it, search more generations, or change the target."""
 
 from __future__ import annotations
