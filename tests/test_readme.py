@@ -22,7 +22,7 @@ def test_readme_python_blocks_run_as_written(tmp_path: Path, monkeypatch: pytest
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__readme__"}
     for block in python_blocks():
-        exec(compile(block, f"{README}:python block", "exec"), namespace)  # noqa: S102
+        exec(compile(block, f"{README}:python block", "exec"), namespace)
     out = capsys.readouterr().out
     import yoloforge
 
