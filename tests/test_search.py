@@ -45,7 +45,11 @@ def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
     assert len(trials) == 4 and {t["generation"] for t in trials} == {0, 1}
     assert all(t["status"] == "ok" for t in trials)
     best = result.outcome.best
-    # what five epochs learn depends on the machine; that every measure of the best trial is recorded does not
+    # what five epochs learn depends on the machine; which trial is kept, and that it is measured, does not
+    top = max(trials, key=lambda t: t["fitness"])
+    assert best["trial_id"] == top["trial_id"] and best["fitness"] == top["fitness"]
+    assert (run_dir / "best" / "best.pt").read_bytes() == (run_dir / top["best_pt"]).read_bytes()
+    assert top["outcome"].startswith("chosen") and sum(t["outcome"].startswith("chosen") for t in trials) == 1
     assert 0 <= best["mAP50"] <= 1 and best["latency_ms"] > 0 and best["params_m"] > 1 and best["gflops"] > 0
     assert len({t["latency_ms"] for t in trials}) == 1  # one architecture at one size: one latency, measured alone
     info = resolve_model(str(run_dir / "best" / "best.pt"), "detect")

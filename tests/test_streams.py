@@ -203,7 +203,52 @@ def test_mot_output_is_what_a_mot_evaluator_reads(service, video, tmp_path):
     assert [f["frame"] for f in frames] == list(range(1, 46))
     assert len(rows) == sum(len(f["objects"]) for f in frames)
     result = score(video.parent, tmp_path / "out", [video.stem])["combined"]
-    assert 0 <= result["HOTA"] <= 1 and result["FP"] + result["FN"] >= 0
+    assert result["FP"] + result["FN"] + result["IDSW"] > 0 or result["HOTA"] > 0.99  # figures of a real match
+
+
+@pytest.fixture(scope="module")
+def drifting_clip(tmp_path_factory, detector) -> Path:
+    """A clip the suite's detector knows: one of its validation images drifting right by 1 px a frame, with its
+    labels as MOT ground truth (one track per labelled object)."""
+    return drifting_video(sorted((detector[1] / "images" / "val").glob("*.jpg"))[0],
+                          tmp_path_factory.mktemp("clip"), "drift", frames=30)
+
+
+def drifting_video(image: Path, out: Path, name: str, frames: int) -> Path:
+    import cv2
+
+    pixels = cv2.imread(str(image))
+    height, width = pixels.shape[:2]
+    labels = image.parent.parent.parent / "labels" / image.parent.name / f"{image.stem}.txt"
+    boxes = [[float(v) for v in line.split()[1:5]] for line in labels.read_text().splitlines() if line.strip()]
+    video = out / f"{name}.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 15, (width, height))
+    gt = []
+    for frame in range(frames):
+        shifted = np.concatenate([np.repeat(pixels[:, :1], frame, axis=1), pixels[:, : width - frame]], axis=1)
+        writer.write(shifted)
+        for track, (cx, cy, w, h) in enumerate(boxes, start=1):
+            left, right = max(0.0, (cx - w / 2) * width + frame), min(float(width), (cx + w / 2) * width + frame)
+            if right - left > 2:
+                gt.append(f"{frame + 1},{track},{left:.2f},{(cy - h / 2) * height:.2f},{right - left:.2f},"
+                          f"{h * height:.2f},1,1,1.000")
+    writer.release()
+    (out / name / "gt").mkdir(parents=True)
+    (out / name / "gt" / "gt.txt").write_text("\n".join(gt) + "\n")
+    (out / name / "seqinfo.ini").write_text(f"[Sequence]\nname={name}\nimDir=img1\nframeRate=15\n"
+                                            f"seqLength={frames}\nimWidth={width}\nimHeight={height}\nimExt=.jpg\n")
+    return video
+
+
+def test_tracking_a_clip_the_detector_knows_scores_a_hota_bound(service, drifting_clip, tmp_path):
+    from yoloforge.serving.streams.evaluate import score
+
+    service.add(job(drifting_clip, drifting_clip.stem))
+    assert service.wait(60)
+    result = score(drifting_clip.parent, tmp_path / "out", [drifting_clip.stem])["combined"]
+    # measured here: HOTA 0.72, IDF1 0.98, no ID switch; the bound leaves room for another machine's detector,
+    # and fails on a tracker that loses its IDs or boxes that miss the objects
+    assert result["HOTA"] >= 0.5 and result["IDF1"] >= 0.8, result
 
 
 def test_a_stream_added_and_removed_leaves_the_others_running(service, video):

@@ -170,11 +170,20 @@ def tune_results(experiment: Path) -> dict[str, dict[str, Any]]:
                        if error_file is not None and error_file.is_file() else [])
         if trial.status == "ERROR" and not error_lines:
             error_lines = ["the trial failed (Tune recorded no message)"]
-        checkpoint = trial.checkpoint  # where Tune keeps the trial's weights, under the experiment's folder
         out[trial.trial_id] = {"config": dict(trial.config), "metrics": metrics,
                                "error": error_lines[-1].strip()[:500] if error_lines else None,
-                               "checkpoint": Path(checkpoint.path) if checkpoint is not None else None}
+                               "checkpoint": _checkpoint(trial)}
     return out
+
+
+def _checkpoint(trial: Any) -> Path | None:
+    """The folder of the trial's last checkpoint, under the experiment's folder. The trial persists it before it
+    reports its final result; a target met by that result stops the experiment before Tune registers it, so the
+    trial's folder is looked at when Tune's record has none."""
+    if trial.checkpoint is not None:
+        return Path(trial.checkpoint.path)
+    saved = sorted(Path(trial.path).glob("checkpoint_*")) if trial.path else []
+    return saved[-1] if saved else None
 
 
 def collect_trials(run_dir: Path, task: str) -> list[dict[str, Any]]:
@@ -204,7 +213,8 @@ def collect_trials(run_dir: Path, task: str) -> list[dict[str, Any]]:
                 value = metrics.get(name)
                 row[name] = float(value) if isinstance(value, int | float) else None
             weights = res["checkpoint"] / CHECKPOINT_WEIGHTS if res["checkpoint"] is not None else None
-            row["best_pt"] = run.record(weights) if status == "ok" and weights is not None else None
+            row["best_pt"] = run.record(weights) if status == "ok" and weights is not None and weights.is_file() \
+                else None
             for name in ("epoch", "epochs"):  # how far it got (a trial stopped early says where)
                 row[name] = int(metrics[name]) if isinstance(metrics.get(name), int | float) else None
             rows.append(row)
