@@ -202,8 +202,7 @@ def test_mot_output_is_what_a_mot_evaluator_reads(service, video, tmp_path):
     rows = mot_rows(tmp_path / "out" / video.stem / "tracks.txt")
     assert [f["frame"] for f in frames] == list(range(1, 46))
     assert len(rows) == sum(len(f["objects"]) for f in frames)
-    result = score(video.parent, tmp_path / "out", [video.stem])["combined"]
-    assert result["FP"] + result["FN"] + result["IDSW"] > 0 or result["HOTA"] > 0.99  # figures of a real match
+    score(video.parent, tmp_path / "out", [video.stem])  # the evaluator reads it (its figures: the test below)
 
 
 @pytest.fixture(scope="module")
