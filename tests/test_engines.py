@@ -391,7 +391,7 @@ def test_without_go_the_engine_alone_ranks_and_the_reasoning_says_how_the_export
     rows = _ranked_rows()
     selection = {**select(rows, EngineTargets(), 128), "device": "cpu"}
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    ranked = rank_by_bundle(spec, RunDir(tmp_path / "nogo"), rows, selection)
+    ranked = rank_by_bundle(spec, RunDir(tmp_path / "nogo"), rows, selection, spec.engines.bundle_candidates)
     assert ranked["chosen"]["key"] == "onnxruntime-fp32-1-128" and "promised_rps" not in ranked
     assert any("Ranked by the engine alone (Go is not installed here" in line for line in ranked["reasoning"])
 

@@ -95,13 +95,16 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
     return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics))
 
 
-def trial_context(spec: JobSpec, task: str, data: str, model: str) -> TrialContext:
+def trial_context(spec: JobSpec, task: str, data: str, model: str,
+                  latency_ms: dict[int, float] | None = None) -> TrialContext:
+    """What every trial shares. latency_ms: the latency per input size when already known; else measured here."""
     space = spec.search.search_space()
     sizes = next((list(g.choices) for g in space.genes if g.name == "imgsz"), [space.fixed.get("imgsz",
                                                                                                spec.search.imgsz)])
     # CPU trials share one latency per input size, measured here before any trial trains; GPU trials measure
     # on their own device
-    latency = shared_latency_ms(model, task, [int(s) for s in sizes]) if not spec.resources.gpu else {}
+    latency = latency_ms if latency_ms is not None else (
+        shared_latency_ms(model, task, [int(s) for s in sizes]) if not spec.resources.gpu else {})
     return TrialContext(model=model, data=data, task=task, epochs=spec.search.epochs, imgsz=spec.search.imgsz,
                         batch=spec.search.batch, seed=spec.search.seed, fitness_weights=spec.fitness_weights(task),
                         penalties=dict(spec.search.compute_penalty), fixed=dict(space.fixed), latency_ms=latency)

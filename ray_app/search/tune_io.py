@@ -41,9 +41,13 @@ def _searcher_state_file(experiment: Path) -> Path | None:
     return next((p for p in sorted(experiment.glob("searcher-state-*.pkl"), reverse=True) if _whole(p)), None)
 
 
+def trial_resources(spec: JobSpec) -> dict[str, float]:
+    """What Ray reserves for one trial (a fraction of a GPU packs several trials on one)."""
+    return {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+
+
 def _trainable(ctx: TrialContext, spec: JobSpec) -> Any:
-    return tune.with_resources(tune.with_parameters(train_trial, ctx=ctx),
-                               {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    return tune.with_resources(tune.with_parameters(train_trial, ctx=ctx), trial_resources(spec))
 
 
 def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment: str) -> Any:

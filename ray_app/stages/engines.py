@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,29 @@ def engine_targets(spec: JobSpec, task: str) -> EngineTargets:
     t = spec.targets
     return EngineTargets(fps=t.fps, p99_latency_ms=t.p99_latency_ms, max_memory_mb=t.max_memory_mb,
                          max_accuracy_drop=t.max_accuracy_drop, metric=accuracy_metric(task))
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """What the engines stage measures for a job (engines:): the configurations, whether all of them are
+    measured (grid) or the GA picks max_configs of them, each one's timing and scoring, and how many of the
+    fastest are also measured through the bundle."""
+
+    configs: list[EngineConfig]
+    mode: str  # grid | ga
+    max_configs: int
+    min_time_s: float
+    val_images: int
+    bundle_candidates: int
+
+
+def engine_plan(spec: JobSpec, trained_imgsz: int, device: str) -> EnginePlan:
+    e = spec.engines
+    configs = config_space(list(e.backends), list(e.precisions), list(e.batch_sizes),
+                           list(e.imgsz or [trained_imgsz]), list(e.threads or [None]), device)
+    return EnginePlan(configs=configs, mode="grid" if len(configs) <= e.max_configs else "ga",
+                      max_configs=e.max_configs, min_time_s=e.min_time_s, val_images=e.val_images,
+                      bundle_candidates=e.bundle_candidates)
 
 
 def stage_inputs(run: RunDir) -> tuple[Path, str]:
@@ -138,19 +162,17 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
     weights, clean_dir = stage_inputs(run)
     facts = ModelFacts.from_checkpoint(weights, imgsz=spec.search.imgsz)
     device = resolve_device(spec.targets.device)
-    e = spec.engines
-    configs = config_space(list(e.backends), list(e.precisions), list(e.batch_sizes), list(e.imgsz or [facts.imgsz]),
-                           list(e.threads or [None]), device)
+    plan = engine_plan(spec, facts.imgsz, device)
+    configs, mode = plan.configs, plan.mode
     targets = engine_targets(spec, task)
     metric = targets.metric
     models_dir = run.engine_models
     models_dir.mkdir(parents=True, exist_ok=True)
-    mode = "grid" if len(configs) <= e.max_configs else "ga"
     console.print(f"{len(configs)} configurations on {device}: "
-                  + ("measuring all of them" if mode == "grid" else f"the GA measures at most {e.max_configs}")
-                  + f" (timed {e.min_time_s:g} s each, {metric} on up to {e.val_images} validation images)")
+                  + ("measuring all of them" if mode == "grid" else f"the GA measures at most {plan.max_configs}")
+                  + f" (timed {plan.min_time_s:g} s each, {metric} on up to {plan.val_images} validation images)")
     worker_kwargs = {"weights": str(weights), "facts": facts.as_dict(), "clean_dir": clean_dir,
-                     "models_dir": str(models_dir), "val_limit": e.val_images, "min_time_s": e.min_time_s}
+                     "models_dir": str(models_dir), "val_limit": plan.val_images, "min_time_s": plan.min_time_s}
     with ray_session(address or spec.resources.address, dashboard=False):
         pool = BackendPool(worker_kwargs)
         try:
@@ -158,14 +180,15 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
             if mode == "grid":
                 rows = run_grid(pool, configs, on_row)
             else:
-                rows = run_search(pool, configs, targets, facts.imgsz, e.max_configs, on_row, seed=spec.search.seed)
+                rows = run_search(pool, configs, targets, facts.imgsz, plan.max_configs, on_row,
+                                  seed=spec.search.seed)
             for row in rows:  # recorded relative to the run directory (RunDir.record), like every produced file
                 if row.get("model_file"):
                     row["model_file"] = run.record(row["model_file"])
             selection = select(rows, targets, facts.imgsz)
             selection.update(mode=mode, space=len(configs), device=device, task=task,
                              model={**facts.as_dict(), "weights": run.record(weights)}, weights=run.record(weights))
-            selection = rank_by_bundle(spec, run, rows, selection)
+            selection = rank_by_bundle(spec, run, rows, selection, plan.bundle_candidates)
             selection.update(inspect_selection(pool, selection, run, clean_dir, task, metric))
         finally:
             pool.close()
@@ -178,7 +201,8 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
     return selection
 
 
-def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, Any]:
+def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selection: dict[str, Any],
+                   limit: int) -> dict[str, Any]:
     """The selection re-ranked by what the bundle delivers: the fastest configs that meet the targets, each served
     by a throwaway bundle of the Go server and measured as the export measures its own (engines.bundle_candidates
     of them; distinct server layouts only). On a GPU the bundle runs in its CUDA image, not here: the engine ranks."""
@@ -187,7 +211,7 @@ def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selec
     from yoloforge.serving.bundle import BundleError, build_server, layout, measure_delivery
     from yoloforge.serving.served import NotServable, ServedModel
 
-    why_not = ("engines.bundle_candidates is 0" if spec.engines.bundle_candidates == 0
+    why_not = ("engines.bundle_candidates is 0" if limit == 0
                else "the bundle's GPU server runs in its CUDA image, not here" if selection["device"] != "cpu"
                else "Go is not installed here (the export will need it: https://go.dev/dl/)" if not shutil.which("go")
                else None)
@@ -211,7 +235,7 @@ def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selec
     seen, chosen = set(), []
     for row in candidates:
         key = layout(EngineConfig.from_dict(row), settings.concurrent_batches)
-        if key not in seen and len(chosen) < spec.engines.bundle_candidates:
+        if key not in seen and len(chosen) < limit:
             seen.add(key)
             chosen.append(row)
     measured: list[tuple[dict[str, Any], dict[str, Any] | str]] = []

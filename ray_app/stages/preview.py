@@ -29,7 +29,7 @@ def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait
             "target_ongoing_requests": p.target_ongoing_requests, "cpu": p.cpu,
             "gpu": p.gpu if served.config.device.startswith("cuda") else 0,
             "max_queued_requests": p.max_queued_requests, "max_body_mb": p.max_body_mb,
-            "concurrent_batches": p.concurrent_batches}
+            "concurrent_batches": p.concurrent_batches, "host": p.host, "port": p.port}
 
 
 def app_builder(args: dict) -> object:
@@ -43,6 +43,8 @@ def app_builder(args: dict) -> object:
     if not run_dir:
         raise YoloforgeError("app_builder needs run_dir: the run directory whose selection.json to serve")
     options = preview_options(Path(run_dir), args.pop("max_batch_size", None), args.pop("batch_wait_ms", None))
+    for served_by_serve in ("host", "port"):  # Serve's own HTTP options decide where it listens
+        options.pop(served_by_serve)
     floats = ("target_ongoing_requests", "cpu", "gpu", "max_body_mb")
     options.update({k: float(v) if k in floats else int(v) for k, v in args.items()})
     return build_app(str(run_dir), **options)
@@ -56,7 +58,8 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
     run = RunDir.open(run_dir)
     spec = load_run_job(run)
     options = preview_options(run_dir, max_batch_size, batch_wait_ms)
-    host, port = host or spec.preview.host, port or spec.preview.port
+    job_host, job_port = options.pop("host"), options.pop("port")
+    host, port = host or job_host, port or job_port
     console.rule("[bold]4 preview[/bold]")
     preview.use_haproxy_ingress()
     with ray_session(spec.resources.address, spec.resources.dashboard):
@@ -93,15 +96,16 @@ def check_preview(run_dir: Path) -> dict:
     run = RunDir.open(run_dir)
     spec = load_run_job(run)
     options = preview_options(run_dir)
+    host, port = options.pop("host"), options.pop("port")
     image = sample_image(run_dir)
     if image is None:
         raise YoloforgeError(f"no image in the run's clean dataset ({run.clean_dir()}) to try the preview with")
     console.rule("[bold]4 preview[/bold]")
-    port = spec.preview.port if _port_free(spec.preview.host, spec.preview.port) else 0
+    port = port if _port_free(host, port) else 0
     preview.use_haproxy_ingress()
     with ray_session(spec.resources.address, dashboard=False), \
             console.status("starting the Ray Serve preview and sending it one image"):
-        url = preview.start(str(run_dir.resolve()), host=spec.preview.host, port=port or free_port(), **options)
+        url = preview.start(str(run_dir.resolve()), host=host, port=port or free_port(), **options)
         try:
             content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
             answer = httpx.post(f"{url}/v1/predict", content=image.read_bytes(), timeout=60,
