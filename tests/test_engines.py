@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -519,3 +520,33 @@ def test_the_best_weights_get_per_class_accuracy_and_a_confusion_matrix(tmp_path
     assert matrix[:, :3].sum() == labelled  # every labelled object is found as some class or missed
     assert all(0 <= c["AP50-95"] <= c["AP50"] <= 1 for c in detail["per_class"].values() if c["AP50"] is not None)
     assert json.loads((run_dir / "gallery" / "gallery.json").read_text())["split"] == "val"  # no test split
+
+
+# --- freshness: what the engines stage's result depends on ------------------------------------------------------
+
+
+def _engines_inputs(tmp_path: Path, **fields) -> dict:
+    from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.base import RunState
+    from yoloforge.ray_app.stages.engines import STAGE
+
+    spec = parse_job({"name": "fresh", "model": "yolo11n.yaml", "data": str(tmp_path), "runs_dir": str(tmp_path),
+                      **fields})
+    return STAGE.inputs(RunState(spec))
+
+
+def test_the_engines_stage_runs_again_when_the_bundle_settings_change(tmp_path):
+    # the configs are ranked through a bundle made with export:, so a ranking made with other settings is stale
+    assert _engines_inputs(tmp_path) != _engines_inputs(tmp_path, export={"max_batch": 16})
+
+
+def test_the_engines_stage_runs_again_when_the_servers_source_changes(tmp_path, monkeypatch):
+    import yoloforge.serving.bundle as bundle
+
+    source = tmp_path / "gateway"
+    shutil.copytree(bundle.GATEWAY, source, ignore=shutil.ignore_patterns("testdata"))
+    monkeypatch.setattr(bundle, "GATEWAY", source)
+    before = _engines_inputs(tmp_path)
+    main = next(source.rglob("main.go"))
+    main.write_text(main.read_text() + "\n// changed\n")
+    assert _engines_inputs(tmp_path) != before
