@@ -12,7 +12,7 @@ def engine_lanes(concurrent_batches: int, config: EngineConfig) -> tuple[int, in
 
     A layout the engines stage measured (config.lanes: one copy on every core, or single-thread copies) is the
     answer. Otherwise, on a CPU, engine copies running at once with a share of the cores each do more than one
-    copy using them all (README: Measured defaults), so each of the concurrent batches gets its own copy. On a GPU,
+    copy using them all (docs/measured-defaults.md), so each of the concurrent batches gets its own copy. On a GPU,
     or with PyTorch (its threads are per process), the batches share one."""
     if config.device != "cpu" or config.backend not in LANE_BACKENDS:
         return 1, None

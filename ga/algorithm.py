@@ -214,7 +214,7 @@ class GeneticAlgorithm:
         space; with a budget of a few generations, sampling around them first finds more than spreading every
         trial over the whole space (the reason Ultralytics' own tuner only mutates its best). A mutant moves each
         gene with probability 0.5 by a normal step of warm_sigma of its range: 0.2, as Ultralytics' tuner steps
-        (0.1 made near-copies of the defaults, which re-measured their noise: README, Measured defaults)."""
+        (0.1 made near-copies of the defaults, which re-measured their noise: docs/measured-defaults.md)."""
         X = latin_hypercube(self.rng, self.pop_size, self.space.dim)
         if self.initial:
             seeds = self.space.encode([{**c} for c in self.initial[: self.pop_size]])

@@ -128,11 +128,12 @@ def demo_spec(runs_dir: Path, task: str = "detect") -> JobSpec:
     data = runs_dir / "demo" / "synthetic"
     metric = {"detect": "mAP50", "segment": "mask_mAP50", "classify": "top1"}[task]
     # a known-good starting point (AdamW, no mosaic) beside Ultralytics' defaults: 50 epochs meet the 0.5 target in
-    # the first generation with margin (README: Measured defaults), so the demo ends with a detector that finds the
+    # the first generation with margin (docs/measured-defaults.md), so the demo ends with a detector that finds the
     # shapes; the second generation is the fallback
     return JobSpec(name="demo", model=model, task=task,  # type: ignore[arg-type]
                    data={"path": str(data.resolve())},  # type: ignore[arg-type]
-                   # 100 img/s at 128 px: PyTorch eager misses it on two cores, exported engines make it (README)
+                   # 100 img/s at 128 px: PyTorch eager misses it on two cores, exported engines make it
+                   # (docs/measured-defaults.md)
                    targets=Targets(metrics={metric: 0.5}, fps=100),  # type: ignore[dict-item]
                    search={"population": 2, "generations": 2, "epochs": 50, "imgsz": 128,  # type: ignore[arg-type]
                            "batch": 16, "initial": [{"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0}]},

@@ -283,4 +283,4 @@ def recognise(source: Path, task: str | None) -> Layout:
         "not a dataset layout yoloforge knows: expected data.yaml + images/labels folders (YOLO, as Ultralytics "
         "and Roboflow write them), annotations/*.json (COCO), Annotations/*.xml (Pascal VOC), or train/ and val/ "
         "folders with one sub-folder per class (classify)", where=str(source),
-        fix="see README, 'Datasets', for the layouts and an example of each")
+        fix="see docs/datasets.md (in yoloforge's repository) for the layouts and an example of each")

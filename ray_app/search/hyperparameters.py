@@ -18,7 +18,7 @@ from yoloforge.ga.space import Gene, SearchSpace
 def yolo_space(include_imgsz: bool = False, include_batch: bool = False) -> SearchSpace:
     """Ultralytics training hyperparameters with bounds from its own tuner, plus the optimizer.
 
-    The optimizer is a gene because on small data it decides more than everything else (README: Measured defaults).
+    The optimizer is a gene because on small data it decides more than everything else (docs/measured-defaults.md).
     """
     genes = [
         Gene("optimizer", "cat", choices=("SGD", "AdamW", "Adam")),
@@ -82,7 +82,7 @@ def short_training_starts(start: Mapping[str, Any], task: str) -> list[dict[str,
 
     A training of a few hundred steps is decided by how fast it learns, and two of Ultralytics' defaults are made
     for long ones: lr0 (fitted to trainings of 10k+ steps) and mosaic (which only Ultralytics' last 10 epochs turn
-    off). The two interact (README: Measured defaults), which mutants moving one gene at a time from the defaults
+    off). The two interact (docs/measured-defaults.md), which mutants moving one gene at a time from the defaults
     rarely find. The design (both factors first) costs at most three trials of the first generation; the search
     moves on from whichever cell wins. mosaic only applies to detect and segment trainings, so classify gets the
     learning-rate factor alone."""
@@ -96,7 +96,7 @@ def for_training_length(space: SearchSpace, iterations: int | None) -> SearchSpa
     """The space without SGD among the optimizers when trainings are too short for it (Ultralytics' own rule).
 
     SGD needs a learning rate about ten times Adam's and many more steps; in a short trial at an Adam-sized lr0
-    it learns nothing (README: Measured defaults), so each SGD
+    it learns nothing (docs/measured-defaults.md), so each SGD
     draw wastes a trial of a small budget. Kept when it is the only choice left."""
     if not is_short_training(iterations):
         return space
@@ -143,7 +143,7 @@ def without_inert_genes(space: SearchSpace, task: str, epochs: int,
     return SearchSpace(genes, fixed), why
 
 
-# Fine-tuning a pretrained checkpoint: large lr0 jumps collapse pretrained weights (README: Measured defaults). So the
+# Fine-tuning a pretrained checkpoint: large lr0 jumps collapse pretrained weights (docs/measured-defaults.md). So the
 # learning rate may move down freely but up by at most this factor, unless the job's search.space sets lr0 itself; and
 # the first generation stays near the defaults.
 FINE_TUNE_LR0_CEILING = 2.0
