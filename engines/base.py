@@ -118,22 +118,3 @@ class Prediction:
     probs: np.ndarray | None = None  # classify: their probabilities
     width: int = 0
     height: int = 0
-
-    def to_json(self, names: list[str], task: str) -> dict[str, Any]:
-        """The body of the HTTP contract's answer for this image (serving/openapi.yaml)."""
-        from yoloforge.engines.processing import mask_polygons
-
-        answer: dict[str, Any] = {"task": task, "image": {"width": self.width, "height": self.height}}
-        if task == "classify":
-            assert self.top is not None and self.probs is not None
-            answer["top"] = [{"class_id": int(c), "class_name": names[int(c)], "confidence": round(float(p), 5)}
-                             for c, p in zip(self.top, self.probs, strict=True)]
-            return answer
-        answer["detections"] = [
-            {"class_id": int(c), "class_name": names[int(c)], "confidence": round(float(s), 5),
-             "box": [round(float(v), 2) for v in b]}
-            for b, s, c in zip(self.boxes, self.scores, self.classes, strict=True)]
-        if task == "segment" and self.masks is not None:
-            for det, polygon in zip(answer["detections"], mask_polygons(self.masks), strict=True):
-                det["polygon"] = polygon
-        return answer

@@ -193,7 +193,7 @@ def run(
     """Run the pipeline for a job: intake, hyperparameter search, engine benchmark and selection, preview (when
     enabled in the job) and the deployable bundle."""
     from yoloforge.ray_app.pipeline import run_job
-    from yoloforge.ray_app.stages.search import SearchChoices
+    from yoloforge.ray_app.stages.base import SearchChoices
 
     overrides: dict[str, Any] = {k: v for k, v in {"model": model, "task": task, "name": name}.items() if v}
     if job is not None:
@@ -262,7 +262,7 @@ def resume(
     """Continue an interrupted run: finished trials are kept, the search goes on where it stopped, later stages
     run when their inputs changed."""
     from yoloforge.ray_app.pipeline import resume_run
-    from yoloforge.ray_app.stages.search import SearchChoices
+    from yoloforge.ray_app.stages.base import SearchChoices
 
     if not run_dir.is_dir():
         raise MissingInput(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")

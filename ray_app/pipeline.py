@@ -13,10 +13,8 @@ from yoloforge.ray_app.outcome import engine_verdict, target_rows
 from yoloforge.ray_app.search.tables import SearchOutcome
 from yoloforge.ray_app.spec import JobSpec, Targets, load_run_job
 from yoloforge.ray_app.stages import NAMES, STAGES, RunState
+from yoloforge.ray_app.stages.base import SearchChoices
 from yoloforge.ray_app.stages.freshness import force, record, verdict
-from yoloforge.ray_app.stages.search import SearchChoices
-
-RunResult = RunState  # what run_job returns: the state the stages left
 
 
 def _check_stage_name(option: str, value: str | None) -> None:
@@ -145,7 +143,7 @@ def demo_spec(runs_dir: Path, task: str = "detect") -> JobSpec:
                    runs_dir=str(runs_dir.resolve()))
 
 
-def run_demo(runs_dir: Path, task: str = "detect", dashboard: bool = True) -> RunResult:
+def run_demo(runs_dir: Path, task: str = "detect", dashboard: bool = True) -> RunState:
     spec = demo_spec(runs_dir, task)
     spec = spec.model_copy(update={"resources": spec.resources.model_copy(update={"dashboard": dashboard})})
     data = Path(spec.data.path)

@@ -45,7 +45,8 @@ def run_ours(data: str, report: DatasetReport, weights: str, work: Path, seed: i
     import pyarrow.parquet as pq
     from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.spec import parse_job
-    from yoloforge.ray_app.stages.search import SearchChoices, stage_search
+    from yoloforge.ray_app.stages.base import SearchChoices
+    from yoloforge.ray_app.stages.search import stage_search
 
     population = 2 if trials < 4 else 4
     spec = parse_job({"name": f"ours-{seed}", "model": weights, "task": "detect", "data": data,

@@ -64,7 +64,8 @@ def run_ours(data: str, report: DatasetReport, work: Path, seed: int, trials: in
     import pyarrow.parquet as pq
     from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.spec import parse_job
-    from yoloforge.ray_app.stages.search import SearchChoices, stage_search
+    from yoloforge.ray_app.stages.base import SearchChoices
+    from yoloforge.ray_app.stages.search import stage_search
 
     population = 4
     spec = parse_job({"name": f"ours-{seed}", "model": "yolo11n.yaml", "task": "detect", "data": data,

@@ -26,6 +26,7 @@ from yoloforge.engines.base import ModelFacts
 from yoloforge.engines.lanes import engine_lanes
 from yoloforge.engines.predictor import batching_gain, measure_call_ms, plan_batches, run_batches
 from yoloforge.engines.processing import postprocess, preprocess
+from yoloforge.serving.answers import answer_body
 from yoloforge.serving.http_common import api_keys, authorized, error
 from yoloforge.serving.served import ServedModel
 
@@ -241,7 +242,7 @@ class Preview:
         self.batch_size.observe(batch)
         prediction = postprocess(outputs, placed, self.facts, self.imgsz, conf=params["conf"], iou=params["iou"],
                                  max_det=params["max_det"], top_k=params["top_k"])[0]
-        answer = prediction.to_json(self.facts.names, self.facts.task)
+        answer = answer_body(prediction, self.facts.names, self.facts.task)
         done = time.perf_counter()
         ms = 1000.0
         answer.update(model={"name": self.info["name"], "version": self.info["version"]}, cached=False,

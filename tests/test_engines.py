@@ -151,7 +151,9 @@ def test_segment_answer_carries_a_polygon_per_detection(segmenter, tmp_path):
     weights, data = segmenter
     predictor = _engine(EngineConfig("onnxruntime", "fp32", 1, IMGSZ), weights, tmp_path)
     prediction = predictor.predict(_images(data, "segment")[:3], conf=0.05)[0]
-    answer = prediction.to_json(predictor.facts.names, "segment")
+    from yoloforge.serving.answers import answer_body
+
+    answer = answer_body(prediction, predictor.facts.names, "segment")
     assert answer["detections"] and all(len(d["polygon"]) >= 3 for d in answer["detections"])
 
 

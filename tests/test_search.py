@@ -12,7 +12,7 @@ from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.pipeline import run_job
 from yoloforge.ray_app.search.tune_io import read_status
 from yoloforge.ray_app.spec import parse_job
-from yoloforge.ray_app.stages.search import SearchChoices
+from yoloforge.ray_app.stages.base import SearchChoices
 from yoloforge.ray_app.zoo import resolve_model
 
 GOOD = {"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0}  # learns the shapes within a few epochs

@@ -11,8 +11,14 @@ from yoloforge.ray_app.stages.freshness import Verdict
 
 if TYPE_CHECKING:
     from yoloforge.ray_app.search.tables import SearchOutcome
-    from yoloforge.ray_app.stages.intake import IntakeResult
-    from yoloforge.ray_app.stages.search import SearchChoices
+
+
+@dataclass
+class SearchChoices:
+    """How the user answers the question after a search; flags make it non-interactive."""
+
+    interactive: bool = False
+    more_generations: int = 0  # without a terminal: continue this many generations once if the target is unmet
 
 
 @dataclass
@@ -24,7 +30,6 @@ class RunState:
     resuming: bool = False  # `yoloforge resume`: intake's outputs are kept whenever they are complete
     model_path: str | None = None  # set by intake
     data: str | None = None  # the clean dataset training is given, set by intake
-    intake: IntakeResult | None = None  # None when intake's outputs were kept
     outcome: SearchOutcome | None = None
     selection: dict[str, Any] | None = None
     stopped: bool = False  # a stage ended the run early (e.g. no trial produced weights)

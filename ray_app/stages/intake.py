@@ -113,7 +113,7 @@ class IntakeStage:
         if state.resuming and verdict != "forced":
             console.print("intake did not finish; running it again")
         result = stage_intake(state.spec)
-        state.intake, state.spec = result, result.spec
+        state.spec = result.spec
         state.model_path, state.data = result.model.path, result.intake.data_arg
         return True
 

@@ -4,7 +4,6 @@ are in ray_app/search/. After a search the user may accept it, search more gener
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,9 @@ from yoloforge.ray_app.search.tune_io import (
     tune_results,
     write_status,
 )
-from yoloforge.ray_app.spec import JobSpec
-from yoloforge.ray_app.stages.base import RunState
+from yoloforge.ray_app.spec import JobSpec, dump_job, parse_job
+from yoloforge.ray_app.stages.base import RunState, SearchChoices
 from yoloforge.ray_app.stages.freshness import Verdict, digest, tree_digest
-
-
-@dataclass
-class SearchChoices:
-    """How the user answers the question after a search; flags make it non-interactive."""
-
-    interactive: bool = False
-    more_generations: int = 0  # without a terminal: continue this many generations once if the target is unmet
 
 
 def _ask(outcome: SearchOutcome, spec: JobSpec) -> tuple[str, Any] | None:
@@ -76,8 +67,6 @@ def _mark_done_or_interrupted(run_dir: Path, minimums: dict[str, float]) -> None
 def stage_search(spec: JobSpec, model: str, data: str, task: str,
                  choices: SearchChoices | None = None) -> tuple[JobSpec, SearchOutcome]:
     """Run (or resume, or continue) the search; returns the spec with any target the user changed."""
-    from yoloforge.ray_app.spec import dump_job, parse_job
-
     choices = choices or SearchChoices()
     run_dir = spec.run_dir
     run = RunDir(run_dir)
