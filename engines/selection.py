@@ -7,6 +7,7 @@ GA's constraint violation and the report.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,7 @@ def misses(row: dict[str, Any], targets: EngineTargets, baseline_accuracy: float
     return said
 
 
-def verdicts(rows: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, str]:
+def verdicts(rows: list[dict[str, Any]], selection: dict[str, Any], *, cannot_run: CannotRun) -> dict[str, str]:
     """Why each measured configuration was chosen or passed over, in words: what the report's engines table says."""
     targets = EngineTargets(**selection.get("targets", {}))
     baseline = selection.get("baseline") or {}
@@ -95,8 +96,8 @@ def verdicts(rows: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str,
             out[key] = "the closest to the targets (none meets them all): misses " + "; ".join(missed)
         elif missed:
             out[key] = "misses " + "; ".join(missed)
-        elif undeployable(row):
-            out[key] = f"meets every target, but {undeployable(row)}"
+        elif cannot_run(row):
+            out[key] = f"meets every target, but {cannot_run(row)}"
         elif key in ranked and "error" in ranked[key]:
             out[key] = f"meets every target, but its bundle did not run here: {ranked[key]['error']}"
         else:
@@ -121,15 +122,9 @@ def noise(row: dict[str, Any]) -> float:
     return 0.0 if value is None or not math.isfinite(value) else float(value)
 
 
-def undeployable(row: dict[str, Any]) -> str | None:
-    """Why the bundle's Go server cannot run this config as measured (None: it can). The server runs ONNX
-    Runtime with its CPU, OpenVINO, CUDA and TensorRT execution providers; PyTorch eager stays in Python."""
-    backend, gpu = row.get("backend"), str(row.get("device", "cpu")).startswith("cuda")
-    if backend == "pytorch":
-        return "the bundle's Go server does not run PyTorch"
-    if backend == "openvino" and gpu:
-        return "the bundle runs OpenVINO on the CPU only"
-    return None
+# Why the server a configuration is deployed on cannot run it as measured (None: it can). serving/ decides
+# (serving.bundle.server_cannot_run) and hands it to the selection, which only ranks.
+CannotRun = Callable[[dict[str, Any]], str | None]
 
 
 def speed_ties(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
@@ -143,7 +138,8 @@ def speed_ties(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     return sorted(ties, key=lambda r: (-(r.get(metric) or 0.0), memory_mb(r) or 0.0, -r["throughput"]))
 
 
-def select(rows: list[dict[str, Any]], targets: EngineTargets, trained_imgsz: int) -> dict[str, Any]:
+def select(rows: list[dict[str, Any]], targets: EngineTargets, trained_imgsz: int, *,
+           cannot_run: CannotRun) -> dict[str, Any]:
     """selection.json: the chosen config (or none), the baseline, and the reasoning in plain sentences."""
     baseline = baseline_row(rows, trained_imgsz)
     base_acc = baseline.get(targets.metric) if baseline else None
@@ -164,20 +160,20 @@ def select(rows: list[dict[str, Any]], targets: EngineTargets, trained_imgsz: in
     reasoning.append("Targets: " + ", ".join(w for w in wanted if w) + ".")
     # ranked by what the bundle can deliver: a config the Go server cannot run is chosen only when nothing it can
     # run meets the targets
-    deliverable = [r for r in feasible if undeployable(r) is None]
+    deliverable = [r for r in feasible if cannot_run(r) is None]
     ties = speed_ties(deliverable or feasible, targets.metric)
     chosen = ties[0] if ties else None
-    faster = [r for r in feasible if undeployable(r) is not None and chosen is not None
+    faster = [r for r in feasible if cannot_run(r) is not None and chosen is not None
               and r["throughput"] - noise(r) > chosen["throughput"] + noise(chosen)]
     if deliverable and faster:
         best = max(faster, key=lambda r: r["throughput"])
-        reasoning.append(f"{best['key']} is faster ({best['throughput']:.1f} img/s), but {undeployable(best)}: "
+        reasoning.append(f"{best['key']} is faster ({best['throughput']:.1f} img/s), but {cannot_run(best)}: "
                          "configurations are ranked by what the bundle delivers.")
     result: dict[str, Any] = {
         "met": chosen is not None, "chosen": chosen, "baseline": baseline,
         "targets": targets.__dict__, "feasible": len(feasible), "measured": len(rows), "reasoning": reasoning,
         "advice": [], "closest": None,
-        "deployable": chosen is not None and undeployable(chosen) is None,
+        "deployable": chosen is not None and cannot_run(chosen) is None,
     }
     base_speed = baseline["throughput"] if baseline else None
     if chosen is not None:
@@ -226,15 +222,16 @@ BUNDLE_WITHIN = 0.7  # configs slower than this share of the fastest one are not
 BUNDLE_MARGIN = 0.05  # a short delivery measurement's noise: another config must deliver this much more to win
 
 
-def bundle_candidates(rows: list[dict[str, Any]], selection: dict[str, Any]) -> list[dict[str, Any]]:
+def bundle_candidates(rows: list[dict[str, Any]], selection: dict[str, Any], *,
+                      cannot_run: CannotRun) -> list[dict[str, Any]]:
     """The configs worth measuring through the bundle, the engine's choice first: those the Go server runs that
     meet every target, within BUNDLE_WITHIN of the fastest of them in engine throughput, fastest first."""
     chosen = selection.get("chosen")
-    if chosen is None or undeployable(chosen) is not None:
+    if chosen is None or cannot_run(chosen) is not None:
         return []
     targets = EngineTargets(**selection["targets"])
     base_acc = (selection.get("baseline") or {}).get(targets.metric)
-    feasible = [r for r in rows if r.get("status") == "ok" and undeployable(r) is None
+    feasible = [r for r in rows if r.get("status") == "ok" and cannot_run(r) is None
                 and violation(r, targets, base_acc) == 0]
     floor = BUNDLE_WITHIN * max(r["throughput"] for r in feasible)
     others = sorted((r for r in feasible if r["key"] != chosen["key"] and r["throughput"] >= floor),

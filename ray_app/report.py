@@ -15,6 +15,7 @@ from yoloforge.core import atomic
 from yoloforge.core.rundir import RunDir, read_json, read_parquet
 from yoloforge.engines.selection import verdicts
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
+from yoloforge.serving.bundle import server_cannot_run
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -189,7 +190,7 @@ def _engines_section(rows: list[dict[str, Any]], selection: dict[str, Any] | Non
         parts.append(f'<div class="card">{_svg(fig)}</div>')
     columns = [("key", "configuration"), ("status", "status"), ("throughput", "img/s"), ("p50_ms", "p50 ms"),
                ("p99_ms", "p99 ms"), ("peak_rss_mb", "RSS MB"), (metric, metric), ("why", "chosen, or why not")]
-    why = verdicts(rows, selection)
+    why = verdicts(rows, selection, cannot_run=server_cannot_run)
     shown = [{**r, "why": why.get(r["key"])} for r in rows]
     parts.append(_table(sorted(shown, key=lambda r: (r["key"] != chosen, -(r.get("throughput") or 0))), columns,
                         chosen, "key"))

@@ -41,6 +41,7 @@ from yoloforge.engines.runner import BackendPool, LocalPool, run_grid, run_searc
 from yoloforge.engines.selection import EngineTargets, select
 from yoloforge.ray_app.intake.check import check_dataset
 from yoloforge.ray_app.intake.synth import synth_dataset
+from yoloforge.serving.bundle import server_cannot_run
 
 
 def train(work: Path, imgsz: int, epochs: int, device: str) -> tuple[Path, str]:
@@ -152,7 +153,7 @@ def main() -> int:
 
     # goal 2: the GA's selection with half the measurements vs the full grid's best feasible config
     targets = EngineTargets(max_accuracy_drop=0.01)
-    grid_selection = select(rows, targets, args.train_imgsz)
+    grid_selection = select(rows, targets, args.train_imgsz, cannot_run=server_cannot_run)
     grid_choice = grid_selection["chosen"]
     if grid_choice and grid_selection.get("speedup_vs_baseline"):
         print(f"selected over the full grid (accuracy within 1 point of PyTorch FP32 @{args.train_imgsz}): "
@@ -164,7 +165,7 @@ def main() -> int:
         replay = Replay(rows)
         ga_rows = run_search(replay, configs, targets, args.train_imgsz, budget, lambda row: None,  # type: ignore[arg-type]
                              seed=seed)
-        ga_choice = select(ga_rows, targets, args.train_imgsz)["chosen"]
+        ga_choice = select(ga_rows, targets, args.train_imgsz, cannot_run=server_cannot_run)["chosen"]
         closeness.append(ga_choice["throughput"] / grid_choice["throughput"] if ga_choice and grid_choice else 0.0)
         calls.append(replay.calls)
         picks.append(ga_choice["key"] if ga_choice else None)

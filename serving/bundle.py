@@ -165,6 +165,18 @@ def _measured(run: RunDir, config: EngineConfig, backend: str) -> str:
     return f"{name} " + "; ".join(parts) + through
 
 
+def server_cannot_run(row: dict[str, Any]) -> str | None:
+    """Why the bundle's Go server cannot run a measured configuration (a row of engines.parquet) as it was
+    measured, or None: it runs ONNX Runtime with its CPU, OpenVINO (CPU only), CUDA and TensorRT execution
+    providers; PyTorch eager stays in Python. The selection is handed this rule (engines/selection.py)."""
+    backend, gpu = row.get("backend"), str(row.get("device", "cpu")).startswith("cuda")
+    if backend == "openvino" and gpu:
+        return "the bundle runs OpenVINO on the CPU only"
+    if backend not in ("onnxruntime", "openvino", "tensorrt"):
+        return f"the bundle's Go server does not run {'PyTorch' if backend == 'pytorch' else backend}"
+    return None
+
+
 def plan_engine(chosen: EngineConfig, concurrent_batches: int = 2) -> tuple[EngineConfig, dict[str, Any], list[str]]:
     """The ONNX model file the server runs for a measured configuration, its engine settings (engine copies by the
     same rule as the preview's lanes: engines/lanes.py), and notes."""
@@ -179,7 +191,7 @@ def plan_engine(chosen: EngineConfig, concurrent_batches: int = 2) -> tuple[Engi
             precision = "fp16"
     elif precision not in ("fp32", "int8"):
         precision = "fp32"
-    if chosen.backend not in ("onnxruntime", "openvino", "tensorrt") or (chosen.backend == "openvino" and gpu):
+    if server_cannot_run({"backend": chosen.backend, "device": chosen.device}):
         notes.append(f"the benchmark chose {chosen.backend} {chosen.precision}; the Go server runs ONNX Runtime, "
                      f"so it serves the same model as ONNX Runtime {precision} on {provider}")
     # GPU engines take the fp32 graph: TensorRT builds fp16 itself, and fp32 I/O keeps one code path

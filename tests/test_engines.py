@@ -22,6 +22,7 @@ from yoloforge.engines.predictor import Predictor
 from yoloforge.engines.processing import center_crop, letterbox, nms, preprocess
 from yoloforge.engines.registry import load_engine
 from yoloforge.engines.selection import EngineTargets, select
+from yoloforge.serving.bundle import server_cannot_run
 
 from tests.parity import Boxes, match_detections
 
@@ -208,7 +209,7 @@ def _row(backend: str, precision: str, throughput: float, acc: float, *, imgsz: 
 def test_selection_picks_the_fastest_config_within_the_accuracy_limit():
     rows = [_row("pytorch", "fp32", 10, 0.50), _row("onnxruntime", "fp32", 25, 0.50),
             _row("onnxruntime", "int8", 40, 0.47), _row("openvino", "int8", 32, 0.495)]
-    chosen = select(rows, EngineTargets(fps=20, max_accuracy_drop=0.01), 128)
+    chosen = select(rows, EngineTargets(fps=20, max_accuracy_drop=0.01), 128, cannot_run=server_cannot_run)
     assert chosen["met"] and chosen["chosen"]["key"] == "openvino-int8-1-128"
     assert chosen["speedup_vs_baseline"] == pytest.approx(3.2)
 
@@ -219,7 +220,7 @@ def test_a_tie_in_speed_within_the_timing_noise_goes_to_accuracy_then_memory():
             _row("onnxruntime", "fp32", 418.6, 0.50, noise=3.0, rss=600),
             _row("openvino", "fp32", 417.0, 0.50, noise=2.0, rss=400),
             _row("openvino", "fp16", 380.0, 0.55, noise=2.0)]  # clearly slower: not a tie
-    selection = select(rows, EngineTargets(max_accuracy_drop=0.5), 128)
+    selection = select(rows, EngineTargets(max_accuracy_drop=0.5), 128, cannot_run=server_cannot_run)
     assert selection["chosen"]["key"] == "openvino-fp32-1-128"
     assert any("as fast within the timing noise" in line for line in selection["reasoning"])
 
@@ -227,7 +228,8 @@ def test_a_tie_in_speed_within_the_timing_noise_goes_to_accuracy_then_memory():
 def test_without_noise_the_fastest_is_chosen():
     rows = [_row("pytorch", "fp32", 10, 0.50), _row("onnxruntime", "int8", 419.2, 0.31),
             _row("onnxruntime", "fp32", 418.6, 0.50)]
-    assert select(rows, EngineTargets(max_accuracy_drop=0.5), 128)["chosen"]["key"] == "onnxruntime-int8-1-128"
+    chosen = select(rows, EngineTargets(max_accuracy_drop=0.5), 128, cannot_run=server_cannot_run)["chosen"]
+    assert chosen["key"] == "onnxruntime-int8-1-128"
 
 
 def test_timing_noise_comes_from_blocks_of_repeated_calls():
@@ -241,13 +243,14 @@ def test_timing_noise_comes_from_blocks_of_repeated_calls():
 def test_selection_respects_memory_and_latency_limits():
     rows = [_row("pytorch", "fp32", 10, 0.5), _row("onnxruntime", "fp32", 50, 0.5, batch=8, rss=3000),
             _row("onnxruntime", "fp32", 30, 0.5, rss=800)]
-    chosen = select(rows, EngineTargets(max_memory_mb=1000, p99_latency_ms=100), 128)["chosen"]
+    chosen = select(rows, EngineTargets(max_memory_mb=1000, p99_latency_ms=100), 128,
+                    cannot_run=server_cannot_run)["chosen"]
     assert chosen["throughput"] == 30
 
 
 def test_nothing_feasible_names_the_closest_and_what_would_help():
     rows = [_row("pytorch", "fp32", 10, 0.5), _row("onnxruntime", "fp32", 25, 0.5)]
-    result = select(rows, EngineTargets(fps=100), 128)
+    result = select(rows, EngineTargets(fps=100), 128, cannot_run=server_cannot_run)
     assert not result["met"] and result["chosen"] is None
     assert result["closest"]["backend"] == "onnxruntime"
     assert any("4.0x short of 100" in a for a in result["advice"])
@@ -291,21 +294,21 @@ def test_engine_copies_side_by_side_add_their_throughputs():
 def test_a_faster_config_the_bundle_cannot_run_is_passed_over_and_the_reasoning_says_why():
     rows = [_row("pytorch", "fp32", 90, 0.50, batch=8), _row("onnxruntime", "fp32", 40, 0.50),
             _row("openvino", "fp32", 50, 0.50)]
-    selection = select(rows, EngineTargets(fps=30), 128)
+    selection = select(rows, EngineTargets(fps=30), 128, cannot_run=server_cannot_run)
     assert selection["chosen"]["backend"] == "openvino" and selection["deployable"]
     assert any("does not run PyTorch" in line and "what the bundle delivers" in line for line in selection["reasoning"])
 
 
 def test_a_config_the_bundle_cannot_run_is_chosen_when_nothing_else_meets_the_targets():
     rows = [_row("pytorch", "fp32", 90, 0.50, batch=8), _row("onnxruntime", "fp32", 40, 0.50)]
-    selection = select(rows, EngineTargets(fps=60), 128)
+    selection = select(rows, EngineTargets(fps=60), 128, cannot_run=server_cannot_run)
     assert selection["chosen"]["backend"] == "pytorch" and not selection["deployable"]
 
 
 def test_failed_and_unavailable_configs_are_never_chosen():
     rows = [_row("pytorch", "fp32", 10, 0.5), _row("tensorrt", "fp16", 900, 0.5, status="unavailable"),
             _row("openvino", "fp32", 800, 0.5, status="failed")]
-    assert select(rows, EngineTargets(), 128)["chosen"]["backend"] == "pytorch"
+    assert select(rows, EngineTargets(), 128, cannot_run=server_cannot_run)["chosen"]["backend"] == "pytorch"
 
 
 def _delivered(rps: float) -> dict:
@@ -322,8 +325,8 @@ def test_the_bundle_candidates_are_the_engines_choice_then_deployable_configs_cl
     from yoloforge.engines.selection import bundle_candidates
 
     rows = [*_ranked_rows(), _row("pytorch", "fp16", 200, 0.50), _row("openvino", "int8", 70, 0.30)]
-    selection = select(rows, EngineTargets(fps=30, max_accuracy_drop=0.01), 128)
-    keys = [r["key"] for r in bundle_candidates(rows, selection)]
+    selection = select(rows, EngineTargets(fps=30, max_accuracy_drop=0.01), 128, cannot_run=server_cannot_run)
+    keys = [r["key"] for r in bundle_candidates(rows, selection, cannot_run=server_cannot_run)]
     # PyTorch does not run in Go; the int8 loses accuracy; 40 img/s is under 0.7 of the fastest deployable one
     assert keys == ["onnxruntime-fp32-1-128", "openvino-fp32-1-128"]
 
@@ -332,7 +335,7 @@ def test_a_config_that_delivers_more_through_the_bundle_is_chosen_and_the_promis
     from yoloforge.engines.selection import promised, rank_by_delivery
 
     rows = _ranked_rows()
-    selection = select(rows, EngineTargets(fps=30), 128)
+    selection = select(rows, EngineTargets(fps=30), 128, cannot_run=server_cannot_run)
     ranked = rank_by_delivery(selection, [(rows[1], _delivered(50.0)), (rows[2], _delivered(55.7))], 16, 5.0)
     assert ranked["chosen"]["key"] == "openvino-fp32-1-128"
     assert promised(ranked) == (55.7, "RPS through the bundle")
@@ -346,7 +349,7 @@ def test_the_engines_choice_stays_when_another_config_delivers_no_more_than_the_
     from yoloforge.engines.selection import BUNDLE_MARGIN, rank_by_delivery
 
     rows = _ranked_rows()
-    selection = select(rows, EngineTargets(), 128)
+    selection = select(rows, EngineTargets(), 128, cannot_run=server_cannot_run)
     close = 50.0 * (1 + BUNDLE_MARGIN) * 0.99
     ranked = rank_by_delivery(selection, [(rows[1], _delivered(50.0)), (rows[2], _delivered(close))], 16, 5.0)
     assert ranked["chosen"]["key"] == "onnxruntime-fp32-1-128" and ranked["promised_rps"] == 50.0
@@ -356,7 +359,7 @@ def test_a_config_whose_bundle_does_not_run_is_never_chosen_and_the_reasoning_sa
     from yoloforge.engines.selection import rank_by_delivery
 
     rows = _ranked_rows()
-    selection = select(rows, EngineTargets(), 128)
+    selection = select(rows, EngineTargets(), 128, cannot_run=server_cannot_run)
     ranked = rank_by_delivery(selection, [(rows[1], "the server exited with status 1"), (rows[2], _delivered(30.0))],
                               16, 5.0)
     assert ranked["chosen"]["key"] == "openvino-fp32-1-128" and ranked["promised_rps"] == 30.0
@@ -367,7 +370,7 @@ def test_when_no_bundle_runs_the_engine_ranks_and_promises_img_s():
     from yoloforge.engines.selection import promised, rank_by_delivery
 
     rows = _ranked_rows()
-    selection = select(rows, EngineTargets(), 128)
+    selection = select(rows, EngineTargets(), 128, cannot_run=server_cannot_run)
     ranked = rank_by_delivery(selection, [(rows[1], "no Go")], 16, 5.0)
     assert ranked["chosen"]["key"] == "onnxruntime-fp32-1-128"
     assert promised(ranked) == (75.0, "img/s for the engine alone")
@@ -377,7 +380,7 @@ def test_a_bundle_below_the_fps_target_is_advised_on_with_the_servers_own_cost_p
     from yoloforge.engines.selection import rank_by_delivery
 
     rows = _ranked_rows()
-    selection = select(rows, EngineTargets(fps=60), 128)
+    selection = select(rows, EngineTargets(fps=60), 128, cannot_run=server_cannot_run)
     ranked = rank_by_delivery(selection, [(rows[1], _delivered(50.0))], 16, 5.0)
     assert any("50.0 RPS, below the 60 FPS target" in a and "3.5 ms per image" in a for a in ranked["advice"])
 
@@ -392,7 +395,7 @@ def test_without_go_the_engine_alone_ranks_and_the_reasoning_says_how_the_export
     spec = parse_job({"name": "nogo", "model": "yolo11n.yaml", "data": {"path": str(tmp_path)},
                       "runs_dir": str(tmp_path)})
     rows = _ranked_rows()
-    selection = {**select(rows, EngineTargets(), 128), "device": "cpu"}
+    selection = {**select(rows, EngineTargets(), 128, cannot_run=server_cannot_run), "device": "cpu"}
     monkeypatch.setattr(shutil, "which", lambda name: None)
     ranked = rank_by_bundle(spec, RunDir(tmp_path / "nogo"), rows, selection, spec.engines.bundle_candidates)
     assert ranked["chosen"]["key"] == "onnxruntime-fp32-1-128" and "promised_rps" not in ranked
@@ -552,3 +555,14 @@ def test_the_engines_stage_runs_again_when_the_servers_source_changes(tmp_path, 
     main = next(source.rglob("main.go"))
     main.write_text(main.read_text() + "\n// changed\n")
     assert _engines_inputs(tmp_path) != before
+
+
+@pytest.mark.parametrize(("backend", "device"), [("pytorch", "cpu"), ("onnxruntime", "cpu"), ("openvino", "cpu"),
+                                                 ("openvino", "cuda:0"), ("tensorrt", "cuda:0"), ("pytorch", "cuda:0")])
+def test_the_bundle_notes_a_substitute_engine_exactly_where_the_selection_is_told_the_server_cannot_run_it(
+        backend, device):
+    from yoloforge.serving.bundle import plan_engine
+
+    _, _, notes = plan_engine(EngineConfig(backend, "fp32", 1, 128, None, device, ()))
+    substituted = any("the Go server runs ONNX Runtime" in note for note in notes)
+    assert substituted == (server_cannot_run({"backend": backend, "device": device}) is not None)

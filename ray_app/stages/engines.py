@@ -29,6 +29,7 @@ from yoloforge.ray_app.ray_session import ray_session
 from yoloforge.ray_app.spec import JobSpec
 from yoloforge.ray_app.stages.base import RunState
 from yoloforge.ray_app.stages.freshness import Verdict, file_digest
+from yoloforge.serving.bundle import server_cannot_run
 
 
 def resolve_device(device: str) -> str:
@@ -185,7 +186,7 @@ def stage_engines(spec: JobSpec, task: str, *, address: str | None = None) -> di
             for row in rows:  # recorded relative to the run directory (RunDir.record), like every produced file
                 if row.get("model_file"):
                     row["model_file"] = run.record(row["model_file"])
-            selection = select(rows, targets, facts.imgsz)
+            selection = select(rows, targets, facts.imgsz, cannot_run=server_cannot_run)
             selection.update(mode=mode, space=len(configs), device=device, task=task,
                              model={**facts.as_dict(), "weights": run.record(weights)}, weights=run.record(weights))
             selection = rank_by_bundle(spec, run, rows, selection, plan.bundle_candidates)
@@ -215,7 +216,7 @@ def rank_by_bundle(spec: JobSpec, run: RunDir, rows: list[dict[str, Any]], selec
                else "the bundle's GPU server runs in its CUDA image, not here" if selection["device"] != "cpu"
                else "Go is not installed here (the export will need it: https://go.dev/dl/)" if not shutil.which("go")
                else None)
-    candidates = bundle_candidates(rows, selection)
+    candidates = bundle_candidates(rows, selection, cannot_run=server_cannot_run)
     if not candidates:
         return selection
     image = sample_image(run.path)
