@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 site=$(mktemp -d)
 trap 'rm -rf "$site"' EXIT
+rm -rf build  # setuptools' build folder keeps modules deleted from the source: they are not what pip installs now
 python3 -m pip install --quiet --disable-pip-version-check --no-deps --no-compile --target "$site" . >/dev/null
 PYTHONPATH="$site" lint-imports --no-cache

@@ -13,8 +13,8 @@ from pathlib import Path
 import ray
 from ray import tune
 from yoloforge.ga.algorithm import GeneticAlgorithm
-from yoloforge.ga.ray_searcher import GASearcher
 from yoloforge.ga.space import Gene, SearchSpace
+from yoloforge.ray_app.search.ray_searcher import GASearcher
 from yoloforge.ray_app.search.trainable import pick_device
 
 

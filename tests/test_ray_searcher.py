@@ -14,8 +14,8 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 from yoloforge.ga.algorithm import GeneticAlgorithm  # noqa: E402
-from yoloforge.ga.ray_searcher import GASearcher  # noqa: E402
 from yoloforge.ga.space import Gene, SearchSpace  # noqa: E402
+from yoloforge.ray_app.search.ray_searcher import GASearcher  # noqa: E402
 
 SPACE = SearchSpace((Gene("x", "float", -2.0, 2.0), Gene("y", "log", 1e-3, 1.0), Gene("opt", "cat",
                                                                                           choices=("a", "b"))))
@@ -117,3 +117,14 @@ def test_restore_after_interruption_does_not_rerun_finished_trials(tmp_path):
     keys = [(r["x"], r["y"]) for r in read_log(log)]
     assert all(keys.count(k) == 1 for k in finished)  # finished trials were not run again
     assert len(set(keys)) == 8 and len(results) == 8  # and the search completed both generations
+
+
+def test_a_search_pickled_before_the_adapter_left_ga_still_unpickles():
+    import pickle
+
+    from yoloforge.ray_app.search.tune_io import accept_moved_modules
+
+    old = pickle.dumps(GASearcher, protocol=0).replace(b"yoloforge.ray_app.search.ray_searcher",
+                                                       b"yoloforge.ga.ray_searcher")
+    accept_moved_modules()
+    assert pickle.loads(old) is GASearcher

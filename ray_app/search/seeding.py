@@ -9,7 +9,6 @@ from typing import Any
 
 from yoloforge.core.rundir import RunDir
 from yoloforge.ga.algorithm import GeneticAlgorithm
-from yoloforge.ga.ray_searcher import GASearcher
 from yoloforge.ga.space import SearchSpace
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.search.hyperparameters import (
@@ -23,6 +22,7 @@ from yoloforge.ray_app.search.hyperparameters import (
     short_training_starts,
     without_inert_genes,
 )
+from yoloforge.ray_app.search.ray_searcher import GASearcher
 from yoloforge.ray_app.search.trainable import TrialContext, shared_latency_ms
 from yoloforge.ray_app.spec import JobSpec
 

@@ -10,6 +10,7 @@ restore it.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,9 @@ from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir, read_json
 from yoloforge.ga.algorithm import GeneticAlgorithm
-from yoloforge.ga.ray_searcher import GASearcher
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.search.progress import Progress, TargetStopper
+from yoloforge.ray_app.search.ray_searcher import GASearcher
 from yoloforge.ray_app.search.trainable import CHECKPOINT_WEIGHTS, COST_KEYS, METRIC_KEYS, TrialContext, train_trial
 from yoloforge.ray_app.spec import JobSpec
 
@@ -69,10 +70,19 @@ def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment
     return tuner.fit()
 
 
+def accept_moved_modules() -> None:
+    """Tune pickles the searcher's class by its module path into tuner.pkl: a search interrupted before the GA's
+    Tune adapter moved from ga/ to ray_app/search/ names it by its old path, so that path still answers."""
+    from yoloforge.ray_app.search import ray_searcher
+
+    sys.modules.setdefault("yoloforge.ga.ray_searcher", ray_searcher)
+
+
 def restore_round(spec: JobSpec, ctx: TrialContext, experiment: str) -> Any:
     path = RunDir(spec.run_dir).search / experiment
     if not tune.Tuner.can_restore(str(path.resolve())):
         raise YoloforgeError(f"no restorable search in {path}", fix="start it again with `yoloforge run`")
+    accept_moved_modules()
     _reconcile_searcher(path)
     console.print(f"resuming the search in {path} (finished trials are kept)")
     return tune.Tuner.restore(str(path.resolve()), trainable=_trainable(ctx, spec), resume_errored=False).fit()
