@@ -250,6 +250,30 @@ def test_tracking_a_clip_the_detector_knows_scores_a_hota_bound(service, driftin
     assert result["HOTA"] >= 0.5 and result["IDF1"] >= 0.8, result
 
 
+def test_finishing_a_streams_outputs_leaves_the_lock_the_engine_workers_share_free(service, video, monkeypatch):
+    import threading
+
+    from yoloforge.serving.streams.service import Stream
+
+    finishing, release = threading.Event(), threading.Event()
+    close = Stream.close
+
+    def slow_close(self, state):  # type: ignore[no-untyped-def]  # as an MP4 of a long stream takes to finish
+        finishing.set()
+        release.wait(10)
+        close(self, state)
+
+    monkeypatch.setattr(Stream, "close", slow_close)
+    service.add(job(video, "slow"))
+    assert finishing.wait(60), "the stream never ended"
+    free = service.condition.acquire(timeout=2)
+    if free:
+        service.condition.release()
+    release.set()
+    assert free, "the workers' lock was held while a stream's outputs were finished"
+    assert service.wait(30) and service.get("slow")["state"] == "finished"
+
+
 def test_a_stream_added_and_removed_leaves_the_others_running(service, video):
     service.add(job(video, "steady", live=True, loop=True))
     assert wait_for(lambda: service.get("steady")["processed"] > 5)

@@ -212,6 +212,7 @@ class StreamService:
         self.condition = threading.Condition()
         self.streams: dict[str, Stream] = {}  # running
         self.ended: dict[str, Stream] = {}  # finished or removed: kept for their figures
+        self.closing = 0  # streams taken off the running ones whose outputs are being finished
         self.turn = itertools.count()
         self.running = True
         self.workers = [threading.Thread(target=self._work, args=(lane,), name=f"stream-lane-{i}", daemon=True)
@@ -255,7 +256,8 @@ class StreamService:
         return stream.summary()
 
     def get(self, name: str) -> dict[str, Any]:
-        stream = self.streams.get(name) or self.ended.get(name)
+        with self.condition:  # as list(): the workers end streams meanwhile
+            stream = self.streams.get(name) or self.ended.get(name)
         if stream is None:
             raise StreamNotFound(name)
         return stream.summary()
@@ -272,7 +274,7 @@ class StreamService:
     def wait(self, timeout_s: float | None = None) -> bool:
         """Until every stream has ended (files read to their end); False if the timeout came first."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while self.streams:
+        while self.streams or self.closing:  # a stream whose outputs are being finished has not ended yet
             self._end_finished()
             if deadline is not None and time.monotonic() > deadline:
                 return False
@@ -292,8 +294,8 @@ class StreamService:
     def _take(self, limit: int) -> list[tuple[Stream, Frame]]:
         """Up to `limit` waiting frames, one per stream in turn (starting at a rotating stream, so no stream is
         always last), as soon as at least one is waiting."""
-        with self.condition:
-            while self.running:
+        while self.running:
+            with self.condition:
                 streams = [s for s in self.streams.values() if s.reader.waiting]
                 if streams:
                     start = next(self.turn) % len(streams)
@@ -312,8 +314,9 @@ class StreamService:
                                 break
                     return taken
                 self.condition.wait(0.2)
-                self._end_finished_locked()
-            return []
+                finished = self._detach_finished_locked()
+            self._close(finished)
+        return []
 
     def _work(self, lane: dict[int, Engine]) -> None:
         while self.running:
@@ -332,14 +335,28 @@ class StreamService:
 
     def _end_finished(self) -> None:
         with self.condition:
-            self._end_finished_locked()
+            finished = self._detach_finished_locked()
+        self._close(finished)
 
-    def _end_finished_locked(self) -> None:
+    def _detach_finished_locked(self) -> list[tuple[Stream, str]]:
+        """The streams read to their end and fully tracked, moved to the ended ones; the caller closes them once
+        it has let go of the lock (finishing an MP4 takes long, and every engine worker waits on this lock)."""
+        finished = []
         for stream in list(self.streams.values()):
             if stream.reader.done and not stream.reader.waiting and stream.in_flight == 0:
                 self.streams.pop(stream.name, None)
                 self.ended[stream.name] = stream
-                stream.close("failed" if stream.reader.stats.state == "failed" else "finished")
+                finished.append((stream, "failed" if stream.reader.stats.state == "failed" else "finished"))
+        self.closing += len(finished)
+        return finished
+
+    def _close(self, finished: list[tuple[Stream, str]]) -> None:
+        for stream, state in finished:
+            try:
+                stream.close(state)
+            finally:
+                with self.condition:
+                    self.closing -= 1
 
     def _end(self, stream: Stream, state: str) -> None:
         with self.condition:
