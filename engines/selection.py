@@ -93,15 +93,15 @@ def verdicts(rows: list[dict[str, Any]], selection: dict[str, Any], *, cannot_ru
             out[key] = ("chosen: the fastest that meets every target"
                         + (" through the bundle" if ranked else "") + through)
         elif key == closest:
-            out[key] = "the closest to the targets (none meets them all): misses " + "; ".join(missed)
+            out[key] = "the closest to the targets (none meets them all): " + "; ".join(missed)
         elif missed:
-            out[key] = "misses " + "; ".join(missed)
+            out[key] = "not chosen: " + "; ".join(missed)
         elif cannot_run(row):
-            out[key] = f"meets every target, but {cannot_run(row)}"
+            out[key] = f"not chosen: meets every target, but {cannot_run(row)}"
         elif key in ranked and "error" in ranked[key]:
-            out[key] = f"meets every target, but its bundle did not run here: {ranked[key]['error']}"
+            out[key] = f"not chosen: meets every target, but its bundle did not run here: {ranked[key]['error']}"
         else:
-            out[key] = "meets every target; slower than the chosen" + (through and " (" + through[2:] + ")")
+            out[key] = "not chosen: meets every target, slower than the chosen" + (through and " (" + through[2:] + ")")
     return out
 
 
