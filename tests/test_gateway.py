@@ -93,6 +93,20 @@ def test_the_bundle_is_configured_with_the_export_settings(bundle):
     assert "localhost:8181/v1/predict" in (bundle / "README.md").read_text()
 
 
+def test_the_docs_list_every_override_the_server_reads(bundle):
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("make_docs_overrides", root / "scripts" / "make_docs_overrides.py")
+    assert spec and spec.loader
+    docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs)
+    listed = subprocess.run([str(bundle / "bin" / "yoloforge-server"), "config", "-list"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert docs.documented((root / "docs" / "bundle.md").read_text()) == listed, \
+        "docs/bundle.md is stale: run python scripts/make_docs_overrides.py"
+
+
 def png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
