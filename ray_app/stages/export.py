@@ -45,10 +45,13 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
     if check:
         image = sample_image(run_dir)
         if image is not None:
+            # a kept bundle was measured under load when it was written (delivered.json): it answers one image
+            load_s = 0.0 if keep else DELIVERY_S
             try:
-                with console.status(f"starting the bundle's server, sending it one image, then {DELIVERY_S:g} s "
-                                    f"of load from {DELIVERY_CLIENTS} clients"):
-                    answer, delivered = check_bundle(bundle_dir, image, free_port(), load_s=DELIVERY_S,
+                with console.status("starting the bundle's server, sending it one image"
+                                    + (f", then {load_s:g} s of load from {DELIVERY_CLIENTS} clients" if load_s
+                                       else "")):
+                    answer, delivered = check_bundle(bundle_dir, image, free_port(), load_s=load_s,
                                                      clients=DELIVERY_CLIENTS)
             except BundleError as err:
                 raise YoloforgeError(f"the bundle's server did not answer: {err}") from None
