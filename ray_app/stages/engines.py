@@ -326,7 +326,10 @@ class EnginesStage:
         found = {"engines": spec.engines.model_dump(mode="json"), "targets": spec.targets.model_dump(mode="json"),
                  "weights": file_digest(state.run.best_weights)}
         if spec.engines.bundle_candidates > 0:
-            found |= {"export": spec.export.model_dump(mode="json"), "server": gateway_digest()}
+            # what the delivery measurement depends on; the port, the cache (off while measuring) and the image
+            # build do not change a ranking, so changing them does not measure the configs again
+            ranking = spec.export.model_dump(include={"max_batch", "max_wait_ms", "max_queue", "concurrent_batches"})
+            found |= {"export": ranking, "server": gateway_digest()}
         return found
 
     def keep(self, state: RunState, verdict: Verdict) -> bool:
