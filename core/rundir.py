@@ -178,6 +178,16 @@ class RunDir:
         clean = self.read_dataset_report().get("clean_dir")
         return self.resolve(clean) if clean else None
 
+    def sample_image(self) -> Path | None:
+        """A validation image of the clean dataset (the first JPEG or PNG, else any image): what the preview and
+        the bundle are tried with, and checked against its labels."""
+        clean = self.clean_dir()
+        if clean is None or not clean.is_dir():
+            return None
+        images = [p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+        val = [p for p in images if "val" in p.relative_to(clean).parts]
+        return next(iter(val or images), None)
+
     def clean_data(self, task: str) -> Path | None:
         """What training is given for the clean copy (its data.yaml; the folder for classify), when it exists."""
         clean = self.clean_dir()

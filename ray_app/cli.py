@@ -294,12 +294,14 @@ def preview(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C)")] = None,
 ) -> None:
     """Serve the selected engine behind the HTTP API (Ray Serve, dynamic batching) until Ctrl-C."""
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.preview import run_preview
 
     if not run_dir.is_dir():
         raise MissingInput(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
-    run_preview(run_dir, host=host, port=port, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
-                duration=duration)
+    state = RunState.open(run_dir)
+    state.override("preview", max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms)
+    run_preview(state, host=host, port=port, duration=duration)
 
 
 @app.command()
@@ -314,12 +316,14 @@ def export(
     batch_wait_ms: Annotated[float | None, typer.Option(help="How long a batch waits to fill")] = None,
 ) -> None:
     """Write the deployable bundle: Go server binary, model, config.yaml, Dockerfiles, docker-compose.yml."""
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.export import stage_export
 
     if not run_dir.is_dir():
         raise MissingInput(f"{run_dir} does not exist", fix="give the folder under runs/ that `yoloforge run` created")
-    stage_export(run_dir, out.resolve() if out else None, build=build, check=check, max_batch_size=max_batch_size,
-                 batch_wait_ms=batch_wait_ms)
+    state = RunState.open(run_dir)
+    state.override("export", max_batch=max_batch_size, max_wait_ms=batch_wait_ms)
+    stage_export(state, out.resolve() if out else None, build=build, check=check)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from yoloforge.engines.accuracy import accuracy_metric
-from yoloforge.engines.selection import THROUGH_BUNDLE, memory_mb, promised
+from yoloforge.engines.selection import THROUGH_BUNDLE, Selection, memory_mb
 
 
 @dataclass(frozen=True)
@@ -19,21 +19,21 @@ class TargetRow:
 
 
 def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
-                selection: Mapping[str, Any] | None, delivered: Mapping[str, Any] | None = None) -> list[TargetRow]:
+                selection: Selection | None, delivered: Mapping[str, Any] | None = None) -> list[TargetRow]:
     """targets is the job's `targets:` (metrics, fps, p99_latency_ms, max_memory_mb); best the best trial's
-    metrics; selection the engines stage's selection.json (its chosen config, else the closest one); delivered
-    what the bundle's server delivered at export (delivered.json)."""
+    metrics; selection the engines stage's (its served config is judged); delivered what the bundle's server
+    delivered at export (delivered.json)."""
     rows = []
     for metric, floor in (targets.get("metrics") or {}).items():
         value = (best or {}).get(metric)
         rows.append(TargetRow(metric, f">= {floor:g}", "-" if value is None else f"{value:.4f}",
                               None if value is None else value >= floor))
     rows += _test_rows(targets, selection)
-    chosen = (selection or {}).get("chosen") or (selection or {}).get("closest")
-    if not chosen:
+    chosen = selection.served if selection else None
+    if selection is None or not chosen:
         return rows
     fps, p99, memory = targets.get("fps"), targets.get("p99_latency_ms"), targets.get("max_memory_mb")
-    promise, basis = promised(selection)  # ranked through the bundle: what its server delivers
+    promise, basis = selection.promise()  # ranked through the bundle: what its server delivers
     achieved = (f"{chosen['throughput']:.1f} img/s" if basis != THROUGH_BUNDLE
                 else f"{promise:.1f} {basis} ({chosen['throughput']:.1f} img/s engine alone)")
     rows.append(TargetRow("throughput", f">= {fps:g} img/s" if fps else "-", achieved,
@@ -52,23 +52,23 @@ def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
     return rows
 
 
-def _test_rows(targets: Mapping[str, Any], selection: Mapping[str, Any] | None) -> list[TargetRow]:
+def _test_rows(targets: Mapping[str, Any], selection: Selection | None) -> list[TargetRow]:
     """The chosen engine's accuracy on the test split, which neither the search nor the selection saw."""
-    test = (selection or {}).get("test") or {}
+    record = selection.record if selection else {}
+    test = record.get("test") or {}
     scored = next((test[r] for r in ("chosen", "baseline") if r in test and "error" not in test[r]), None)
     if scored is None:
         return []
-    floors = dict(targets.get("metrics") or {}) or {accuracy_metric((selection or {}).get("task", "detect")): None}
+    floors = dict(targets.get("metrics") or {}) or {accuracy_metric(record.get("task", "detect")): None}
     return [TargetRow(f"{metric} on test", "-" if floor is None else f">= {floor:g}", f"{scored[metric]:.4f}",
                       None if floor is None else scored[metric] >= floor)
             for metric, floor in floors.items() if metric in scored]
 
 
-def engine_verdict(selection: Mapping[str, Any] | None) -> tuple[str, bool] | None:
+def engine_verdict(selection: Selection | None) -> tuple[str, bool] | None:
     """The engine the bundle serves and whether it met every engine target (False: the closest one)."""
-    chosen = (selection or {}).get("chosen")
-    config = chosen or (selection or {}).get("closest")
-    return (config["key"], bool(chosen)) if config else None
+    served = selection.served if selection else None
+    return (served["key"], selection.met) if selection and served else None
 
 
 def meets_targets(metrics: dict[str, Any], minimums: dict[str, float]) -> bool:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
-from yoloforge.core.rundir import RunDir, read_json
+from yoloforge.core.rundir import read_json
+from yoloforge.engines.selection import Selection
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
-from yoloforge.ray_app.search.tables import SearchOutcome
-from yoloforge.ray_app.spec import JobSpec, Targets, load_run_job
+from yoloforge.ray_app.spec import JobSpec, Targets
 from yoloforge.ray_app.stages import NAMES, STAGES, RunState
 from yoloforge.ray_app.stages.base import SearchChoices
 from yoloforge.ray_app.stages.freshness import force, record, verdict
@@ -52,7 +52,7 @@ def run_stages(state: RunState, until: str = NAMES[-1], from_stage: str | None =
         return state
     report(run.path)
     if state.outcome is not None and until not in ("search",) and not state.stopped:
-        summary(state.spec, state.outcome, state.selection, until)
+        summary(state, until)
     return state
 
 
@@ -62,40 +62,41 @@ def run_job(spec: JobSpec, choices: SearchChoices | None = None, until: str = NA
     _check_stage_name("stage", until)
     _check_stage_name("--from stage", from_stage)
     console.print(f"[bold]yoloforge[/bold] run [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
-    return run_stages(RunState(spec, choices), until, from_stage)
+    return run_stages(RunState(spec, choices=choices or SearchChoices()), until, from_stage)
 
 
 def resume_run(run_dir: Path, choices: SearchChoices | None = None, from_stage: str | None = None) -> RunState:
     """Continue an interrupted run: intake's outputs are reused when complete, an unfinished search is restored,
     later stages run when their inputs changed (or from from_stage on)."""
-    run = RunDir.open(run_dir)
-    spec = load_run_job(run)
-    console.print(f"[bold]yoloforge[/bold] resume [cyan]{spec.name}[/cyan] -> {spec.run_dir}")
-    return run_stages(RunState(spec, choices, resuming=True), NAMES[-1], from_stage)
+    state = RunState.open(run_dir)
+    state.choices, state.resuming = choices or SearchChoices(), True
+    console.print(f"[bold]yoloforge[/bold] resume [cyan]{state.spec.name}[/cyan] -> {state.run}")
+    return run_stages(state, NAMES[-1], from_stage)
 
 
-def summary(spec: JobSpec, outcome: SearchOutcome, selection: dict | None, until: str) -> None:
+def summary(state: RunState, until: str) -> None:
     """The end of a run: targets against what was achieved, the engine, the bundle and how to start it."""
     from rich.table import Table
 
-    run_dir = spec.run_dir
+    spec, run, selection = state.spec, state.run, state.selection
+    assert state.outcome is not None
     table = Table(title=f"yoloforge {spec.name}: target vs achieved", show_lines=False)
     for column in ("", "target", "achieved", ""):
         table.add_column(column)
 
     marks = {None: "", True: "[green]met[/green]", False: "[red]missed[/red]"}
-    delivered = read_json(RunDir(run_dir).delivered) if until == "export" else None
-    for row in target_rows(spec.targets.model_dump(), outcome.best, selection, delivered):
+    delivered = read_json(run.delivered) if until == "export" else None
+    for row in target_rows(spec.targets.model_dump(), state.outcome.best, selection, delivered):
         table.add_row(row.name, row.target, row.achieved, marks[row.met])
     verdict = engine_verdict(selection)
     if verdict:
         table.add_row("engine", "", verdict[0], "chosen" if verdict[1] else "[yellow]closest[/yellow]")
     console.rule()
     console.print(table)
-    bundle = RunDir(run_dir).bundle
+    bundle = run.bundle
     if until == "export" and (bundle / "bin").is_dir():
         console.print(f"Bundle: {bundle}  ->  cd {bundle} && cp .env.example .env && docker compose up -d --build")
-    console.print(f"Report: {RunDir(run_dir).report}")
+    console.print(f"Report: {run.report}")
 
 
 def report(run_dir: Path) -> Path:
@@ -107,15 +108,14 @@ def report(run_dir: Path) -> Path:
     return path
 
 
-def bench_run(run_dir: Path) -> dict:
+def bench_run(run_dir: Path) -> Selection:
     """`yoloforge bench RUN_DIR`: the engines stage alone, on the run's best weights."""
     from yoloforge.ray_app.stages import engines
 
-    run = RunDir.open(run_dir)
-    state = RunState(load_run_job(run))
+    state = RunState.open(run_dir)
     inputs = engines.STAGE.inputs(state)
     engines.STAGE.run(state, "forced")
-    record(run, engines.STAGE.name, inputs)
+    record(state.run, engines.STAGE.name, inputs)
     assert state.selection is not None
     return state.selection
 

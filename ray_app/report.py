@@ -13,7 +13,7 @@ from typing import Any
 
 from yoloforge.core import atomic
 from yoloforge.core.rundir import RunDir, read_json, read_parquet
-from yoloforge.engines.selection import verdicts
+from yoloforge.engines.selection import Selection, verdicts
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
 from yoloforge.serving.bundle import server_cannot_run
 
@@ -288,7 +288,7 @@ def write_report(run_dir: Path) -> Path:
     pareto = read_parquet(run.pareto)
     best = read_json(run.best_metrics)
     engines = read_parquet(run.engines_table)
-    summary = _summary(spec_targets, best, selection, read_json(run.delivered))
+    summary = _summary(spec_targets, best, Selection.of(selection), read_json(run.delivered))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -310,7 +310,7 @@ written {now}</p>
     return run.report
 
 
-def _summary(targets: dict[str, Any], best: dict[str, Any] | None, selection: dict[str, Any] | None,
+def _summary(targets: dict[str, Any], best: dict[str, Any] | None, selection: Selection | None,
              delivered: dict[str, Any] | None) -> str:
     cards = []
     for row in target_rows(targets, best, selection, delivered):

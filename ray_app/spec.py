@@ -276,7 +276,7 @@ class ExportSpec(_Strict):
         return value
 
     def server(self) -> ServerSettings:
-        """The settings the bundle's server is written with (serving/bundle.py)."""
+        """The settings the bundle's server is written with (serving/bundle/)."""
         return ServerSettings(port=self.port, max_batch_size=self.max_batch, batch_wait_ms=self.max_wait_ms,
                               max_queue=self.max_queue, concurrent_batches=self.concurrent_batches,
                               max_body_mb=self.max_body_mb, cache_ttl_s=self.cache_ttl_s)

@@ -58,6 +58,7 @@ def build_run(work: Path, imgsz: int, backends: list[str]) -> Path:
     from yoloforge.ray_app.intake.synth import synth_dataset
     from yoloforge.ray_app.pipeline import bench_run
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.intake import stage_intake
 
     real = (REAL / "yolov8n.pt").is_file() and (REAL / "tomato").is_dir()
@@ -69,7 +70,7 @@ def build_run(work: Path, imgsz: int, backends: list[str]) -> Path:
                                   "imgsz": [imgsz], "min_time_s": 2.0, "val_images": 16}})
     run = RunDir(spec.run_dir)
     with contextlib.redirect_stdout(io.StringIO()):
-        stage_intake(spec)
+        stage_intake(RunState(spec))
         run.best.mkdir(parents=True, exist_ok=True)
         if real:
             shutil.copy2(model, run.best_weights)
@@ -150,13 +151,14 @@ def chosen(run_dir: Path) -> tuple[dict, float]:
     through the bundle (engines.bundle_candidates)."""
     import json
 
-    from yoloforge.engines.selection import promised
+    from yoloforge.engines.selection import Selection
 
     selection = json.loads((run_dir / "selection.json").read_text())
     for m in (selection.get("bundle_ranking") or {}).get("measured", []):
         through = f"{m['rps']:.1f} RPS through the bundle" if "rps" in m else f"bundle did not run: {m['error']}"
         print(f"  ranked: {m['key']:<40} {m['throughput']:6.1f} img/s engine alone, {through}", flush=True)
-    return selection.get("chosen") or selection["closest"], promised(selection)[0]
+    chosen = Selection(selection)
+    return chosen.served, chosen.promise()[0]
 
 
 def main() -> int:

@@ -45,7 +45,7 @@ def run_ours(data: str, report: DatasetReport, weights: str, work: Path, seed: i
     import pyarrow.parquet as pq
     from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.spec import parse_job
-    from yoloforge.ray_app.stages.base import SearchChoices
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.search import stage_search
 
     population = 2 if trials < 4 else 4
@@ -56,7 +56,7 @@ def run_ours(data: str, report: DatasetReport, weights: str, work: Path, seed: i
     report.write(RunDir(spec.run_dir).dataset_report)  # the search reads it there (class count, training images)
     start = time.time()
     with contextlib.redirect_stdout(io.StringIO()):
-        stage_search(spec, weights, data, "detect", SearchChoices())
+        stage_search(RunState(spec, model_path=weights, data=data))
     wall = time.time() - start
     rows = pq.read_table(spec.run_dir / "trials.parquet").to_pylist()
     rows.sort(key=lambda r: (r["generation"], r["index"]))

@@ -50,6 +50,7 @@ def build_run(work: Path, imgsz: int, max_batch: int) -> Path:
     from yoloforge.ray_app.intake.synth import synth_dataset
     from yoloforge.ray_app.pipeline import bench_run
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.intake import stage_intake
 
     data = synth_dataset(work / "shapes", "detect", n_train=16, n_val=8, imgsz=imgsz, seed=0)
@@ -59,7 +60,7 @@ def build_run(work: Path, imgsz: int, max_batch: int) -> Path:
                                   "batch_sizes": sorted({1, max_batch}), "min_time_s": 1.0, "val_images": 8,
                                   "bundle_candidates": 0}})  # the engine's choice: this bench is not the Go server's
     with contextlib.redirect_stdout(io.StringIO()):
-        stage_intake(spec)
+        stage_intake(RunState(spec))
         (spec.run_dir / "best").mkdir()
         YOLO("yolo11n.yaml").save(str(spec.run_dir / "best" / "best.pt"))
         bench_run(spec.run_dir)

@@ -64,7 +64,7 @@ def run_ours(data: str, report: DatasetReport, work: Path, seed: int, trials: in
     import pyarrow.parquet as pq
     from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.spec import parse_job
-    from yoloforge.ray_app.stages.base import SearchChoices
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.search import stage_search
 
     population = 4
@@ -77,7 +77,7 @@ def run_ours(data: str, report: DatasetReport, work: Path, seed: int, trials: in
     report.write(RunDir(spec.run_dir).dataset_report)
     start = time.time()
     with contextlib.redirect_stdout(io.StringIO()):
-        stage_search(spec, "yolo11n.yaml", data, "detect", SearchChoices())
+        stage_search(RunState(spec, model_path="yolo11n.yaml", data=data))
     wall = time.time() - start
     rows = pq.read_table(spec.run_dir / "trials.parquet").to_pylist()
     rows.sort(key=lambda r: (r["generation"], r["index"]))

@@ -53,6 +53,7 @@ def trained_run(work: Path, epochs: int) -> Path:
     from yoloforge.ray_app.intake.synth_video import synth_videos, video_dataset
     from yoloforge.ray_app.pipeline import bench_run
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.intake import stage_intake
 
     run = RunDir(work / "runs" / "streams-ov")
@@ -75,7 +76,7 @@ def trained_run(work: Path, epochs: int) -> Path:
                                   "batch_sizes": [1, 4], "imgsz": [IMGSZ], "min_time_s": 2.0, "val_images": 32,
                                   "bundle_candidates": 0}})  # streams run the Python engine, not the Go bundle
     with contextlib.redirect_stdout(io.StringIO()):
-        stage_intake(spec)
+        stage_intake(RunState(spec))
         run.best.mkdir(parents=True, exist_ok=True)
         shutil.copy2(best, run.best_weights)
         bench_run(run.path)

@@ -3,8 +3,10 @@ It lives here, above engines/: a Prediction is the engines' result, the JSON is 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from yoloforge.engines.accuracy import labels_found
 from yoloforge.engines.base import Prediction
 from yoloforge.engines.processing import mask_polygons
 
@@ -25,3 +27,19 @@ def answer_body(prediction: Prediction, names: list[str], task: str) -> dict[str
         for det, polygon in zip(answer["detections"], mask_polygons(prediction.masks), strict=True):
             det["polygon"] = polygon
     return answer
+
+
+def describe_answer(image: Path, body: dict) -> str:
+    """What an answer found, against the image's own label: '3 detections; 3 of 3 labelled objects found ...'."""
+    if "top" in body:
+        top = body["top"][0]["class_name"] if body["top"] else None
+        return f"top class {top} ({'right' if top == image.parent.name else 'labelled ' + image.parent.name})"
+    detections = body.get("detections", [])
+    parts = list(image.parts)
+    index = len(parts) - 1 - parts[::-1].index("images") if "images" in parts else None
+    if index is None:
+        return f"{len(detections)} detections"
+    label = Path(*parts[:index], "labels", *parts[index + 1:]).with_suffix(".txt")
+    text = label.read_text() if label.is_file() else ""
+    hit, total = labels_found(text, body["image"]["width"], body["image"]["height"], detections)
+    return f"{len(detections)} detections; {hit} of {total} labelled objects found (IoU >= 0.5, same class)"

@@ -12,6 +12,7 @@ from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.engines.base import Engine, EngineConfig, ModelFacts
 from yoloforge.engines.registry import load_engine
+from yoloforge.engines.selection import Selection
 
 
 class NotServable(YoloforgeError):
@@ -39,10 +40,9 @@ class ServedModel:
         if selection is None:
             raise NotServable(f"{path} does not exist: the engines stage has not chosen a configuration yet",
                               fix=f"run `{run.continue_with()}`")
-        row, note = selection.get("chosen"), ""
-        if row is None:
-            row = selection.get("closest")
-            note = "no configuration met every target; serving the closest one"
+        chosen = Selection(selection)
+        row = chosen.served
+        note = "" if chosen.met else "no configuration met every target; serving the closest one"
         if row is None or not row.get("model_file"):
             raise NotServable(f"{path} names no configuration that ran; see its reasoning",
                               fix=f"re-run the benchmark: `yoloforge bench {run}`")

@@ -113,6 +113,7 @@ def classifier(tmp_path_factory) -> tuple[Path, Path]:
 def build_run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, targets: dict | None = None) -> Path:
     """A run directory as intake and search leave it: job.yaml, the clean dataset, best/best.pt."""
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.intake import stage_intake
 
     weights, data = detector
@@ -120,7 +121,7 @@ def build_run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, ta
                       "search": {"imgsz": IMGSZ}, "targets": targets or {}, "resources": {"dashboard": False},
                       # ranking through the bundle is tests/test_engines.py's to cover (about 10 s a config)
                       "engines": {"min_time_s": 0.3, "val_images": 16, "bundle_candidates": 0, **engines}})
-    stage_intake(spec)
+    stage_intake(RunState(spec))
     (spec.run_dir / "best").mkdir()
     shutil.copy2(weights, spec.run_dir / "best" / "best.pt")
     return spec.run_dir

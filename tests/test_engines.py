@@ -322,7 +322,7 @@ def _ranked_rows() -> list[dict]:
 
 
 def test_the_bundle_candidates_are_the_engines_choice_then_deployable_configs_close_in_speed():
-    from yoloforge.engines.selection import bundle_candidates
+    from yoloforge.engines.delivery_ranking import bundle_candidates
 
     rows = [*_ranked_rows(), _row("pytorch", "fp16", 200, 0.50), _row("openvino", "int8", 70, 0.30)]
     selection = select(rows, EngineTargets(fps=30, max_accuracy_drop=0.01), 128, cannot_run=server_cannot_run)
@@ -332,7 +332,8 @@ def test_the_bundle_candidates_are_the_engines_choice_then_deployable_configs_cl
 
 
 def test_a_config_that_delivers_more_through_the_bundle_is_chosen_and_the_promise_is_its_rps():
-    from yoloforge.engines.selection import promised, rank_by_delivery
+    from yoloforge.engines.delivery_ranking import rank_by_delivery
+    from yoloforge.engines.selection import promised
 
     rows = _ranked_rows()
     selection = select(rows, EngineTargets(fps=30), 128, cannot_run=server_cannot_run)
@@ -346,7 +347,7 @@ def test_a_config_that_delivers_more_through_the_bundle_is_chosen_and_the_promis
 
 
 def test_the_engines_choice_stays_when_another_config_delivers_no_more_than_the_noise():
-    from yoloforge.engines.selection import BUNDLE_MARGIN, rank_by_delivery
+    from yoloforge.engines.delivery_ranking import BUNDLE_MARGIN, rank_by_delivery
 
     rows = _ranked_rows()
     selection = select(rows, EngineTargets(), 128, cannot_run=server_cannot_run)
@@ -356,7 +357,7 @@ def test_the_engines_choice_stays_when_another_config_delivers_no_more_than_the_
 
 
 def test_a_config_whose_bundle_does_not_run_is_never_chosen_and_the_reasoning_says_why():
-    from yoloforge.engines.selection import rank_by_delivery
+    from yoloforge.engines.delivery_ranking import rank_by_delivery
 
     rows = _ranked_rows()
     selection = select(rows, EngineTargets(), 128, cannot_run=server_cannot_run)
@@ -367,7 +368,8 @@ def test_a_config_whose_bundle_does_not_run_is_never_chosen_and_the_reasoning_sa
 
 
 def test_when_no_bundle_runs_the_engine_ranks_and_promises_img_s():
-    from yoloforge.engines.selection import promised, rank_by_delivery
+    from yoloforge.engines.delivery_ranking import rank_by_delivery
+    from yoloforge.engines.selection import promised
 
     rows = _ranked_rows()
     selection = select(rows, EngineTargets(), 128, cannot_run=server_cannot_run)
@@ -377,7 +379,7 @@ def test_when_no_bundle_runs_the_engine_ranks_and_promises_img_s():
 
 
 def test_a_bundle_below_the_fps_target_is_advised_on_with_the_servers_own_cost_per_image():
-    from yoloforge.engines.selection import rank_by_delivery
+    from yoloforge.engines.delivery_ranking import rank_by_delivery
 
     rows = _ranked_rows()
     selection = select(rows, EngineTargets(fps=60), 128, cannot_run=server_cannot_run)
@@ -389,8 +391,8 @@ def test_without_go_the_engine_alone_ranks_and_the_reasoning_says_how_the_export
     import shutil
 
     from yoloforge.core.rundir import RunDir
+    from yoloforge.ray_app.benchmark.through_bundle import rank_by_bundle
     from yoloforge.ray_app.spec import parse_job
-    from yoloforge.ray_app.stages.engines import rank_by_bundle
 
     spec = parse_job({"name": "nogo", "model": "yolo11n.yaml", "data": {"path": str(tmp_path)},
                       "runs_dir": str(tmp_path)})
@@ -411,7 +413,7 @@ def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_ru
 
     run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime", "openvino", "tensorrt"],
                                             "precisions": ["fp32"], "batch_sizes": [1, 2]}, {"fps": 1})
-    selection = bench_run(run_dir)
+    selection = bench_run(run_dir).record
     rows = pq.read_table(run_dir / "engines.parquet").to_pylist()
     status = {(r["backend"], r["batch"]): r["status"] for r in rows}
     assert status == {("pytorch", 1): "ok", ("pytorch", 2): "ok", ("onnxruntime", 1): "ok", ("onnxruntime", 2): "ok",
@@ -432,13 +434,15 @@ def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_ru
 
 
 def test_the_fastest_configs_are_served_by_the_bundle_and_the_promise_is_what_it_delivers(tmp_path, make_run_dir):
-    from yoloforge.engines.selection import BUNDLE_MARGIN, promised
+    from yoloforge.engines.delivery_ranking import BUNDLE_MARGIN
+    from yoloforge.engines.selection import promised
     from yoloforge.ray_app.pipeline import bench_run
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.export import stage_export
 
     run_dir = make_run_dir({"backends": ["onnxruntime", "openvino"], "precisions": ["fp32"], "batch_sizes": [1],
                             "bundle_candidates": 2})
-    selection = bench_run(run_dir)
+    selection = bench_run(run_dir).record
     measured = selection["bundle_ranking"]["measured"]
     assert 1 <= len(measured) <= 2 and all(m.get("rps", 0) > 0 for m in measured), measured
     delivered = {m["key"]: m["rps"] for m in measured}
@@ -446,7 +450,7 @@ def test_the_fastest_configs_are_served_by_the_bundle_and_the_promise_is_what_it
     assert promised(selection) == (delivered[selection["chosen"]["key"]], "RPS through the bundle")
     assert max(delivered.values()) <= selection["promised_rps"] * (1 + BUNDLE_MARGIN)
     assert not list(run_dir.glob(".delivery-*")), "the throwaway bundles are removed"
-    stage_export(run_dir)
+    stage_export(RunState.open(run_dir))
     export = json.loads((run_dir / "delivered.json").read_text())
     assert export["promised"] == selection["promised_rps"] and export["promised_as"] == "RPS through the bundle"
     assert export["config"] == selection["chosen"]["key"] and export["rps"] > 0
@@ -474,7 +478,7 @@ def test_a_large_space_is_searched_with_the_ga_within_its_budget(tmp_path, make_
     run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime", "openvino"],
                                             "precisions": ["fp32"], "batch_sizes": [1, 2, 4],
                                             "threads": [1, 2], "max_configs": 5})
-    selection = bench_run(run_dir)
+    selection = bench_run(run_dir).record
     rows = pq.read_table(run_dir / "engines.parquet").to_pylist()
     assert selection["mode"] == "ga" and selection["space"] == 18
     assert len([r for r in rows if r["status"] != "unavailable"]) == 5
@@ -500,7 +504,7 @@ def test_a_dataset_with_a_test_split_gets_the_search_best_and_the_chosen_engine_
     (with_test / "data.yaml").write_text(yaml.safe_dump({**config, "path": str(with_test), "test": "images/test"}))
     run_dir = build_run_dir(tmp_path, (weights, with_test), {"backends": ["pytorch", "onnxruntime"],
                                                              "precisions": ["fp32"], "batch_sizes": [1]})
-    selection = bench_run(run_dir)
+    selection = bench_run(run_dir).record
     test = json.loads((run_dir / "selection.json").read_text())["test"]
     assert set(test) == {"baseline", "chosen"} and test == json.loads(json.dumps(selection["test"]))
     assert test["baseline"]["key"] == selection["baseline"]["key"] and test["baseline"]["images"] == 6
@@ -549,8 +553,8 @@ def test_the_engines_stage_runs_again_when_the_servers_source_changes(tmp_path, 
     import yoloforge.serving.bundle as bundle
 
     source = tmp_path / "gateway"
-    shutil.copytree(bundle.GATEWAY, source, ignore=shutil.ignore_patterns("testdata"))
-    monkeypatch.setattr(bundle, "GATEWAY", source)
+    shutil.copytree(bundle.toolchain.GATEWAY, source, ignore=shutil.ignore_patterns("testdata"))
+    monkeypatch.setattr(bundle.toolchain, "GATEWAY", source)
     before = _engines_inputs(tmp_path)
     main = next(source.rglob("main.go"))
     main.write_text(main.read_text() + "\n// changed\n")

@@ -164,10 +164,11 @@ def observe_intake(spec: JobSpec, world: dict[str, Path]) -> Any:
     import json
 
     from yoloforge.core.rundir import RunDir
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.intake import stage_intake
 
     try:
-        stage_intake(spec)
+        stage_intake(RunState(spec))
     except YoloforgeError as err:
         return f"error: {err.message}"
     run = RunDir(spec.run_dir)
@@ -204,7 +205,7 @@ def observe_ray(spec: JobSpec, world: dict[str, Path]) -> Any:
 
 
 def observe_engines(spec: JobSpec, world: dict[str, Path]) -> Any:
-    from yoloforge.ray_app.stages.engines import engine_plan, engine_targets
+    from yoloforge.ray_app.benchmark.plan import engine_plan, engine_targets
 
     plan = engine_plan(spec, 128, "cpu")
     return {**dataclasses.asdict(plan), "configs": [c.key for c in plan.configs],
@@ -212,7 +213,7 @@ def observe_engines(spec: JobSpec, world: dict[str, Path]) -> Any:
 
 
 def observe_device(spec: JobSpec, world: dict[str, Path]) -> Any:
-    from yoloforge.ray_app.stages.engines import resolve_device
+    from yoloforge.ray_app.benchmark.plan import resolve_device
 
     try:
         return resolve_device(spec.targets.device)
@@ -228,18 +229,18 @@ def observe_preview(spec: JobSpec, served_run: Path) -> Any:
     from yoloforge.ray_app.stages.preview import STAGE, preview_options
 
     dump_job(spec, RunDir(served_run).job)
-    return {"options": preview_options(served_run), "runs": STAGE.enabled(RunState(spec))}
+    return {"options": preview_options(RunState.open(served_run)), "runs": STAGE.enabled(RunState(spec))}
 
 
 def observe_export(spec: JobSpec, served_run: Path) -> Any:
     """What the bundle's server is written with, read from the run as `yoloforge export` reads it (the files
     those settings reach are tests/test_gateway.py's)."""
     from yoloforge.core.rundir import RunDir
-    from yoloforge.ray_app.stages.export import server_settings
+    from yoloforge.ray_app.stages.base import RunState
 
     run = RunDir(served_run)
     dump_job(spec, run.job)
-    return dataclasses.asdict(server_settings(run))
+    return dataclasses.asdict(RunState.open(run.path).spec.export.server())
 
 
 OBSERVERS: dict[str, Callable[[JobSpec, Any], Any]] = {

@@ -178,6 +178,7 @@ def test_a_local_file_with_an_official_name_gets_its_class_change_reported(tmp_p
 
     import yaml
     from yoloforge.ray_app.spec import parse_job
+    from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.intake import stage_intake
 
     shutil.copy(trained_pt, tmp_path / "yolov8n.pt")
@@ -186,7 +187,7 @@ def test_a_local_file_with_an_official_name_gets_its_class_change_reported(tmp_p
     (data / "data.yaml").write_text(yaml.safe_dump({**config, "names": ["tomato", "leaf", "stem"]}))
     spec = parse_job({"name": "r", "model": str(tmp_path / "yolov8n.pt"), "data": str(data),
                       "runs_dir": str(tmp_path / "runs")})
-    report = stage_intake(spec).intake.report
+    report = stage_intake(RunState(spec)).intake.report
     change = next(p for p in report.problems if p.code == "class_names_differ")
     assert "only in model: circle, square, triangle" in change.message and "re-trained" in change.message
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from yoloforge.core.rundir import RunDir, read_json
-from yoloforge.engines.selection import promised
+from yoloforge.engines.selection import Selection as EngineSelection
 from yoloforge.ray_app.search.trainable import METRIC_KEYS
 from yoloforge.ray_app.spec import JobSpec, load_job, load_run_job
 
@@ -110,7 +110,7 @@ class Run:
         data = self.dir.read_selection()
         if data is None:
             return None
-        value, basis = promised(data)
+        value, basis = EngineSelection(data).promise()
         metric = (data.get("targets") or {}).get("metric", "mAP50-95")
         return Selection(met=bool(data.get("met")), chosen=self._choice(data.get("chosen"), metric),
                          closest=self._choice(data.get("closest"), metric), promised=value, promised_as=basis,

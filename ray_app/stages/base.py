@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from yoloforge.core.rundir import RunDir
-from yoloforge.ray_app.spec import JobSpec
+from yoloforge.engines.selection import Selection
+from yoloforge.ray_app.spec import JobSpec, load_run_job
 from yoloforge.ray_app.stages.freshness import Verdict
 
 if TYPE_CHECKING:
@@ -23,21 +25,36 @@ class SearchChoices:
 
 @dataclass
 class RunState:
-    """One run in progress: the job, its directory, and what the finished stages produced."""
+    """One run in progress: the job (read once; a stage that changes it, e.g. intake filling in the task, replaces
+    it here), its directory, and what the finished stages produced. Every stage_* function takes it."""
 
     spec: JobSpec
-    choices: SearchChoices | None = None
+    run: RunDir = field(default=None)  # type: ignore[assignment]  # the spec's run_dir unless given
+    choices: SearchChoices = field(default_factory=SearchChoices)
     resuming: bool = False  # `yoloforge resume`: intake's outputs are kept whenever they are complete
     model_path: str | None = None  # set by intake
     data: str | None = None  # the clean dataset training is given, set by intake
     outcome: SearchOutcome | None = None
-    selection: dict[str, Any] | None = None
+    selection: Selection | None = None
     stopped: bool = False  # a stage ended the run early (e.g. no trial produced weights)
-    notes: list[str] = field(default_factory=list)
 
-    @property
-    def run(self) -> RunDir:
-        return RunDir(self.spec.run_dir)
+    def __post_init__(self) -> None:
+        if self.run is None:
+            self.run = RunDir(self.spec.run_dir)
+
+    @classmethod
+    def open(cls, run_dir: Path) -> RunState:
+        """An existing run directory, its job.yaml read (for the commands that take RUN_DIR)."""
+        run = RunDir.open(run_dir)
+        return cls(load_run_job(run), run)
+
+    def override(self, section: str, **values: Any) -> None:
+        """A command's flags over the job's settings (e.g. `export --max-batch`), in memory: job.yaml is not
+        rewritten. None leaves a setting as the job has it."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            part = getattr(self.spec, section)
+            self.spec = self.spec.model_copy(update={section: part.model_validate({**part.model_dump(), **given})})
 
     @property
     def task(self) -> str:

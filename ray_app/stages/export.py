@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.ports import free_port
 from yoloforge.core.rundir import RunDir
+from yoloforge.engines.selection import THROUGH_BUNDLE, Selection
 from yoloforge.ray_app.console import console
-from yoloforge.ray_app.spec import load_run_job
 from yoloforge.ray_app.stages.base import RunState
 from yoloforge.ray_app.stages.freshness import Verdict, file_digest
-from yoloforge.ray_app.stages.preview import describe_answer, free_port, sample_image
-from yoloforge.serving.bundle import ServerSettings
+from yoloforge.serving.answers import describe_answer
+from yoloforge.serving.bundle import DELIVERY_CLIENTS, DELIVERY_FLOOR, DELIVERY_S
 
 
-def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False, check: bool = True,
-                 keep: bool = False, max_batch_size: int | None = None,
-                 batch_wait_ms: float | None = None) -> Path:
-    """Write the bundle, start its binary once to answer one image (check), and build its image if asked."""
+def stage_export(state: RunState, out: Path | None = None, *, build: bool = False, check: bool = True,
+                 keep: bool = False) -> Path:
+    """Write the bundle (into out, else the run's bundle/), start its binary to answer one image and measure it
+    under load (check; a kept bundle only answers), and build its image if asked. Returns the bundle's folder."""
     from yoloforge.serving.bundle import BundleError, build_image, check_bundle, export_bundle
 
-    run = RunDir.open(run_dir)
+    run = state.run
     bundle_dir = out or run.bundle
-    settings = server_settings(run, max_batch_size, batch_wait_ms)
+    settings = state.spec.export.server()
     console.rule("[bold]5 export[/bold]")
     if keep:
         console.print(f"export: {bundle_dir} was written from the current selection.json, export settings and "
@@ -43,7 +43,7 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
                       f"execution provider, {engine['precision']}, {engine.get('workers', 1)} engine worker(s)), "
                       "Dockerfile, docker-compose.yml (api + redis + postgres)")
     if check:
-        image = sample_image(run_dir)
+        image = run.sample_image()
         if image is not None:
             # a kept bundle was measured under load when it was written (delivered.json): it answers one image
             load_s = 0.0 if keep else DELIVERY_S
@@ -76,28 +76,12 @@ def stage_export(run_dir: Path, out: Path | None = None, *, build: bool = False,
     return bundle_dir
 
 
-def server_settings(run: RunDir, max_batch_size: int | None = None,
-                    batch_wait_ms: float | None = None) -> ServerSettings:
-    """The bundle's server settings: the run's export: settings, with the command line's overrides."""
-    settings = load_run_job(run).export.server()
-    overrides = {"max_batch_size": max_batch_size, "batch_wait_ms": batch_wait_ms}
-    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-
-
-# the delivery check: long enough for a steady rate, short beside the stages before it
-DELIVERY_S = 5.0
-DELIVERY_CLIENTS = 16
-DELIVERY_FLOOR = 0.9  # below this share of the promise, the gap is printed as a warning with its cause
-
-
 def report_delivery(run: RunDir, delivered: dict[str, Any]) -> None:
     """Write delivered.json (kept out of selection.json, which the export stage's freshness digests) and say how
     the bundle's RPS compares with what the engines stage promised."""
-    from yoloforge.engines.selection import THROUGH_BUNDLE, promised
-
-    selection = run.read_selection() or {}
-    row = selection.get("chosen") or selection.get("closest") or {}
-    promise, basis = promised(selection)
+    selection = Selection.of(run.read_selection()) or Selection({})
+    row = selection.served or {}
+    promise, basis = selection.promise()
     ratio = delivered["rps"] / promise if promise else None
     atomic.write_json(run.delivered, {**delivered, "promised": promise, "promised_as": basis,
                                       "config": row.get("key"), "ratio": ratio})
@@ -135,11 +119,11 @@ class ExportStage:
 
         if verdict != "current" or not bundle_complete(state.run.bundle):
             return False
-        stage_export(state.run.path, keep=True)  # the bundle is still checked against a validation image
+        stage_export(state, keep=True)  # the bundle is still checked against a validation image
         return True
 
     def run(self, state: RunState, verdict: Verdict) -> bool:
-        stage_export(state.run.path, build=state.spec.export.build_image)
+        stage_export(state, build=state.spec.export.build_image)
         return True
 
 

@@ -27,9 +27,9 @@ class IntakeResult:
     report_path: Path
 
 
-def stage_intake(spec: JobSpec) -> IntakeResult:
+def stage_intake(state: RunState) -> IntakeResult:
     """Resolve the model, check the dataset, write job.yaml, model.json, dataset_report.json and the clean copy."""
-    run = RunDir(spec.run_dir)
+    spec, run = state.spec, state.run
     run.path.mkdir(parents=True, exist_ok=True)
     console.rule("[bold]1 intake[/bold]")
     with console.status(f"loading model {spec.model}"):
@@ -37,7 +37,7 @@ def stage_intake(spec: JobSpec) -> IntakeResult:
     if model.source == "yaml":  # an untrained model has no input size of its own: it gets the job's
         model.imgsz = spec.search.imgsz
     print_model(model)
-    spec = with_task(spec, spec.task or model.task)
+    spec = with_task(spec, run, spec.task or model.task)
     atomic.write_json(run.model_info, model.as_dict())
 
     if not Path(spec.data.path).expanduser().exists():
@@ -61,9 +61,8 @@ def stage_intake(spec: JobSpec) -> IntakeResult:
     return IntakeResult(spec, model, intake, report_path)
 
 
-def with_task(spec: JobSpec, task: str) -> JobSpec:
+def with_task(spec: JobSpec, run: RunDir, task: str) -> JobSpec:
     """The spec re-validated with its task known (so metric names are checked against it), written as job.yaml."""
-    run = RunDir(spec.run_dir)
     spec = parse_job({**spec.model_dump(mode="json"), "task": task}, str(run.job))
     dump_job(spec, run.job)
     return spec
@@ -103,7 +102,7 @@ class IntakeStage:
             if state.resuming:
                 console.print("intake's clean copy of the dataset is missing; running intake again")
             return False
-        state.spec = with_task(state.spec, state.spec.task or model["task"])
+        state.spec = with_task(state.spec, run, state.spec.task or model["task"])
         state.model_path, state.data = model["path"], str(data)
         console.print("intake: the dataset, its settings and the model are those already checked; kept "
                       f"(--from intake checks them again). Clean dataset: {data}")
@@ -112,7 +111,7 @@ class IntakeStage:
     def run(self, state: RunState, verdict: Verdict) -> bool:
         if state.resuming and verdict != "forced":
             console.print("intake did not finish; running it again")
-        result = stage_intake(state.spec)
+        result = stage_intake(state)
         state.spec = result.spec
         state.model_path, state.data = result.model.path, result.intake.data_arg
         return True

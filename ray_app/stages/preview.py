@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 from yoloforge.core.errors import YoloforgeError
-from yoloforge.core.rundir import RunDir
+from yoloforge.core.ports import free_port, port_free
+from yoloforge.engines.selection import Selection
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.ray_session import ray_session
-from yoloforge.ray_app.spec import load_run_job
 from yoloforge.ray_app.stages.base import RunState
 from yoloforge.ray_app.stages.freshness import Verdict
 
 
-def preview_options(run_dir: Path, max_batch_size: int | None = None, batch_wait_ms: float | None = None) -> dict:
+def preview_options(state: RunState) -> dict:
+    """What the preview is started with: the job's preview: settings, over the served engine's batch."""
     from yoloforge.serving.served import ServedModel
 
-    spec = load_run_job(RunDir.open(run_dir))
-    served = ServedModel.from_run(run_dir)  # NotServable says which command to run first
+    served = ServedModel.from_run(state.run.path)  # NotServable says which command to run first
     if served.note:
         console.print(f"[yellow]{served.note}[/yellow]")
-    p = spec.preview
-    return {"max_batch_size": max_batch_size or p.max_batch_size or max(served.config.batch, 8),
-            "batch_wait_ms": p.batch_wait_ms if batch_wait_ms is None else batch_wait_ms,
+    p = state.spec.preview
+    return {"max_batch_size": p.max_batch_size or max(served.config.batch, 8), "batch_wait_ms": p.batch_wait_ms,
             "replicas": p.replicas, "max_replicas": p.max_replicas,
             "target_ongoing_requests": p.target_ongoing_requests, "cpu": p.cpu,
             "gpu": p.gpu if served.config.device.startswith("cuda") else 0,
@@ -42,7 +40,10 @@ def app_builder(args: dict) -> object:
     run_dir = args.pop("run_dir", None)
     if not run_dir:
         raise YoloforgeError("app_builder needs run_dir: the run directory whose selection.json to serve")
-    options = preview_options(Path(run_dir), args.pop("max_batch_size", None), args.pop("batch_wait_ms", None))
+    state = RunState.open(Path(run_dir))
+    state.override("preview", max_batch_size=args.pop("max_batch_size", None),
+                   batch_wait_ms=args.pop("batch_wait_ms", None))
+    options = preview_options(state)
     for served_by_serve in ("host", "port"):  # Serve's own HTTP options decide where it listens
         options.pop(served_by_serve)
     floats = ("target_ongoing_requests", "cpu", "gpu", "max_body_mb")
@@ -50,14 +51,13 @@ def app_builder(args: dict) -> object:
     return build_app(str(run_dir), **options)
 
 
-def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = None,
-                max_batch_size: int | None = None, batch_wait_ms: float | None = None,
+def run_preview(state: RunState, *, host: str | None = None, port: int | None = None,
                 duration: float | None = None) -> None:
+    """`yoloforge preview RUN_DIR`: the preview until Ctrl-C (or duration seconds)."""
     from yoloforge.serving import preview
 
-    run = RunDir.open(run_dir)
-    spec = load_run_job(run)
-    options = preview_options(run_dir, max_batch_size, batch_wait_ms)
+    run, spec = state.run, state.spec
+    options = preview_options(state)
     job_host, job_port = options.pop("host"), options.pop("port")
     host, port = host or job_host, port or job_port
     console.rule("[bold]4 preview[/bold]")
@@ -65,14 +65,14 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
     with ray_session(spec.resources.address, spec.resources.dashboard):
         with console.status("starting the Ray Serve preview (loading the engine)"):
             try:
-                url = preview.start(str(run_dir.resolve()), host=host, port=port, **options)
+                url = preview.start(str(run.path.resolve()), host=host, port=port, **options)
             except Exception as err:
                 raise YoloforgeError(f"the preview did not start: {type(err).__name__}: {str(err)[:500]}",
                                      fix=f"check that port {port} is free (--port) and the run's engine loads "
-                                         f"(`yoloforge bench {run_dir}`)") from None
-        selection = run.read_selection() or {}
-        chosen = selection.get("chosen") or selection.get("closest") or {}
-        console.print(f"[green]Preview ready[/green] at {url}  ({chosen.get('key')}, dynamic batching up to "
+                                         f"(`yoloforge bench {run}`)") from None
+        selection = Selection.of(run.read_selection())
+        served = (selection.served if selection else None) or {}
+        console.print(f"[green]Preview ready[/green] at {url}  ({served.get('key')}, dynamic batching up to "
                       f"{options['max_batch_size']} images, {options['batch_wait_ms']:g} ms wait)")
         console.print(f"  curl -s -X POST --data-binary @image.jpg -H 'Content-Type: image/jpeg' "
                       f"'{url}/v1/predict?conf=0.25'")
@@ -88,24 +88,25 @@ def run_preview(run_dir: Path, *, host: str | None = None, port: int | None = No
     console.print("preview stopped")
 
 
-def check_preview(run_dir: Path) -> dict:
-    """Start the preview, answer one validation image through HTTP, stop: proves the endpoint works end to end."""
+def stage_preview(state: RunState) -> dict:
+    """Start the preview, answer one validation image through HTTP, stop: proves the endpoint works end to end.
+    Returns the answer."""
     import httpx
     from yoloforge.serving import preview
+    from yoloforge.serving.answers import describe_answer
 
-    run = RunDir.open(run_dir)
-    spec = load_run_job(run)
-    options = preview_options(run_dir)
+    run, spec = state.run, state.spec
+    options = preview_options(state)
     host, port = options.pop("host"), options.pop("port")
-    image = sample_image(run_dir)
+    image = run.sample_image()
     if image is None:
         raise YoloforgeError(f"no image in the run's clean dataset ({run.clean_dir()}) to try the preview with")
     console.rule("[bold]4 preview[/bold]")
-    port = port if _port_free(host, port) else 0
+    port = port if port_free(host, port) else 0
     preview.use_haproxy_ingress()
     with ray_session(spec.resources.address, dashboard=False), \
             console.status("starting the Ray Serve preview and sending it one image"):
-        url = preview.start(str(run_dir.resolve()), host=host, port=port or free_port(), **options)
+        url = preview.start(str(run.path.resolve()), host=host, port=port or free_port(), **options)
         try:
             content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
             answer = httpx.post(f"{url}/v1/predict", content=image.read_bytes(), timeout=60,
@@ -116,53 +117,9 @@ def check_preview(run_dir: Path) -> dict:
         raise YoloforgeError(f"the preview answered {answer.status_code}: {answer.text[:300]}")
     body = answer.json()
     console.print(f"[green]Preview answered[/green] {image.name}: {describe_answer(image, body)} in "
-                  f"{body['timing_ms']['total']:.1f} ms (served at {url} while it ran; `yoloforge preview {run_dir}` "
+                  f"{body['timing_ms']['total']:.1f} ms (served at {url} while it ran; `yoloforge preview {run}` "
                   "keeps it up)")
     return body
-
-
-def sample_image(run_dir: Path) -> Path | None:
-    """A validation image of the run's clean dataset (the first JPEG or PNG, else any image): what the preview
-    and the bundle are tried with, and checked against its labels."""
-    clean = RunDir(run_dir).clean_dir()
-    if clean is None or not clean.is_dir():
-        return None
-    images = [p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    val = [p for p in images if "val" in p.relative_to(clean).parts]
-    return next(iter(val or images), None)
-
-
-def describe_answer(image: Path, body: dict) -> str:
-    """What an answer found, against the image's own label: '3 detections; 3 of 3 labelled objects found ...'."""
-    from yoloforge.engines.accuracy import labels_found
-
-    if "top" in body:
-        top = body["top"][0]["class_name"] if body["top"] else None
-        return f"top class {top} ({'right' if top == image.parent.name else 'labelled ' + image.parent.name})"
-    detections = body.get("detections", [])
-    parts = list(image.parts)
-    index = len(parts) - 1 - parts[::-1].index("images") if "images" in parts else None
-    if index is None:
-        return f"{len(detections)} detections"
-    label = Path(*parts[:index], "labels", *parts[index + 1:]).with_suffix(".txt")
-    text = label.read_text() if label.is_file() else ""
-    hit, total = labels_found(text, body["image"]["width"], body["image"]["height"], detections)
-    return f"{len(detections)} detections; {hit} of {total} labelled objects found (IoU >= 0.5, same class)"
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PreviewStage:
@@ -178,7 +135,7 @@ class PreviewStage:
         return False
 
     def run(self, state: RunState, verdict: Verdict) -> bool:
-        check_preview(state.run.path)
+        stage_preview(state)
         return True
 
 

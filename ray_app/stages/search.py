@@ -26,7 +26,7 @@ from yoloforge.ray_app.search.tune_io import (
     write_status,
 )
 from yoloforge.ray_app.spec import JobSpec, dump_job, parse_job
-from yoloforge.ray_app.stages.base import RunState, SearchChoices
+from yoloforge.ray_app.stages.base import RunState
 from yoloforge.ray_app.stages.freshness import Verdict, digest, tree_digest
 
 
@@ -48,11 +48,12 @@ def _ask(outcome: SearchOutcome, spec: JobSpec) -> tuple[str, Any] | None:
     return None
 
 
-def _mark_done_or_interrupted(run_dir: Path, minimums: dict[str, float]) -> None:
+def _mark_done_or_interrupted(run: RunDir, minimums: dict[str, float]) -> None:
     """Tune returns normally after Ctrl-C; only a round whose GA stopped, or whose target was met, is done."""
+    run_dir = run.path
     experiment = read_status(run_dir)["experiment"]
     searcher = load_searcher(run_dir, experiment)
-    finals = [r["metrics"] for r in tune_results(RunDir(run_dir).search / experiment).values()
+    finals = [r["metrics"] for r in tune_results(run.search / experiment).values()
               if r["metrics"].get("final")]
     met = bool(minimums) and any(meets_targets(m, minimums) for m in finals)
     if met or (searcher is not None and searcher.ga.stop_reason()):
@@ -64,12 +65,12 @@ def _mark_done_or_interrupted(run_dir: Path, minimums: dict[str, float]) -> None
     raise KeyboardInterrupt
 
 
-def stage_search(spec: JobSpec, model: str, data: str, task: str,
-                 choices: SearchChoices | None = None) -> tuple[JobSpec, SearchOutcome]:
-    """Run (or resume, or continue) the search; returns the spec with any target the user changed."""
-    choices = choices or SearchChoices()
-    run_dir = spec.run_dir
-    run = RunDir(run_dir)
+def stage_search(state: RunState) -> SearchOutcome:
+    """Run (or resume, or continue) the search on intake's model and clean dataset; returns its outcome. A target
+    the user changes when asked is written to job.yaml and becomes state.spec."""
+    assert state.model_path is not None and state.data is not None, "intake runs first"
+    spec, run, task, choices = state.spec, state.run, state.task, state.choices
+    model, data, run_dir = state.model_path, state.data, state.run.path
     console.rule("[bold]2 search[/bold]")
     status = read_status(run_dir)
     for round_name in status.get("rounds", []):
@@ -90,7 +91,7 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
                               f"round {experiment} starts again from the end of {rounds[-2]}")
                 shutil.rmtree(folder, ignore_errors=True)
                 extra = int(status.get("extensions", {}).get(experiment, 1))
-                run_round(spec, ctx, _continued_searcher(run_dir, rounds[-2], spec, extra), experiment)
+                run_round(spec, ctx, _continued_searcher(run, rounds[-2], spec, extra), experiment)
             else:  # new, or killed before Tune wrote its first whole checkpoint
                 if status.get("state") == "running":
                     console.print(f"[yellow]note:[/yellow] {folder} holds no whole state of Tune's to resume from "
@@ -103,7 +104,7 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
                 searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir),
                                           pretrained=Path(model).suffix == ".pt")
                 run_round(spec, ctx, searcher, "tune")
-        _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
+        _mark_done_or_interrupted(run, dict(spec.targets.metrics))
     continued = 0
     while True:
         outcome = summarize(spec, task, model)
@@ -114,32 +115,32 @@ def stage_search(spec: JobSpec, model: str, data: str, task: str,
         else:
             decision = None
         if decision is None:
-            return spec, outcome
+            return outcome
         kind, value = decision
         if kind == "target":
             spec = parse_job({**spec.model_dump(mode="json"),
                               "targets": {**spec.targets.model_dump(mode="json"), "metrics": value}},
                              str(run.job))
             dump_job(spec, run.job)
+            state.spec = spec
             continue
         status = read_status(run_dir)
         rounds = status["rounds"]
-        searcher = _continued_searcher(run_dir, rounds[-1], spec, int(value))
+        searcher = _continued_searcher(run, rounds[-1], spec, int(value))
         experiment = f"tune-{len(rounds) + 1}"
         write_status(run_dir, rounds=[*rounds, experiment],
                      extensions={**status.get("extensions", {}), experiment: int(value)})
         console.print(f"continuing for {value} more generation(s) as {experiment}")
         with ray_session(spec.resources.address, spec.resources.dashboard):
             run_round(spec, trial_context(spec, task, data, model), searcher, experiment)
-        _mark_done_or_interrupted(run_dir, dict(spec.targets.metrics))
+        _mark_done_or_interrupted(run, dict(spec.targets.metrics))
         continued += 1
 
 
 
-def _continued_searcher(run_dir: Path, previous: str, spec: JobSpec, generations: int) -> Any:
+def _continued_searcher(run: RunDir, previous: str, spec: JobSpec, generations: int) -> Any:
     """The searcher as round `previous` left it, its finished trials told, ready for `generations` more."""
-    run = RunDir(run_dir)
-    searcher = load_searcher(run_dir, previous)
+    searcher = load_searcher(run.path, previous)
     if searcher is None:
         raise YoloforgeError("the previous round left no searcher state to continue from", where=str(run.search))
     searcher.complete_pending({tid: (r["metrics"] if r["metrics"].get("final") else None)
@@ -174,8 +175,7 @@ class SearchStage:
             moved = run.archive_search()
             console.print(f"search: {'forced' if verdict == 'forced' else 'its inputs changed'}; the previous search "
                           f"is kept in {moved} and a new one starts")
-        assert state.model_path is not None and state.data is not None
-        state.spec, state.outcome = stage_search(state.spec, state.model_path, state.data, state.task, state.choices)
+        state.outcome = stage_search(state)
         console.rule()
         best = state.outcome.best or {}
         console.print(f"[green]Search done[/green] ({state.outcome.trials} trials, stopped by "

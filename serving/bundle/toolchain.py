@@ -1,0 +1,114 @@
+"""What the bundle is built from: the Go server compiled from serving/gateway (cached by its source's digest),
+ONNX Runtime's C library, and ONNX Runtime's OpenVINO build."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
+ORT_GPU_VERSION = "1.31.1"  # newest onnxruntime-gpu on PyPI; the CUDA image's wheel is pinned by this hash
+ORT_GPU_WHEEL = f"onnxruntime_gpu-{ORT_GPU_VERSION}-cp312-cp312-manylinux_2_28_x86_64.whl"
+ORT_GPU_SHA256 = "05d548956197b9d01f59b625de740e0d6be3593f874e241a12dc0362650ecdf7"
+SERVER = "yoloforge-server"
+
+
+# ONNX Runtime's OpenVINO build: the newest onnxruntime-openvino on PyPI, whose C API (version 24) is the one the
+# server's onnxruntime_go speaks. The bundle ships these of its wheel's libraries (CPU plugin only, 127 MB).
+OPENVINO_ORT_VERSION = "1.24.1"
+
+
+OPENVINO_LIBRARIES = ("libonnxruntime.so.1.24.1", "libonnxruntime_providers_shared.so",
+                      "libonnxruntime_providers_openvino.so", "libopenvino.so.2541",
+                      "libopenvino_onnx_frontend.so.2541", "libopenvino_intel_cpu_plugin.so", "libtbb.so.12")
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be written; the message says why and what to do."""
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("YOLOFORGE_CACHE", Path.home() / ".cache" / "yoloforge"))
+
+
+def gateway_digest() -> str:
+    """A hash of the server's source (Go files, SQL, go.mod/go.sum), naming its cached build."""
+    h = hashlib.sha256()
+    for path in sorted(GATEWAY.rglob("*")):
+        if path.is_file() and (path.suffix in (".go", ".sql") or path.name in ("go.mod", "go.sum")):
+            h.update(str(path.relative_to(GATEWAY)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_server() -> Path:
+    """Compile serving/gateway (cached by source hash). Needs Go; the first build fetches Go modules."""
+    go = shutil.which("go")
+    if go is None:
+        raise BundleError("compiling the server needs Go (https://go.dev/dl/, 1.26 or newer) on PATH; "
+                          "install it and run the export again")
+    out = _cache_root() / "gateway" / gateway_digest() / SERVER
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    # go-nvml's generated cgo wrappers call NVML functions its header marks deprecated: quiet, not failing
+    env = {"CGO_CFLAGS": "-O2 -g -Wno-deprecated-declarations", **os.environ, "CGO_ENABLED": "1"}
+    proc = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), f"./cmd/{SERVER}"],
+                          cwd=GATEWAY, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise BundleError(f"compiling the server failed (go build in {GATEWAY}):\n{proc.stderr.strip()[-3000:]}\n"
+                          "A C compiler is needed (cgo), and the Go module proxy must be reachable the first time.")
+    tmp.replace(out)
+    return out
+
+
+def openvino_runtime() -> list[Path]:
+    """ONNX Runtime's OpenVINO build, its libraries taken once from the onnxruntime-openvino wheel on PyPI into
+    the cache (installing the wheel would replace the onnxruntime Python package yoloforge uses)."""
+    folder = _cache_root() / f"onnxruntime-openvino-{OPENVINO_ORT_VERSION}"
+    files = [folder / name for name in OPENVINO_LIBRARIES]
+    if all(f.is_file() for f in files):
+        return files
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", f"onnxruntime-openvino=={OPENVINO_ORT_VERSION}",
+                               "--no-deps", "--only-binary=:all:", "--dest", tmp, "--quiet"],
+                              capture_output=True, text=True)
+        wheels = sorted(Path(tmp).glob("onnxruntime_openvino-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise BundleError(f"the bundle of an OpenVINO selection needs ONNX Runtime's OpenVINO build "
+                              f"(onnxruntime-openvino {OPENVINO_ORT_VERSION}, an 84 MB download from PyPI, once), and "
+                              f"pip could not fetch it: {(proc.stderr or proc.stdout).strip()[-500:]}. Connect to "
+                              "PyPI once, or leave openvino out of engines.backends and re-run `yoloforge bench`")
+        _cache_root().mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".openvino-", dir=_cache_root()))
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            for name in OPENVINO_LIBRARIES:
+                (staging / name).write_bytes(wheel.read(f"onnxruntime/capi/{name}"))
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    return files
+
+
+def ort_library() -> Path:
+    """ONNX Runtime's C library, from the onnxruntime wheel yoloforge installs (the same version it benchmarked)."""
+    import onnxruntime
+
+    capi = Path(onnxruntime.__file__).parent / "capi"
+    found = sorted(capi.glob("libonnxruntime.so.*"))
+    if not found:
+        raise BundleError(f"no libonnxruntime.so.* in {capi}: reinstall onnxruntime (pip install onnxruntime)")
+    return found[-1]
+
+
+def listed_overrides(binary: Path) -> list[str]:
+    """The server's environment overrides, as the server itself lists them (`yoloforge-server config -list`), so
+    the bundle's README and the code cannot disagree."""
+    listed = subprocess.run([str(binary), "config", "-list"], capture_output=True, text=True, check=True)
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip()]

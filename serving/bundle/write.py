@@ -1,0 +1,197 @@
+"""Writing the bundle: the server's binary and libraries, the model files, config.yaml, the Docker and monitoring
+files and a README, into a folder that replaces the old one whole."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import string
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yoloforge.core.rundir import RunDir, read_parquet
+from yoloforge.engines.base import EngineConfig
+from yoloforge.serving.bundle.plan import ServerSettings, plan_engine
+from yoloforge.serving.bundle.toolchain import (
+    ORT_GPU_SHA256,
+    ORT_GPU_VERSION,
+    ORT_GPU_WHEEL,
+    SERVER,
+    build_server,
+    gateway_digest,
+    listed_overrides,
+    openvino_runtime,
+    ort_library,
+)
+from yoloforge.serving.served import ServedModel
+
+SERVING = Path(__file__).resolve().parent.parent
+TEMPLATES = SERVING / "templates"
+
+
+@dataclass
+class Bundle:
+    out_dir: Path
+    binary: Path
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def _render(name: str, values: dict[str, Any]) -> str:
+    return string.Template((TEMPLATES / name).read_text()).substitute(values)
+
+
+def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
+                  settings: ServerSettings | None = None, *, served: ServedModel | None = None) -> Bundle:
+    """Write the bundle of run_dir's selected engine (or of served, another measured configuration) into out_dir
+    (default RUN_DIR/bundle), replacing it whole, its server configured with settings (the job's export:)."""
+    run = RunDir(Path(run_dir))
+    settings = settings or ServerSettings()
+    served = served or ServedModel.from_run(run.path)  # NotServable names the command to run first
+    out_dir = Path(out_dir) if out_dir else run.bundle
+    max_batch = settings.batch_for(served.config.batch)
+    wait_ms = float(settings.batch_wait_ms)
+    queue = int(settings.max_queue)
+    port = int(settings.port)
+    base, engine, notes = plan_engine(served.config, settings.concurrent_batches)
+    if served.note:
+        notes.insert(0, served.note)
+    binary = build_server()
+    libraries = openvino_runtime() if engine["provider"] == "openvino" else [ort_library()]
+    library = libraries[0]
+
+    for stale in out_dir.parent.glob(".bundle-*"):  # an export killed before its rename left this
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        for sub in ("bin", "lib", "model", "monitoring/grafana/provisioning/datasources",
+                    "monitoring/grafana/provisioning/dashboards", "monitoring/grafana/dashboards"):
+            (tmp / sub).mkdir(parents=True)
+        shutil.copy2(binary, tmp / "bin" / SERVER)
+        for lib in libraries:
+            shutil.copy2(lib, tmp / "lib" / lib.name)
+        files: dict[int, str] = {}
+        for batch in sorted({1, max_batch}):
+            config = EngineConfig(base.backend, base.precision, batch, base.imgsz, base.threads, base.device, ())
+            source = served.file_for(config)
+            target = f"model/model-b{batch}-{base.precision}.onnx"
+            shutil.copy2(source, tmp / target)
+            files[batch] = target
+        digest = hashlib.sha256((tmp / files[max(files)]).read_bytes()).hexdigest()[:12]
+        (tmp / "model" / "labels.txt").write_text("\n".join(served.facts.names) + "\n")
+        config_doc = {
+            "listen": f":{port}",
+            "ort_library": f"lib/{library.name}",
+            "model": {"name": served.name, "version": digest, "task": served.facts.task, "imgsz": base.imgsz,
+                      "names": list(served.facts.names), "files": files},
+            "engine": engine,
+            "batcher": {"max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
+                        "workers": 1},
+            "limits": {"max_body_mb": float(settings.max_body_mb), "request_timeout": "30s", "retry_after_s": 1},
+            "auth": {"required": True, "refresh": "30s"},
+            "redis": {"enabled": settings.cache_ttl_s > 0, "addr": "localhost:6379",
+                      "ttl": f"{max(settings.cache_ttl_s, 1)}s", "timeout": "100ms"},
+            "postgres": {"enabled": True,
+                         "dsn": "postgres://yoloforge:yoloforge@localhost:5432/yoloforge?sslmode=disable",
+                         "log_batch": 500, "log_interval": "1s", "log_buffer": 10000},
+            "log_level": "info",
+        }
+        header = (f"# yoloforge bundle of {run.name}: the Go server's configuration. YOLOFORGE_* environment\n"
+                  "# variables override it (see README.md). Paths are relative to this file.\n")
+        (tmp / "config.yaml").write_text(header + yaml.safe_dump(config_doc, sort_keys=False))
+        schema = subprocess.run([str(tmp / "bin" / SERVER), "schema"], capture_output=True, text=True, check=True)
+        (tmp / "schema.sql").write_text(schema.stdout)
+        shutil.copy2(SERVING / "openapi.yaml", tmp / "openapi.yaml")
+        gpu = engine["provider"] in ("cuda", "tensorrt")  # cpu and openvino run on the CPU image
+        image = f"yoloforge/{_slug(served.name)}:{digest}"
+        values = {
+            "name": served.name, "compose_name": _slug(f"yoloforge-{served.name}"), "image": image,
+            "dockerfile": "Dockerfile.cuda" if gpu else "Dockerfile", "ort_library": library.name,
+            "ort_gpu_version": ORT_GPU_VERSION, "ort_gpu_wheel": ORT_GPU_WHEEL, "ort_gpu_sha256": ORT_GPU_SHA256,
+            "gpu_provider": engine["provider"] if gpu else "cuda",
+            "start_period": "120s" if engine["provider"] == "tensorrt" else "20s",
+            "gpu_reservation": _GPU_RESERVATION if gpu else "",
+            "max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
+            "workers": engine["workers"], "port": port, "max_body_mb": f"{settings.max_body_mb:g}",
+            "cache_ttl": f"{settings.cache_ttl_s}s", "cache_enabled": str(settings.cache_ttl_s > 0).lower(),
+        }
+        for template in ("Dockerfile", "Dockerfile.cuda", "docker-compose.yml", "docker-compose.cuda.yml"):
+            (tmp / template).write_text(_render(template, values))
+        (tmp / ".env.example").write_text(_render("env.example", values))
+        (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!config.yaml\n")
+        monitoring = tmp / "monitoring"
+        (monitoring / "prometheus.yml").write_text(_render("monitoring/prometheus.yml", values))
+        grafana = monitoring / "grafana"
+        shutil.copy2(TEMPLATES / "monitoring" / "grafana-datasource.yml",
+                     grafana / "provisioning" / "datasources" / "prometheus.yml")
+        shutil.copy2(TEMPLATES / "monitoring" / "grafana-dashboards.yml",
+                     grafana / "provisioning" / "dashboards" / "yoloforge.yml")
+        shutil.copy2(TEMPLATES / "monitoring" / "grafana-dashboard.json", grafana / "dashboards" / "yoloforge.json")
+        summary = " ".join(notes) if notes else "The engine configuration the benchmark chose, as it was measured."
+        readme_values = {**values, "summary": summary, "model_name": served.name,
+                         "version": digest, "task": served.facts.task, "nclasses": len(served.facts.names),
+                         "imgsz": base.imgsz, "precision": engine["precision"], "device": base.device,
+                         "provider": engine["provider"],
+                         "measured": _measured(run, base, "openvino" if engine["provider"] == "openvino"
+                                               else "onnxruntime"),
+                         "ort_version": library.name.split(".so.")[-1],
+                         "runtime_note": (", its OpenVINO build: the engine runs on OpenVINO's CPU plugin"
+                                          if engine["provider"] == "openvino" else ", CPU"),
+                         "overrides": "\n".join(f"`{v}`" for v in listed_overrides(binary))}
+        (tmp / "README.md").write_text(_render("README.md", readme_values))
+        (tmp / "bundle.json").write_text(json.dumps({"run": str(run), "config": config_doc, "notes": notes,
+                                                     "image": image, "source": gateway_digest()}, indent=2))
+        old_env = out_dir / ".env"
+        if old_env.is_file():  # the user's settings survive a re-export
+            shutil.copy2(old_env, tmp / ".env")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(0o755)  # mkdtemp makes it private
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Bundle(out_dir=out_dir, binary=out_dir / "bin" / SERVER, config=config_doc, notes=notes)
+
+
+_GPU_RESERVATION = """    deploy:
+      resources:
+        reservations:
+          devices:
+            - driver: nvidia
+              count: 1
+              capabilities: [gpu]"""
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text.lower()).strip("-.") or "model"
+
+
+def _measured(run: RunDir, config: EngineConfig, backend: str) -> str:
+    """What the benchmark measured for the served configuration on the backend the server runs, if it ran."""
+    name = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}.get(backend, backend)
+    if not run.engines_table.is_file():
+        return "not measured"
+    rows = [r for r in read_parquet(run.engines_table) if r["status"] == "ok" and r["backend"] == backend
+            and r["precision"] == config.precision and r["device"] == config.device and r["imgsz"] == config.imgsz]
+    if not rows:
+        return f"{name} was not benchmarked for this precision (run `yoloforge bench` with {backend})"
+    parts = [f"batch {r['batch']}: {r['throughput']:.0f} img/s, p50 {r['p50_ms']:.1f} ms"
+             for r in sorted(rows, key=lambda r: r["batch"])]
+    selection = run.read_selection() or {}
+    ranked = {m["key"]: m for m in (selection.get("bundle_ranking") or {}).get("measured", []) if "rps" in m}
+    chosen = ranked.get((selection.get("chosen") or {}).get("key"))
+    through = (f" (the engine alone); through this server, {chosen['rps']:.0f} RPS uncached at "
+               f"{selection['bundle_ranking']['clients']} clients" if chosen else "")
+    return f"{name} " + "; ".join(parts) + through
+
+
+def bundle_complete(bundle_dir: Path) -> bool:
+    """The bundle's files are there (whether it is current is the export stage's freshness rule)."""
+    return (bundle_dir / "bundle.json").is_file() and (bundle_dir / "bin" / SERVER).is_file()
