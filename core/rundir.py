@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yoloforge.core.errors import YoloforgeError
+from yoloforge.core.errors import MissingInput, YoloforgeError
 
 
 class NotARunDirectory(YoloforgeError):
@@ -29,6 +29,9 @@ class RunDir:
     def open(cls, path: str | Path) -> RunDir:
         """An existing run: its job.yaml must be there."""
         run = cls(Path(path))
+        if not run.path.is_dir():
+            raise MissingInput(f"{run.path} does not exist",
+                               fix="give the folder under runs/ that `yoloforge run` created")
         if not run.job.is_file():
             raise NotARunDirectory(f"{run.path} is not a yoloforge run directory (no job.yaml)",
                                    fix="give the folder under runs/ that `yoloforge run` created")

@@ -217,3 +217,33 @@ def run_until_done(streams: Any, names: list[str], duration: float | None, every
             time.sleep(every_s)
     console.print()
     return [streams.remove(n) for n in names]
+
+
+def report_streams(final: list[dict[str, Any]], out_dir: Path) -> None:
+    """One line per stream (its whole error when it failed); a run where every stream failed is an error."""
+    for row in final:
+        if row["state"] == "failed":
+            console.print(f"[red]{row['name']} failed[/red]: {row['error']}", highlight=False)
+            continue
+        folder = out_dir / row["name"]
+        console.print(f"{row['name']}: {row['processed']} frames tracked, {row['dropped']} dropped, "
+                      f"{row['tracks_seen']} tracks, {row['average_fps']:.1f} FPS on average"
+                      + (f" -> {folder}" if folder.is_dir() else ""))
+    if final and all(row["state"] == "failed" for row in final):
+        raise StreamsFailed(f"no stream could be read ({len(final)} failed; reasons above)",
+                            fix="give a video file PyAV/FFmpeg can decode, an rtsp:// or http:// URL, or a camera")
+
+
+def serve_streams(streams: Any, host: str, port: int, duration: float | None) -> None:
+    """`yoloforge track --serve`: the streams HTTP API (POST/GET/DELETE /v1/streams, /metrics) until Ctrl-C, or
+    for duration seconds."""
+    import uvicorn
+    from yoloforge.serving.streams.api import build_app
+
+    console.print(f"streams API on http://{host}:{port}/v1/streams (metrics: /metrics); Ctrl-C stops")
+    server = uvicorn.Server(uvicorn.Config(build_app(streams), host=host, port=port, log_level="warning"))
+    if duration is not None:
+        import threading
+
+        threading.Timer(duration, lambda: setattr(server, "should_exit", True)).start()
+    server.run()

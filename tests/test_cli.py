@@ -373,10 +373,10 @@ def test_exit_code_2_when_a_dataset_path_does_not_exist_and_the_hint_names_no_jo
 
 
 def test_exit_code_3_on_an_internal_error(monkeypatch, tmp_path):
-    import yoloforge.ray_app.cli as cli
+    import yoloforge.ray_app.exits as exits
     import yoloforge.ray_app.intake.check as check
 
-    monkeypatch.setattr(cli, "CRASH_LOG", tmp_path / "last-error.log")
+    monkeypatch.setattr(exits, "CRASH_LOG", tmp_path / "last-error.log")
     monkeypatch.setattr(check, "check_dataset", lambda *a, **k: 1 / 0)
     (tmp_path / "ds").mkdir()
     result = invoke("data", "check", "ds")
