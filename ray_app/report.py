@@ -1,12 +1,10 @@
 """report.html: one self-contained page (charts inline as SVG, no scripts, no network) that shows what a run
 found: the dataset, the search (fitness per generation, Pareto front, every trial), the engines and the
-selection's reasoning, and the bundle. One page, one module: its sections share the style and the chart helper."""
+selection's reasoning, and the bundle. Its sections share ray_app/report_style.py's style, chart and table helpers."""
 
 from __future__ import annotations
 
 import html
-import io
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,58 +13,8 @@ from yoloforge.core import atomic
 from yoloforge.core.rundir import RunDir, read_json, read_parquet
 from yoloforge.engines.selection import Selection, verdicts
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
+from yoloforge.ray_app.report_style import STYLE, svg, table
 from yoloforge.serving.bundle import server_cannot_run
-
-STYLE = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-main{max-width:1100px;margin:0 auto;padding:24px}
-h1{font-size:24px;margin:0 0 4px}
-h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d9dde5;padding-bottom:4px}
-.muted{color:#667085} .card{background:#fff;border:1px solid #e3e6ec;border-radius:8px;padding:14px 16px;margin:10px 0}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:10px}
-.kpi b{display:block;font-size:20px} .ok{color:#067647} .bad{color:#b42318} .warn{color:#b54708}
-table{border-collapse:collapse;width:100%;font-size:12.5px;background:#fff}
-th,td{padding:4px 8px;border-bottom:1px solid #eef0f4;text-align:right}
-th{background:#f0f2f6;position:sticky;top:0} td:first-child,th:first-child{text-align:left}
-.scroll{max-height:420px;overflow:auto;border:1px solid #e3e6ec;border-radius:8px}
-svg{max-width:100%;height:auto} code{background:#eef0f4;padding:1px 4px;border-radius:4px}
-tr.chosen td{background:#e8f5ee;font-weight:600}
-"""
-
-
-def _svg(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.{max(digits, 2)}g}"
-        return f"{value:.{digits}f}" if digits <= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return html.escape(str(value))
-
-
-# digits shown per column: rates, times and sizes to one decimal, scores to four
-DIGITS = {"throughput": 1, "p50_ms": 1, "p99_ms": 1, "peak_rss_mb": 1, "latency_ms": 1, "train_time_s": 1}
-
-
-def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], chosen: Any = None,
-           key: str | None = None) -> str:
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
-    body = []
-    for row in rows:
-        cls = ' class="chosen"' if key is not None and chosen is not None and row.get(key) == chosen else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{_num(row.get(name), DIGITS.get(name, 4))}</td>"
-                                            for name, _ in columns) + "</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _dataset_section(report: dict[str, Any] | None) -> str:
@@ -87,7 +35,7 @@ def _dataset_section(report: dict[str, Any] | None) -> str:
     classes = report.get("class_counts", {})
     class_rows = [{"class": name, **{f"{split}": c.get(split, {}).get("instances") for split in splits}}
                   for name, c in classes.items()]
-    class_table = _table(class_rows, [("class", "class")] + [(s, f"{s} objects") for s in splits]) if classes else ""
+    class_table = table(class_rows, [("class", "class")] + [(s, f"{s} objects") for s in splits]) if classes else ""
     status = '<span class="ok">usable</span>' if report.get("ok") else '<span class="bad">has errors</span>'
     return (f'<p>{html.escape(str(report.get("dataset", "")))} — task {html.escape(str(report.get("task")))}, '
             f'{len(report.get("names", []))} classes, {status}.</p><div class="grid">{cards}</div>'
@@ -126,7 +74,7 @@ def _search_section(trials: list[dict[str, Any]], pareto: list[dict[str, Any]], 
         ax.set_ylabel("fitness")
         ax.set_title("Fitness per generation")
         ax.legend(loc="lower right")
-        parts.append(f'<div class="card">{_svg(fig)}</div>')
+        parts.append(f'<div class="card">{svg(fig)}</div>')
         fig, ax = plt.subplots(figsize=(6.2, 3.2))
         lat = [(t.get("latency_ms"), t["fitness"]) for t in ok if t.get("latency_ms") is not None]
         if lat:
@@ -141,7 +89,7 @@ def _search_section(trials: list[dict[str, Any]], pareto: list[dict[str, Any]], 
             ax.set_ylabel("fitness")
             ax.set_title("Accuracy against latency")
             ax.legend(loc="lower right")
-            parts.append(f'<div class="card">{_svg(fig)}</div>')
+            parts.append(f'<div class="card">{svg(fig)}</div>')
         else:
             plt.close(fig)
     metric_cols = [c for c in ("mAP50", "mAP50-95", "mask_mAP50", "mask_mAP50-95", "top1", "top5")
@@ -155,7 +103,7 @@ def _search_section(trials: list[dict[str, Any]], pareto: list[dict[str, Any]], 
     shown = [{**t, "generation": t["generation"] + 1 if t.get("generation") is not None else None,
               "outcome": t.get("outcome") or t.get("error")} for t in trials]
     order = {"ok": 0, "stopped early": 1, "error": 2}  # the chosen first, then finished ones by fitness
-    parts.append(_table(sorted(shown, key=lambda t: (t.get("trial_id") != best_id, order.get(t.get("status"), 1),
+    parts.append(table(sorted(shown, key=lambda t: (t.get("trial_id") != best_id, order.get(t.get("status"), 1),
                                                      -(t.get("fitness") or -1e9))), columns, best_id, "trial_id"))
     metrics = targets.get("metrics") or {}
     if metrics:
@@ -187,12 +135,12 @@ def _engines_section(rows: list[dict[str, Any]], selection: dict[str, Any] | Non
         ax.set_xlabel("images per second")
         ax.set_title("Engine throughput (chosen in green)")
         ax.tick_params(axis="y", labelsize=7)
-        parts.append(f'<div class="card">{_svg(fig)}</div>')
+        parts.append(f'<div class="card">{svg(fig)}</div>')
     columns = [("key", "configuration"), ("status", "status"), ("throughput", "img/s"), ("p50_ms", "p50 ms"),
                ("p99_ms", "p99 ms"), ("peak_rss_mb", "RSS MB"), (metric, metric), ("why", "chosen, or why not")]
     why = verdicts(rows, selection, cannot_run=server_cannot_run)
     shown = [{**r, "why": why.get(r["key"])} for r in rows]
-    parts.append(_table(sorted(shown, key=lambda r: (r["key"] != chosen, -(r.get("throughput") or 0))), columns,
+    parts.append(table(sorted(shown, key=lambda r: (r["key"] != chosen, -(r.get("throughput") or 0))), columns,
                         chosen, "key"))
     reasoning = "".join(f"<li>{html.escape(line)}</li>" for line in selection.get("reasoning", []))
     advice = "".join(f"<li>{html.escape(line)}</li>" for line in selection.get("advice", []))
@@ -218,7 +166,7 @@ def _accuracy_section(detail: dict[str, Any] | None) -> str:
     columns = [("class", "class")] + [(k, k) for k in ("AP50", "AP50-95", "top1", "instances", "images")
                                       if any(k in r for r in per_class)]
     parts = [f'<p>{html.escape(detail.get("engine", ""))} on the {html.escape(detail.get("split", "val"))} split '
-             f'({detail["images"]} images).</p>', _table(per_class, columns)]
+             f'({detail["images"]} images).</p>', table(per_class, columns)]
     matrix = np.asarray(detail["confusion"], float)
     labels = [*names, "background"]
     size = min(9.0, 2.4 + 0.45 * len(labels))
@@ -236,7 +184,7 @@ def _accuracy_section(detail: dict[str, Any] | None) -> str:
                         color="white" if shown[i, j] > 0.5 else "black")
     threshold = f" (conf >= {detail['conf']:g}, IoU >= {detail['iou']:g})" if "conf" in detail else ""
     ax.set_title("Confusion matrix" + threshold, fontsize=10)
-    parts.append(f'<div class="card">{_svg(fig)}</div>')
+    parts.append(f'<div class="card">{svg(fig)}</div>')
     return "".join(parts)
 
 

@@ -12,8 +12,9 @@ from yoloforge.engines.lanes import engine_lanes
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """What the bundle's Go server is configured with: the job's `export:` settings (ray_app/spec.py: ExportSpec
-    is their one reader and makes this), written into config.yaml, .env.example and the Docker files."""
+    """What the bundle's Go server is configured with: the job's `export:` settings (ExportSpec, in
+    ray_app/spec_sections.py, is their one reader and makes this), written into config.yaml, .env.example and the
+    Docker files."""
 
     port: int = 8080  # the API's port: listened on, exposed by the image, published by docker-compose
     max_batch_size: int | None = None  # None: the served engine's batch, at least 8
