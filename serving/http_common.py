@@ -1,11 +1,15 @@
-"""What every yoloforge HTTP server in Python shares (serving/openapi.yaml): the error body and the API-key check.
-The preview and the stream service both use it; it imports neither Ray nor an engine."""
+"""What yoloforge's HTTP servers in Python share (serving/openapi.yaml): the error body, the API-key check, and
+reading a request's parameters and image. The preview and the stream service use it; it imports neither Ray nor
+an engine."""
 
 from __future__ import annotations
 
 import hmac
+import io
 import os
+from typing import Any
 
+import numpy as np
 from fastapi.responses import JSONResponse
 
 
@@ -25,3 +29,55 @@ def authorized(authorization: str, keys: list[bytes]) -> bool:
     token = authorization[7:].strip().encode() if authorization.lower().startswith("bearer ") else b""
     # compare against every key, always, so timing says nothing about which key is close
     return any([hmac.compare_digest(token, key) for key in keys]) and bool(token)
+
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+def query_parameters(query: Any) -> dict[str, Any] | JSONResponse:
+    limits = {"conf": (float, 0.25, 0.0, 1.0), "iou": (float, 0.7, 0.0, 1.0), "max_det": (int, 300, 1, 1000),
+              "top_k": (int, 5, 1, 100)}
+    values: dict[str, Any] = {}
+    for name, (kind, default, low, high) in limits.items():
+        raw = query.get(name)
+        try:
+            value = default if raw is None else kind(raw)
+        except ValueError:
+            return error(400, "bad_parameter", f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}")
+        if not low <= value <= high:
+            return error(400, "bad_parameter", f"{name}={raw} is out of range [{low}, {high}]")
+        values[name] = value
+    return values
+
+
+def decode_image(data: bytes) -> np.ndarray | None:
+    """Bytes → RGB uint8, or None when they are not a JPEG, PNG or WebP image PIL can fully decode."""
+    from PIL import Image
+
+    if not data:
+        return None
+    try:  # only the contract's formats: other openers (some need optional plugins) never see the bytes
+        with Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP"]) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"))
+    except Exception:  # any decoder failure is the client's bad image, never a 500
+        return None
+
+
+def multipart_image(content_type: str, body: bytes) -> bytes | None:
+    """The 'image' file field of a multipart/form-data body (parsed with the standard library's MIME parser)."""
+    from email import policy
+    from email.parser import BytesParser
+
+    try:
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode() + body)
+    except Exception:
+        return None
+    if not message.is_multipart():
+        return None
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "image":
+            payload = part.get_payload(decode=True)
+            return payload if payload else None
+    return None

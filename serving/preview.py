@@ -9,7 +9,6 @@ answered at once with 503 and Retry-After; nothing waits without bound.
 """
 
 import asyncio
-import io
 import os
 import time
 from typing import Any
@@ -27,10 +26,17 @@ from yoloforge.engines.lanes import engine_lanes
 from yoloforge.engines.predictor import batching_gain, measure_call_ms, plan_batches, run_batches
 from yoloforge.engines.processing import postprocess, preprocess
 from yoloforge.serving.answers import answer_body
-from yoloforge.serving.http_common import api_keys, authorized, error
+from yoloforge.serving.http_common import (
+    IMAGE_TYPES,
+    api_keys,
+    authorized,
+    decode_image,
+    error,
+    multipart_image,
+    query_parameters,
+)
 from yoloforge.serving.served import ServedModel
 
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
 
 
@@ -55,55 +61,6 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 @app.exception_handler(Exception)
 async def _bug(request: Request, exc: Exception) -> JSONResponse:
     return error(500, "internal", f"{type(exc).__name__}: {exc} (a bug; see the Ray Serve replica's log)")
-
-
-def _parameters(query: Any) -> dict[str, Any] | JSONResponse:
-    limits = {"conf": (float, 0.25, 0.0, 1.0), "iou": (float, 0.7, 0.0, 1.0), "max_det": (int, 300, 1, 1000),
-              "top_k": (int, 5, 1, 100)}
-    values: dict[str, Any] = {}
-    for name, (kind, default, low, high) in limits.items():
-        raw = query.get(name)
-        try:
-            value = default if raw is None else kind(raw)
-        except ValueError:
-            return error(400, "bad_parameter", f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}")
-        if not low <= value <= high:
-            return error(400, "bad_parameter", f"{name}={raw} is out of range [{low}, {high}]")
-        values[name] = value
-    return values
-
-
-def _decode(data: bytes) -> np.ndarray | None:
-    """Bytes → RGB uint8, or None when they are not a JPEG, PNG or WebP image PIL can fully decode."""
-    from PIL import Image
-
-    if not data:
-        return None
-    try:  # only the contract's formats: other openers (some need optional plugins) never see the bytes
-        with Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP"]) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except Exception:  # any decoder failure is the client's bad image, never a 500
-        return None
-
-
-def _multipart_image(content_type: str, body: bytes) -> bytes | None:
-    """The 'image' file field of a multipart/form-data body (parsed with the standard library's MIME parser)."""
-    from email import policy
-    from email.parser import BytesParser
-
-    try:
-        message = BytesParser(policy=policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode() + body)
-    except Exception:
-        return None
-    if not message.is_multipart():
-        return None
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == "image":
-            payload = part.get_payload(decode=True)
-            return payload if payload else None
-    return None
 
 
 # below this per-image saving a batch is not worth waiting for
@@ -204,7 +161,7 @@ class Preview:
         if not self._authorized(request):
             return error(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)",
                          {"WWW-Authenticate": "Bearer"})
-        params = _parameters(request.query_params)
+        params = query_parameters(request.query_params)
         if isinstance(params, JSONResponse):
             return params
         length = request.headers.get("content-length")
@@ -220,13 +177,13 @@ class Preview:
             if len(body) > self.max_body:
                 return error(413, "too_large", f"the body is over the limit of {self.max_body} bytes")
         if content_type == "multipart/form-data":
-            image_bytes = _multipart_image(request.headers.get("content-type", ""), bytes(body))
+            image_bytes = multipart_image(request.headers.get("content-type", ""), bytes(body))
             if image_bytes is None:
                 return error(415, "unsupported_media_type", "the multipart form has no 'image' file field")
         else:
             image_bytes = bytes(body)
         decoded = time.perf_counter()
-        image = _decode(image_bytes)
+        image = decode_image(image_bytes)
         if image is None:
             return error(400, "bad_image", "the body is not a decodable JPEG, PNG or WebP image")
         t_decode = time.perf_counter()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from yoloforge.core.errors import DatasetError, MissingInput
 from yoloforge.ray_app.intake.clean import Intake
-from yoloforge.ray_app.intake.convert import read_coco, read_voc
+from yoloforge.ray_app.intake.convert import read_coco
 from yoloforge.ray_app.intake.images import IMG_SUFFIXES
 from yoloforge.ray_app.intake.items import Checker, Progress
 from yoloforge.ray_app.intake.label_checks import check_detect_labels
@@ -18,6 +18,7 @@ from yoloforge.ray_app.intake.layout import SPLITS, extract_zip, recognise
 from yoloforge.ray_app.intake.report import DatasetReport
 from yoloforge.ray_app.intake.sources import classify_layout, converted_items, detect_items, guess_task, parse_names
 from yoloforge.ray_app.intake.statistics import fill_stats
+from yoloforge.ray_app.intake.voc import read_voc
 
 __all__ = ["IMG_SUFFIXES", "Intake", "check_dataset"]
 

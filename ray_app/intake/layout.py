@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import yaml
 from yoloforge.core.errors import DatasetError
-from yoloforge.ray_app.intake.convert import coco_files, split_of, voc_folder
+from yoloforge.ray_app.intake.convert import coco_files, split_of
+from yoloforge.ray_app.intake.voc import voc_folder
 
 SPLITS = ("train", "val", "test")
 Format = Literal["yolo", "coco", "voc", "classify"]
