@@ -253,7 +253,7 @@ def test_tracking_a_clip_the_detector_knows_scores_a_hota_bound(service, driftin
 def test_finishing_a_streams_outputs_leaves_the_lock_the_engine_workers_share_free(service, video, monkeypatch):
     import threading
 
-    from yoloforge.serving.streams.service import Stream
+    from yoloforge.serving.streams.stream import Stream
 
     finishing, release = threading.Event(), threading.Event()
     close = Stream.close

@@ -12,22 +12,20 @@ its error is reported; the other streams never wait for it.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from yoloforge.serving.streams.decoding import open_frames, readable
 
 State = Literal["connecting", "running", "retrying", "finished", "failed", "stopped"]
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 BACKOFF_START_S = 0.1
 BACKOFF_CAP_S = 1.0  # frames flow again within about a second of a source coming back
-OPEN_TIMEOUT_S = 5.0
 
 
 class SourceError(ValueError):
@@ -100,77 +98,6 @@ class ReaderStats:
     fps: float = 0.0  # the source's own frame rate, when it says
 
 
-def _open_pyav(url: str) -> Iterator[tuple[np.ndarray, float, float]]:
-    """(RGB frame, seconds into the source, source fps) from PyAV; raises on open or decode failure."""
-    import av
-    import av.logging
-
-    # FFmpeg's own log lines (e.g. "Connection refused" at every retry) would clutter the console: the reader
-    # reports a source's failure itself, in its state and error
-    av.logging.set_level(av.logging.FATAL)
-    options = {"rtsp_transport": "tcp"} if url.lower().startswith("rtsp") else {}
-    container = av.open(url, options=options, timeout=OPEN_TIMEOUT_S)
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or 0)
-        for n, frame in enumerate(container.decode(stream)):
-            media = float(frame.time) if frame.time is not None else (n / rate if rate else 0.0)
-            yield frame.to_ndarray(format="rgb24"), media, rate
-    finally:
-        container.close()
-
-
-def _open_opencv(url: str) -> Iterator[tuple[np.ndarray, float, float]]:
-    """The same from OpenCV: cameras (V4L2 device indices) and what PyAV's FFmpeg build cannot open."""
-    # OpenCV's own FFmpeg build logs apart from cv2.utils.logging: its level is read from the environment when
-    # the FFmpeg backend first loads (-8 is FFmpeg's AV_LOG_QUIET); the reader reports failures itself
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    import cv2
-
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    capture = cv2.VideoCapture(int(url) if url.isdigit() else url)
-    if not capture.isOpened():
-        raise OSError(f"OpenCV cannot open {url}")
-    try:
-        rate = float(capture.get(cv2.CAP_PROP_FPS) or 0)
-        n = 0
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), n / rate if rate else 0.0, rate
-            n += 1
-    finally:
-        capture.release()
-
-
-def readable(err: BaseException) -> str:
-    """An error in words: FFmpeg's errors (through PyAV) carry a raw errno such as 1094995529 beside their text."""
-    strerror = getattr(err, "strerror", None)
-    return strerror if isinstance(strerror, str) and strerror else str(err)
-
-
-def open_frames(spec: SourceSpec) -> Iterator[tuple[np.ndarray, float, float]]:
-    """The source's frames, from PyAV where it can open the source, else OpenCV."""
-    if spec.is_camera:
-        yield from _open_opencv(spec.url)
-        return
-    try:
-        frames = _open_pyav(spec.url)
-        first = next(frames, None)
-    except Exception as pyav_error:  # PyAV's errors are many; OpenCV gets its chance, then both are said
-        try:
-            yield from _open_opencv(spec.url)
-            return
-        except OSError:
-            raise OSError(f"cannot open {spec.url}: {readable(pyav_error)} (neither PyAV nor OpenCV can decode "
-                          "it)") from pyav_error
-    if first is not None:
-        yield first
-        yield from frames
-
-
 @dataclass
 class Reader:
     """Decodes one source on its own thread into a bounded buffer that the batcher takes frames from."""
@@ -237,7 +164,7 @@ class Reader:
             self.stats.state = "connecting"
             try:
                 opened, delivered, last_kept = time.monotonic(), 0, -1.0
-                for index, (image, source_s, rate) in enumerate(open_frames(self.spec)):
+                for index, (image, source_s, rate) in enumerate(open_frames(self.spec.url, camera=self.spec.is_camera)):
                     if self._stop.is_set():
                         break
                     read += 1
