@@ -11,6 +11,10 @@ import pytest
 os.environ.setdefault("COLUMNS", "200")  # before rich's console is created: no wrapped lines in CLI output
 # every Ray a test starts listens on loopback only (Ray's "no multi-node" switch makes it bind 127.0.0.1)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# what the bundle is built from (the compiled Go server, ONNX Runtime's OpenVINO build) is kept across tests and
+# suite runs, apart from each test's YOLOFORGE_CACHE: each part is named by its inputs, so none is ever stale
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("YOLOFORGE_BUILD_CACHE", str(ROOT / ".build-cache"))
 
 from yoloforge.ray_app.intake.synth import synth_dataset
 
@@ -72,7 +76,7 @@ def classify_ds(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Weights cache per test, so no test sees another's downloads."""
+    """Weights cache per test, so no test sees another's downloads (the build cache is shared: see above)."""
     monkeypatch.setenv("YOLOFORGE_CACHE", str(tmp_path / "cache"))
 
 

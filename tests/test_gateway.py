@@ -334,3 +334,32 @@ def test_build_without_a_docker_engine_says_so_and_keeps_the_bundle(bundle, monk
 
 class TestGatewayContract(ContractSuite):
     """The HTTP contract (tests/contract_suite.py), against the bundle's Go server."""
+
+
+def test_the_built_server_is_kept_under_its_source_and_toolchain_in_the_build_cache(tmp_path, monkeypatch):
+    import shutil
+
+    from yoloforge.serving.bundle import toolchain
+
+    monkeypatch.setenv("YOLOFORGE_BUILD_CACHE", str(tmp_path / "build"))
+    source = tmp_path / "gateway"
+    shutil.copytree(toolchain.GATEWAY, source, ignore=shutil.ignore_patterns("testdata"))
+    monkeypatch.setattr(toolchain, "GATEWAY", source)
+    go = shutil.which("go") or "go"
+    before = toolchain.server_build_path(go)
+    assert before.is_relative_to(tmp_path / "build")
+    main = next(source.rglob("main.go"))
+    main.write_text(main.read_text() + "\n// changed\n")
+    changed = toolchain.server_build_path(go)
+    monkeypatch.setattr(toolchain, "_go_toolchain", lambda go: "go9.9-plan9-mips")
+    assert len({before, changed, toolchain.server_build_path(go)}) == 3  # a stale build is never used
+
+
+def test_the_build_cache_is_apart_from_the_weights_cache_only_when_asked(tmp_path, monkeypatch):
+    from yoloforge.serving.bundle.toolchain import build_cache
+
+    monkeypatch.delenv("YOLOFORGE_BUILD_CACHE")
+    monkeypatch.setenv("YOLOFORGE_CACHE", str(tmp_path / "cache"))
+    assert build_cache() == tmp_path / "cache" / "build"
+    monkeypatch.setenv("YOLOFORGE_BUILD_CACHE", str(tmp_path / "elsewhere"))
+    assert build_cache() == tmp_path / "elsewhere"

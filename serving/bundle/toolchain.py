@@ -3,11 +3,13 @@ ONNX Runtime's C library, and ONNX Runtime's OpenVINO build."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import zipfile
 from pathlib import Path
@@ -33,8 +35,21 @@ class BundleError(RuntimeError):
     """The bundle cannot be written; the message says why and what to do."""
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("YOLOFORGE_CACHE", Path.home() / ".cache" / "yoloforge"))
+def build_cache() -> Path:
+    """Where the bundle's built parts are kept between exports: YOLOFORGE_BUILD_CACHE, else build/ in the
+    yoloforge cache (YOLOFORGE_CACHE, ~/.cache/yoloforge). Each part is named by everything that went into it
+    (source digest, toolchain, platform, library version), so a stale one is never used."""
+    explicit = os.environ.get("YOLOFORGE_BUILD_CACHE")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("YOLOFORGE_CACHE", Path.home() / ".cache" / "yoloforge")) / "build"
+
+
+@functools.cache
+def _go_toolchain(go: str) -> str:
+    """The Go version and target platform a build is made with, e.g. go1.26.0-linux-amd64."""
+    proc = subprocess.run([go, "env", "GOVERSION", "GOOS", "GOARCH"], capture_output=True, text=True, timeout=60)
+    return "-".join(proc.stdout.split()) if proc.returncode == 0 else "unknown"
 
 
 def gateway_digest() -> str:
@@ -47,13 +62,19 @@ def gateway_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def server_build_path(go: str) -> Path:
+    """Where the server built from this source with this Go toolchain is kept."""
+    return build_cache() / "gateway" / f"{gateway_digest()}-{_go_toolchain(go)}" / SERVER
+
+
 def build_server() -> Path:
-    """Compile serving/gateway (cached by source hash). Needs Go; the first build fetches Go modules."""
+    """Compile serving/gateway, kept in the build cache under its source digest and Go toolchain. Needs Go; the
+    first build fetches Go modules (then it works offline)."""
     go = shutil.which("go")
     if go is None:
         raise BundleError("compiling the server needs Go (https://go.dev/dl/, 1.26 or newer) on PATH; "
                           "install it and run the export again")
-    out = _cache_root() / "gateway" / gateway_digest() / SERVER
+    out = server_build_path(go)
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +93,7 @@ def build_server() -> Path:
 def openvino_runtime() -> list[Path]:
     """ONNX Runtime's OpenVINO build, its libraries taken once from the onnxruntime-openvino wheel on PyPI into
     the cache (installing the wheel would replace the onnxruntime Python package yoloforge uses)."""
-    folder = _cache_root() / f"onnxruntime-openvino-{OPENVINO_ORT_VERSION}"
+    folder = build_cache() / f"onnxruntime-openvino-{OPENVINO_ORT_VERSION}-{sysconfig.get_platform()}"
     files = [folder / name for name in OPENVINO_LIBRARIES]
     if all(f.is_file() for f in files):
         return files
@@ -86,8 +107,8 @@ def openvino_runtime() -> list[Path]:
                               f"(onnxruntime-openvino {OPENVINO_ORT_VERSION}, an 84 MB download from PyPI, once), and "
                               f"pip could not fetch it: {(proc.stderr or proc.stdout).strip()[-500:]}. Connect to "
                               "PyPI once, or leave openvino out of engines.backends and re-run `yoloforge bench`")
-        _cache_root().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".openvino-", dir=_cache_root()))
+        build_cache().mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".openvino-", dir=build_cache()))
         with zipfile.ZipFile(wheels[0]) as wheel:
             for name in OPENVINO_LIBRARIES:
                 (staging / name).write_bytes(wheel.read(f"onnxruntime/capi/{name}"))
