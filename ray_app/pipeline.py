@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from yoloforge.core import atomic
@@ -12,27 +13,31 @@ from yoloforge.ray_app.console import console
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
 from yoloforge.ray_app.spec import JobSpec, Targets
-from yoloforge.ray_app.stages import NAMES, STAGES, RunState
+from yoloforge.ray_app.stages import NAMES, STAGES, RunState, Stage
 from yoloforge.ray_app.stages.base import SearchChoices
 from yoloforge.ray_app.stages.freshness import force, record, verdict
 
 
-def _check_stage_name(option: str, value: str | None) -> None:
-    if value is not None and value not in NAMES:
-        raise YoloforgeError(f"unknown {option} '{value}'; stages: {', '.join(NAMES)}")
+def _check_stage_name(option: str, value: str | None, names: Sequence[str] = NAMES) -> None:
+    if value is not None and value not in names:
+        raise YoloforgeError(f"unknown {option} '{value}'; stages: {', '.join(names)}")
 
 
-def run_stages(state: RunState, until: str = NAMES[-1], from_stage: str | None = None) -> RunState:
-    """Run the stages in order up to and including `until`. A stage whose inputs did not change since it last
-    finished keeps its outputs; from_stage runs that stage and the later ones again."""
-    _check_stage_name("stage", until)
-    _check_stage_name("--from stage", from_stage)
+def run_stages(state: RunState, until: str = NAMES[-1], from_stage: str | None = None,
+               stages: Sequence[Stage] | None = None) -> RunState:
+    """Run the stages (default: every stage of ray_app/stages/, in order) up to and including `until`. A stage
+    whose inputs did not change since it last finished keeps its outputs; from_stage runs that stage and the later
+    ones again."""
+    stages = STAGES if stages is None else stages
+    names = [stage.name for stage in stages]
+    _check_stage_name("stage", until, names)
+    _check_stage_name("--from stage", from_stage, names)
     run = state.run
     if run.path.is_dir():
         atomic.remove_leftovers(run.path)
         if from_stage is not None:
-            force(run, NAMES[NAMES.index(from_stage):])
-    for stage in STAGES[:NAMES.index(until) + 1]:
+            force(run, names[names.index(from_stage):])
+    for stage in stages[:names.index(until) + 1]:
         if not stage.enabled(state):
             continue
         inputs = stage.inputs(state)

@@ -34,7 +34,9 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|\d+(,\d+)*)$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # defaults are validated too, so a default reads as its type does when written back (5 as 5.0 for a float):
+    # a job read back from its job.yaml then has the fingerprint it had when it ran
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
 
 
 class DataSpec(Strict):
