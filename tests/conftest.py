@@ -13,8 +13,7 @@ os.environ.setdefault("COLUMNS", "200")  # before rich's console is created: no 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 # what the bundle is built from (the compiled Go server, ONNX Runtime's OpenVINO build) is kept across tests and
 # suite runs, apart from each test's YOLOFORGE_CACHE: each part is named by its inputs, so none is ever stale
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("YOLOFORGE_BUILD_CACHE", str(ROOT / ".build-cache"))
+os.environ.setdefault("YOLOFORGE_BUILD_CACHE", str(Path(__file__).resolve().parent.parent / ".build-cache"))
 
 from yoloforge.ray_app.intake.synth import synth_dataset
 
