@@ -12,7 +12,9 @@ Goals (issue "Ray Serve preview"):
 - p99_bound: p99 at --max-batch clients <= batch wait + two batches' inference time (raw, at --max-batch)
 - zero_errors_below_capacity: no failed request at 1 and --max-batch clients
 
-Usage: python scripts/bench_preview.py [--imgsz 320] [--max-batch 8] [--duration 10] [--quick]
+Usage: python scripts/bench_preview.py [--imgsz 320] [--max-batch 8] [--duration 10] [--quick] [--run RUN_DIR]
+(--run: serve that run directory's chosen engine instead of building one; it must hold engine files for batch 1
+and --max-batch, as the test suite's shared served run does)
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--quick", action="store_true", help="128 px, 3 s per point (smoke run)")
+    parser.add_argument("--run", type=Path, help="an existing run directory to serve (read only)")
     args = parser.parse_args()
     if args.quick:
         args.imgsz, args.duration = 128, 3.0
@@ -104,9 +107,13 @@ def main() -> int:
     from yoloforge.serving import preview
     from yoloforge.serving.served import ServedModel
 
-    work = Path(tempfile.mkdtemp(prefix="bench_preview_"))
-    print(f"building the run (yolo11n, ONNX Runtime fp32 @{args.imgsz}) ...", flush=True)
-    run_dir = build_run(work, args.imgsz, args.max_batch)
+    if args.run:
+        run_dir = args.run
+        print(f"serving {run_dir}'s chosen engine", flush=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="bench_preview_"))
+        print(f"building the run (yolo11n, ONNX Runtime fp32 @{args.imgsz}) ...", flush=True)
+        run_dir = build_run(work, args.imgsz, args.max_batch)
     seconds = max(2.0, args.duration / 3)
     raw = {b: raw_throughput(run_dir, b, seconds) for b in sorted({1, args.max_batch})}
     print("engine alone: " + ", ".join(f"batch {b}: {t:.1f} img/s ({ms:.1f} ms/call)" for b, (t, ms) in raw.items()))
@@ -163,7 +170,8 @@ def main() -> int:
     print(f"GOAL p99_bound: {p99:.1f} ms at {mid} clients (target <= {bound:.1f} ms) "
           f"{'PASS' if p99 <= bound else 'FAIL'}")
     print(f"GOAL zero_errors_below_capacity: {errors} errors (target 0) {'PASS' if errors == 0 else 'FAIL'}")
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.run:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -44,12 +44,78 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 TRAINED_FIXTURES = {"detector", "segmenter", "classifier"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "own_ray: the test starts (or stops) a Ray of its own, so the suite's shared "
+                                       "Ray is shut down first")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests on a trained fixture model are slow too (training it takes a minute): `-m "not slow"` is the fast
     lane that trains nothing."""
     for item in items:
         if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+# --- one local Ray for the whole suite --------------------------------------------------------------------------
+# Starting a local Ray costs 5-8 s on two cores. ray_session (ray_app/ray_session.py) joins a Ray already running in
+# the process and leaves it up, so the in-process tests that run stages share this one; a test that leaves an
+# actor or a trial holding CPUs gets it shut down after it, so the next test never waits on what it left.
+
+
+def shared_ray() -> None:
+    """Start the suite's local Ray (as a user's run starts one: loopback, no dashboard) unless one runs."""
+    import ray
+    from yoloforge.ray_app.ray_session import init_options
+
+    if not ray.is_initialized():
+        ray.init(**init_options(None, dashboard=False))
+
+
+def stop_shared_ray() -> None:
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def _ray_released(timeout_s: float = 10.0) -> bool:
+    """Every CPU and GPU of the shared Ray is free again (actors and trials end asynchronously)."""
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        total, free = ray.cluster_resources(), ray.available_resources()
+        if all(free.get(k, 0.0) >= total[k] for k in ("CPU", "GPU") if k in total):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_ray_ends_with_the_session():
+    yield
+    stop_shared_ray()
+
+
+@pytest.fixture(autouse=True)
+def _shared_ray_for_slow_tests(request: pytest.FixtureRequest):
+    if request.node.get_closest_marker("own_ray"):
+        stop_shared_ray()
+        yield
+        return
+    if request.node.get_closest_marker("slow"):
+        shared_ray()
+    yield
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized() and not _ray_released():
+            ray.shutdown()  # what this test left running would starve the next one
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -135,11 +201,40 @@ def served_run_dir(tmp_path: Path, detector: tuple[Path, Path], backend: str = "
     """A run directory through the engines stage on one backend in fp32: what a server or a stream serves."""
     from yoloforge.ray_app.pipeline import bench_run
 
+    shared_ray()
+
     run_dir = build_run_dir(tmp_path, detector, {"backends": [backend], "precisions": ["fp32"],
                                                  "batch_sizes": list(batch_sizes), "min_time_s": 0.2,
                                                  "val_images": 8})
     bench_run(run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def served_runs(tmp_path_factory, detector):  # type: ignore[no-untyped-def]
+    """served_runs(backend, batch_sizes) -> a run directory through the engines stage, built once per session for
+    each configuration and shared by every module that serves one (gateway, streams, preview, every_field, the bench
+    smoke runs). Shared read-only: a test that writes into one fails the session here; one that must change a run
+    copies it first (shutil.copytree)."""
+    built: dict[tuple[str, tuple[int, ...]], tuple[Path, dict[str, str]]] = {}
+
+    def get(backend: str = "onnxruntime", batch_sizes: tuple[int, ...] = (1, 4)) -> Path:
+        key = (backend, tuple(batch_sizes))
+        if key not in built:
+            folder = tmp_path_factory.mktemp(f"served-{backend}-" + "-".join(map(str, key[1])))
+            run_dir = served_run_dir(folder, detector, backend, key[1])
+            built[key] = (run_dir, tree_digest(run_dir))
+        return built[key][0]
+
+    yield get
+    written = [str(run_dir) for run_dir, digest in built.values() if tree_digest(run_dir) != digest]
+    assert not written, f"a test wrote into a shared served run (copy it first): {written}"
+
+
+@pytest.fixture(scope="session")
+def served_run(served_runs) -> Path:  # type: ignore[no-untyped-def]
+    """The trained detector through the engines stage on ONNX Runtime fp32, batches 1 and 4."""
+    return served_runs()
 
 
 @pytest.fixture

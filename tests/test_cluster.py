@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import stop_shared_ray
+
 pytest.importorskip("ray")
+pytestmark = pytest.mark.own_ray  # `ray stop --force` below ends every Ray on the machine
 
 PORT = 6391
 HERE = Path(__file__).resolve().parent
@@ -26,6 +29,7 @@ def ray_cli(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def two_nodes():
+    stop_shared_ray()  # a Ray of this process would be ended by `ray stop --force`
     ray_cli("start", "--head", "--port", str(PORT), "--node-ip-address", "127.0.0.2", "--num-cpus", "2",
             "--num-gpus", "1", "--include-dashboard", "false", "--disable-usage-stats")
     try:

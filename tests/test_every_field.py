@@ -283,14 +283,16 @@ def test_changing_a_field_changes_what_it_names(path, world):
 
 
 @pytest.fixture(scope="module")
-def served_run(tmp_path_factory, detector) -> Path:
-    from tests.conftest import served_run_dir
+def served_copy(tmp_path_factory, served_run) -> Path:
+    """The suite's shared served run, copied: each case writes its job.yaml into it."""
+    import shutil
 
-    return served_run_dir(tmp_path_factory.mktemp("served"), detector, batch_sizes=(1,))
+    return Path(shutil.copytree(served_run, tmp_path_factory.mktemp("served") / served_run.name))
 
 
 @pytest.mark.parametrize("path", sorted(p for p, c in CASES.items() if c.observe in ("preview", "export")))
-def test_changing_a_serving_field_changes_what_its_server_is_given(path, world, served_run):
+def test_changing_a_serving_field_changes_what_its_server_is_given(path, world, served_copy):
+    served_run = served_copy
     from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.spec import load_run_job
 

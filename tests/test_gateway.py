@@ -23,13 +23,11 @@ pytestmark = pytest.mark.skipif(missing_services() is not None, reason=str(missi
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, detector) -> Path:
+def bundle(tmp_path_factory, served_run) -> Path:
     from yoloforge.serving.bundle import export_bundle
 
-    from tests.conftest import served_run_dir
-
-    run_dir = served_run_dir(tmp_path_factory.mktemp("gateway"), detector)
-    return export_bundle(run_dir, settings=_export_settings()).out_dir
+    out = tmp_path_factory.mktemp("gateway") / "bundle"  # beside the shared run, not in it
+    return export_bundle(served_run, out, settings=_export_settings()).out_dir
 
 
 # every field away from its default, so the test below sees each one reach the files it names

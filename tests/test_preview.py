@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import shared_ray
 from tests.contract_suite import ContractSuite, post
 from tests.parity import Boxes, match_detections
 from tests.services import free_port
@@ -29,16 +30,14 @@ def served_run(tmp_path_factory, detector) -> Path:
 
 @pytest.fixture(scope="module")
 def preview_url(served_run):  # type: ignore[no-untyped-def]
-    import ray
     from yoloforge.serving import preview
 
     assert preview.use_haproxy_ingress(), "ray[serve] brings an HAProxy binary on Linux"
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    shared_ray()
     url = preview.start(str(served_run), port=free_port(), max_batch_size=4, batch_wait_ms=10,
                         max_queued_requests=8, max_body_mb=1)
     yield url
     preview.stop()
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,18 @@ from yoloforge.ga.algorithm import GeneticAlgorithm  # noqa: E402
 from yoloforge.ga.space import Gene, SearchSpace  # noqa: E402
 from yoloforge.ray_app.search.ray_searcher import GASearcher  # noqa: E402
 
+from tests.conftest import stop_shared_ray  # noqa: E402
+
 SPACE = SearchSpace((Gene("x", "float", -2.0, 2.0), Gene("y", "log", 1e-3, 1.0), Gene("opt", "cat",
                                                                                           choices=("a", "b"))))
 
 
+pytestmark = pytest.mark.own_ray
+
+
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
+    stop_shared_ray()  # four logical CPUs: four trials at once
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()

@@ -146,10 +146,8 @@ def test_a_file_that_is_not_a_video_fails_with_the_reason(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tracked_run(tmp_path_factory, detector) -> Path:
-    from tests.conftest import served_run_dir
-
-    return served_run_dir(tmp_path_factory.mktemp("streams"), detector)
+def tracked_run(served_run) -> Path:
+    return served_run
 
 
 @pytest.fixture(scope="module")
