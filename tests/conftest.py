@@ -80,16 +80,22 @@ def stop_shared_ray() -> None:
             ray.shutdown()
 
 
-def _ray_released(timeout_s: float = 10.0) -> bool:
-    """Every CPU and GPU of the shared Ray is free again (actors and trials end asynchronously)."""
-    import time
-
+def _free_ray_resources() -> dict[str, float]:
     import ray
+
+    free = ray.available_resources()
+    return {k: free.get(k, 0.0) for k in ("CPU", "GPU")}
+
+
+def _ray_released(before: dict[str, float], timeout_s: float = 10.0) -> bool:
+    """The CPUs and GPUs free when the test began are free again (actors and trials end asynchronously; what a
+    module's fixture holds across its tests, e.g. the preview's replicas, was held already)."""
+    import time
 
     deadline = time.monotonic() + timeout_s
     while True:
-        total, free = ray.cluster_resources(), ray.available_resources()
-        if all(free.get(k, 0.0) >= total[k] for k in ("CPU", "GPU") if k in total):
+        free = _free_ray_resources()
+        if all(free[k] >= before[k] for k in before):
             return True
         if time.monotonic() > deadline:
             return False
@@ -110,12 +116,11 @@ def _shared_ray_for_slow_tests(request: pytest.FixtureRequest):
         return
     if request.node.get_closest_marker("slow"):
         shared_ray()
+    ray_up = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    before = _free_ray_resources() if ray_up else None
     yield
-    if "ray" in sys.modules:
-        import ray
-
-        if ray.is_initialized() and not _ray_released():
-            ray.shutdown()  # what this test left running would starve the next one
+    if before is not None and sys.modules["ray"].is_initialized() and not _ray_released(before):
+        sys.modules["ray"].shutdown()  # what this test left running would starve the next one
 
 
 def tree_digest(root: Path) -> dict[str, str]:
