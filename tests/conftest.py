@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("COLUMNS", "200")  # before rich's console is created: no wrapped lines in CLI output
 # every Ray a test starts listens on loopback only (Ray's "no multi-node" switch makes it bind 127.0.0.1)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# a Ray started without an address is this process's own, never a cluster another test (or test worker) started
+# with `ray start` (which ray.init would otherwise join through /tmp/ray/ray_current_cluster)
+os.environ.setdefault("RAY_ADDRESS", "local")
 # what the bundle is built from (the compiled Go server, ONNX Runtime's OpenVINO build) is kept across tests and
 # suite runs, apart from each test's YOLOFORGE_CACHE: each part is named by its inputs, so none is ever stale
 os.environ.setdefault("YOLOFORGE_BUILD_CACHE", str(Path(__file__).resolve().parent.parent / ".build-cache"))
@@ -35,8 +38,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     30 small Tune runs), most likely C++ static destructors racing such a thread: Ray ends its own worker
     processes with os._exit for that reason. Nothing is left to check by then; a crash while tests run is still
     reported (scripts/test.sh sets PYTHONFAULTHANDLER)."""
-    if _EXIT_STATUS in config.stash:
-        sys.stdout.flush()
+    if _EXIT_STATUS in config.stash and "PYTEST_XDIST_WORKER" not in os.environ:  # a worker reports to its
+        sys.stdout.flush()                                                          # controller after this
         sys.stderr.flush()
         os._exit(config.stash[_EXIT_STATUS])
 
@@ -167,9 +170,30 @@ def train_fixture_model(tmp: Path, task: str, epochs: int, init: Path | None = N
     return Path(model.trainer.best), data
 
 
+def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, train) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    """A trained fixture model, trained by the first of the suite's worker processes (pytest -n) that needs it and
+    read by the others (the workers share the parent of their temporary folders); alone, trained here."""
+    import fcntl
+    import json
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return train(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / f"trained-{name}"
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "paths.json"
+        if not done.is_file():
+            weights, data = train(shared / "work")
+            done.write_text(json.dumps([str(weights), str(data)]))
+        weights, data = json.loads(done.read_text())
+    return Path(weights), Path(data)
+
+
 @pytest.fixture(scope="session")
 def detector(tmp_path_factory) -> tuple[Path, Path]:
-    return train_fixture_model(tmp_path_factory.mktemp("detector"), "detect", 40)
+    return trained_once(tmp_path_factory, "detector", lambda tmp: train_fixture_model(tmp, "detect", 40))
 
 
 @pytest.fixture(scope="session")

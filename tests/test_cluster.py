@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,12 +16,14 @@ import pytest
 from tests.conftest import stop_shared_ray
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.own_ray  # `ray stop --force` below ends every Ray on the machine
+pytestmark = pytest.mark.own_ray
 
 PORT = 6391
 HERE = Path(__file__).resolve().parent
-CLUSTER_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+CLUSTER_ENV = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_AUTH_MODE": "disabled",
+               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
                "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+NODES = ("127.0.0.2", "127.0.0.3")
 
 
 def ray_cli(*args: str) -> None:
@@ -29,7 +33,7 @@ def ray_cli(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    stop_shared_ray()  # a Ray of this process would be ended by `ray stop --force`
+    stop_shared_ray()  # four logical GPUs' worth of trials: nothing else of this process's Ray competes
     ray_cli("start", "--head", "--port", str(PORT), "--node-ip-address", "127.0.0.2", "--num-cpus", "2",
             "--num-gpus", "1", "--include-dashboard", "false", "--disable-usage-stats")
     try:
@@ -37,7 +41,23 @@ def two_nodes():
                 "--num-gpus", "1", "--disable-usage-stats")
         yield f"127.0.0.2:{PORT}"
     finally:
-        ray_cli("stop", "--force")
+        stop_nodes()
+
+
+def stop_nodes() -> None:
+    """End this cluster's processes only: `ray stop` would end every Ray on the machine (another test worker's, the
+    suite's shared one)."""
+    import psutil
+
+    ours = [p for p in psutil.process_iter(["cmdline"])
+            if any(ip in arg for arg in (p.info["cmdline"] or []) for ip in NODES)]
+    for process in ours:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(ours, timeout=30)
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # what `ray start` wrote, ours
+    if current.is_file() and current.read_text().startswith(NODES[0]):
+        current.unlink(missing_ok=True)
 
 
 @pytest.mark.slow

@@ -112,8 +112,11 @@ def openvino_runtime() -> list[Path]:
         with zipfile.ZipFile(wheels[0]) as wheel:
             for name in OPENVINO_LIBRARIES:
                 (staging / name).write_bytes(wheel.read(f"onnxruntime/capi/{name}"))
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        if folder.exists() and all(f.is_file() for f in files):
+            shutil.rmtree(staging)  # another process (a parallel export, a test worker) put them there first
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            staging.rename(folder)
     return files
 
 
