@@ -18,5 +18,8 @@ bash scripts/lint_imports.sh  # the layers of .importlinter: runs > ray_app > se
   go test -run='^$' -fuzz=FuzzDecode -fuzztime=10s ./internal/yolo
   go test -run='^$' -fuzz=FuzzParseRequest -fuzztime=10s ./internal/api
 )
-# a crash in native code (even at interpreter exit, after the summary) prints every thread's Python stack
-PYTHONFAULTHANDLER=1 python3 -m pytest -q --durations=25 "$@"
+# a crash in native code (even at interpreter exit, after the summary) prints every thread's Python stack.
+# Two worker processes, a test module each at a time (--dist loadfile keeps a module's shared fixtures in one
+# process): much of the suite waits on servers, Ray and load that runs for a set time, and the two overlap
+# (docs/architecture.md, "How the suite is built"). -n 0 runs it in one process.
+PYTHONFAULTHANDLER=1 python3 -m pytest -q -n 2 --dist loadfile --durations=25 "$@"

@@ -199,3 +199,24 @@ def test_a_run_directory_moved_elsewhere_still_resumes_reports_and_exports(searc
         assert out.returncode == 0 and "Bundle answered" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
     finally:
         shutil.move(moved, run)  # the module's other tests use it where it was
+
+
+def test_a_search_whose_trials_died_of_a_full_disk_is_said_to_be_a_full_disk(tmp_path):
+    # Tune ends a search whose trial could not write its checkpoint with "Trials did not complete", the OSError
+    # left in the trial's log: the run ended as an internal error (exit 3) instead of a full disk (exit 2)
+    from ray.tune.error import TuneError
+    from yoloforge.core.errors import disk_full
+    from yoloforge.ray_app.search.tune_io import fit_or_disk_full
+
+    def trials_did_not_complete() -> None:
+        raise TuneError("Trials did not complete: [train_trial_b97cb09f, train_trial_273aa14e]")
+
+    with small_disk(tmp_path / "disk", 1):
+        with contextlib.suppress(OSError), open(tmp_path / "disk" / "filler", "wb") as filler:
+            while True:
+                filler.write(b"\0" * 65536)
+        with pytest.raises(OSError) as raised:
+            fit_or_disk_full(trials_did_not_complete, tmp_path / "disk")
+    assert disk_full(raised.value) is not None
+    with pytest.raises(TuneError):  # with room on the disk, Tune's own error is left as it is
+        fit_or_disk_full(trials_did_not_complete, tmp_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,17 @@ def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment
                                 spec.search.epochs)],
             failure_config=tune.FailureConfig(max_failures=0)),
     )
-    return tuner.fit()
+    return fit_or_disk_full(tuner.fit, run_dir)
+
+
+def fit_or_disk_full(fit: Callable[[], Any], run_dir: Path) -> Any:
+    """Tune's fit; when it fails, a full disk under the run is said as one (its OSError reaches the exit-code
+    contract): a trial that died of it ends Tune with "Trials did not complete", its OSError left in a log."""
+    try:
+        return fit()
+    except Exception:
+        atomic.check_writable(run_dir)
+        raise
 
 
 def accept_moved_modules() -> None:
