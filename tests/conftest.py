@@ -52,12 +52,19 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "Ray is shut down first")
 
 
+# the longest modules first: on two worker processes (scripts/test.sh) each is started early rather than left to
+# run alone at the end (the demo alone is about 3-5 minutes)
+LONGEST_FIRST = ("test_demo.py", "test_bench_scripts.py", "test_search.py", "test_pipeline_faults.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests on a trained fixture model are slow too (training it takes a minute): `-m "not slow"` is the fast
     lane that trains nothing."""
     for item in items:
         if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 # --- one local Ray for the whole suite --------------------------------------------------------------------------
