@@ -72,12 +72,12 @@ def remove_leftovers(folder: str | Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def check_writable(folder: str | Path) -> None:
-    """Raise the OSError (a full disk, a read-only mount) that writing a small file in folder meets; for the
-    places where a library reported a failed write only in its log."""
+def check_writable(folder: str | Path, size: int = 65536) -> None:
+    """Raise the OSError (a full disk, a read-only mount) that writing a file of `size` bytes in folder meets; for
+    the places where a library reported a failed write only in its log."""
     path = Path(folder) / f"{TEMP_PREFIX}probe"
     try:
-        path.write_bytes(b"\0" * 65536)
+        path.write_bytes(b"\0" * size)
         with open(path, "rb+") as f:
             os.fsync(f.fileno())
     finally:

@@ -178,14 +178,15 @@ def train_fixture_model(tmp: Path, task: str, epochs: int, init: Path | None = N
 
 
 def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, train) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
-    """A trained fixture model, trained by the first of the suite's worker processes (pytest -n) that needs it and
-    read by the others (the workers share the parent of their temporary folders); alone, trained here."""
+    """A trained fixture model (or a served run: anything two paths name), made by the first of the suite's worker
+    processes (pytest -n) that needs it and read by the others; in one process, made here."""
     import fcntl
     import json
 
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:
         return train(tmp_path_factory.mktemp(name))
+    # one lock and one result per name, in the folder every worker's temporary folder sits in
     shared = tmp_path_factory.getbasetemp().parent / f"trained-{name}"
     shared.mkdir(exist_ok=True)
     with open(shared / ".lock", "w") as lock:
@@ -257,8 +258,9 @@ def served_runs(tmp_path_factory, detector):  # type: ignore[no-untyped-def]
     def get(backend: str = "onnxruntime", batch_sizes: tuple[int, ...] = (1, 4)) -> Path:
         key = (backend, tuple(batch_sizes))
         if key not in built:
-            folder = tmp_path_factory.mktemp(f"served-{backend}-" + "-".join(map(str, key[1])))
-            run_dir = served_run_dir(folder, detector, backend, key[1])
+            name = f"served-{backend}-" + "-".join(map(str, key[1]))
+            run_dir, _ = trained_once(tmp_path_factory, name,  # one build for both worker processes
+                                      lambda tmp: (served_run_dir(tmp, detector, backend, key[1]), tmp))
             built[key] = (run_dir, tree_digest(run_dir))
         return built[key][0]
 

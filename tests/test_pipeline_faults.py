@@ -203,7 +203,8 @@ def test_a_run_directory_moved_elsewhere_still_resumes_reports_and_exports(searc
 
 def test_a_search_whose_trials_died_of_a_full_disk_is_said_to_be_a_full_disk(tmp_path):
     # Tune ends a search whose trial could not write its checkpoint with "Trials did not complete", the OSError
-    # left in the trial's log: the run ended as an internal error (exit 3) instead of a full disk (exit 2)
+    # left in the trial's log, and by then what the failed trials wrote is gone: a small write fits again, and the
+    # run ended as an internal error (exit 3) instead of a full disk (exit 2)
     from ray.tune.error import TuneError
     from yoloforge.core.errors import disk_full
     from yoloforge.ray_app.search.tune_io import fit_or_disk_full
@@ -211,12 +212,18 @@ def test_a_search_whose_trials_died_of_a_full_disk_is_said_to_be_a_full_disk(tmp
     def trials_did_not_complete() -> None:
         raise TuneError("Trials did not complete: [train_trial_b97cb09f, train_trial_273aa14e]")
 
-    with small_disk(tmp_path / "disk", 1):
-        with contextlib.suppress(OSError), open(tmp_path / "disk" / "filler", "wb") as filler:
+    run = tmp_path / "disk"
+    with small_disk(run, 4):
+        checkpoint = run / "search" / "tune" / "train_trial_1" / "last.pt"  # a finished trial's, 1.5 MB
+        checkpoint.parent.mkdir(parents=True)
+        checkpoint.write_bytes(b"\0" * (3 << 19))
+        filler = run / "filler"
+        with contextlib.suppress(OSError), open(filler, "wb") as out:
             while True:
-                filler.write(b"\0" * 65536)
+                out.write(b"\0" * 65536)
+        os.truncate(filler, filler.stat().st_size - (1 << 19))  # 512 KB free: room for a log, not a checkpoint
         with pytest.raises(OSError) as raised:
-            fit_or_disk_full(trials_did_not_complete, tmp_path / "disk")
+            fit_or_disk_full(trials_did_not_complete, run)
     assert disk_full(raised.value) is not None
     with pytest.raises(TuneError):  # with room on the disk, Tune's own error is left as it is
         fit_or_disk_full(trials_did_not_complete, tmp_path)

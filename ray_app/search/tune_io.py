@@ -72,12 +72,14 @@ def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment
 
 
 def fit_or_disk_full(fit: Callable[[], Any], run_dir: Path) -> Any:
-    """Tune's fit; when it fails, a full disk under the run is said as one (its OSError reaches the exit-code
-    contract): a trial that died of it ends Tune with "Trials did not complete", its OSError left in a log."""
+    """Tune's fit; when it fails, a disk under the run too full for one more trial checkpoint is said as a full disk
+    (its OSError reaches the exit-code contract): a trial that died of it ends Tune with "Trials did not complete",
+    its OSError left in a log, and what the failed trials wrote is removed by then, so a small write succeeds."""
     try:
         return fit()
     except Exception:
-        atomic.check_writable(run_dir)
+        checkpoints = [p.stat().st_size for p in Path(run_dir).rglob("*.pt") if p.is_file()]
+        atomic.check_writable(run_dir, size=max([65536, *checkpoints]))
         raise
 
 
