@@ -219,13 +219,8 @@ THROUGH_BUNDLE, ENGINE_ALONE = "RPS through the bundle", "img/s for the engine a
 
 
 def promised(selection: Mapping[str, Any] | None) -> tuple[float | None, str]:
-    """What the run promises the user, and in what (THROUGH_BUNDLE or ENGINE_ALONE): the served config's RPS
-    through the bundle where the engines stage measured it, else its img/s for the engine alone."""
-    selection = selection or {}
-    if selection.get("promised_rps") is not None:
-        return float(selection["promised_rps"]), THROUGH_BUNDLE
-    value = (Selection(dict(selection)).served or {}).get("throughput")
-    return (None if value is None else float(value)), ENGINE_ALONE
+    """Selection.promise() of a selection.json's content (empty when there is none)."""
+    return Selection(dict(selection or {})).promise()
 
 
 @dataclass(frozen=True)
@@ -275,5 +270,9 @@ class Selection:
         return list(self.record.get("advice", []))
 
     def promise(self) -> tuple[float | None, str]:
-        """See promised()."""
-        return promised(self.record)
+        """What the run promises the user, and in what (THROUGH_BUNDLE or ENGINE_ALONE): the served config's RPS
+        through the bundle where the engines stage measured it, else its img/s for the engine alone."""
+        if self.record.get("promised_rps") is not None:
+            return float(self.record["promised_rps"]), THROUGH_BUNDLE
+        value = (self.served or {}).get("throughput")
+        return (None if value is None else float(value)), ENGINE_ALONE

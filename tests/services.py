@@ -18,11 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from yoloforge.core.ports import free_port
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
