@@ -21,5 +21,6 @@ bash scripts/lint_imports.sh  # the layers of .importlinter: runs > ray_app > se
 # a crash in native code (even at interpreter exit, after the summary) prints every thread's Python stack.
 # Two worker processes, a test module each at a time (--dist loadfile keeps a module's shared fixtures in one
 # process): much of the suite waits on servers, Ray and load that runs for a set time, and the two overlap
-# (docs/architecture.md, "How the suite is built"). -n 0 runs it in one process.
-PYTHONFAULTHANDLER=1 python3 -m pytest -q -n 2 --dist loadfile --durations=25 "$@"
+# (docs/architecture.md, "How the suite is built"). --no-loadscope-reorder keeps conftest's longest-first order
+# (xdist would start the modules with the most tests first). -n 0 runs it in one process.
+PYTHONFAULTHANDLER=1 python3 -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25 "$@"

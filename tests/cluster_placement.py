@@ -1,5 +1,5 @@
 """Run by tests/test_cluster.py in a fresh interpreter (no Ray state left by other tests): joins the two-node
-cluster, runs 8 quarter-GPU trials through the GA searcher, prints where each ran as JSON lines."""
+cluster, runs 8 quarter-GPU trials through the GA searcher, prints where each ran on one line marked PLACEMENT."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from yoloforge.ga.algorithm import GeneticAlgorithm
 from yoloforge.ga.space import Gene, SearchSpace
 from yoloforge.ray_app.search.ray_searcher import GASearcher
 from yoloforge.ray_app.search.trainable import pick_device
+
+REPORT = "PLACEMENT "
 
 
 def placement_trainable(config: dict, barrier: str) -> None:
@@ -43,7 +45,9 @@ def main(address: str) -> None:
         tune_config=tune.TuneConfig(search_alg=GASearcher(ga), num_samples=8),
         run_config=tune.RunConfig(storage_path=str(work), name="placement", verbose=0),
     ).fit()
-    print(json.dumps({"nodes": nodes, "errors": len(grid.errors), "trials": [r.metrics for r in grid]}))
+    # marked: Ray's own lines (a worker's message at disconnect) may reach stdout after it
+    print(REPORT + json.dumps({"nodes": nodes, "errors": len(grid.errors), "trials": [r.metrics for r in grid]}),
+          flush=True)
 
 
 if __name__ == "__main__":

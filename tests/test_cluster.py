@@ -65,7 +65,9 @@ def test_quarter_gpu_trials_spread_over_both_nodes_and_pack_four_per_gpu(two_nod
     out = subprocess.run([sys.executable, str(HERE / "cluster_placement.py"), two_nodes], capture_output=True,
                          text=True, timeout=300, env=CLUSTER_ENV)
     assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    marked = [line for line in out.stdout.splitlines() if line.startswith("PLACEMENT ")]
+    assert len(marked) == 1, (out.stdout[-3000:], out.stderr[-3000:])
+    report = json.loads(marked[0].removeprefix("PLACEMENT "))
     assert report["nodes"] == ["127.0.0.2", "127.0.0.3"] and report["errors"] == 0
     results = report["trials"]
     by_node: dict[str, list[dict]] = {}
