@@ -217,20 +217,6 @@ def test_installed_entry_point_runs(tmp_path):
     assert out.returncode == 0 and "yoloforge 0.1.0" in out.stdout
 
 
-@pytest.mark.slow
-def test_a_ray_command_exits_0_every_time_with_its_summary_printed(tmp_path, make_run_dir):
-    """The engines stage starts Ray actors and loads torch, ONNX Runtime and OpenVINO in one process: the exit
-    that once crashed after a finished run (exit 139) must end cleanly, every time."""
-    run_dir = make_run_dir({"backends": ["pytorch", "onnxruntime", "openvino"], "precisions": ["fp32"],
-                            "batch_sizes": [1], "min_time_s": 0.2})
-    for attempt in range(2):
-        out = subprocess.run([sys.executable, "-m", "yoloforge.ray_app.cli", "bench", str(run_dir)],
-                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=600)
-        assert out.returncode == 0, (attempt, out.returncode, out.stdout[-2000:], out.stderr[-3000:])
-        assert "Inference configurations" in out.stdout and "Wrote" in out.stdout  # the summary got out first
-        assert "Segmentation fault" not in out.stderr and "Fatal Python error" not in out.stderr
-
-
 def test_data_synth_video_writes_videos_with_mot_ground_truth(tmp_path):
     import cv2
 
