@@ -1,0 +1,235 @@
+"""INT8 recipes for ONNX Runtime's static QDQ quantisation (the model ONNX Runtime and OpenVINO both run), chosen by
+measurement on the user's own data.
+
+One fixed recipe loses what it loses: which calibration method fits a model's activations, and which of its layers
+cannot take int8, depend on the model and its data. `search_recipe` tries calibration methods, then keeps the layers
+whose int8 costs most accuracy in float (measured one module at a time, as NNCF's accuracy control does), within a
+time budget. It scores on one half of the validation images; the chosen recipe's drop is reported on the other half,
+which no choice saw. The head's decoding (box distribution, sigmoid, the concatenation of pixel boxes with 0-1
+scores) always stays in float: one int8 scale over both would wipe out the scores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from yoloforge.core import atomic
+
+METHODS = ("minmax", "entropy", "percentile")
+STRIDE_IMAGES = 8  # images a calibrator holds the intermediate tensors of at once
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one int8 model is made: the calibration method, how many training images calibrate it, and which of
+    the network's modules (Ultralytics' model.N) stay whole in float beside the head's decoding."""
+
+    method: str = "minmax"
+    images: int = 32
+    float_modules: tuple[str, ...] = ()
+
+    def tag(self) -> str:
+        """A short stable name for this recipe's model file."""
+        digest = hashlib.sha256(",".join(self.float_modules).encode()).hexdigest()[:8]
+        return f"{self.method}{self.images}-f{len(self.float_modules)}-{digest}"
+
+    def describe(self) -> str:
+        layers = f"{len(self.float_modules)} layer{'s' if len(self.float_modules) != 1 else ''} in float"
+        return f"{layers}, {self.method}, {self.images} images"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "images": self.images, "float_modules": list(self.float_modules)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        return cls(str(data["method"]), int(data["images"]), tuple(data.get("float_modules", ())))
+
+
+TODAY = Recipe()  # what the engines stage ran before recipes were searched: MinMax, 32 images, the head's decoding
+
+
+def module_names(model_path: Path) -> list[str]:
+    """The network's modules in graph order (model.0, model.1, ...), read from the exported node names."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    found = {n.name.split("/")[1] for n in graph.node if n.name.startswith("/model.")}
+    return sorted((m for m in found if m.startswith("model.")), key=lambda m: int(m.split(".")[1]))
+
+
+def float_nodes(model_path: Path, recipe: Recipe) -> list[str]:
+    """Nodes left in float: the head's decoding (non-Conv nodes of the last module), and every node of the recipe's
+    float modules."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    modules = module_names(model_path)
+    if not modules:
+        return []
+    head, kept = modules[-1], set(recipe.float_modules)
+    return [n.name for n in graph.node if n.name.startswith("/model.") and (
+        n.name.split("/")[1] in kept or (n.name.startswith(f"/{head}/") and n.op_type != "Conv"))]
+
+
+def _calibration_method(name: str) -> Any:
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[name]
+
+
+def prepared(fp32_model: Path) -> Path:
+    """ONNX Runtime's pre-processing (shape inference, fusions) of an fp32 model, made once beside it."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    target = fp32_model.with_name(fp32_model.stem + "-prep.onnx")
+    if not (target.is_file() and target.stat().st_mtime >= fp32_model.stat().st_mtime):
+        with atomic.replacing(target) as tmp:
+            quant_pre_process(str(fp32_model), str(tmp))
+    return target
+
+
+def quantize(fp32_model: Path, target: Path, calibration: np.ndarray, batch: int, recipe: Recipe) -> Path:
+    """fp32 ONNX -> target, quantised by this recipe on the first recipe.images of calibration (N, 3, H, W).
+
+    The ranges of a (method, images) pair are computed once per model file and cached beside it, so recipes that
+    differ only in their float layers cost a quantisation pass, not a calibration pass."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    images = calibration[: recipe.images]
+    if len(images) < batch:
+        from yoloforge.engines.base import EngineUnavailable
+
+        raise EngineUnavailable(f"int8 calibration needs at least {batch} images, the dataset gave {len(images)}")
+
+    class Batches(CalibrationDataReader):
+        """The calibration batches, read a stride at a time: the calibrators keep every intermediate tensor of what
+        one read gives them (at 640 px, tens of MB an image)."""
+
+        def __init__(self) -> None:
+            self.all = [images[i: i + batch] for i in range(0, len(images) - batch + 1, batch)]
+            self.batches = iter(self.all)
+
+        def __len__(self) -> int:
+            return len(self.all)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.batches = iter(self.all[start_index:end_index])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            data = next(self.batches, None)
+            return None if data is None else {"images": data}
+
+    source = prepared(fp32_model)
+    fingerprint = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:12]
+    ranges = fp32_model.with_name(f"{fp32_model.stem}-ranges-{recipe.method}-{len(images)}-{fingerprint}.json")
+    reader = Batches()
+    stride = max(d for d in range(1, min(max(1, STRIDE_IMAGES // batch), len(reader)) + 1) if len(reader) % d == 0)
+    extra: dict[str, Any] = {"CalibStridedMinMax": stride}  # ONNX Runtime's name; every calibrator honours it
+    if recipe.method == "percentile":
+        extra["CalibPercentile"] = 99.999
+    # atomic: a killed run leaves no half model to be trusted; quiet: ONNX Runtime's calibrators print progress
+    with atomic.replacing(target) as tmp, contextlib.redirect_stdout(io.StringIO()):
+        quantize_static(str(source), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=float_nodes(source, recipe),
+                        calibrate_method=_calibration_method(recipe.method), calibration_cache_path=str(ranges),
+                        extra_options=extra)
+    return target
+
+
+@dataclass
+class Tried:
+    """One recipe the search measured: its score on the selection half and what measuring it cost."""
+
+    recipe: Recipe
+    score: float
+    seconds: float
+    step: str
+
+
+@dataclass
+class SearchResult:
+    chosen: Recipe
+    chosen_score: float
+    tried: list[Tried] = field(default_factory=list)
+    sensitivity: dict[str, float] = field(default_factory=dict)  # module -> score gained by keeping it in float
+    out_of_time: bool = False
+
+
+def search_recipe(score: Callable[[Recipe], float], modules: list[str], reference: float, *, goal: float,
+                  budget_s: float, images: tuple[int, ...] = (32, 128), max_float: int = 6,
+                  clock: Callable[[], float] = time.monotonic) -> SearchResult:
+    """The recipe whose drop against `reference` (fp32 on the same images) is smallest, preferring fewer float layers.
+
+    score(recipe) -> accuracy on the selection half. Steps, each skipped once the budget is spent:
+    1. each calibration method at the smallest image count; the best is kept (ties: the earlier method);
+    2. the larger image counts with that method, kept where they score better;
+    3. sensitivity: each module but the head alone in float, its gain over step 2's recipe;
+    4. greedily, the most sensitive modules (positive gain) into float, one more at a time, up to max_float, until
+       the drop is within `goal`. The fewest float layers that reach the best score so far win."""
+    started = clock()
+    tried: list[Tried] = []
+    result = SearchResult(TODAY, float("-inf"))
+
+    def spent() -> bool:
+        return clock() - started >= budget_s
+
+    def measure(recipe: Recipe, step: str) -> float:
+        begun = clock()
+        value = score(recipe)
+        tried.append(Tried(recipe, value, clock() - begun, step))
+        return value
+
+    def better(value: float) -> bool:
+        # ties go to the recipe found first, which is the simpler one: fewer images, fewer float layers
+        return value > result.chosen_score + 1e-9
+
+    for method in METHODS:
+        if tried and spent():
+            result.out_of_time = True
+            break
+        recipe = Recipe(method, min(images))
+        value = measure(recipe, "method")
+        if better(value):
+            result.chosen, result.chosen_score = recipe, value
+    for count in sorted(images)[1:]:
+        if spent():
+            result.out_of_time = True
+            break
+        recipe = Recipe(result.chosen.method, count)
+        value = measure(recipe, "images")
+        if better(value):
+            result.chosen, result.chosen_score = recipe, value
+    base, base_score = result.chosen, result.chosen_score
+    if reference - base_score > goal:
+        for module in modules[:-1]:  # the head's decoding is in float already; its convolutions take int8 well
+            if spent():
+                result.out_of_time = True
+                break
+            value = measure(Recipe(base.method, base.images, (module,)), "sensitivity")
+            result.sensitivity[module] = value - base_score
+        ranked = [m for m, gain in sorted(result.sensitivity.items(), key=lambda kv: -kv[1]) if gain > 0]
+        kept: list[str] = []
+        for module in ranked[:max_float]:
+            if reference - result.chosen_score <= goal:
+                break
+            if spent():
+                result.out_of_time = True
+                break
+            kept.append(module)
+            recipe = Recipe(base.method, base.images, tuple(sorted(kept, key=modules.index)))
+            value = measure(recipe, "greedy")
+            if better(value):
+                result.chosen, result.chosen_score = recipe, value
+    result.tried = tried
+    return result
+
