@@ -17,8 +17,10 @@ Goals (issue "INT8 that keeps its accuracy"):
 - chosen: the engines stage picks int8 for the fine-tuned model at the default floor (printed FAIL until the
   engines stage runs the search: it still runs today's recipe)
 
-Usage: python scripts/bench_int8.py [--real PATH] [--sizes 320 640] [--budget 240] [--work DIR] [--quick]
-(--quick: the synthetic detector only, at 128 px, a 40 s budget: a smoke run)
+Usage: python scripts/bench_int8.py [--real PATH --pretrained yolov8n.pt] [--sizes 320 640] [--budget 240]
+                                    [--work DIR] [--weights W --data CLEAN] [--quick]
+(--weights/--data: this detector instead of training the synthetic one; --quick: 128 px, ONNX Runtime, a 10 s
+budget, no real data: a smoke run)
 """
 
 from __future__ import annotations
@@ -157,10 +159,12 @@ def main() -> int:
     parser.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"])
     parser.add_argument("--budget", type=float, default=240.0, help="seconds of recipe search per cell")
     parser.add_argument("--work", type=Path, help="keep trained models here (a rerun reuses them)")
-    parser.add_argument("--quick", action="store_true", help="synthetic detector, 128 px, 40 s budget (smoke run)")
+    parser.add_argument("--weights", type=Path, help="use this detector instead of the synthetic one (needs --data)")
+    parser.add_argument("--data", type=Path, help="its clean dataset folder (with data.yaml)")
+    parser.add_argument("--quick", action="store_true", help="128 px, ONNX Runtime, 10 s budget (smoke run)")
     args = parser.parse_args()
     if args.quick:
-        args.sizes, args.budget, args.real = [128], 40.0, None
+        args.sizes, args.budget, args.real, args.backends = [128], 10.0, None, ["onnxruntime"]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_int8_"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -170,7 +174,7 @@ def main() -> int:
             parser.error("--real needs --pretrained (COCO yolov8n.pt)")
         clean = clean_dataset(args.real, work)
         models.append(("yolov8n-finetuned", fine_tuned(args.pretrained, clean, work, args.epochs), clean))
-    weights, data = synthetic_detector(work)
+    weights, data = (args.weights, args.data) if args.weights else synthetic_detector(work)
     models.append(("synthetic", weights, data))
 
     rows = [cell(name, w, c, size, backend, args.budget, work)

@@ -38,6 +38,14 @@ def test_bench_engines_quick_run_prints_goal_lines(detector):
 
 
 @pytest.mark.slow
+def test_bench_int8_quick_run_prints_goal_lines(detector):
+    weights, data = detector  # the suite's trained detector: the script's own training is not what is tested here
+    stdout, goals = quick_run("bench_int8.py", "--weights", str(weights), "--data", str(data))
+    assert len(goals) == 4, goals
+    assert "today" in stdout and "searched" in stdout and "held-out half" in stdout
+
+
+@pytest.mark.slow
 def test_bench_preview_quick_run_prints_goal_lines(served_run):
     # the suite's shared served run (batches 1 and 4): the script's own run building is not what is tested here
     stdout, goals = quick_run("bench_preview.py", "--clients", "1", "8", "--max-batch", "4", "--run", str(served_run))
