@@ -11,14 +11,18 @@ import contextlib
 import io
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from yoloforge.core import atomic
 from yoloforge.engines.base import EngineConfig, EngineUnavailable
-from yoloforge.engines.quantize import TODAY, Recipe, quantize
+
+if TYPE_CHECKING:
+    from yoloforge.engines.quantize import Recipe
 
 
-def _fresh(path: Path, source: Path) -> bool:
+def fresh(path: Path, source: Path) -> bool:
+    """Whether a file made from source can be reused: it exists and is not older than source."""
     return path.is_file() and path.stat().st_mtime >= source.stat().st_mtime
 
 
@@ -27,7 +31,7 @@ def export_onnx(weights: str | Path, imgsz: int, batch: int, out_dir: str | Path
     """weights → <out_dir>/<stem>-<imgsz>-b<batch>-<fp32|fp16>.onnx (reused while newer than the weights)."""
     weights, out_dir = Path(weights), Path(out_dir)
     target = out_dir / f"{weights.stem}-{imgsz}-b{batch}-{'fp16' if half else 'fp32'}.onnx"
-    if _fresh(target, weights):
+    if fresh(target, weights):
         return target
     from ultralytics import YOLO
 
@@ -39,19 +43,22 @@ def export_onnx(weights: str | Path, imgsz: int, batch: int, out_dir: str | Path
     with contextlib.redirect_stdout(io.StringIO()):
         produced = YOLO(str(copy)).export(format="onnx", imgsz=imgsz, batch=batch, dynamic=False, simplify=False,
                                           half=half, device=device if half else "cpu", verbose=False)
-    with atomic.replacing(target) as tmp:  # a killed run leaves no half model that _fresh would trust
+    with atomic.replacing(target) as tmp:  # a killed run leaves no half model that fresh() would trust
         shutil.move(produced, tmp)
     shutil.rmtree(work, ignore_errors=True)
     return target
 
 
-def quantize_int8(fp32_model: str | Path, calibration: np.ndarray, batch: int, recipe: Recipe = TODAY) -> Path:
+def quantize_int8(fp32_model: str | Path, calibration: np.ndarray, batch: int, recipe: Recipe | None = None) -> Path:
     """fp32 ONNX → <stem without fp32>-int8[-<recipe>].onnx, calibrated on pre-processed images (N, 3, H, W) by
-    the recipe (engines/quantize.py); reused while newer than the fp32 model."""
+    the recipe (engines/quantize.py; default TODAY); reused while newer than the fp32 model."""
+    from yoloforge.engines.quantize import TODAY, quantize  # it asks this module what is fresh
+
+    recipe = recipe or TODAY
     fp32_model = Path(fp32_model)
     suffix = "-int8.onnx" if recipe == TODAY else f"-int8-{recipe.tag()}.onnx"
     target = fp32_model.with_name(fp32_model.name.replace("-fp32.onnx", suffix))
-    if _fresh(target, fp32_model):
+    if fresh(target, fp32_model):
         return target
     return quantize(fp32_model, target, calibration, batch, recipe)
 

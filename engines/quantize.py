@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from yoloforge.core import atomic
+from yoloforge.engines.export import fresh
 
 METHODS = ("minmax", "entropy", "percentile")
 STRIDE_IMAGES = 8  # images a calibrator holds the intermediate tensors of at once
@@ -56,11 +57,15 @@ class Recipe:
 TODAY = Recipe()  # what the engines stage ran before recipes were searched: MinMax, 32 images, the head's decoding
 
 
-def module_names(model_path: Path) -> list[str]:
-    """The network's modules in graph order (model.0, model.1, ...), read from the exported node names."""
+def _graph(model_path: Path) -> Any:
     import onnx
 
-    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return onnx.load(str(model_path), load_external_data=False).graph
+
+
+def module_names(model_path: Path, graph: Any = None) -> list[str]:
+    """The network's modules in graph order (model.0, model.1, ...), read from the exported node names."""
+    graph = graph or _graph(model_path)
     found = {n.name.split("/")[1] for n in graph.node if n.name.startswith("/model.")}
     return sorted((m for m in found if m.startswith("model.")), key=lambda m: int(m.split(".")[1]))
 
@@ -68,10 +73,8 @@ def module_names(model_path: Path) -> list[str]:
 def float_nodes(model_path: Path, recipe: Recipe) -> list[str]:
     """Nodes left in float: the head's decoding (non-Conv nodes of the last module), and every node of the recipe's
     float modules."""
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    modules = module_names(model_path)
+    graph = _graph(model_path)
+    modules = module_names(model_path, graph)
     if not modules:
         return []
     head, kept = modules[-1], set(recipe.float_modules)
@@ -91,7 +94,7 @@ def prepared(fp32_model: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     target = fp32_model.with_name(fp32_model.stem + "-prep.onnx")
-    if not (target.is_file() and target.stat().st_mtime >= fp32_model.stat().st_mtime):
+    if not fresh(target, fp32_model):
         with atomic.replacing(target) as tmp:
             quant_pre_process(str(fp32_model), str(tmp))
     return target
@@ -131,6 +134,8 @@ def quantize(fp32_model: Path, target: Path, calibration: np.ndarray, batch: int
     source = prepared(fp32_model)
     fingerprint = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:12]
     ranges = fp32_model.with_name(f"{fp32_model.stem}-ranges-{recipe.method}-{len(images)}-{fingerprint}.json")
+    if ranges.exists() and not fresh(ranges, source):
+        ranges.unlink()  # calibrated on the model exported before this one, under the same name
     reader = Batches()
     stride = max(d for d in range(1, min(max(1, STRIDE_IMAGES // batch), len(reader)) + 1) if len(reader) % d == 0)
     extra: dict[str, Any] = {"CalibStridedMinMax": stride}  # ONNX Runtime's name; every calibrator honours it

@@ -126,3 +126,28 @@ def test_a_module_kept_in_float_has_no_quantized_node_and_the_ranges_are_calibra
 
     assert int8_weights(int8, "model.2") > 0 and int8_weights(kept, "model.2") == 0
     assert int8_weights(kept, "model.3") == int8_weights(int8, "model.3") > 0  # the other modules as before
+
+
+@pytest.mark.slow
+def test_a_model_exported_again_under_the_same_name_is_calibrated_again(detector, tmp_path):
+    import torch
+    from ultralytics import YOLO
+    from yoloforge.engines.accuracy import load_split
+    from yoloforge.engines.export import export_onnx
+    from yoloforge.engines.processing import preprocess
+    from yoloforge.engines.quantize import quantize
+
+    weights, data = detector
+    fp32 = export_onnx(weights, 128, 1, tmp_path / "models")
+    pool = preprocess([s.image for s in load_split(data, "detect", "train", 8)], 128, "detect")[0]
+    quantize(fp32, tmp_path / "first.onnx", pool, 1, Recipe("minmax", 8))
+    (ranges,) = (tmp_path / "models").glob("*-ranges-minmax-8-*.json")
+    first = ranges.read_text()
+    retrained = YOLO(str(weights))  # a new search's weights: the same network, its first convolution doubled
+    with torch.no_grad():
+        retrained.model.model[0].conv.weight.mul_(2.0)
+    (tmp_path / "new").mkdir()
+    retrained.save(str(tmp_path / "new" / weights.name))
+    assert export_onnx(tmp_path / "new" / weights.name, 128, 1, tmp_path / "models") == fp32  # the same name
+    quantize(fp32, tmp_path / "second.onnx", pool, 1, Recipe("minmax", 8))
+    assert ranges.read_text() != first, "the ranges of the model exported before were reused"
