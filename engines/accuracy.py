@@ -78,8 +78,15 @@ def load_split(clean_dir: str | Path, task: str, split: str = "val", limit: int 
             text = label.read_text() if label.is_file() else ""
             samples.append(Sample(image, *label_boxes(text, image.shape[1], image.shape[0])))
     if limit is not None and len(samples) > limit:  # an even spread, not the first classes only
-        samples = [samples[i] for i in np.linspace(0, len(samples) - 1, limit).round().astype(int)]
+        samples = [samples[i] for i in spread(len(samples), limit)]
     return samples
+
+
+def spread(count: int, limit: int) -> np.ndarray:
+    """The indices of `limit` items spread evenly over `count` (all of them when limit >= count)."""
+    if limit >= count:
+        return np.arange(count)
+    return np.linspace(0, count - 1, limit).round().astype(int)
 
 
 def labels_found(text: str, width: int, height: int, detections: list[dict]) -> tuple[int, int]:

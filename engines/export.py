@@ -64,8 +64,9 @@ def quantize_int8(fp32_model: str | Path, calibration: np.ndarray, batch: int, r
 
 
 def model_file(config: EngineConfig, weights: str | Path, out_dir: str | Path,
-               calibration: np.ndarray | None) -> Path:
-    """The file a backend loads for this config (PyTorch loads the weights themselves)."""
+               calibration: np.ndarray | None, recipe: Recipe | None = None) -> Path:
+    """The file a backend loads for this config (PyTorch loads the weights themselves); int8 by `recipe`
+    (engines/int8_choice.py chooses it; default TODAY)."""
     if config.backend == "pytorch":
         return Path(weights)
     half = config.precision == "fp16" and config.backend in ("onnxruntime",) and config.device.startswith("cuda")
@@ -73,5 +74,5 @@ def model_file(config: EngineConfig, weights: str | Path, out_dir: str | Path,
     if config.precision == "int8" and config.backend in ("onnxruntime", "openvino"):
         if calibration is None:
             raise EngineUnavailable("int8 needs calibration images from the dataset")
-        return quantize_int8(onnx_path, calibration, config.batch)
+        return quantize_int8(onnx_path, calibration, config.batch, recipe)
     return onnx_path

@@ -12,6 +12,7 @@ scores) always stays in float: one int8 scale over both would wipe out the score
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import time
@@ -26,6 +27,9 @@ from yoloforge.engines.export import fresh
 
 METHODS = ("minmax", "entropy", "percentile")
 STRIDE_IMAGES = 8  # images a calibrator holds the intermediate tensors of at once
+# the share of a search's budget its sensitivity step may use: at 640 px a module's sensitivity costs about 10 s, and
+# a step that measured every module left no time to put the sensitive ones in float
+SENSITIVITY_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -36,22 +40,27 @@ class Recipe:
     method: str = "minmax"
     images: int = 32
     float_modules: tuple[str, ...] = ()
+    activations: str = "u8"  # u8: asymmetric uint8 activations; s8: symmetric int8 (no zero point)
 
     def tag(self) -> str:
         """A short stable name for this recipe's model file."""
         digest = hashlib.sha256(",".join(self.float_modules).encode()).hexdigest()[:8]
-        return f"{self.method}{self.images}-f{len(self.float_modules)}-{digest}"
+        return f"{self.method}{self.images}-f{len(self.float_modules)}-{digest}" + (
+            "" if self.activations == "u8" else f"-{self.activations}")
 
     def describe(self) -> str:
         layers = f"{len(self.float_modules)} layer{'s' if len(self.float_modules) != 1 else ''} in float"
-        return f"{layers}, {self.method}, {self.images} images"
+        return f"{layers}, {self.method}, {self.images} images" + (
+            ", symmetric activations" if self.activations == "s8" else "")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "images": self.images, "float_modules": list(self.float_modules)}
+        return {"method": self.method, "images": self.images, "float_modules": list(self.float_modules),
+                "activations": self.activations}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
-        return cls(str(data["method"]), int(data["images"]), tuple(data.get("float_modules", ())))
+        return cls(str(data["method"]), int(data["images"]), tuple(data.get("float_modules", ())),
+                   str(data.get("activations", "u8")))
 
 
 TODAY = Recipe()  # what the engines stage ran before recipes were searched: MinMax, 32 images, the head's decoding
@@ -141,10 +150,13 @@ def quantize(fp32_model: Path, target: Path, calibration: np.ndarray, batch: int
     extra: dict[str, Any] = {"CalibStridedMinMax": stride}  # ONNX Runtime's name; every calibrator honours it
     if recipe.method == "percentile":
         extra["CalibPercentile"] = 99.999
+    if recipe.activations == "s8":
+        extra["ActivationSymmetric"] = True
     # atomic: a killed run leaves no half model to be trusted; quiet: ONNX Runtime's calibrators print progress
     with atomic.replacing(target) as tmp, contextlib.redirect_stdout(io.StringIO()):
         quantize_static(str(source), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt8 if recipe.activations == "s8" else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
                         nodes_to_exclude=float_nodes(source, recipe),
                         calibrate_method=_calibration_method(recipe.method), calibration_cache_path=str(ranges),
                         extra_options=extra)
@@ -172,15 +184,21 @@ class SearchResult:
 
 def search_recipe(score: Callable[[Recipe], float], modules: list[str], reference: float, *, goal: float,
                   budget_s: float, images: tuple[int, ...] = (32, 128), max_float: int = 6,
+                  faster_activations: str | None = None,
                   clock: Callable[[], float] = time.monotonic) -> SearchResult:
     """The recipe whose drop against `reference` (fp32 on the same images) is smallest, preferring fewer float layers.
 
     score(recipe) -> accuracy on the selection half. Steps, each skipped once the budget is spent:
     1. each calibration method at the smallest image count; the best is kept (ties: the earlier method);
     2. the larger image counts with that method, kept where they score better;
-    3. sensitivity: each module but the head alone in float, its gain over step 2's recipe;
+    3. sensitivity: each module but the head alone in float (in graph order, the stem first, until
+       SENSITIVITY_SHARE of the budget is spent), its gain over step 2's recipe;
     4. greedily, the most sensitive modules (positive gain) into float, one more at a time, up to max_float, until
-       the drop is within `goal`. The fewest float layers that reach the best score so far win."""
+       the drop is within `goal`; a larger set is kept only where it scores goal/2 better than the best so far (a
+       float layer costs speed).
+    5. faster_activations (the activation format the backend runs faster, e.g. OpenVINO's symmetric int8): the
+       chosen recipe in that format, kept where it scores within `goal` of the recipe it would replace; measured
+       even when the budget is spent (one recipe past it at most)."""
     started = clock()
     tried: list[Tried] = []
     result = SearchResult(TODAY, float("-inf"))
@@ -217,7 +235,7 @@ def search_recipe(score: Callable[[Recipe], float], modules: list[str], referenc
     base, base_score = result.chosen, result.chosen_score
     if reference - base_score > goal:
         for module in modules[:-1]:  # the head's decoding is in float already; its convolutions take int8 well
-            if spent():
+            if clock() - started >= SENSITIVITY_SHARE * budget_s:  # the rest is the greedy step's
                 result.out_of_time = True
                 break
             value = measure(Recipe(base.method, base.images, (module,)), "sensitivity")
@@ -233,8 +251,14 @@ def search_recipe(score: Callable[[Recipe], float], modules: list[str], referenc
             kept.append(module)
             recipe = Recipe(base.method, base.images, tuple(sorted(kept, key=modules.index)))
             value = measure(recipe, "greedy")
-            if better(value):
+            if value > result.chosen_score + goal / 2:  # a layer in float costs speed: it must buy half the goal
                 result.chosen, result.chosen_score = recipe, value
+    if faster_activations and faster_activations != result.chosen.activations:
+        # measured even past the budget (one recipe): speed the backend would otherwise leave unused
+        recipe = dataclasses.replace(result.chosen, activations=faster_activations)
+        value = measure(recipe, "activations")
+        if value >= result.chosen_score - goal:
+            result.chosen, result.chosen_score = recipe, value
     result.tried = tried
     return result
 

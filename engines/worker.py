@@ -6,6 +6,7 @@ even crashes its process is reported as such and the other backends go on.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import time
@@ -15,21 +16,29 @@ from typing import Any
 
 import numpy as np
 from filelock import FileLock
-from yoloforge.engines.accuracy import Sample, evaluate, load_split, per_class_detail
+from yoloforge.engines.accuracy import Sample, evaluate, has_split, load_split, per_class_detail
 from yoloforge.engines.base import EngineConfig, EngineUnavailable, ModelFacts
 from yoloforge.engines.export import model_file
 from yoloforge.engines.gallery import GALLERY_CONF, side_by_side
 from yoloforge.engines.harness import PeakRss, cuda_peak_mb, reset_cuda_peak, time_lanes
+from yoloforge.engines.int8_choice import (
+    CALIBRATION_POOL,
+    RECIPE_BACKENDS,
+    RecipeChoice,
+    calibration_images,
+    choose_recipe,
+    unlabelled_images,
+)
 from yoloforge.engines.predictor import Predictor
 from yoloforge.engines.processing import preprocess
+from yoloforge.engines.quantize import TODAY, Recipe
 from yoloforge.engines.registry import load_engine
-
-CALIBRATION_IMAGES = 32
 
 
 class BackendWorker:
     def __init__(self, weights: str, facts: dict[str, Any], clean_dir: str, models_dir: str, *,
-                 val_limit: int | None = 64, min_time_s: float = 2.0, min_runs: int = 10) -> None:
+                 val_limit: int | None = 64, min_time_s: float = 2.0, min_runs: int = 10,
+                 int8_budget_s: float = 0.0) -> None:
         self.weights = Path(weights)
         self.facts = ModelFacts(**facts)
         self.clean_dir = clean_dir
@@ -37,7 +46,10 @@ class BackendWorker:
         self.val_limit = val_limit
         self.min_time_s, self.min_runs = min_time_s, min_runs
         self._val: list[Sample] | None = None
+        self._test: list[Sample] | None = None
+        self.int8_budget_s = int8_budget_s
         self._calibration: dict[int, np.ndarray] = {}
+        self._choices: dict[tuple[str, int], RecipeChoice] = {}
         # a layout of copies runs the model file its single-copy twin ran: the same answers, scored once
         self._accuracy: dict[tuple[str, int], dict[str, float]] = {}
 
@@ -46,12 +58,38 @@ class BackendWorker:
             self._val = load_split(self.clean_dir, self.facts.task, "val", self.val_limit)
         return self._val
 
+    def test_samples(self) -> list[Sample] | None:
+        """The test split, where the dataset has one: an int8 recipe chosen on validation images is checked there."""
+        if self._test is None and has_split(self.clean_dir, self.facts.task, "test"):
+            self._test = load_split(self.clean_dir, self.facts.task, "test", self.val_limit)
+        return self._test
+
     def calibration(self, imgsz: int) -> np.ndarray:
-        """Pre-processed training images (never validation ones: accuracy is measured on those)."""
+        """The int8 calibration images at this size (engines/int8_choice.py decides which)."""
         if imgsz not in self._calibration:
-            samples = load_split(self.clean_dir, self.facts.task, "train", CALIBRATION_IMAGES)
-            self._calibration[imgsz] = preprocess([s.image for s in samples], imgsz, self.facts.task)[0]
+            count = CALIBRATION_POOL if self.int8_budget_s > 0 else TODAY.images
+            self._calibration[imgsz] = calibration_images(self.clean_dir, self.facts.task, imgsz, count)
         return self._calibration[imgsz]
+
+    def recipe_choice(self, config: EngineConfig) -> RecipeChoice | None:
+        """The int8 recipe searched for this config's backend and input size (once per worker, cached on disk);
+        None where no recipe is searched (another precision or backend, or engines.int8_budget_s is 0)."""
+        if config.precision != "int8" or config.backend not in RECIPE_BACKENDS or self.int8_budget_s <= 0:
+            return None
+        key = (config.backend, config.imgsz)
+        if key not in self._choices:
+            with FileLock(str(self.models_dir / ".export.lock")):
+                self._choices[key] = choose_recipe(
+                    config.backend, self.weights, dataclasses.replace(self.facts, imgsz=config.imgsz),
+                    self.models_dir, self.calibration(config.imgsz), self.val_samples(), self.int8_budget_s,
+                    config.device, self.test_samples(), unlabelled_images(self.clean_dir, self.facts.task))
+        return self._choices[key]
+
+    def _model_file(self, config: EngineConfig, calibration: np.ndarray | None) -> tuple[Path, Recipe | None]:
+        choice = self.recipe_choice(config)
+        recipe = choice.recipe if choice else None
+        with FileLock(str(self.models_dir / ".export.lock")):
+            return model_file(config, self.weights, self.models_dir, calibration, recipe), recipe
 
     def inspect(self, config_dict: dict[str, Any], split: str, *, score: bool = False, detail: bool = False,
                 gallery: int = 0) -> dict[str, Any]:
@@ -59,8 +97,7 @@ class BackendWorker:
         (detail), and `gallery` images drawn with their labels beside its predictions (JPEG bytes)."""
         config = EngineConfig.from_dict(config_dict)
         calibration = self.calibration(config.imgsz) if config.precision == "int8" else None
-        with FileLock(str(self.models_dir / ".export.lock")):
-            path = model_file(config, self.weights, self.models_dir, calibration)
+        path, _ = self._model_file(config, calibration)
         engine = load_engine(config, path, self.weights, self.models_dir, calibration)
         try:
             predictor = Predictor(engine, self.facts)
@@ -87,9 +124,12 @@ class BackendWorker:
         copies: list = []
         try:
             calibration = self.calibration(config.imgsz) if config.precision == "int8" else None
+            if calibration is not None:
+                row["calibration_images"] = len(calibration)
+            if (choice := self.recipe_choice(config)) is not None:
+                row.update(choice.row_fields())
             started = time.perf_counter()
-            with FileLock(str(self.models_dir / ".export.lock")):
-                path = model_file(config, self.weights, self.models_dir, calibration)
+            path, _ = self._model_file(config, calibration)
             row["model_file"] = str(path)
             row["build_s"] = time.perf_counter() - started
             reset_cuda_peak(config.device)

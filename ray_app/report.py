@@ -146,7 +146,10 @@ def _engines_section(rows: list[dict[str, Any]], selection: dict[str, Any] | Non
     advice = "".join(f"<li>{html.escape(line)}</li>" for line in selection.get("advice", []))
     verdict = '<span class="ok">every target met</span>' if selection.get("met") else \
         '<span class="warn">no configuration meets every target</span>'
-    parts.insert(0, f'<div class="card"><b>Selection:</b> {verdict}<ul>{reasoning}</ul>'
+    int8 = selection.get("int8")
+    int8_part = "" if not int8 else ("<b>INT8</b><ul>" + "".join(
+        f"<li>{html.escape(line)}</li>" for line in [*int8["recipes"], int8["verdict"]]) + "</ul>")
+    parts.insert(0, f'<div class="card"><b>Selection:</b> {verdict}<ul>{reasoning}</ul>' + int8_part
                     + (f"<b>What would help</b><ul>{advice}</ul>" if advice else "") + "</div>")
     return "".join(parts)
 

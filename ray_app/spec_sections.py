@@ -184,6 +184,11 @@ class EngineSpec(Strict):
                              "the GA searches the space with this many measurements")
     min_time_s: float = Field(2.0, gt=0, le=600, description="Timed seconds per config (after warm-up)")
     val_images: int = Field(64, ge=1, description="Validation images scored per config")
+    int8_budget_s: float = Field(120, ge=0, le=7200, description="Seconds per int8 backend (ONNX Runtime, "
+                                 "OpenVINO) and input size to search for the quantisation recipe that keeps "
+                                 "accuracy: calibration method, calibration images and the layers kept in float, "
+                                 "chosen on half the validation images and checked on the other half; cached, so a "
+                                 "re-run is free. 0: one fixed recipe (MinMax, 32 images)")
     bundle_candidates: int = Field(3, ge=0, le=16, description="On a CPU, the fastest configs that meet the "
                                    "targets are also measured through the bundle's Go server (about 10 s each) and "
                                    "ranked by what it delivers; 0 ranks by the engine alone")

@@ -11,6 +11,8 @@ import numpy as np
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
 from yoloforge.engines.base import Engine, EngineConfig, ModelFacts
+from yoloforge.engines.int8_choice import calibration_images, row_recipe
+from yoloforge.engines.quantize import TODAY, Recipe
 from yoloforge.engines.registry import load_engine
 from yoloforge.engines.selection import Selection
 
@@ -31,6 +33,8 @@ class ServedModel:
     name: str
     note: str = ""  # e.g. why a config short of the targets is served
     extra: dict[str, Any] = field(default_factory=dict)
+    recipe: Recipe | None = None  # how the int8 model was quantised (engines/int8_choice.py), re-used per batch
+    calibration_count: int = TODAY.images  # how many training images calibrated it
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> ServedModel:
@@ -59,7 +63,8 @@ class ServedModel:
         digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
         return cls(facts=facts, config=EngineConfig.from_dict(row), model_file=model_file,
                    weights=run.resolve(selection["weights"]), cache_dir=run.engine_models, clean_dir=run.clean_dir(),
-                   version=digest, name=run.name, note=note)
+                   version=digest, name=run.name, note=note, recipe=row_recipe(row),
+                   calibration_count=int(row.get("calibration_images") or TODAY.images))
 
     def load(self, batch: int | None = None, serving: bool = False, threads: int | None = None) -> Engine:
         """The engine for this config, at another batch size if asked (model files are exported per batch).
@@ -79,16 +84,12 @@ class ServedModel:
         return load_engine(config, path, self.weights, self.cache_dir, calibration)
 
     def _calibration(self, config: EngineConfig) -> np.ndarray | None:
-        """int8 needs calibration images (32 training images of the clean dataset), else None."""
+        """int8 needs the training images the engines stage calibrated it on, else None."""
         if config.precision != "int8" or config.backend not in ("onnxruntime", "openvino", "tensorrt"):
             return None
-        from yoloforge.engines.accuracy import load_split
-        from yoloforge.engines.processing import preprocess
-
         if self.clean_dir is None:
             raise NotServable("int8 needs calibration images, and the run's clean dataset is gone: run intake again")
-        images = [s.image for s in load_split(self.clean_dir, self.facts.task, "train", 32)]
-        return preprocess(images, config.imgsz, self.facts.task)[0]
+        return calibration_images(self.clean_dir, self.facts.task, config.imgsz, self.calibration_count)
 
     def file_for(self, config: EngineConfig, calibration: np.ndarray | None = None) -> Path:
         """The model file of another config of this model (exported, quantised and cached as the benchmark does)."""
@@ -98,7 +99,7 @@ class ServedModel:
             return self.model_file
         if calibration is None:
             calibration = self._calibration(config)
-        return model_file(config, self.weights, self.cache_dir, calibration)
+        return model_file(config, self.weights, self.cache_dir, calibration, self.recipe)
 
     def info(self, max_batch_size: int, batch_wait_ms: float) -> dict[str, Any]:
         """GET /v1/model."""

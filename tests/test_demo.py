@@ -66,3 +66,10 @@ def test_demo_runs_every_stage_and_ends_with_a_bundle_that_answers(tmp_path):
     assert list((run_dir / "search").rglob("events.out.tfevents*")), "TensorBoard logs of the trials"
     page = (run_dir / "report.html").read_text()
     assert "Hyperparameter search" in page and "onnxruntime" in page and str(bundle) in page
+    # int8 was searched on both int8 backends, and the report says whether it was chosen or why fp32 held
+    import html
+
+    int8 = selection["int8"]
+    assert int8["verdict"].startswith(("int8 chosen", "fp32 held")) and len(int8["recipes"]) == 2
+    assert html.escape(int8["verdict"]) in page and all(html.escape(line) in page for line in int8["recipes"])
+    assert all(r.get("int8_recipe_text") for r in engines if r["precision"] == "int8" and r["status"] == "ok")

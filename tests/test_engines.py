@@ -195,6 +195,43 @@ def test_int8_model_is_calibrated_on_training_images_and_stays_close(detector, t
     assert abs(fp32["mAP50-95"] - int8["mAP50-95"]) < 0.05
 
 
+@pytest.mark.slow  # the fixture is asked for by name, which the slow marking in conftest.py does not see
+@pytest.mark.parametrize("model", ["segmenter", "classifier"])
+def test_segment_and_classify_models_get_their_own_int8_sensitivity_run(model, request, tmp_path):
+    from yoloforge.engines.export import export_onnx, quantize_int8
+    from yoloforge.engines.int8_choice import agreement_labels, calibration_images
+    from yoloforge.engines.quantize import float_nodes, module_names, search_recipe
+
+    weights, data = request.getfixturevalue(model)
+    facts = ModelFacts.from_checkpoint(weights, imgsz=IMGSZ)
+    fp32 = export_onnx(weights, IMGSZ, 1, tmp_path)
+    modules = module_names(fp32)
+    assert len(modules) > 5 and modules[0] == "model.0"
+    pool = calibration_images(data, facts.task, IMGSZ, 16)
+    reference_engine = load_engine(EngineConfig("onnxruntime", "fp32", 1, IMGSZ), fp32, weights, tmp_path, None)
+    agreed = agreement_labels(Predictor(reference_engine, facts), [s.image for s in load_split(data, facts.task,
+                                                                                              "val", 8)])
+    metric = "top1" if facts.task == "classify" else "mAP50-95"
+
+    def agreement(recipe):  # type: ignore[no-untyped-def]
+        engine = load_engine(EngineConfig("onnxruntime", "int8", 1, IMGSZ), quantize_int8(fp32, pool, 1, recipe),
+                             weights, tmp_path, None)
+        try:
+            return evaluate(Predictor(engine, facts), agreed)[metric]
+        finally:
+            engine.close()
+
+    reference = evaluate(Predictor(reference_engine, facts), agreed)[metric]
+    # a goal no recipe meets, so every step runs: methods, then each of the first two modules alone in float
+    result = search_recipe(agreement, modules[:3], reference, goal=-1.0, budget_s=1e9, images=(len(pool),))
+    assert set(result.sensitivity) == {"model.0", "model.1"}
+    assert all(0.0 <= t.score <= 1.0 for t in result.tried)
+    assert result.chosen_score >= 0.5 * reference  # int8 still answers as fp32 does on most images
+    head = modules[-1]
+    kept = float_nodes(fp32, result.chosen)
+    assert any(n.startswith(f"/{head}/") for n in kept)  # the head's decoding stays in float for every task
+
+
 # --- selection rules ------------------------------------------------------------------------------------------
 
 

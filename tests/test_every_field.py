@@ -85,6 +85,7 @@ CASES: dict[str, Case] = {
     "engines.max_configs": Case("engines", 2),
     "engines.min_time_s": Case("engines", 0.5),
     "engines.val_images": Case("engines", 8),
+    "engines.int8_budget_s": Case("engines", 30),
     "engines.bundle_candidates": Case("engines", 0),
     "targets.fps": Case("engines", 60),
     "targets.p99_latency_ms": Case("engines", 50),

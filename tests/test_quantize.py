@@ -151,3 +151,38 @@ def test_a_model_exported_again_under_the_same_name_is_calibrated_again(detector
     assert export_onnx(tmp_path / "new" / weights.name, 128, 1, tmp_path / "models") == fp32  # the same name
     quantize(fp32, tmp_path / "second.onnx", pool, 1, Recipe("minmax", 8))
     assert ranges.read_text() != first, "the ranges of the model exported before were reused"
+
+
+def test_the_faster_activation_format_is_kept_only_where_it_scores_within_the_goal():
+    def score(drop: float):  # type: ignore[no-untyped-def]
+        base = oracle_score(dict.fromkeys(METHODS, 0.6), {})
+        return lambda recipe: base(recipe) - (drop if recipe.activations == "s8" else 0.0)
+
+    kept = search_recipe(score(0.002), MODULES, 0.6, goal=0.003, budget_s=1e9, faster_activations="s8")
+    lost = search_recipe(score(0.004), MODULES, 0.6, goal=0.003, budget_s=1e9, faster_activations="s8")
+    assert kept.chosen == Recipe("minmax", 32, (), "s8") and kept.tried[-1].step == "activations"
+    assert lost.chosen == Recipe("minmax", 32) and lost.tried[-1].recipe.activations == "s8"
+
+
+def test_the_faster_activation_format_is_tried_even_when_the_budget_is_spent():
+    clock = Clock(step=10.0)
+    score = oracle_score(dict.fromkeys(METHODS, 0.6), {})
+    result = search_recipe(clock.scorer(score), MODULES, 0.6, goal=0.001, budget_s=5.0, clock=clock,
+                           faster_activations="s8")
+    assert [t.step for t in result.tried] == ["method", "activations"]
+    assert result.chosen.activations == "s8"
+
+
+def test_the_sensitivity_step_leaves_part_of_the_budget_to_put_layers_in_float():
+    clock = Clock(step=10.0)
+    score = oracle_score(dict.fromkeys(METHODS, 0.5), {"model.0": 0.02, "model.1": 0.01})
+    result = search_recipe(clock.scorer(score), MODULES, 0.6, goal=0.001, budget_s=100.0, clock=clock)
+    steps = [t.step for t in result.tried]
+    assert steps.count("sensitivity") == 2  # methods and images took 40 s; sensitivity stops at 60
+    assert steps.count("greedy") == 2 and result.chosen.float_modules == ("model.0", "model.1")
+
+
+def test_a_layer_goes_to_float_only_where_it_buys_half_the_goal():
+    score = oracle_score(dict.fromkeys(METHODS, 0.5), {"model.1": 0.02, "model.3": 0.001})
+    result = search_recipe(score, MODULES, 0.6, goal=0.004, budget_s=1e9)
+    assert result.chosen.float_modules == ("model.1",)  # model.3 would add 0.001, under 0.002

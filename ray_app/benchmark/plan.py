@@ -47,6 +47,7 @@ class EnginePlan:
     min_time_s: float
     val_images: int
     bundle_candidates: int
+    int8_budget_s: float
 
 
 def engine_plan(spec: JobSpec, trained_imgsz: int, device: str) -> EnginePlan:
@@ -55,7 +56,7 @@ def engine_plan(spec: JobSpec, trained_imgsz: int, device: str) -> EnginePlan:
                            list(e.imgsz or [trained_imgsz]), list(e.threads or [None]), device)
     return EnginePlan(configs=configs, mode="grid" if len(configs) <= e.max_configs else "ga",
                       max_configs=e.max_configs, min_time_s=e.min_time_s, val_images=e.val_images,
-                      bundle_candidates=e.bundle_candidates)
+                      bundle_candidates=e.bundle_candidates, int8_budget_s=e.int8_budget_s)
 
 
 def stage_inputs(run: RunDir) -> tuple[Path, str]:

@@ -11,7 +11,7 @@ from yoloforge.core import atomic
 from yoloforge.core.rundir import RunDir
 from yoloforge.engines.base import ModelFacts
 from yoloforge.engines.runner import BackendPool, run_grid, run_search
-from yoloforge.engines.selection import Selection, select
+from yoloforge.engines.selection import Selection, int8_summary, select
 from yoloforge.ray_app.benchmark.inspection import inspect_selection
 from yoloforge.ray_app.benchmark.outputs import json_default, print_rows, row_line, write_chart, write_rows
 from yoloforge.ray_app.benchmark.plan import engine_plan, engine_targets, resolve_device, stage_inputs
@@ -40,7 +40,8 @@ def stage_engines(state: RunState) -> Selection:
                   + ("measuring all of them" if mode == "grid" else f"the GA measures at most {plan.max_configs}")
                   + f" (timed {plan.min_time_s:g} s each, {metric} on up to {plan.val_images} validation images)")
     worker_kwargs = {"weights": str(weights), "facts": facts.as_dict(), "clean_dir": clean_dir,
-                     "models_dir": str(models_dir), "val_limit": plan.val_images, "min_time_s": plan.min_time_s}
+                     "models_dir": str(models_dir), "val_limit": plan.val_images, "min_time_s": plan.min_time_s,
+                     "int8_budget_s": plan.int8_budget_s}
     with ray_session(spec.resources.address, dashboard=False):
         pool = BackendPool(worker_kwargs)
         try:
@@ -58,6 +59,7 @@ def stage_engines(state: RunState) -> Selection:
                              model={**facts.as_dict(), "weights": run.record(weights)}, weights=run.record(weights))
             selection = rank_by_bundle(spec, run, rows, selection, plan.bundle_candidates)
             selection.update(inspect_selection(pool, selection, run, clean_dir, task, metric))
+            selection["int8"] = int8_summary(rows, selection, cannot_run=server_cannot_run)
         finally:
             pool.close()
     write_rows(rows, run.engines_table)
@@ -108,6 +110,10 @@ class EnginesStage:
 def finish_engines(run: RunDir, selection: Selection) -> None:
     console.rule()
     chosen = selection.chosen
+    if int8 := selection.record.get("int8"):
+        for line in int8["recipes"]:
+            console.print(f"int8 recipe: {line}")
+        console.print(int8["verdict"])
     if chosen:
         promise, basis = selection.promise()
         console.print(f"[green]Engine chosen:[/green] {chosen['key']}, {promise:.1f} {basis} "
