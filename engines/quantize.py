@@ -27,8 +27,9 @@ from yoloforge.engines.export import fresh
 
 METHODS = ("minmax", "entropy", "percentile")
 STRIDE_IMAGES = 8  # images a calibrator holds the intermediate tensors of at once
-# the share of a search's budget its sensitivity step may use: at 640 px a module's sensitivity costs about 10 s, and
-# a step that measured every module left no time to put the sensitive ones in float
+# the share of what is left of a search's budget after the calibration steps that its sensitivity step may use: at
+# 640 px a module's sensitivity costs about 10 s, and a step that measured every module left no time to put the
+# sensitive ones in float
 SENSITIVITY_SHARE = 0.6
 
 
@@ -192,7 +193,7 @@ def search_recipe(score: Callable[[Recipe], float], modules: list[str], referenc
     1. each calibration method at the smallest image count; the best is kept (ties: the earlier method);
     2. the larger image counts with that method, kept where they score better;
     3. sensitivity: each module but the head alone in float (in graph order, the stem first, until
-       SENSITIVITY_SHARE of the budget is spent), its gain over step 2's recipe;
+       SENSITIVITY_SHARE of what steps 1-2 left of the budget is spent), its gain over step 2's recipe;
     4. greedily, the most sensitive modules (positive gain) into float, one more at a time, up to max_float, until
        the drop is within `goal`; a larger set is kept only where it scores goal/2 better than the best so far (a
        float layer costs speed).
@@ -234,8 +235,11 @@ def search_recipe(score: Callable[[Recipe], float], modules: list[str], referenc
             result.chosen, result.chosen_score = recipe, value
     base, base_score = result.chosen, result.chosen_score
     if reference - base_score > goal:
+        # the sensitivity step may use its share of what steps 1-2 left; the rest is the greedy step's
+        begun = clock()
+        until = begun + SENSITIVITY_SHARE * max(0.0, budget_s - (begun - started))
         for module in modules[:-1]:  # the head's decoding is in float already; its convolutions take int8 well
-            if clock() - started >= SENSITIVITY_SHARE * budget_s:  # the rest is the greedy step's
+            if clock() >= until:
                 result.out_of_time = True
                 break
             value = measure(Recipe(base.method, base.images, (module,)), "sensitivity")

@@ -178,7 +178,8 @@ def test_the_sensitivity_step_leaves_part_of_the_budget_to_put_layers_in_float()
     score = oracle_score(dict.fromkeys(METHODS, 0.5), {"model.0": 0.02, "model.1": 0.01})
     result = search_recipe(clock.scorer(score), MODULES, 0.6, goal=0.001, budget_s=100.0, clock=clock)
     steps = [t.step for t in result.tried]
-    assert steps.count("sensitivity") == 2  # methods and images took 40 s; sensitivity stops at 60
+    # methods and images took 40 s; sensitivity may use 60% of the 60 s left: it starts no module at 76 s or later
+    assert steps.count("sensitivity") == 4
     assert steps.count("greedy") == 2 and result.chosen.float_modules == ("model.0", "model.1")
 
 
