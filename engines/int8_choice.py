@@ -110,7 +110,7 @@ class RecipeChoice:
     def describe(self) -> str:
         """e.g. "int8: 3 layers in float, entropy, 128 images: -0.0030 mAP50-95 on 16 held-out validation images"."""
         return (f"int8: {self.recipe.describe()}: {-self.heldout_drop:+.4f} {self.metric} on {self.heldout_images} "
-                f"{self.heldout_split} images{' (search budget spent)' if self.out_of_time else ''}")
+                f"{self.heldout_split} images{' (search cut short by its budget)' if self.out_of_time else ''}")
 
     def row_fields(self) -> dict[str, Any]:
         """The columns a measured int8 configuration carries in engines.parquet and selection.json."""

@@ -180,7 +180,7 @@ class SearchResult:
     chosen_score: float
     tried: list[Tried] = field(default_factory=list)
     sensitivity: dict[str, float] = field(default_factory=dict)  # module -> score gained by keeping it in float
-    out_of_time: bool = False
+    out_of_time: bool = False  # a step was cut short by the budget (or the sensitivity step by its share of it)
 
 
 def search_recipe(score: Callable[[Recipe], float], modules: list[str], reference: float, *, goal: float,

@@ -154,7 +154,7 @@ def cell(name: str, weights: Path, clean: Path, imgsz: int, backend: str, budget
                            unlabelled=unlabelled_images(clean, facts.task))
     row["search_s"] = choice.search_s
     row["fp32"], row["searched"] = choice.fp32_heldout, choice.int8_heldout
-    row["recipe"] = choice.recipe.describe() + (" (budget spent)" if choice.out_of_time else "")
+    row["recipe"] = choice.recipe.describe() + (" (cut short)" if choice.out_of_time else "")
     row["tried"] = choice.tried
     row["searched_ips"] = speed(i8, quantize_int8(fp32, pool, 1, choice.recipe), weights, models, x)
     print(f"  {name} @{imgsz} {backend}: fp32 {row['fp32']:.4f}, today {row['today']:.4f} "
