@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from yoloforge.engines.quantize import METHODS, TODAY, Recipe, search_recipe
+from yoloforge.engines.quantize import ENTROPY_MIN_BUDGET_S, METHODS, TODAY, Recipe, search_recipe
 
 MODULES = [f"model.{i}" for i in range(8)]  # model.7 plays the head
 
@@ -39,8 +39,16 @@ class Clock:
 def test_the_calibration_method_that_scores_best_is_kept_and_a_tie_keeps_the_earlier():
     result = search_recipe(oracle_score({"minmax": 0.50, "entropy": 0.53, "percentile": 0.53}, {}), MODULES, 0.531,
                            goal=0.005, budget_s=1e9)
-    assert result.chosen.method == "entropy" and result.chosen_score == pytest.approx(0.53)
+    assert result.chosen.method == "percentile" and result.chosen_score == pytest.approx(0.53)
     assert [t.recipe.method for t in result.tried if t.step == "method"] == list(METHODS)
+
+
+def test_entropy_whose_calibration_cost_is_unbounded_is_tried_only_with_a_large_budget():
+    score = oracle_score({"minmax": 0.50, "entropy": 0.60, "percentile": 0.52}, {})
+    small = search_recipe(score, MODULES, 0.6, goal=0.005, budget_s=ENTROPY_MIN_BUDGET_S - 1)
+    large = search_recipe(score, MODULES, 0.6, goal=0.005, budget_s=ENTROPY_MIN_BUDGET_S)
+    assert "entropy" not in {t.recipe.method for t in small.tried} and small.chosen.method == "percentile"
+    assert large.chosen.method == "entropy"
 
 
 def test_more_calibration_images_are_kept_only_where_they_score_better():
@@ -81,10 +89,10 @@ def test_layers_that_only_cost_accuracy_never_go_to_float():
 
 def test_a_spent_budget_stops_the_search_with_the_best_recipe_so_far():
     clock = Clock(step=10.0)
-    score = oracle_score({"minmax": 0.50, "entropy": 0.52, "percentile": 0.40}, {"model.2": 0.05})
-    result = search_recipe(clock.scorer(score), MODULES, 0.6, goal=0.001, budget_s=25.0, clock=clock)
-    assert result.out_of_time and len(result.tried) == 3  # at 30 s the budget is spent: nothing after that
-    assert result.chosen == Recipe("entropy", 32)
+    score = oracle_score({"minmax": 0.50, "percentile": 0.52, "entropy": 0.40}, {"model.2": 0.05})
+    result = search_recipe(clock.scorer(score), MODULES, 0.6, goal=0.001, budget_s=15.0, clock=clock)
+    assert result.out_of_time and len(result.tried) == 2  # at 20 s the budget is spent: nothing after that
+    assert result.chosen == Recipe("percentile", 32)
 
 
 def test_the_first_recipe_is_measured_even_with_no_budget():
@@ -178,8 +186,9 @@ def test_the_sensitivity_step_leaves_part_of_the_budget_to_put_layers_in_float()
     score = oracle_score(dict.fromkeys(METHODS, 0.5), {"model.0": 0.02, "model.1": 0.01})
     result = search_recipe(clock.scorer(score), MODULES, 0.6, goal=0.001, budget_s=100.0, clock=clock)
     steps = [t.step for t in result.tried]
-    # methods and images took 40 s; sensitivity may use 60% of the 60 s left: it starts no module at 76 s or later
-    assert steps.count("sensitivity") == 4
+    # methods (no entropy at this budget) and images took 30 s; sensitivity may use 60% of the 70 s left: it starts
+    # no module at 72 s or later
+    assert steps.count("sensitivity") == 5
     assert steps.count("greedy") == 2 and result.chosen.float_modules == ("model.0", "model.1")
 
 
