@@ -169,10 +169,12 @@ def choose_recipe(backend: str, weights: Path, facts: ModelFacts, cache_dir: Pat
 
         return load_engine(config, path, weights, cache_dir, None)
 
-    def score(config: EngineConfig, path: Path, samples: list[Sample]) -> float:
+    def scores(config: EngineConfig, path: Path, *sample_sets: list[Sample]) -> list[float]:
+        """The metric on each set, with the model loaded once."""
         engine = loaded(config, path)
         try:
-            return float(evaluate(Predictor(engine, facts), samples)[metric])
+            predictor = Predictor(engine, facts)
+            return [float(evaluate(predictor, samples)[metric]) for samples in sample_sets]
         finally:
             engine.close()
 
@@ -182,22 +184,25 @@ def choose_recipe(backend: str, weights: Path, facts: ModelFacts, cache_dir: Pat
     started = time.perf_counter()
     engine = loaded(f32, fp32)
     try:
-        agreed = agreement_labels(Predictor(engine, facts), [s.image for s in selection] + list(unlabelled))
+        reference_predictor = Predictor(engine, facts)
+        agreed = agreement_labels(reference_predictor, [s.image for s in selection] + list(unlabelled))
+        # fp32 against its own answers: near 1, not 1 (its low-score boxes)
+        reference, fp32_selection, fp32_heldout = (float(evaluate(reference_predictor, samples)[metric])
+                                                   for samples in (agreed, selection, heldout))
     finally:
         engine.close()
-    reference = score(f32, fp32, agreed)  # fp32 against its own answers: near 1, not 1 (its low-score boxes)
     counts = tuple(sorted({min(n, len(pool)) for n in (TODAY.images, CALIBRATION_POOL)}))
-    found = search_recipe(lambda r: score(i8, made(r), agreed), module_names(fp32), reference,
+    found = search_recipe(lambda r: scores(i8, made(r), agreed)[0], module_names(fp32), reference,
                           goal=GOOD_ENOUGH, budget_s=budget_s, images=counts,
                           faster_activations=FASTER_ACTIVATIONS.get(backend))
     search_s = time.perf_counter() - started
-    chosen = made(found.chosen)
+    int8_selection, int8_heldout = scores(i8, made(found.chosen), selection, heldout)
     choice = RecipeChoice(
         recipe=found.chosen, backend=backend, imgsz=facts.imgsz, metric=metric, budget_s=budget_s,
         search_s=search_s, tried=len(found.tried), out_of_time=found.out_of_time,
-        selection_images=len(selection), heldout_images=len(heldout), fp32_selection=score(f32, fp32, selection),
-        int8_selection=score(i8, chosen, selection), fp32_heldout=score(f32, fp32, heldout),
-        int8_heldout=score(i8, chosen, heldout), agreement=found.chosen_score, agreement_reference=reference,
+        selection_images=len(selection), heldout_images=len(heldout), fp32_selection=fp32_selection,
+        int8_selection=int8_selection, fp32_heldout=fp32_heldout,
+        int8_heldout=int8_heldout, agreement=found.chosen_score, agreement_reference=reference,
         agreement_images=len(agreed),
         sensitive=tuple(sorted(found.sensitivity.items(), key=lambda kv: -kv[1])[:3]),
         heldout_split="test" if test else "held-out validation" if heldout is not selection else

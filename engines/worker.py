@@ -31,7 +31,7 @@ from yoloforge.engines.int8_choice import (
 )
 from yoloforge.engines.predictor import Predictor
 from yoloforge.engines.processing import preprocess
-from yoloforge.engines.quantize import TODAY, Recipe
+from yoloforge.engines.quantize import TODAY
 from yoloforge.engines.registry import load_engine
 
 
@@ -85,11 +85,10 @@ class BackendWorker:
                     config.device, self.test_samples(), unlabelled_images(self.clean_dir, self.facts.task))
         return self._choices[key]
 
-    def _model_file(self, config: EngineConfig, calibration: np.ndarray | None) -> tuple[Path, Recipe | None]:
+    def _model_file(self, config: EngineConfig, calibration: np.ndarray | None) -> Path:
         choice = self.recipe_choice(config)
-        recipe = choice.recipe if choice else None
         with FileLock(str(self.models_dir / ".export.lock")):
-            return model_file(config, self.weights, self.models_dir, calibration, recipe), recipe
+            return model_file(config, self.weights, self.models_dir, calibration, choice.recipe if choice else None)
 
     def inspect(self, config_dict: dict[str, Any], split: str, *, score: bool = False, detail: bool = False,
                 gallery: int = 0) -> dict[str, Any]:
@@ -97,7 +96,7 @@ class BackendWorker:
         (detail), and `gallery` images drawn with their labels beside its predictions (JPEG bytes)."""
         config = EngineConfig.from_dict(config_dict)
         calibration = self.calibration(config.imgsz) if config.precision == "int8" else None
-        path, _ = self._model_file(config, calibration)
+        path = self._model_file(config, calibration)
         engine = load_engine(config, path, self.weights, self.models_dir, calibration)
         try:
             predictor = Predictor(engine, self.facts)
@@ -129,7 +128,7 @@ class BackendWorker:
             if (choice := self.recipe_choice(config)) is not None:
                 row.update(choice.row_fields())
             started = time.perf_counter()
-            path, _ = self._model_file(config, calibration)
+            path = self._model_file(config, calibration)
             row["model_file"] = str(path)
             row["build_s"] = time.perf_counter() - started
             reset_cuda_peak(config.device)
