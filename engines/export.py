@@ -49,9 +49,11 @@ def export_onnx(weights: str | Path, imgsz: int, batch: int, out_dir: str | Path
     return target
 
 
-def quantize_int8(fp32_model: str | Path, calibration: np.ndarray, batch: int, recipe: Recipe | None = None) -> Path:
+def quantize_int8(fp32_model: str | Path, calibration: np.ndarray, batch: int, recipe: Recipe | None = None,
+                  within_s: float | None = None) -> Path:
     """fp32 ONNX → <stem without fp32>-int8[-<recipe>].onnx, calibrated on pre-processed images (N, 3, H, W) by
-    the recipe (engines/quantize.py; default TODAY); reused while newer than the fp32 model."""
+    the recipe (engines/quantize.py; default TODAY) within within_s seconds (None: no limit); reused while newer
+    than the fp32 model."""
     from yoloforge.engines.quantize import TODAY, quantize  # it asks this module what is fresh
 
     recipe = recipe or TODAY
@@ -60,7 +62,7 @@ def quantize_int8(fp32_model: str | Path, calibration: np.ndarray, batch: int, r
     target = fp32_model.with_name(fp32_model.name.replace("-fp32.onnx", suffix))
     if fresh(target, fp32_model):
         return target
-    return quantize(fp32_model, target, calibration, batch, recipe)
+    return quantize(fp32_model, target, calibration, batch, recipe, within_s)
 
 
 def model_file(config: EngineConfig, weights: str | Path, out_dir: str | Path,

@@ -178,8 +178,8 @@ def choose_recipe(backend: str, weights: Path, facts: ModelFacts, cache_dir: Pat
         finally:
             engine.close()
 
-    def made(recipe: Recipe) -> Path:
-        return quantize_int8(fp32, pool, 1, recipe)
+    def made(recipe: Recipe, within_s: float | None = None) -> Path:
+        return quantize_int8(fp32, pool, 1, recipe, within_s)
 
     started = time.perf_counter()
     engine = loaded(f32, fp32)
@@ -192,7 +192,7 @@ def choose_recipe(backend: str, weights: Path, facts: ModelFacts, cache_dir: Pat
     finally:
         engine.close()
     counts = tuple(sorted({min(n, len(pool)) for n in (TODAY.images, CALIBRATION_POOL)}))
-    found = search_recipe(lambda r: scores(i8, made(r), agreed)[0], module_names(fp32), reference,
+    found = search_recipe(lambda r, within_s: scores(i8, made(r, within_s), agreed)[0], module_names(fp32), reference,
                           goal=GOOD_ENOUGH, budget_s=budget_s, images=counts,
                           faster_activations=FASTER_ACTIVATIONS.get(backend))
     search_s = time.perf_counter() - started

@@ -15,6 +15,11 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,13 +33,21 @@ from yoloforge.engines.export import fresh
 METHODS = ("minmax", "percentile", "entropy")
 # Entropy last, and only with a budget this large: ONNX Runtime's histogram grows at a fixed bin width when a later
 # batch widens a tensor's range, and the KL search is quadratic in the bins, so its cost is unbounded (measured: 118 s
-# for one calibration of the demo's model at 128 px, against 2-5 s for MinMax and Percentile)
+# for one calibration of the demo's model at 128 px, against 2-5 s for MinMax and Percentile); it is stopped at the
+# end of the budget, but a smaller budget would be spent on it alone
 ENTROPY_MIN_BUDGET_S = 120.0
 STRIDE_IMAGES = 8  # images a calibrator holds the intermediate tensors of at once
 # the share of what is left of a search's budget after the calibration steps that its sensitivity step may use: at
 # 640 px a module's sensitivity costs about 10 s, and a step that measured every module left no time to put the
 # sensitive ones in float
 SENSITIVITY_SHARE = 0.6
+
+
+_LONGEST_WAIT_S = 86400.0 * 7  # a child's timeout past this is no limit (poll() takes int32 milliseconds: 24 days)
+
+
+class OutOfTime(Exception):
+    """A recipe's calibration did not finish in the seconds it was given; nothing of it was kept."""
 
 
 @dataclass(frozen=True)
@@ -114,11 +127,13 @@ def prepared(fp32_model: Path) -> Path:
     return target
 
 
-def quantize(fp32_model: Path, target: Path, calibration: np.ndarray, batch: int, recipe: Recipe) -> Path:
+def quantize(fp32_model: Path, target: Path, calibration: np.ndarray, batch: int, recipe: Recipe,
+             within_s: float | None = None) -> Path:
     """fp32 ONNX -> target, quantised by this recipe on the first recipe.images of calibration (N, 3, H, W).
 
     The ranges of a (method, images) pair are computed once per model file and cached beside it, so recipes that
-    differ only in their float layers cost a quantisation pass, not a calibration pass."""
+    differ only in their float layers cost a quantisation pass, not a calibration pass. A calibration (whose cost
+    has no bound: Entropy's) runs in a child process stopped after `within_s` seconds (OutOfTime); None: no limit."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     images = calibration[: recipe.images]
@@ -150,6 +165,8 @@ def quantize(fp32_model: Path, target: Path, calibration: np.ndarray, batch: int
     ranges = fp32_model.with_name(f"{fp32_model.stem}-ranges-{recipe.method}-{len(images)}-{fingerprint}.json")
     if ranges.exists() and not fresh(ranges, source):
         ranges.unlink()  # calibrated on the model exported before this one, under the same name
+    if within_s is not None and not ranges.exists():
+        return _quantize_within(fp32_model, target, images, batch, recipe, within_s)
     reader = Batches()
     stride = max(d for d in range(1, min(max(1, STRIDE_IMAGES // batch), len(reader)) + 1) if len(reader) % d == 0)
     extra: dict[str, Any] = {"CalibStridedMinMax": stride}  # ONNX Runtime's name; every calibrator honours it
@@ -157,14 +174,43 @@ def quantize(fp32_model: Path, target: Path, calibration: np.ndarray, batch: int
         extra["CalibPercentile"] = 99.999
     if recipe.activations == "s8":
         extra["ActivationSymmetric"] = True
-    # atomic: a killed run leaves no half model to be trusted; quiet: ONNX Runtime's calibrators print progress
-    with atomic.replacing(target) as tmp, contextlib.redirect_stdout(io.StringIO()):
-        quantize_static(str(source), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8 if recipe.activations == "s8" else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8,
-                        nodes_to_exclude=float_nodes(source, recipe),
-                        calibrate_method=_calibration_method(recipe.method), calibration_cache_path=str(ranges),
-                        extra_options=extra)
+    # atomic, the model and the ranges: a killed run leaves no half file to be trusted; quiet: ONNX Runtime's
+    # calibrators print progress
+    calibrated = ranges.exists()
+    new_ranges = ranges if calibrated else ranges.with_name(f".{ranges.name}.{os.getpid()}")
+    try:
+        with atomic.replacing(target) as tmp, contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(str(source), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8 if recipe.activations == "s8" else QuantType.QUInt8,
+                            weight_type=QuantType.QInt8,
+                            nodes_to_exclude=float_nodes(source, recipe),
+                            calibrate_method=_calibration_method(recipe.method),
+                            calibration_cache_path=str(new_ranges), extra_options=extra)
+        if not calibrated:
+            os.replace(new_ranges, ranges)
+    finally:
+        if not calibrated:
+            new_ranges.unlink(missing_ok=True)  # stopped part-way (moved into place otherwise)
+    return target
+
+
+def _quantize_within(fp32_model: Path, target: Path, images: np.ndarray, batch: int, recipe: Recipe,
+                     within_s: float) -> Path:
+    """quantize() in a child process, killed after within_s seconds: a calibration runs inside ONNX Runtime, which
+    cannot be interrupted from Python. The images go to the child as a file beside the model (removed after)."""
+    with tempfile.TemporaryDirectory(dir=fp32_model.parent, prefix=".calibration-") as work:
+        np.save(Path(work) / "images.npy", images)
+        job = {"fp32_model": str(fp32_model), "target": str(target), "images": str(Path(work) / "images.npy"),
+               "batch": batch, "recipe": recipe.as_dict()}
+        (Path(work) / "job.json").write_text(json.dumps(job))
+        try:
+            done = subprocess.run([sys.executable, "-m", "yoloforge.engines.quantize", str(Path(work) / "job.json")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  timeout=min(max(within_s, 0.0), _LONGEST_WAIT_S))
+        except subprocess.TimeoutExpired as stopped:  # subprocess.run has killed the child and waited for it
+            raise OutOfTime(f"{recipe.describe()}: its calibration was stopped after {within_s:.0f} s") from stopped
+    if done.returncode != 0:
+        raise RuntimeError(f"int8 calibration ({recipe.describe()}) failed: {done.stderr.strip()[-2000:]}")
     return target
 
 
@@ -173,9 +219,10 @@ class Tried:
     """One recipe the search measured: its score on the selection half and what measuring it cost."""
 
     recipe: Recipe
-    score: float
+    score: float  # nan where it was stopped
     seconds: float
     step: str
+    stopped: bool = False  # its calibration ran out of the budget's time (OutOfTime)
 
 
 @dataclass
@@ -187,13 +234,20 @@ class SearchResult:
     out_of_time: bool = False  # a step was cut short by the budget (or the sensitivity step by its share of it)
 
 
-def search_recipe(score: Callable[[Recipe], float], modules: list[str], reference: float, *, goal: float,
+# score(recipe, within_s) -> the recipe's accuracy; within_s: the seconds its calibration may take (None: no limit),
+# past which it raises OutOfTime
+Scorer = Callable[[Recipe, "float | None"], float]
+
+
+def search_recipe(score: Scorer, modules: list[str], reference: float, *, goal: float,
                   budget_s: float, images: tuple[int, ...] = (32, 128), max_float: int = 6,
                   faster_activations: str | None = None,
                   clock: Callable[[], float] = time.monotonic) -> SearchResult:
     """The recipe whose drop against `reference` (fp32 on the same images) is smallest, preferring fewer float layers.
 
-    score(recipe) -> accuracy on the selection half. Steps, each skipped once the budget is spent:
+    score(recipe, within_s) -> accuracy on the selection half. Each recipe may take what is left of the budget (a
+    calibration that would overrun it is stopped: OutOfTime), but for the first, which is always measured whole.
+    Steps, each skipped once the budget is spent:
     1. each calibration method at the smallest image count (Entropy only with ENTROPY_MIN_BUDGET_S); the best is
        kept (ties: the earlier method);
     2. the larger image counts with that method, kept where they score better;
@@ -212,9 +266,15 @@ def search_recipe(score: Callable[[Recipe], float], modules: list[str], referenc
     def spent() -> bool:
         return clock() - started >= budget_s
 
-    def measure(recipe: Recipe, step: str) -> float:
+    def measure(recipe: Recipe, step: str, whole: bool = False) -> float:
+        """The recipe's score; -inf where its calibration was stopped at the end of the budget."""
         begun = clock()
-        value = score(recipe)
+        try:
+            value = score(recipe, None if whole else max(0.0, budget_s - (begun - started)))
+        except OutOfTime:
+            result.out_of_time = True
+            tried.append(Tried(recipe, float("nan"), clock() - begun, step, stopped=True))
+            return float("-inf")
         tried.append(Tried(recipe, value, clock() - begun, step))
         return value
 
@@ -229,7 +289,7 @@ def search_recipe(score: Callable[[Recipe], float], modules: list[str], referenc
             result.out_of_time = True
             break
         recipe = Recipe(method, min(images))
-        value = measure(recipe, "method")
+        value = measure(recipe, "method", whole=not tried)
         if better(value):
             result.chosen, result.chosen_score = recipe, value
     for count in sorted(images)[1:]:
@@ -267,9 +327,15 @@ def search_recipe(score: Callable[[Recipe], float], modules: list[str], referenc
     if faster_activations and faster_activations != result.chosen.activations:
         # measured even past the budget (one recipe): speed the backend would otherwise leave unused
         recipe = dataclasses.replace(result.chosen, activations=faster_activations)
-        value = measure(recipe, "activations")
+        value = measure(recipe, "activations", whole=True)
         if value >= result.chosen_score - goal:
             result.chosen, result.chosen_score = recipe, value
     result.tried = tried
     return result
 
+
+
+if __name__ == "__main__":  # the child process of _quantize_within
+    _job = json.loads(Path(sys.argv[1]).read_text())
+    quantize(Path(_job["fp32_model"]), Path(_job["target"]), np.load(_job["images"], mmap_mode="r"), _job["batch"],
+             Recipe.from_dict(_job["recipe"]))

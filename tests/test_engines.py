@@ -213,9 +213,9 @@ def test_segment_and_classify_models_get_their_own_int8_sensitivity_run(model, r
                                                                                               "val", 8)])
     metric = "top1" if facts.task == "classify" else "mAP50-95"
 
-    def agreement(recipe):  # type: ignore[no-untyped-def]
-        engine = load_engine(EngineConfig("onnxruntime", "int8", 1, IMGSZ), quantize_int8(fp32, pool, 1, recipe),
-                             weights, tmp_path, None)
+    def agreement(recipe, within_s):  # type: ignore[no-untyped-def]
+        int8 = quantize_int8(fp32, pool, 1, recipe, within_s)
+        engine = load_engine(EngineConfig("onnxruntime", "int8", 1, IMGSZ), int8, weights, tmp_path, None)
         try:
             return evaluate(Predictor(engine, facts), agreed)[metric]
         finally:

@@ -4,17 +4,18 @@ suite's detector."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
-from yoloforge.engines.quantize import ENTROPY_MIN_BUDGET_S, METHODS, TODAY, Recipe, search_recipe
+from yoloforge.engines.quantize import ENTROPY_MIN_BUDGET_S, METHODS, TODAY, OutOfTime, Recipe, search_recipe
 
 MODULES = [f"model.{i}" for i in range(8)]  # model.7 plays the head
 
 
 def oracle_score(method_score: dict[str, float], gains: dict[str, float], images_gain: float = 0.0):
     """An accuracy that adds up: the method's, more images', and each float module's own gain."""
-    def score(recipe: Recipe) -> float:
+    def score(recipe: Recipe, within_s: float | None = None) -> float:
         return (method_score[recipe.method] + (images_gain if recipe.images > 32 else 0.0)
                 + sum(gains.get(m, 0.0) for m in recipe.float_modules))
     return score
@@ -30,7 +31,7 @@ class Clock:
         return self.now
 
     def scorer(self, score):  # type: ignore[no-untyped-def]
-        def timed(recipe: Recipe) -> float:
+        def timed(recipe: Recipe, within_s: float | None = None) -> float:
             self.now += self.step
             return score(recipe)
         return timed
@@ -100,6 +101,26 @@ def test_the_first_recipe_is_measured_even_with_no_budget():
     assert result.chosen == TODAY and len(result.tried) == 1 and result.out_of_time
 
 
+def test_a_calibration_that_would_overrun_the_budget_is_stopped_at_its_end_and_not_chosen():
+    clock = Clock(step=10.0)
+    score = oracle_score({"minmax": 0.50, "percentile": 0.60, "entropy": 0.40}, {"model.2": 0.05})
+    given: list[float | None] = []
+
+    def slow_percentile(recipe: Recipe, within_s: float | None) -> float:
+        """Percentile's calibration would take 100 s: it is stopped when the time it was given is up."""
+        given.append(within_s)
+        if recipe.method == "percentile":
+            assert within_s is not None
+            clock.now += within_s
+            raise OutOfTime("stopped")
+        return clock.scorer(score)(recipe)
+
+    result = search_recipe(slow_percentile, MODULES, 0.6, goal=0.001, budget_s=25.0, clock=clock)
+    assert given == [None, 15.0]  # the first recipe is measured whole; the next gets what is left of the budget
+    assert clock.now == 25.0 and result.out_of_time  # nothing ran past the budget, nothing after it
+    assert result.chosen == TODAY and result.tried[1].stopped and len(result.tried) == 2
+
+
 def test_a_recipe_says_what_it_is_and_survives_a_round_trip():
     recipe = Recipe("entropy", 128, ("model.2", "model.9", "model.16"))
     assert recipe.describe() == "3 layers in float, entropy, 128 images"
@@ -161,10 +182,47 @@ def test_a_model_exported_again_under_the_same_name_is_calibrated_again(detector
     assert ranges.read_text() != first, "the ranges of the model exported before were reused"
 
 
+@pytest.mark.slow
+def test_a_calibration_given_too_little_time_is_stopped_and_leaves_no_file(detector, tmp_path):
+    from yoloforge.engines.accuracy import load_split
+    from yoloforge.engines.export import export_onnx
+    from yoloforge.engines.processing import preprocess
+    from yoloforge.engines.quantize import quantize
+
+    weights, data = detector
+    fp32 = export_onnx(weights, 128, 1, tmp_path)
+    pool = preprocess([s.image for s in load_split(data, "detect", "train", 8)], 128, "detect")[0]
+    before = set(tmp_path.iterdir())
+    with pytest.raises(OutOfTime):  # 50 ms: less than a Python process takes to import ONNX Runtime
+        quantize(fp32, tmp_path / "int8.onnx", pool, 1, Recipe("minmax", 8), within_s=0.05)
+    left = {p.name for p in set(tmp_path.iterdir()) - before}
+    assert left <= {fp32.stem + "-prep.onnx"}  # no model, no ranges, no calibration images: only the fp32 prep
+
+
+@pytest.mark.slow
+def test_a_calibration_in_time_makes_the_model_and_ranges_it_would_make_in_process(detector, tmp_path):
+    from yoloforge.engines.accuracy import load_split
+    from yoloforge.engines.export import export_onnx
+    from yoloforge.engines.processing import preprocess
+    from yoloforge.engines.quantize import quantize
+
+    weights, data = detector
+    fp32 = export_onnx(weights, 128, 1, tmp_path)
+    pool = preprocess([s.image for s in load_split(data, "detect", "train", 8)], 128, "detect")[0]
+    child = quantize(fp32, tmp_path / "child.onnx", pool, 1, Recipe("minmax", 8), within_s=120.0)
+    (ranges,) = tmp_path.glob("*-ranges-minmax-8-*.json")
+    from_child = json.loads(ranges.read_text())
+    ranges.unlink()
+    here = quantize(fp32, tmp_path / "here.onnx", pool, 1, Recipe("minmax", 8))
+    assert json.loads(ranges.read_text()) == from_child  # the same ranges (in another order: a set's)
+    assert child.stat().st_size == here.stat().st_size
+    assert not list(tmp_path.glob(".calibration-*")) and not list(tmp_path.glob(".*.json.*"))
+
+
 def test_the_faster_activation_format_is_kept_only_where_it_scores_within_the_goal():
     def score(drop: float):  # type: ignore[no-untyped-def]
         base = oracle_score(dict.fromkeys(METHODS, 0.6), {})
-        return lambda recipe: base(recipe) - (drop if recipe.activations == "s8" else 0.0)
+        return lambda recipe, within_s: base(recipe) - (drop if recipe.activations == "s8" else 0.0)
 
     kept = search_recipe(score(0.002), MODULES, 0.6, goal=0.003, budget_s=1e9, faster_activations="s8")
     lost = search_recipe(score(0.004), MODULES, 0.6, goal=0.003, budget_s=1e9, faster_activations="s8")
