@@ -4,7 +4,9 @@
   (PIL) of small random images, byte for byte;
 - yolo/testdata/postprocess_golden.json: engines.processing.postprocess on random raw detect and classify
   outputs (boxes in original pixels, scores, classes, top-k);
-- engine/testdata/plan_golden.json: engines.predictor.plan_batches for random per-batch call costs.
+- engine/testdata/plan_golden.json: engines.predictor.plan_batches for random per-batch call costs;
+- jpegturbo/testdata/decode_golden.json: OpenCV's decoding of the checked-in jpegturbo/testdata/frame.jpg, whole
+  and reduced 1/2, 1/4 and 1/8 in the DCT (cv2.IMREAD_REDUCED_*, the pixels Pillow's draft() gives too).
 
 Re-run after changing engines/processing.py or engines/predictor.py; tests/test_golden.py fails while the
 checked-in files differ from what this script writes, so the two sides cannot drift apart.
@@ -26,7 +28,7 @@ from yoloforge.engines.processing import center_crop, letterbox, letterbox_param
 
 INTERNAL = Path(__file__).resolve().parents[1] / "serving/gateway/internal"
 FILES = ("yolo/testdata/resize_golden.json", "yolo/testdata/postprocess_golden.json",
-         "engine/testdata/plan_golden.json")
+         "engine/testdata/plan_golden.json", "jpegturbo/testdata/decode_golden.json")
 
 
 def resize_cases() -> list[dict]:
@@ -97,9 +99,21 @@ def plan_cases() -> list[dict]:
     return cases
 
 
+def decode_cases() -> list[dict]:
+    data = np.frombuffer((INTERNAL / "jpegturbo/testdata/frame.jpg").read_bytes(), np.uint8)
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}
+    cases = []
+    for denom, flag in flags.items():
+        rgb = cv2.imdecode(data, flag)[..., ::-1]
+        cases.append({"denom": denom, "width": rgb.shape[1], "height": rgb.shape[0],
+                      "pixels": rgb.flatten().tolist()})
+    return cases
+
+
 def write(out: Path) -> list[Path]:
     written = []
-    for name, cases in zip(FILES, (resize_cases(), postprocess_cases(), plan_cases()), strict=True):
+    for name, cases in zip(FILES, (resize_cases(), postprocess_cases(), plan_cases(), decode_cases()), strict=True):
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cases, separators=(",", ":")))

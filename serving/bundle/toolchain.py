@@ -83,6 +83,10 @@ def build_server() -> Path:
     env = {"CGO_CFLAGS": "-O2 -g -Wno-deprecated-declarations", **os.environ, "CGO_ENABLED": "1"}
     proc = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), f"./cmd/{SERVER}"],
                           cwd=GATEWAY, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0 and "turbojpeg" in proc.stderr:
+        raise BundleError("compiling the server needs libjpeg-turbo's TurboJPEG library and header, which it links "
+                          "into the binary (turbojpeg.h, libturbojpeg.a): install Debian/Ubuntu's libturbojpeg0-dev "
+                          "(apt-get install libturbojpeg0-dev) and run the export again")
     if proc.returncode != 0:
         raise BundleError(f"compiling the server failed (go build in {GATEWAY}):\n{proc.stderr.strip()[-3000:]}\n"
                           "A C compiler is needed (cgo), and the Go module proxy must be reachable the first time.")

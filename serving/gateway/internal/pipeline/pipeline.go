@@ -124,7 +124,7 @@ func (p *Pipeline) Run(ctx context.Context, data []byte, opts yolo.Options) (Ans
 		p.observe(name, d)
 	}
 	t := time.Now()
-	img, _, err := yolo.Decode(data)
+	frame, _, err := yolo.DecodeFor(data, p.model.Imgsz, p.model.Task) // a large JPEG reduced in its DCT
 	if err != nil {
 		return Answer{}, &BadImageError{Err: err}
 	}
@@ -133,7 +133,7 @@ func (p *Pipeline) Run(ctx context.Context, data []byte, opts yolo.Options) (Ans
 	buf := p.tensors.Get().(*[]float32)
 	defer p.tensors.Put(buf) // Submit has returned by then: the batch no longer reads it
 	tensor := *buf
-	placement := yolo.Preprocess(img, p.model.Imgsz, p.model.Task, tensor)
+	placement := yolo.PreprocessFrame(frame, p.model.Imgsz, p.model.Task, tensor)
 	stage("preprocess", t)
 	t = time.Now()
 	outs, stats, err := b.Submit(ctx, tensor)
@@ -149,5 +149,5 @@ func (p *Pipeline) Run(ctx context.Context, data []byte, opts yolo.Options) (Ans
 		return Answer{}, fmt.Errorf("%w: %w", ErrPostprocess, err)
 	}
 	stage("postprocess", t)
-	return Answer{Result: result, Width: img.Width, Height: img.Height, TimingMS: timing}, nil
+	return Answer{Result: result, Width: frame.Width, Height: frame.Height, TimingMS: timing}, nil
 }

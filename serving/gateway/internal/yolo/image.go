@@ -12,6 +12,7 @@ import (
 	_ "image/jpeg" // registers the decoders image.Decode uses
 	_ "image/png"
 
+	"github.com/yoloforge/yoloforge/serving/gateway/internal/jpegturbo"
 	_ "golang.org/x/image/webp"
 )
 
@@ -27,23 +28,82 @@ type RGB struct {
 	Pix           []uint8
 }
 
-// Decode reads a JPEG, PNG or WEBP image into RGB. Alpha is dropped, not blended, as PIL's convert("RGB") does.
+// Frame is a decoded image: its pixels, perhaps decoded reduced (a JPEG much larger than the model's input: see
+// DecodeFor), and the size of the original, which placements and answers are in.
+type Frame struct {
+	Pixels        *RGB
+	Width, Height int
+}
+
+// Whole is an image decoded at its own size.
+func Whole(img *RGB) Frame { return Frame{Pixels: img, Width: img.Width, Height: img.Height} }
+
+// Decode reads a JPEG, PNG or WEBP image into RGB at its own size. Alpha is dropped, not blended, as PIL's
+// convert("RGB") does.
 func Decode(data []byte) (*RGB, string, error) {
+	f, format, err := decode(data, func(int, int) (int, int) { return 0, 0 })
+	return f.Pixels, format, err
+}
+
+// DecodeFor reads an image for a model of this input size and task. A JPEG is decoded by libjpeg-turbo at the
+// smallest DCT scale (1/8 .. 1/1) that still holds DecodeOversample times the pixels the model's resize keeps
+// (the letterbox's, or the classify transform's short side), so the resize that follows only shrinks.
+func DecodeFor(data []byte, imgsz int, task string) (Frame, string, error) {
+	return decode(data, func(w, h int) (int, int) { return NeededSize(w, h, imgsz, task) })
+}
+
+// DecodeOversample is how much larger than what the model's resize keeps a reduced JPEG is decoded. At 1 the
+// DCT's scaling stands in for the resize where the two sizes meet: see docs/serving.md for how far that moved
+// boxes, measured against decoding the whole frame as Ultralytics does.
+const DecodeOversample = 1
+
+// NeededSize is the size (width, height) an image of width x height is resized to for the model: the letterbox's
+// (aspect kept, long side imgsz) or the classify transform's (short side imgsz), times DecodeOversample.
+func NeededSize(width, height, imgsz int, task string) (int, int) {
+	if task == "classify" {
+		if width <= height {
+			return imgsz * DecodeOversample, int(float64(imgsz)*float64(height)/float64(width)) * DecodeOversample
+		}
+		return int(float64(imgsz)*float64(width)/float64(height)) * DecodeOversample, imgsz * DecodeOversample
+	}
+	p := LetterboxPlacement(height, width, imgsz)
+	return p.NewW * DecodeOversample, p.NewH * DecodeOversample
+}
+
+func decode(data []byte, needed func(width, height int) (int, int)) (Frame, string, error) {
+	if hdr, err := jpegturbo.ReadHeader(data); err == nil && !hdr.CMYK { // CMYK: the standard library converts it
+		if err := checkSize(hdr.Width, hdr.Height, "jpeg"); err != nil {
+			return Frame{}, "", err
+		}
+		minW, minH := needed(hdr.Width, hdr.Height)
+		pix, w, h, err := jpegturbo.Decode(data, jpegturbo.Pick(hdr.Width, hdr.Height, minW, minH), nil)
+		if err != nil {
+			return Frame{}, "", fmt.Errorf("%w: the jpeg data is damaged (%v)", ErrBadImage, err)
+		}
+		return Frame{Pixels: &RGB{Width: w, Height: h, Pix: pix}, Width: hdr.Width, Height: hdr.Height}, "jpeg", nil
+	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: not a JPEG, PNG or WEBP image (%v)", ErrBadImage, err)
+		return Frame{}, "", fmt.Errorf("%w: not a JPEG, PNG or WEBP image (%v)", ErrBadImage, err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, "", fmt.Errorf("%w: %s image has no pixels (%dx%d)", ErrBadImage, format, cfg.Width, cfg.Height)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, "", fmt.Errorf("%w: %dx%d is over the %d-pixel limit", ErrBadImage, cfg.Width, cfg.Height, MaxPixels)
+	if err := checkSize(cfg.Width, cfg.Height, format); err != nil {
+		return Frame{}, "", err
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: the %s data is damaged (%v)", ErrBadImage, format, err)
+		return Frame{}, "", fmt.Errorf("%w: the %s data is damaged (%v)", ErrBadImage, format, err)
 	}
-	return ToRGB(img), format, nil
+	return Whole(ToRGB(img)), format, nil
+}
+
+func checkSize(width, height int, format string) error {
+	if width <= 0 || height <= 0 {
+		return fmt.Errorf("%w: %s image has no pixels (%dx%d)", ErrBadImage, format, width, height)
+	}
+	if int64(width)*int64(height) > MaxPixels {
+		return fmt.Errorf("%w: %dx%d is over the %d-pixel limit", ErrBadImage, width, height, MaxPixels)
+	}
+	return nil
 }
 
 // ToRGB converts any decoded image to RGB, with fast paths for what the decoders return.

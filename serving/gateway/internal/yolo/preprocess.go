@@ -41,17 +41,20 @@ func Letterbox(img *RGB, imgsz int) (*RGB, Placement) {
 }
 
 // CenterCrop is Ultralytics' classify transform: short side to imgsz (PIL bilinear), then the centre square.
-func CenterCrop(img *RGB, imgsz int) *RGB {
-	w, h := img.Width, img.Height
+func CenterCrop(img *RGB, imgsz int) *RGB { return centerCrop(Whole(img), imgsz) }
+
+// centerCrop is CenterCrop of a frame: sizes are the original's, the resize starts from the decoded pixels.
+func centerCrop(f Frame, imgsz int) *RGB {
+	w, h := f.Width, f.Height
 	var newW, newH int
 	if w <= h {
 		newW, newH = imgsz, int(float64(imgsz)*float64(h)/float64(w))
 	} else {
 		newW, newH = int(float64(imgsz)*float64(w)/float64(h)), imgsz
 	}
-	resized := img
-	if newW != w || newH != h {
-		resized = ResizePILBilinear(img, newW, newH)
+	resized := f.Pixels
+	if newW != resized.Width || newH != resized.Height {
+		resized = ResizePILBilinear(resized, newW, newH)
 	}
 	top := int(math.RoundToEven(float64(newH-imgsz) / 2))
 	left := int(math.RoundToEven(float64(newW-imgsz) / 2))
@@ -65,20 +68,52 @@ func CenterCrop(img *RGB, imgsz int) *RGB {
 // Preprocess places one image for the model and writes it as CHW float32 in [0, 1] into dst
 // (len 3*imgsz*imgsz), returning where it was placed.
 func Preprocess(img *RGB, imgsz int, task string, dst []float32) Placement {
-	var placed *RGB
-	var p Placement
-	if task == "classify" {
-		placed = CenterCrop(img, imgsz)
-		p = Placement{Width: img.Width, Height: img.Height, GainX: 1, GainY: 1, NewW: imgsz, NewH: imgsz}
-	} else {
-		placed, p = Letterbox(img, imgsz)
-	}
+	return PreprocessFrame(Whole(img), imgsz, task, dst)
+}
+
+// PreprocessFrame is Preprocess of a frame (perhaps decoded reduced): the placement is the original's. The
+// letterbox is written straight into dst: the resized pixels and the padding, no padded image between.
+func PreprocessFrame(f Frame, imgsz int, task string, dst []float32) Placement {
 	plane := imgsz * imgsz
 	const scale = float32(1.0 / 255.0)
-	for i := 0; i < plane; i++ {
-		dst[i] = float32(placed.Pix[3*i]) * scale
-		dst[plane+i] = float32(placed.Pix[3*i+1]) * scale
-		dst[2*plane+i] = float32(placed.Pix[3*i+2]) * scale
+	if task == "classify" {
+		placed := centerCrop(f, imgsz)
+		for i := 0; i < plane; i++ {
+			dst[i] = float32(placed.Pix[3*i]) * scale
+			dst[plane+i] = float32(placed.Pix[3*i+1]) * scale
+			dst[2*plane+i] = float32(placed.Pix[3*i+2]) * scale
+		}
+		return Placement{Width: f.Width, Height: f.Height, GainX: 1, GainY: 1, NewW: imgsz, NewH: imgsz}
+	}
+	p := LetterboxPlacement(f.Height, f.Width, imgsz)
+	img := f.Pixels
+	if p.NewW != img.Width || p.NewH != img.Height {
+		img = ResizeLinear(img, p.NewW, p.NewH)
+	}
+	pad := float32(PadValue) * scale
+	r, g, b := dst[:plane], dst[plane:2*plane], dst[2*plane:3*plane]
+	for y := 0; y < imgsz; y++ {
+		row := y * imgsz
+		sy := y - p.PadY
+		if sy < 0 || sy >= p.NewH {
+			for x := row; x < row+imgsz; x++ {
+				r[x], g[x], b[x] = pad, pad, pad
+			}
+			continue
+		}
+		for x := row; x < row+p.PadX; x++ {
+			r[x], g[x], b[x] = pad, pad, pad
+		}
+		src := img.Pix[sy*p.NewW*3 : (sy+1)*p.NewW*3]
+		out := row + p.PadX
+		for i := 0; i < p.NewW; i++ {
+			r[out+i] = float32(src[3*i]) * scale
+			g[out+i] = float32(src[3*i+1]) * scale
+			b[out+i] = float32(src[3*i+2]) * scale
+		}
+		for x := row + p.PadX + p.NewW; x < row+imgsz; x++ {
+			r[x], g[x], b[x] = pad, pad, pad
+		}
 	}
 	return p
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"os"
@@ -262,5 +263,74 @@ func TestJPEGColoursEqualTheStandardLibrarysConversion(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestPreprocessWritesTheLetterboxStraightIntoTheTensor(t *testing.T) {
+	for _, c := range loadGolden(t) {
+		img := &RGB{Width: c.Width, Height: c.Height, Pix: c.Pixels}
+		for _, l := range c.Letterbox {
+			boxed, _ := Letterbox(img, l.Imgsz)
+			plane := l.Imgsz * l.Imgsz
+			got := make([]float32, 3*plane)
+			Preprocess(img, l.Imgsz, "detect", got)
+			for i := 0; i < plane; i++ {
+				for ch := 0; ch < 3; ch++ {
+					if want := float32(boxed.Pix[3*i+ch]) * float32(1.0/255.0); got[ch*plane+i] != want {
+						t.Fatalf("%dx%d at %d: channel %d pixel %d is %v, the letterbox gives %v", c.Width, c.Height,
+							l.Imgsz, ch, i, got[ch*plane+i], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func jpegOf(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.Set(x, y, color.RGBA{uint8(x * 7), uint8(y * 3), uint8(x + y), 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestALargeJPEGIsDecodedReducedAndPlacedAsTheOriginal(t *testing.T) {
+	frame, format, err := DecodeFor(jpegOf(t, 1280, 720), 320, "detect")
+	if err != nil || format != "jpeg" {
+		t.Fatal(format, err)
+	}
+	if frame.Width != 1280 || frame.Height != 720 || frame.Pixels.Width != 320 || frame.Pixels.Height != 180 {
+		t.Fatalf("frame %dx%d decoded at %dx%d, want 1280x720 at 320x180 (1/4)", frame.Width, frame.Height,
+			frame.Pixels.Width, frame.Pixels.Height)
+	}
+	p := PreprocessFrame(frame, 320, "detect", make([]float32, 3*320*320))
+	if p.Width != 1280 || p.GainX != 0.25 || p.NewW != 320 || p.NewH != 180 || p.PadY != 70 {
+		t.Fatalf("placement %+v is not the original's", p)
+	}
+}
+
+func TestAJPEGIsNeverDecodedSmallerThanTheModelsResizeKeeps(t *testing.T) {
+	for _, c := range []struct {
+		w, h, imgsz int
+		task        string
+	}{{1280, 720, 320, "detect"}, {1280, 720, 640, "detect"}, {1000, 300, 128, "detect"}, {300, 1000, 64, "classify"},
+		{64, 48, 640, "detect"}, {1280, 720, 224, "classify"}} {
+		frame, _, err := DecodeFor(jpegOf(t, c.w, c.h), c.imgsz, c.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		needW, needH := NeededSize(c.w, c.h, c.imgsz, c.task)
+		if frame.Pixels.Width < min(needW, c.w) || frame.Pixels.Height < min(needH, c.h) {
+			t.Errorf("%+v: decoded at %dx%d, the model's resize keeps %dx%d", c, frame.Pixels.Width,
+				frame.Pixels.Height, needW, needH)
+		}
+		PreprocessFrame(frame, c.imgsz, c.task, make([]float32, 3*c.imgsz*c.imgsz))
 	}
 }

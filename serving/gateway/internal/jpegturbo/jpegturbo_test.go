@@ -1,0 +1,91 @@
+package jpegturbo
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+)
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// testdata/decode_golden.json is OpenCV's decoding of testdata/frame.jpg (scripts/make_gateway_golden.py).
+func TestDecodeGivesOpenCVsPixelsWholeAndReduced(t *testing.T) {
+	var cases []struct {
+		Denom, Width, Height int
+		Pixels               []uint8
+	}
+	if err := json.Unmarshal(readFile(t, "decode_golden.json"), &cases); err != nil {
+		t.Fatal(err)
+	}
+	frame := readFile(t, "frame.jpg")
+	for _, c := range cases {
+		pix, w, h, err := Decode(frame, Scale{1, c.Denom}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w != c.Width || h != c.Height {
+			t.Fatalf("1/%d: %dx%d, OpenCV gives %dx%d", c.Denom, w, h, c.Width, c.Height)
+		}
+		for i := range pix {
+			if pix[i] != c.Pixels[i] {
+				t.Fatalf("1/%d: value %d is %d, OpenCV gives %d", c.Denom, i, pix[i], c.Pixels[i])
+			}
+		}
+	}
+}
+
+func TestPickIsTheSmallestScaleThatStillHoldsTheSize(t *testing.T) {
+	for _, c := range []struct{ w, h, minW, minH int }{
+		{1280, 720, 320, 180}, {1280, 720, 640, 360}, {1280, 720, 321, 180}, {1280, 720, 1280, 720},
+		{1280, 720, 2000, 2000}, {97, 61, 13, 9}, {640, 640, 640, 640}, {1920, 1080, 160, 90},
+	} {
+		got := Pick(c.w, c.h, c.minW, c.minH)
+		if got.Of(c.w) < min(c.minW, c.w) || got.Of(c.h) < min(c.minH, c.h) {
+			t.Errorf("%+v: %d/%d gives %dx%d, under the size needed", c, got.Num, got.Denom, got.Of(c.w), got.Of(c.h))
+		}
+		for _, s := range scales() { // brute force: no scale that holds the size is smaller
+			holds := s.Of(c.w) >= c.minW && s.Of(c.h) >= c.minH
+			if holds && s.Num*got.Denom < got.Num*s.Denom {
+				t.Errorf("%+v: %d/%d picked, %d/%d is smaller and holds it", c, got.Num, got.Denom, s.Num, s.Denom)
+			}
+		}
+	}
+}
+
+func TestTruncatedOrForeignDataIsRefused(t *testing.T) {
+	frame := readFile(t, "frame.jpg")
+	for name, data := range map[string][]byte{"truncated": frame[:len(frame)/2], "png": []byte("\x89PNG\r\n\x1a\n"),
+		"empty": nil, "header only": frame[:20]} {
+		if _, _, _, err := Decode(data, Scale{1, 1}, nil); !errors.Is(err, ErrDecode) {
+			t.Errorf("%s: %v, want ErrDecode", name, err)
+		}
+	}
+}
+
+func TestACMYKJPEGIsSaidToBeCMYKAndNotDecoded(t *testing.T) {
+	data := readFile(t, "cmyk.jpg")
+	hdr, err := ReadHeader(data)
+	if err != nil || !hdr.CMYK || hdr.Width != 20 || hdr.Height != 12 {
+		t.Fatalf("header %+v, %v", hdr, err)
+	}
+	if _, _, _, err := Decode(data, Scale{1, 1}, nil); !errors.Is(err, ErrDecode) {
+		t.Fatalf("%v, want ErrDecode", err)
+	}
+}
+
+func TestTheBufferGivenIsUsedWhenLargeEnough(t *testing.T) {
+	frame := readFile(t, "frame.jpg")
+	buf := make([]byte, 0, 1<<20)
+	pix, _, _, err := Decode(frame, Scale{1, 2}, buf)
+	if err != nil || &pix[0] != &buf[:1][0] {
+		t.Fatalf("a new buffer was allocated (%v)", err)
+	}
+}
