@@ -15,6 +15,14 @@ BUNDLE_WITHIN = 0.7  # configs slower than this share of the fastest one are not
 BUNDLE_MARGIN = 0.05  # a short delivery measurement's noise: another config must deliver this much more to win
 
 
+def server_cost_factor(served: dict[str, Any], row: dict[str, Any]) -> float | None:
+    """The bundle's server CPU time per answered request against the engine's own per image for the same
+    configuration (engines.parquet's cpu_ms_per_image: same threads, batch and copies): 1.00 is a server that costs
+    nothing beside its engine. None where either was not measured."""
+    server, engine = served.get("cpu_ms_per_request"), row.get("cpu_ms_per_image")
+    return float(server) / float(engine) if server and engine else None
+
+
 def bundle_candidates(rows: list[dict[str, Any]], selection: dict[str, Any], *,
                       cannot_run: CannotRun) -> list[dict[str, Any]]:
     """The configs worth measuring through the bundle, the engine's choice first: those the Go server runs that
@@ -44,7 +52,8 @@ def rank_by_delivery(selection: dict[str, Any], measured: list[tuple[dict[str, A
                         for row, got in measured)
     result["bundle_ranking"] = {"clients": clients, "seconds": seconds, "measured": [
         {"key": row["key"], "throughput": row["throughput"],
-         **({"rps": got["rps"], "p99_ms": got["p99_ms"], "stages_ms": got.get("stages_ms", {})}
+         **({"rps": got["rps"], "p99_ms": got["p99_ms"], "stages_ms": got.get("stages_ms", {}),
+             "cpu_ms_per_request": got.get("cpu_ms_per_request"), "cost_factor": server_cost_factor(got, row)}
             if isinstance(got, dict) else {"error": got})} for row, got in measured]}
     for row, got in measured:
         if isinstance(got, str):

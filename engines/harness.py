@@ -24,6 +24,9 @@ class Timing:
     throughput: float  # images per second
     runs: int
     throughput_noise: float = 0.0  # images per second: half-width of a ~95% interval over the timed blocks
+    # this process's CPU time (every thread: the engine's own pools, spinning ones too) per image while timed: what
+    # the engine costs a machine, beside which a server's CPU per request is its cost factor (serving/bundle)
+    cpu_ms_per_image: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -61,34 +64,43 @@ def time_batches(run: Callable[[], object], batch: int, *, warmup: int = 3, min_
     for _ in range(warmup):
         run()
     latencies: list[float] = []
+    cpu_start = time.process_time()
     start = time.perf_counter()
     while len(latencies) < max_runs and (len(latencies) < min_runs or time.perf_counter() - start < min_time_s):
         t0 = time.perf_counter()
         run()
         latencies.append(time.perf_counter() - t0)
     total = time.perf_counter() - start
+    cpu_s = time.process_time() - cpu_start
     ms = np.asarray(latencies) * 1000
     return Timing(p50_ms=float(np.percentile(ms, 50)), p90_ms=float(np.percentile(ms, 90)),
                   p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()),
                   throughput=batch * len(latencies) / total, runs=len(latencies),
-                  throughput_noise=throughput_noise(latencies, batch))
+                  throughput_noise=throughput_noise(latencies, batch),
+                  cpu_ms_per_image=1000 * cpu_s / (batch * len(latencies)))
 
 
 def time_lanes(runs: list[Callable[[], object]], batch: int, *, min_time_s: float = 2.0,
-               min_runs: int = 10) -> Timing:
+               min_runs: int = 10, warmup: int = 3) -> Timing:
     """time_batches for engine copies running side by side, one thread each: throughput (and its noise) is the
     sum of the copies', latency the slowest copy's."""
     from concurrent.futures import ThreadPoolExecutor
 
     if len(runs) == 1:
-        return time_batches(runs[0], batch, min_time_s=min_time_s, min_runs=min_runs)
+        return time_batches(runs[0], batch, warmup=warmup, min_time_s=min_time_s, min_runs=min_runs)
+    cpu_start = time.process_time()
     with ThreadPoolExecutor(len(runs)) as pool:
-        timings = list(pool.map(lambda run: time_batches(run, batch, min_time_s=min_time_s, min_runs=min_runs),
-                                runs))
+        timings = list(pool.map(lambda run: time_batches(run, batch, warmup=warmup, min_time_s=min_time_s,
+                                                         min_runs=min_runs), runs))
+    # the copies' timed windows overlap (and each has its warm-up beside another's timed calls): the process's CPU
+    # over all of them, per image of every call
+    cpu_s = time.process_time() - cpu_start
+    images = batch * sum(t.runs + warmup for t in timings)
     return Timing(p50_ms=max(t.p50_ms for t in timings), p90_ms=max(t.p90_ms for t in timings),
                   p99_ms=max(t.p99_ms for t in timings), mean_ms=float(np.mean([t.mean_ms for t in timings])),
                   throughput=sum(t.throughput for t in timings), runs=sum(t.runs for t in timings),
-                  throughput_noise=sum(t.throughput_noise for t in timings))
+                  throughput_noise=sum(t.throughput_noise for t in timings),
+                  cpu_ms_per_image=1000 * cpu_s / images)
 
 
 def throughput_noise(latencies: list[float], batch: int, blocks: int = 5) -> float:

@@ -3,10 +3,16 @@
 Images are HWC uint8 RGB numpy arrays. Detection and segmentation inputs are letterboxed (aspect kept, grey
 padding 114, centred) to a square imgsz; classification inputs are resized on the short side and centre-cropped,
 as Ultralytics' classify transforms do. Outputs are scaled back to the original pixels.
+
+An encoded image bound for a model (decode_for_model) is decoded at half its size in libjpeg's DCT where the
+model's resize halves it (jpeg_reduction: where Ultralytics' boxes hold), never whole and then halved; the pixels
+then stand for the original's size (`size` below), which placements and answers are in. The Go server decodes by
+the same rule to the same pixels (serving/gateway/internal/jpegturbo).
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import cv2
@@ -33,6 +39,50 @@ class Letterbox:
     new_h: int
 
 
+class UndecodableImage(ValueError):
+    """The bytes are not a JPEG, PNG or WebP image that decodes whole."""
+
+
+def resized_size(width: int, height: int, imgsz: int, task: str) -> tuple[int, int]:
+    """The (width, height) the model's transform resizes an image to: the letterbox's, or the classify
+    transform's short side at imgsz."""
+    if task == "classify":
+        return (imgsz, int(imgsz * height / width)) if width <= height else (int(imgsz * width / height), imgsz)
+    lb = letterbox_params(height, width, imgsz)
+    return lb.new_w, lb.new_h
+
+
+def jpeg_reduction(width: int, height: int, need_w: int, need_h: int) -> int:
+    """The DCT reduction (1 or 2) a width x height JPEG is decoded at when the model's resize keeps need_w x need_h.
+
+    2 only where that resize halves the image (the half-size decode is within a pixel of it): OpenCV's bilinear
+    halving is a 2x2 average, as libjpeg's 1/2 IDCT nearly is, so Ultralytics' boxes hold (1280x720 frames at
+    640 px: boxes moved p95 0.72 px, less than encoding the frame at JPEG quality 88 instead of 90 moves them,
+    1.96). A larger reduction does not: OpenCV's bilinear at 1/4 averages 2 of every 4 pixels where the DCT
+    averages all 4 (1280x720 at 320 px: p95 6.35 px, against 1.60 for the quality change; decoding at 1/2 and
+    then resizing, 6.11), so such an image is decoded whole."""
+    half_w, half_h = -(-width // 2), -(-height // 2)
+    return 2 if need_w <= half_w <= need_w + 1 and need_h <= half_h <= need_h + 1 else 1
+
+
+def decode_for_model(data: bytes, imgsz: int, task: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """A JPEG, PNG or WebP image → (RGB uint8 pixels, the original's (height, width)). A JPEG is decoded at the
+    reduction jpeg_reduction picks for the model's resize (Pillow's draft: libjpeg's scaled IDCT, the pixels
+    OpenCV's IMREAD_REDUCED_* give); alpha is dropped. Raises UndecodableImage for anything else, or for damaged
+    or truncated data."""
+    try:  # only the contract's formats: other openers (some need optional plugins) never see the bytes
+        with Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP"]) as im:
+            width, height = im.size
+            if im.format == "JPEG" and im.mode in ("RGB", "L", "YCbCr"):
+                d = jpeg_reduction(width, height, *resized_size(width, height, imgsz, task))
+                if d > 1:  # Pillow picks the largest reduction whose size is at least this: d
+                    im.draft("RGB", (width // d, height // d))
+            im.load()
+            return np.asarray(im.convert("RGB")), (height, width)
+    except Exception as err:  # any decoder failure is the image's fault
+        raise UndecodableImage(str(err) or type(err).__name__) from err
+
+
 def letterbox_params(height: int, width: int, imgsz: int) -> Letterbox:
     r = min(imgsz / height, imgsz / width)
     new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
@@ -40,37 +90,44 @@ def letterbox_params(height: int, width: int, imgsz: int) -> Letterbox:
     return Letterbox(height, width, new_w / width, new_h / height, round(dw - 0.1), round(dh - 0.1), new_w, new_h)
 
 
-def letterbox(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, Letterbox]:
-    h, w = image.shape[:2]
+def letterbox(image: np.ndarray, imgsz: int, size: tuple[int, int] | None = None) -> tuple[np.ndarray, Letterbox]:
+    """size: the original's (height, width) where image was decoded reduced (decode_for_model)."""
+    h, w = size or image.shape[:2]
     lb = letterbox_params(h, w, imgsz)
-    if (w, h) != (lb.new_w, lb.new_h):
+    if image.shape[1::-1] != (lb.new_w, lb.new_h):
         image = cv2.resize(image, (lb.new_w, lb.new_h), interpolation=cv2.INTER_LINEAR)
     top, left = lb.pad_y, lb.pad_x
     bottom, right = imgsz - lb.new_h - top, imgsz - lb.new_w - left
     return cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3), lb
 
 
-def center_crop(image: np.ndarray, imgsz: int) -> np.ndarray:
-    """Short side to imgsz (bilinear, as torchvision does on PIL images), then the centre square."""
-    h, w = image.shape[:2]
-    new_w, new_h = (imgsz, int(imgsz * h / w)) if w <= h else (int(imgsz * w / h), imgsz)
-    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+def center_crop(image: np.ndarray, imgsz: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Short side to imgsz (bilinear, as torchvision does on PIL images), then the centre square; size as
+    letterbox's."""
+    h, w = size or image.shape[:2]
+    new_w, new_h = resized_size(w, h, imgsz, "classify")
+    resized = image if image.shape[1::-1] == (new_w, new_h) else \
+        np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
     top, left = round((new_h - imgsz) / 2.0), round((new_w - imgsz) / 2.0)
     return resized[top: top + imgsz, left: left + imgsz]
 
 
-def preprocess(images: list[np.ndarray], imgsz: int, task: str) -> tuple[np.ndarray, list[Letterbox]]:
-    """RGB uint8 images → float32 (N, 3, imgsz, imgsz) in [0, 1], and how each was placed."""
+def preprocess(images: list[np.ndarray], imgsz: int, task: str,
+               sizes: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, list[Letterbox]]:
+    """RGB uint8 images → float32 (N, 3, imgsz, imgsz) in [0, 1], and how each was placed; sizes: each image's
+    original (height, width) where it was decoded reduced (decode_for_model)."""
     placed, boxes = [], []
-    for image in images:
+    for i, image in enumerate(images):
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         image = image[..., :3]
+        size = sizes[i] if sizes else None
         if task == "classify":
-            placed.append(center_crop(image, imgsz))
-            boxes.append(Letterbox(image.shape[0], image.shape[1], 1.0, 1.0, 0, 0, imgsz, imgsz))
+            placed.append(center_crop(image, imgsz, size))
+            h, w = size or image.shape[:2]
+            boxes.append(Letterbox(h, w, 1.0, 1.0, 0, 0, imgsz, imgsz))
         else:
-            out, lb = letterbox(image, imgsz)
+            out, lb = letterbox(image, imgsz, size)
             placed.append(out)
             boxes.append(lb)
     batch = np.ascontiguousarray(np.stack(placed).transpose(0, 3, 1, 2), dtype=np.float32)

@@ -49,6 +49,12 @@ def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
         rows.append(TargetRow("delivered by the bundle", f">= {fps:g} RPS" if fps else "-",
                               f"{delivered['rps']:.1f} RPS at {delivered['clients']} clients{share}",
                               None if not fps else delivered["rps"] >= fps))
+        if delivered.get("cost_factor"):
+            stages = delivered.get("stages_ms") or {}
+            spent = ", ".join(f"{k} {stages[k]:.1f}" for k in ("decode", "preprocess", "postprocess") if k in stages)
+            rows.append(TargetRow("server cost (CPU per request / engine's per image)", "-",
+                                  f"{delivered['cost_factor']:.2f}x ({delivered['cpu_ms_per_request']:.1f} against "
+                                  f"{delivered['engine_cpu_ms_per_image']:.1f} ms; per image {spent} ms)", None))
     return rows
 
 

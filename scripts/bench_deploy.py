@@ -15,11 +15,19 @@ new image, so each one misses the cache and runs the model.
 - lanes: the same bundle with the engine layout the engines stage chose (engine.workers x threads) against one
   copy on every core and copies of one thread each, each layout measured LAYOUT_REPEATS times, in turn
 - engine.spin: the same bundle with ONNX Runtime's idle threads spinning (as the engines stage measured them)
+- server_cost: the server process's CPU time per answered request (psutil: user + system, every thread, over the
+  loaded window, 64 clients) against the engine's own CPU time per image for the same configuration
+  (engines.parquet's cpu_ms_per_image, measured by the engines stage in this run), with 1280x720 camera JPEGs
+  (frames of ../shared/real/people-walking.mp4, synthetic frames where it is missing) and with JPEGs already at the
+  model's size; beside it the server's own per-stage milliseconds, one request at a time, and Go's image/jpeg
+  against libjpeg-turbo on the same frames (the gateway's BenchmarkDecodeFrames)
 
 Goals:
 - openvino_in_go: >= 0.9 of OpenVINO's own img/s
 - lanes: the chosen layout's median RPS >= 0.95 of the best layout's median (each measured 3 times; the spread
   of each is printed)
+- server_cost: the cost factor <= 1.10 with camera frames, at every input size
+- server_cost_model_size: the cost factor <= 1.05 with images at the model's size, at every input size
 Printed as information, not a goal: deployed against promised. The promise is the bundle's own RPS measured by
 the engines stage minutes before, so the ratio can only miss by noise or a busier machine.
 
@@ -48,6 +56,40 @@ from yoloforge.serving.loadgen import run_load, synthetic_images  # noqa: E402
 
 KEY = "bench-key"
 _SEEDS = iter(range(1000, 10**6))  # every load point sends images no earlier one sent: nothing is a cache hit
+_FRAME_VARIANTS = iter(range(10**6))  # likewise for camera frames: (frame, JPEG quality) pairs never repeat
+CAMERA = (1280, 720)
+
+
+def camera_frames(n: int) -> list[tuple[bytes, str]]:
+    """n 1280x720 camera JPEGs no earlier call gave: frames of the real video, each pass over it at another JPEG
+    quality (80-95), so that no request is a cache hit; synthetic frames where the video is missing."""
+    import cv2
+    import numpy as np
+
+    video = REAL / "people-walking.mp4"
+    out: list[tuple[bytes, str]] = []
+    variants = [next(_FRAME_VARIANTS) for _ in range(n)]
+    if not video.is_file():
+        for v in variants:
+            rng = np.random.default_rng(v)
+            frame = cv2.GaussianBlur(rng.integers(0, 255, (CAMERA[1], CAMERA[0], 3), dtype=np.uint8), (9, 9), 3)
+            out.append((cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes(), "image/jpeg"))
+        return out
+    cap = cv2.VideoCapture(str(video))
+    count = max(1, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, variants[0] % count)
+    for v in variants:
+        if v % count == 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        ok, frame = cap.read()
+        if not ok:  # past the end: from the start again
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = cap.read()
+        frame = cv2.resize(frame, CAMERA) if frame.shape[1::-1] != CAMERA else frame
+        quality = 80 + (v // count) % 16
+        out.append((cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes(), "image/jpeg"))
+    cap.release()
+    return out
 
 
 def build_run(work: Path, imgsz: int, backends: list[str]) -> Path:
@@ -110,7 +152,49 @@ def one_at_a_time(bundle: Path, env: dict[str, str], imgsz: int, log: Path, n: i
     return {"n": float(n), **{k: float(np.median(v[4:])) for k, v in stages.items()}}  # the first 4 warm up
 
 
+def server_cost(bundle: Path, env: dict[str, str], images: list[tuple[bytes, str]], log: Path, clients: int = 64,
+                alone: int = 16) -> dict[str, float]:
+    """The server's CPU time per answered request under load (the first 16 images warm it up), its RPS, and its
+    own per-stage milliseconds for `alone` further images sent one at a time (median)."""
+    import numpy as np
+    from yoloforge.serving.bundle import stage_times
+    from yoloforge.serving.bundle.delivery import server_cpu_s
+
+    from tests.services import bundle_server
+
+    loaded = images[16: len(images) - alone]
+    with bundle_server(bundle, env, log) as server:
+        asyncio.run(run_load(server.url, images[:16], concurrency=4, requests=16, duration=None, api_key=KEY))
+        before = server_cpu_s(server.process.pid)
+        r = asyncio.run(run_load(server.url, loaded, concurrency=clients, requests=len(loaded), duration=None,
+                                 api_key=KEY))
+        cpu_ms = 1000 * (server_cpu_s(server.process.pid) - before) / max(r.ok, 1)
+        stages = stage_times(server.url, KEY, images[len(images) - alone:])
+    return {"cpu_ms": cpu_ms, "rps": r.rps, "errors": float(sum(r.errors.values())),
+            **{k: float(np.median(v)) for k, v in stages.items()}}
+
+
+def decoder_speeds(frames: list[tuple[bytes, str]], work: Path, benchtime: str) -> dict[str, float]:
+    """Milliseconds per frame of Go's image/jpeg and libjpeg-turbo (whole, and for 320 and 640 px models) on these
+    frames: the gateway's BenchmarkDecodeFrames."""
+    import re
+    import subprocess
+
+    folder = work / "frames"
+    folder.mkdir(exist_ok=True)
+    for i, (body, _) in enumerate(frames):
+        (folder / f"{i:03d}.jpg").write_bytes(body)
+    proc = subprocess.run(["go", "test", "-run", "^$", "-bench", "BenchmarkDecodeFrames", "-benchtime", benchtime,
+                           "./internal/yolo"], cwd=ROOT / "serving" / "gateway", capture_output=True, text=True,
+                          env={**os.environ, "YOLOFORGE_BENCH_FRAMES": str(folder)}, timeout=600)
+    found = re.findall(r"BenchmarkDecodeFrames/(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op", proc.stdout)
+    if proc.returncode != 0 or not found:
+        print(f"  decoder benchmark did not run: {(proc.stderr or proc.stdout).strip()[-500:]}", flush=True)
+    return {name: float(ns) / 1e6 for name, ns in found}
+
+
 LAYOUT_REPEATS = 3
+STAGES = ("decode", "preprocess", "queue", "inference", "postprocess")
 
 
 def measure_layouts(bundle: Path, env: dict[str, str], imgsz: int, seconds: float, work: Path,
@@ -180,6 +264,8 @@ def main() -> int:
             env = {"YOLOFORGE_API_KEYS": KEY, "YOLOFORGE_POSTGRES_DSN": pg.url, "YOLOFORGE_REDIS_ADDR": redis.url,
                    "YOLOFORGE_LOG_LEVEL": "warn"}
             ratios, spins = [], []
+            costs: list[tuple[int, str, float, dict[str, float], float]] = []
+            decoders = decoder_speeds(camera_frames(16), work, "0.2s" if args.quick else "2s")
             for imgsz in args.imgsz:
                 print(f"@{imgsz}: engines stage (ONNX Runtime, OpenVINO) ...", flush=True)
                 run_dir = build_run(work / f"run{imgsz}", imgsz, ["onnxruntime", "openvino"])
@@ -200,6 +286,16 @@ def main() -> int:
                 print(f"  promised {promised:.1f} ({row['key']}, engine alone {row['throughput']:.1f} img/s); "
                       f"deployed {got[8][0]:.1f} RPS at 8 clients, "
                       f"{got[64][0]:.1f} at 64 (p99 {got[64][1]:.0f} ms): {ratio:.2f}", flush=True)
+                engine_cpu = float(row["cpu_ms_per_image"])
+                expected = max(32, int(args.seconds * got[64][0]))  # about `seconds` of load at the RPS just measured
+                for kind, images in (("camera", camera_frames(expected + 32)),
+                                     ("model size", synthetic_images(expected + 32, imgsz, seed=next(_SEEDS)))):
+                    cost = server_cost(bundle, env, images, work / f"cost{imgsz}-{kind[0]}.log")
+                    costs.append((imgsz, kind, cost["cpu_ms"] / engine_cpu, cost, engine_cpu))
+                    print(f"  server cost, {kind} JPEGs: {cost['cpu_ms']:.1f} ms CPU a request against the engine's "
+                          f"{engine_cpu:.1f} ms an image: {cost['cpu_ms'] / engine_cpu:.2f}x ({cost['rps']:.1f} RPS); "
+                          "one at a time (ms): " + ", ".join(f"{k} {cost[k]:.1f}" for k in STAGES if k in cost),
+                          flush=True)
                 if imgsz == args.imgsz[0]:
                     goals["lanes"] = measure_layouts(bundle, env, imgsz, args.seconds, work, promised)
                     print(f"@{imgsz}: OpenVINO only ...", flush=True)
@@ -229,6 +325,17 @@ def main() -> int:
     for imgsz, off, on in spins:
         print(f"engine.spin @{imgsz}: {on:.1f} RPS spinning against {off:.1f} not ({on / off:.2f}x)")
     print()
+    if decoders:
+        whole = decoders.get("image-jpeg-whole")
+        print(f"decoding a {CAMERA[0]}x{CAMERA[1]} camera JPEG (ms, {len(decoders)} ways, same 16 frames): "
+              + ", ".join(f"{k} {v:.2f}" + (f" ({whole / v:.1f}x image/jpeg)" if whole and k != "image-jpeg-whole"
+                                             else "") for k, v in decoders.items()))
+    print(f"{'server cost':<14} {'images':<11} {'server ms':>9} {'engine ms':>9} {'factor':>6}  "
+          + " ".join(f"{k:>11}" for k in STAGES))
+    for imgsz, kind, factor, cost, engine_cpu in costs:
+        print(f"{'@' + str(imgsz):<14} {kind:<11} {cost['cpu_ms']:>9.2f} {engine_cpu:>9.2f} {factor:>6.2f}  "
+              + " ".join(f"{cost.get(k, float('nan')):>11.2f}" for k in STAGES))
+    print()
     worst, ratios = goals["deployed_vs_promised"]
     print(f"deployed against promised (information: the promise is this bundle's RPS measured by the engines stage): "
           f"{worst:.2f} at 64 clients, worst of {', '.join(f'{r:.2f}' for r in ratios)}")
@@ -240,6 +347,12 @@ def main() -> int:
     best = max(medians, key=medians.__getitem__)
     share = medians[chosen_layout] / medians[best]
     spread = ", ".join(f"{k} {medians[k]:.1f} [{min(v):.1f}-{max(v):.1f}]" for k, v in lanes.items())
+    for name, kind, target in (("server_cost", "camera", 1.10), ("server_cost_model_size", "model size", 1.05)):
+        factors = {imgsz: factor for imgsz, k, factor, _, _ in costs if k == kind}
+        worst_factor = max(factors.values())
+        listing = ", ".join(f"@{k} {v:.2f}" for k, v in factors.items())
+        print(f"GOAL {name}: {worst_factor:.2f}x the engine's CPU per image, worst of {listing} ({kind} JPEGs) "
+              f"(target <= {target:.2f}) {'PASS' if worst_factor <= target else 'FAIL'}")
     print(f"GOAL lanes: the chosen layout {chosen_layout} delivers {share:.2f} of the best layout {best}'s median RPS "
           f"({spread}) (target >= 0.95) {'PASS' if share >= 0.95 else 'FAIL'}")
     return 0

@@ -5,6 +5,8 @@
 - yolo/testdata/postprocess_golden.json: engines.processing.postprocess on random raw detect and classify
   outputs (boxes in original pixels, scores, classes, top-k);
 - engine/testdata/plan_golden.json: engines.predictor.plan_batches for random per-batch call costs;
+- yolo/testdata/decode_size_golden.json: the size the model's transform resizes an image to
+  (engines.processing.resized_size) and the JPEG reduction decoded at for it (jpeg_reduction);
 - jpegturbo/testdata/decode_golden.json: OpenCV's decoding of the checked-in jpegturbo/testdata/frame.jpg, whole
   and reduced 1/2, 1/4 and 1/8 in the DCT (cv2.IMREAD_REDUCED_*, the pixels Pillow's draft() gives too).
 
@@ -24,11 +26,19 @@ import cv2
 import numpy as np
 from yoloforge.engines.base import ModelFacts
 from yoloforge.engines.predictor import plan_batches
-from yoloforge.engines.processing import center_crop, letterbox, letterbox_params, postprocess
+from yoloforge.engines.processing import (
+    center_crop,
+    jpeg_reduction,
+    letterbox,
+    letterbox_params,
+    postprocess,
+    resized_size,
+)
 
 INTERNAL = Path(__file__).resolve().parents[1] / "serving/gateway/internal"
 FILES = ("yolo/testdata/resize_golden.json", "yolo/testdata/postprocess_golden.json",
-         "engine/testdata/plan_golden.json", "jpegturbo/testdata/decode_golden.json")
+         "engine/testdata/plan_golden.json", "jpegturbo/testdata/decode_golden.json",
+         "yolo/testdata/decode_size_golden.json")
 
 
 def resize_cases() -> list[dict]:
@@ -111,9 +121,22 @@ def decode_cases() -> list[dict]:
     return cases
 
 
+def decode_size_cases() -> list[dict]:
+    cases = []
+    for width, height in [(1280, 720), (1920, 1080), (1279, 719), (640, 480), (4000, 3000), (97, 61), (321, 2000),
+                          (2560, 1440), (1281, 721), (300, 300)]:
+        for imgsz in (64, 160, 320, 640):
+            for task in ("detect", "classify"):
+                need_w, need_h = resized_size(width, height, imgsz, task)
+                cases.append({"width": width, "height": height, "imgsz": imgsz, "task": task, "need_w": need_w,
+                              "need_h": need_h, "denom": jpeg_reduction(width, height, need_w, need_h)})
+    return cases
+
+
 def write(out: Path) -> list[Path]:
     written = []
-    for name, cases in zip(FILES, (resize_cases(), postprocess_cases(), plan_cases(), decode_cases()), strict=True):
+    for name, cases in zip(FILES, (resize_cases(), postprocess_cases(), plan_cases(), decode_cases(),
+                                              decode_size_cases()), strict=True):
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cases, separators=(",", ":")))

@@ -5,7 +5,6 @@ an engine."""
 from __future__ import annotations
 
 import hmac
-import io
 import os
 from typing import Any
 
@@ -50,17 +49,17 @@ def query_parameters(query: Any) -> dict[str, Any] | JSONResponse:
     return values
 
 
-def decode_image(data: bytes) -> np.ndarray | None:
-    """Bytes → RGB uint8, or None when they are not a JPEG, PNG or WebP image PIL can fully decode."""
-    from PIL import Image
+def decode_image(data: bytes, imgsz: int, task: str) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """Bytes → (RGB uint8 pixels, the original's (height, width)), decoded for a model of this size and task
+    (engines.processing.decode_for_model: a large JPEG reduced in its DCT, as the Go server does); None when they
+    are not a JPEG, PNG or WebP image that decodes whole."""
+    from yoloforge.engines.processing import UndecodableImage, decode_for_model
 
     if not data:
         return None
-    try:  # only the contract's formats: other openers (some need optional plugins) never see the bytes
-        with Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP"]) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except Exception:  # any decoder failure is the client's bad image, never a 500
+    try:
+        return decode_for_model(data, imgsz, task)
+    except UndecodableImage:  # the client's bad image, never a 500
         return None
 
 

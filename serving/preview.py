@@ -183,11 +183,12 @@ class Preview:
         else:
             image_bytes = bytes(body)
         decoded = time.perf_counter()
-        image = decode_image(image_bytes)
-        if image is None:
+        decoded_image = decode_image(image_bytes, self.imgsz, self.facts.task)
+        if decoded_image is None:
             return error(400, "bad_image", "the body is not a decodable JPEG, PNG or WebP image")
+        image, size = decoded_image
         t_decode = time.perf_counter()
-        tensor, placed = preprocess([image], self.imgsz, self.facts.task)
+        tensor, placed = preprocess([image], self.imgsz, self.facts.task, [size])
         t_pre = time.perf_counter()
         if self.inflight == 1:  # alone: waiting for a batch to fill would only add the wait
             t0 = time.perf_counter()

@@ -58,6 +58,56 @@ def test_letterbox_matches_ultralytics_for_any_aspect_ratio():
         assert np.array_equal(ours, theirs), (h, w)
 
 
+def _camera_jpeg(width: int = 1280, height: int = 720) -> bytes:
+    import cv2
+
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (7, 7), 2)
+    return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+def test_a_jpeg_the_model_halves_is_decoded_at_half_to_opencvs_pixels_and_placed_as_the_original():
+    import cv2
+    from yoloforge.engines.processing import decode_for_model, preprocess
+
+    data = _camera_jpeg()
+    image, size = decode_for_model(data, 640, "detect")
+    assert size == (720, 1280) and image.shape == (360, 640, 3)  # 1/2 in the DCT: the letterbox's own size
+    assert np.array_equal(image, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_2)[..., ::-1])
+    _, (lb,) = preprocess([image], 640, "detect", [size])
+    assert (lb.width, lb.height, lb.gain_x, lb.new_w, lb.new_h) == (1280, 720, 0.5, 640, 360)
+
+
+def test_a_jpeg_the_model_shrinks_by_more_than_half_is_decoded_whole():
+    import cv2
+    from yoloforge.engines.processing import decode_for_model
+
+    data = _camera_jpeg()
+    image, size = decode_for_model(data, 320, "detect")  # 1/4 would move Ultralytics' boxes: whole, as it decodes
+    assert size == (720, 1280) and np.array_equal(image, cv2.imdecode(np.frombuffer(data, np.uint8),
+                                                                      cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def test_png_and_small_jpegs_are_decoded_whole():
+    import cv2
+    from yoloforge.engines.processing import decode_for_model
+
+    image = np.random.default_rng(4).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", image[..., ::-1])[1].tobytes()
+    assert np.array_equal(decode_for_model(png, 64, "detect")[0], image)  # PNG: never reduced
+    small, size = decode_for_model(_camera_jpeg(200, 100), 160, "detect")
+    assert small.shape == (100, 200, 3) and size == (100, 200)
+
+
+def test_a_truncated_or_foreign_image_is_undecodable():
+    from yoloforge.engines.processing import UndecodableImage, decode_for_model
+
+    data = _camera_jpeg()
+    for bad in (data[: len(data) // 2], b"GIF89a" + data[6:], b""):
+        with pytest.raises(UndecodableImage):
+            decode_for_model(bad, 320, "detect")
+
+
 def test_center_crop_matches_ultralytics_classify_transform():
     from PIL import Image
     from ultralytics.data.augment import classify_transforms
@@ -277,6 +327,24 @@ def test_timing_noise_comes_from_blocks_of_repeated_calls():
     assert throughput_noise([0.01] * 5, 1) == 0.0  # too few calls to tell
 
 
+def test_cpu_time_per_image_counts_work_not_waiting_and_every_copy():
+    import time
+
+    from yoloforge.engines.harness import time_batches, time_lanes
+
+    def spin() -> None:  # 4 ms of its thread's CPU a call, however busy the machine is
+        until = time.thread_time() + 0.004
+        while time.thread_time() < until:
+            pass
+
+    waiting = time_batches(lambda: time.sleep(0.004), 2, min_runs=10, min_time_s=0.0)
+    working = time_batches(spin, 2, min_runs=10, min_time_s=0.0)
+    lanes = time_lanes([spin, spin], 2, min_runs=10, min_time_s=0.0)
+    assert waiting.cpu_ms_per_image < 1.0  # a sleeping call costs the machine (almost) nothing
+    assert working.cpu_ms_per_image >= 2.0  # 4 ms a call of 2 images
+    assert lanes.cpu_ms_per_image >= 2.0  # both copies' CPU, over both copies' images
+
+
 def test_selection_respects_memory_and_latency_limits():
     rows = [_row("pytorch", "fp32", 10, 0.5), _row("onnxruntime", "fp32", 50, 0.5, batch=8, rss=3000),
             _row("onnxruntime", "fp32", 30, 0.5, rss=800)]
@@ -458,6 +526,7 @@ def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_ru
                       ("tensorrt", 2): "unavailable"}
     ok = [r for r in rows if r["status"] == "ok"]
     assert all(r["throughput"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 and r["peak_rss_mb"] > 0 for r in ok)
+    assert all(r["cpu_ms_per_image"] > 0 for r in ok if r["device"] == "cpu")
     assert selection["met"] and selection["baseline"]["backend"] == "pytorch"
     fastest = max(ok, key=lambda r: r["throughput"])
     assert selection["chosen"]["throughput"] + selection["chosen"]["throughput_noise"] >= \
@@ -471,6 +540,7 @@ def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_ru
 
 
 def test_the_fastest_configs_are_served_by_the_bundle_and_the_promise_is_what_it_delivers(tmp_path, make_run_dir):
+    import pyarrow.parquet as pq
     from yoloforge.engines.delivery_ranking import BUNDLE_MARGIN
     from yoloforge.engines.selection import promised
     from yoloforge.ray_app.pipeline import bench_run
@@ -483,6 +553,10 @@ def test_the_fastest_configs_are_served_by_the_bundle_and_the_promise_is_what_it
     measured = selection["bundle_ranking"]["measured"]
     assert 1 <= len(measured) <= 2 and all(m.get("rps", 0) > 0 for m in measured), measured
     delivered = {m["key"]: m["rps"] for m in measured}
+    rows = {r["key"]: r for r in pq.read_table(run_dir / "engines.parquet").to_pylist()}
+    for m in measured:  # the server's CPU per request against its engine's alone, per image
+        assert m["cpu_ms_per_request"] > 0
+        assert m["cost_factor"] == pytest.approx(m["cpu_ms_per_request"] / rows[m["key"]]["cpu_ms_per_image"])
     assert selection["chosen"]["key"] in delivered
     assert promised(selection) == (delivered[selection["chosen"]["key"]], "RPS through the bundle")
     assert max(delivered.values()) <= selection["promised_rps"] * (1 + BUNDLE_MARGIN)
@@ -491,6 +565,7 @@ def test_the_fastest_configs_are_served_by_the_bundle_and_the_promise_is_what_it
     export = json.loads((run_dir / "delivered.json").read_text())
     assert export["promised"] == selection["promised_rps"] and export["promised_as"] == "RPS through the bundle"
     assert export["config"] == selection["chosen"]["key"] and export["rps"] > 0
+    assert export["cost_factor"] == pytest.approx(export["cpu_ms_per_request"] / export["engine_cpu_ms_per_image"])
 
 
 def test_a_broken_backend_is_reported_and_the_others_go_on(tmp_path, make_run_dir):

@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 INTERNAL = ROOT / "serving/gateway/internal"
 FILES = ("yolo/testdata/resize_golden.json", "yolo/testdata/postprocess_golden.json",
-         "engine/testdata/plan_golden.json", "jpegturbo/testdata/decode_golden.json")
+         "engine/testdata/plan_golden.json", "jpegturbo/testdata/decode_golden.json",
+         "yolo/testdata/decode_size_golden.json")
 
 
 def _differences(got: object, want: object, where: str = "") -> list[str]:

@@ -61,3 +61,14 @@ def test_without_targets_the_test_split_shows_the_tasks_accuracy_metric():
 def test_no_test_split_adds_no_test_row():
     assert not [r for r in target_rows({"metrics": {"mAP50": 0.5}}, None,
                                        Selection({"chosen": CPU})) if "test" in r.name]
+
+
+def test_the_servers_cost_factor_is_shown_with_its_milliseconds_and_not_judged():
+    delivered = {"rps": 50.0, "clients": 16, "cost_factor": 1.5, "cpu_ms_per_request": 30.0,
+                 "engine_cpu_ms_per_image": 20.0, "stages_ms": {"decode": 4.0, "preprocess": 1.0, "postprocess": 0.5}}
+    row = by_name(target_rows({}, None, Selection({"chosen": CPU}), delivered))[
+        "server cost (CPU per request / engine's per image)"]
+    assert row.achieved == "1.50x (30.0 against 20.0 ms; per image decode 4.0, preprocess 1.0, postprocess 0.5 ms)"
+    assert row.met is None and row.target == "-"
+    assert "server cost (CPU per request / engine's per image)" not in by_name(
+        target_rows({}, None, Selection({"chosen": CPU}), {"rps": 50.0, "clients": 16}))

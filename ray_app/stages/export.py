@@ -9,6 +9,7 @@ from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.ports import free_port
 from yoloforge.core.rundir import RunDir
+from yoloforge.engines.delivery_ranking import server_cost_factor
 from yoloforge.engines.selection import THROUGH_BUNDLE, Selection
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.stages.base import RunState
@@ -83,9 +84,14 @@ def report_delivery(run: RunDir, delivered: dict[str, Any]) -> None:
     row = selection.served or {}
     promise, basis = selection.promise()
     ratio = delivered["rps"] / promise if promise else None
+    factor = server_cost_factor(delivered, row)
     atomic.write_json(run.delivered, {**delivered, "promised": promise, "promised_as": basis,
-                                      "config": row.get("key"), "ratio": ratio})
+                                      "config": row.get("key"), "ratio": ratio,
+                                      "engine_cpu_ms_per_image": row.get("cpu_ms_per_image"), "cost_factor": factor})
     shown = f"[green]Bundle delivered[/green] {delivered['rps']:.1f} RPS at {delivered['clients']} clients"
+    if factor is not None:
+        shown = (f"The server's CPU per request is {factor:.2f}x its engine's alone ("
+                 f"{delivered['cpu_ms_per_request']:.1f} against {row['cpu_ms_per_image']:.1f} ms an image)\n" + shown)
     if ratio is None:
         console.print(shown + ", uncached")
         return

@@ -74,12 +74,12 @@ def check_bundle(bundle_dir: Path, image: Path, port: int, *, load_s: float = 0.
     log.unlink(missing_ok=True)
     content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
     delivered = None
-    with bundle_process(bundle_dir, env, log, port) as (_, url):
+    with bundle_process(bundle_dir, env, log, port) as (proc, url):
         answer = httpx.post(f"{url}/v1/predict", content=image.read_bytes(), timeout=60,
                             headers={"Content-Type": content_type, "Authorization": f"Bearer {key}"})
         if answer.status_code == 200 and load_s > 0:
             imgsz = int(yaml.safe_load((bundle_dir / "config.yaml").read_text())["model"]["imgsz"])
-            delivered = delivery(url, key, imgsz, load_s, clients)
+            delivered = delivery(url, key, imgsz, load_s, clients, proc.pid)
     if answer.status_code != 200:
         raise BundleError(f"the bundle's server answered {answer.status_code}: {answer.text[:300]} (log: {log})")
     log.unlink(missing_ok=True)
@@ -100,18 +100,30 @@ def measure_delivery(run_dir: str | Path, served: ServedModel, image: Path, port
     return delivered
 
 
-def delivery(url: str, key: str, imgsz: int, seconds: float, clients: int) -> dict[str, Any]:
+def server_cpu_s(pid: int) -> float:
+    """The server process's CPU time so far (user + system, every thread), in seconds."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def delivery(url: str, key: str, imgsz: int, seconds: float, clients: int, pid: int) -> dict[str, Any]:
     """What a running server delivers: uncached RPS and latency at this many clients (images at the model's
-    size, bench_server's method, short), and where one image's time goes (the server's own stage timings)."""
+    size, bench_server's method, short), the server's own CPU time per answered request over that load (what
+    it costs a machine, whatever the load generator's cores), and where one image's time goes (the server's own
+    stage timings)."""
     import asyncio
 
     from yoloforge.serving.loadgen import run_load, synthetic_images
 
     images = synthetic_images(64, imgsz, seed=7)  # the cache is off: a repeated image still runs the model
+    cpu_before = server_cpu_s(pid)
     result = asyncio.run(run_load(url, images, concurrency=clients, duration=seconds, api_key=key))
+    cpu_ms = 1000 * (server_cpu_s(pid) - cpu_before) / max(result.ok, 1)
     stages = stage_times(url, key, images[:8])
     return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "clients": clients,
-            "seconds": seconds, "errors": int(sum(result.errors.values())),
+            "seconds": seconds, "errors": int(sum(result.errors.values())), "cpu_ms_per_request": cpu_ms,
             "stages_ms": {name: sum(v) / len(v) for name, v in stages.items()}}
 
 

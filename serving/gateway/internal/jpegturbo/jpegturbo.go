@@ -1,6 +1,6 @@
 // Package jpegturbo decodes JPEG through libjpeg-turbo's TurboJPEG API, linked statically (the server's binary
-// carries it; no image needs the library installed), with DCT-domain scaling: a frame far larger than the model's
-// input is decoded at 1/2, 1/4 or 1/8 of its size directly, never whole and then shrunk.
+// carries it; no image needs the library installed), with DCT-domain scaling: a frame can be decoded at 1/2, 1/4
+// or 1/8 of its size directly, never whole and then shrunk (package yolo decides when).
 //
 // At full size its pixels are the ones OpenCV's and Pillow's libjpeg-turbo give (accurate integer IDCT, fancy
 // chroma upsampling), which is what Ultralytics feeds its models.
@@ -16,7 +16,6 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"unsafe"
 )
 
@@ -30,34 +29,12 @@ type Header struct {
 	CMYK          bool // CMYK and YCCK JPEGs: TurboJPEG gives no RGB for them
 }
 
-// Scale is one of the reductions libjpeg-turbo decodes at directly (Num/Denom of each side).
+// Scale is a reduction libjpeg-turbo decodes at directly, in the DCT (Num/Denom of each side): 1/1, 1/2, 1/4 or
+// 1/8 are the ones OpenCV (IMREAD_REDUCED_*) and Pillow (draft) decode at too, to the same pixels.
 type Scale struct{ Num, Denom int }
 
 // Of is a side of dim pixels at this scale (TJSCALED: rounded up).
 func (s Scale) Of(dim int) int { return (dim*s.Num + s.Denom - 1) / s.Denom }
-
-var scales = sync.OnceValue(func() []Scale {
-	var n C.int
-	factors := C.tjGetScalingFactors(&n)
-	out := []Scale{}
-	for _, f := range unsafe.Slice(factors, int(n)) {
-		if int(f.num) <= int(f.denom) { // reductions only: enlarging is the resize's job
-			out = append(out, Scale{int(f.num), int(f.denom)})
-		}
-	}
-	return out
-})
-
-// Pick is the smallest scale at which a width x height image is at least minW x minH (1/1 when none is).
-func Pick(width, height, minW, minH int) Scale {
-	best := Scale{1, 1}
-	for _, s := range scales() {
-		if s.Of(width) >= minW && s.Of(height) >= minH && s.Num*best.Denom < best.Num*s.Denom {
-			best = s
-		}
-	}
-	return best
-}
 
 func lastError(h C.tjhandle) error {
 	return fmt.Errorf("%w: %s", ErrDecode, C.GoString(C.tjGetErrorStr2(h)))

@@ -42,24 +42,6 @@ func TestDecodeGivesOpenCVsPixelsWholeAndReduced(t *testing.T) {
 	}
 }
 
-func TestPickIsTheSmallestScaleThatStillHoldsTheSize(t *testing.T) {
-	for _, c := range []struct{ w, h, minW, minH int }{
-		{1280, 720, 320, 180}, {1280, 720, 640, 360}, {1280, 720, 321, 180}, {1280, 720, 1280, 720},
-		{1280, 720, 2000, 2000}, {97, 61, 13, 9}, {640, 640, 640, 640}, {1920, 1080, 160, 90},
-	} {
-		got := Pick(c.w, c.h, c.minW, c.minH)
-		if got.Of(c.w) < min(c.minW, c.w) || got.Of(c.h) < min(c.minH, c.h) {
-			t.Errorf("%+v: %d/%d gives %dx%d, under the size needed", c, got.Num, got.Denom, got.Of(c.w), got.Of(c.h))
-		}
-		for _, s := range scales() { // brute force: no scale that holds the size is smaller
-			holds := s.Of(c.w) >= c.minW && s.Of(c.h) >= c.minH
-			if holds && s.Num*got.Denom < got.Num*s.Denom {
-				t.Errorf("%+v: %d/%d picked, %d/%d is smaller and holds it", c, got.Num, got.Denom, s.Num, s.Denom)
-			}
-		}
-	}
-}
-
 func TestTruncatedOrForeignDataIsRefused(t *testing.T) {
 	frame := readFile(t, "frame.jpg")
 	for name, data := range map[string][]byte{"truncated": frame[:len(frame)/2], "png": []byte("\x89PNG\r\n\x1a\n"),

@@ -41,42 +41,50 @@ func Whole(img *RGB) Frame { return Frame{Pixels: img, Width: img.Width, Height:
 // Decode reads a JPEG, PNG or WEBP image into RGB at its own size. Alpha is dropped, not blended, as PIL's
 // convert("RGB") does.
 func Decode(data []byte) (*RGB, string, error) {
-	f, format, err := decode(data, func(int, int) (int, int) { return 0, 0 })
+	f, format, err := decode(data, func(int, int) int { return 1 })
 	return f.Pixels, format, err
 }
 
-// DecodeFor reads an image for a model of this input size and task. A JPEG is decoded by libjpeg-turbo at the
-// smallest DCT scale (1/8 .. 1/1) that still holds DecodeOversample times the pixels the model's resize keeps
-// (the letterbox's, or the classify transform's short side), so the resize that follows only shrinks.
+// DecodeFor reads an image for a model of this input size and task. A JPEG is decoded by libjpeg-turbo, at half
+// its size in the DCT where the model's resize halves it (JPEGReduction), else whole.
 func DecodeFor(data []byte, imgsz int, task string) (Frame, string, error) {
-	return decode(data, func(w, h int) (int, int) { return NeededSize(w, h, imgsz, task) })
+	return decode(data, func(w, h int) int { return JPEGReduction(w, h, imgsz, task) })
 }
 
-// DecodeOversample is how much larger than what the model's resize keeps a reduced JPEG is decoded. At 1 the
-// DCT's scaling stands in for the resize where the two sizes meet: see docs/serving.md for how far that moved
-// boxes, measured against decoding the whole frame as Ultralytics does.
-const DecodeOversample = 1
-
 // NeededSize is the size (width, height) an image of width x height is resized to for the model: the letterbox's
-// (aspect kept, long side imgsz) or the classify transform's (short side imgsz), times DecodeOversample.
+// (aspect kept, long side imgsz) or the classify transform's (short side imgsz).
 func NeededSize(width, height, imgsz int, task string) (int, int) {
 	if task == "classify" {
 		if width <= height {
-			return imgsz * DecodeOversample, int(float64(imgsz)*float64(height)/float64(width)) * DecodeOversample
+			return imgsz, int(float64(imgsz) * float64(height) / float64(width))
 		}
-		return int(float64(imgsz)*float64(width)/float64(height)) * DecodeOversample, imgsz * DecodeOversample
+		return int(float64(imgsz) * float64(width) / float64(height)), imgsz
 	}
 	p := LetterboxPlacement(height, width, imgsz)
-	return p.NewW * DecodeOversample, p.NewH * DecodeOversample
+	return p.NewW, p.NewH
 }
 
-func decode(data []byte, needed func(width, height int) (int, int)) (Frame, string, error) {
+// JPEGReduction is the DCT reduction (1 or 2) a width x height JPEG is decoded at for the model: 2 only where the
+// model's resize halves it (the half-size decode within a pixel of what the resize keeps). OpenCV's bilinear
+// halving is a 2x2 average, as the DCT's 1/2 nearly is, so Ultralytics' boxes hold; at 1/4 OpenCV averages 2 of
+// every 4 pixels where the DCT averages all 4, and boxes move, so such an image is decoded whole
+// (engines.processing.jpeg_reduction, the same rule, gives the figures; golden vectors keep the two equal).
+func JPEGReduction(width, height, imgsz int, task string) int {
+	needW, needH := NeededSize(width, height, imgsz, task)
+	halfW, halfH := (width+1)/2, (height+1)/2
+	if needW <= halfW && halfW <= needW+1 && needH <= halfH && halfH <= needH+1 {
+		return 2
+	}
+	return 1
+}
+
+func decode(data []byte, reduction func(width, height int) int) (Frame, string, error) {
 	if hdr, err := jpegturbo.ReadHeader(data); err == nil && !hdr.CMYK { // CMYK: the standard library converts it
 		if err := checkSize(hdr.Width, hdr.Height, "jpeg"); err != nil {
 			return Frame{}, "", err
 		}
-		minW, minH := needed(hdr.Width, hdr.Height)
-		pix, w, h, err := jpegturbo.Decode(data, jpegturbo.Pick(hdr.Width, hdr.Height, minW, minH), nil)
+		scale := jpegturbo.Scale{Num: 1, Denom: reduction(hdr.Width, hdr.Height)}
+		pix, w, h, err := jpegturbo.Decode(data, scale, nil)
 		if err != nil {
 			return Frame{}, "", fmt.Errorf("%w: the jpeg data is damaged (%v)", ErrBadImage, err)
 		}

@@ -301,36 +301,42 @@ func jpegOf(t *testing.T, w, h int) []byte {
 	return buf.Bytes()
 }
 
-func TestALargeJPEGIsDecodedReducedAndPlacedAsTheOriginal(t *testing.T) {
-	frame, format, err := DecodeFor(jpegOf(t, 1280, 720), 320, "detect")
+func TestAJPEGTheModelHalvesIsDecodedAtHalfAndPlacedAsTheOriginal(t *testing.T) {
+	frame, format, err := DecodeFor(jpegOf(t, 1280, 720), 640, "detect")
 	if err != nil || format != "jpeg" {
 		t.Fatal(format, err)
 	}
-	if frame.Width != 1280 || frame.Height != 720 || frame.Pixels.Width != 320 || frame.Pixels.Height != 180 {
-		t.Fatalf("frame %dx%d decoded at %dx%d, want 1280x720 at 320x180 (1/4)", frame.Width, frame.Height,
+	if frame.Width != 1280 || frame.Height != 720 || frame.Pixels.Width != 640 || frame.Pixels.Height != 360 {
+		t.Fatalf("frame %dx%d decoded at %dx%d, want 1280x720 at 640x360 (1/2)", frame.Width, frame.Height,
 			frame.Pixels.Width, frame.Pixels.Height)
 	}
-	p := PreprocessFrame(frame, 320, "detect", make([]float32, 3*320*320))
-	if p.Width != 1280 || p.GainX != 0.25 || p.NewW != 320 || p.NewH != 180 || p.PadY != 70 {
+	p := PreprocessFrame(frame, 640, "detect", make([]float32, 3*640*640))
+	if p.Width != 1280 || p.GainX != 0.5 || p.NewW != 640 || p.NewH != 360 || p.PadY != 140 {
 		t.Fatalf("placement %+v is not the original's", p)
+	}
+	whole, _, err := DecodeFor(jpegOf(t, 1280, 720), 320, "detect") // a quarter: decoded whole (boxes would move)
+	if err != nil || whole.Pixels.Width != 1280 {
+		t.Fatalf("decoded at %d px wide (%v), want whole", whole.Pixels.Width, err)
 	}
 }
 
-func TestAJPEGIsNeverDecodedSmallerThanTheModelsResizeKeeps(t *testing.T) {
-	for _, c := range []struct {
-		w, h, imgsz int
-		task        string
-	}{{1280, 720, 320, "detect"}, {1280, 720, 640, "detect"}, {1000, 300, 128, "detect"}, {300, 1000, 64, "classify"},
-		{64, 48, 640, "detect"}, {1280, 720, 224, "classify"}} {
-		frame, _, err := DecodeFor(jpegOf(t, c.w, c.h), c.imgsz, c.task)
-		if err != nil {
-			t.Fatal(err)
+// testdata/decode_size_golden.json is engines/processing.py's resized_size and jpeg_reduction (the Python side's
+// decode_for_model): both servers decode a JPEG at the same reduction, so to the same pixels.
+func TestTheReductionAJPEGIsDecodedAtIsThePythonSides(t *testing.T) {
+	var cases []struct {
+		Width, Height, Imgsz int
+		Task                 string
+		NeedW                int `json:"need_w"`
+		NeedH                int `json:"need_h"`
+		Denom                int
+	}
+	readTestdata(t, "decode_size_golden.json", &cases)
+	for _, c := range cases {
+		if w, h := NeededSize(c.Width, c.Height, c.Imgsz, c.Task); w != c.NeedW || h != c.NeedH {
+			t.Fatalf("%+v: needs %dx%d", c, w, h)
 		}
-		needW, needH := NeededSize(c.w, c.h, c.imgsz, c.task)
-		if frame.Pixels.Width < min(needW, c.w) || frame.Pixels.Height < min(needH, c.h) {
-			t.Errorf("%+v: decoded at %dx%d, the model's resize keeps %dx%d", c, frame.Pixels.Width,
-				frame.Pixels.Height, needW, needH)
+		if d := JPEGReduction(c.Width, c.Height, c.Imgsz, c.Task); d != c.Denom {
+			t.Fatalf("%+v: reduction %d", c, d)
 		}
-		PreprocessFrame(frame, c.imgsz, c.task, make([]float32, 3*c.imgsz*c.imgsz))
 	}
 }
