@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -43,6 +44,13 @@ func serve(args []string) error {
 	log := newLogger(cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv("YOLOFORGE_CPU_PROFILE"); path != "" { // where the server's CPU goes (go tool pprof)
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 
 	keys := auth.NewKeys(cfg.Auth.Keys)
 	answers, closeCache := openCache(cfg.Redis, log)
@@ -289,4 +297,17 @@ func device(e config.Engine) string {
 		return "cpu"
 	}
 	return fmt.Sprintf("cuda:%d", e.DeviceID)
+}
+
+// startCPUProfile writes Go's CPU profile of the whole run to path, until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("YOLOFORGE_CPU_PROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("YOLOFORGE_CPU_PROFILE: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -49,6 +49,7 @@ type Pipeline struct {
 	// engine needs
 	tensors      sync.Pool
 	batchBuffers sync.Pool
+	pixels       sync.Pool // decoded JPEG pixels (2.7 MB for a 1280x720 frame)
 }
 
 // New builds a pipeline for the model; observe may be nil.
@@ -60,6 +61,7 @@ func New(model yolo.Model, opts batcher.Options, observe Observer) *Pipeline {
 	per := 3 * model.Imgsz * model.Imgsz
 	p.tensors.New = func() any { t := make([]float32, per); return &t }
 	p.batchBuffers.New = func() any { t := make([]float32, 0); return &t }
+	p.pixels.New = func() any { return new([]byte) }
 	return p
 }
 
@@ -124,8 +126,10 @@ func (p *Pipeline) Run(ctx context.Context, data []byte, opts yolo.Options) (Ans
 		p.observe(name, d)
 	}
 	t := time.Now()
-	frame, _, err := yolo.DecodeFor(data, p.model.Imgsz, p.model.Task) // a large JPEG reduced in its DCT
+	pixels := p.pixels.Get().(*[]byte)
+	frame, _, err := yolo.DecodeFor(data, p.model.Imgsz, p.model.Task, *pixels)
 	if err != nil {
+		p.pixels.Put(pixels)
 		return Answer{}, &BadImageError{Err: err}
 	}
 	stage("decode", t)
@@ -134,6 +138,10 @@ func (p *Pipeline) Run(ctx context.Context, data []byte, opts yolo.Options) (Ans
 	defer p.tensors.Put(buf) // Submit has returned by then: the batch no longer reads it
 	tensor := *buf
 	placement := yolo.PreprocessFrame(frame, p.model.Imgsz, p.model.Task, tensor)
+	if cap(frame.Pixels.Pix) > cap(*pixels) { // a JPEG's pixels (a PNG's are the decoder's own): kept for the next
+		*pixels = frame.Pixels.Pix[:0]
+	}
+	p.pixels.Put(pixels) // the pixels are in the tensor now
 	stage("preprocess", t)
 	t = time.Now()
 	outs, stats, err := b.Submit(ctx, tensor)

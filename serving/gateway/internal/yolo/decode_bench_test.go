@@ -48,7 +48,7 @@ func BenchmarkDecodeFrames(b *testing.B) {
 	run("turbo-whole", func(data []byte) error { _, _, err := Decode(data); return err })
 	for _, imgsz := range []int{320, 640} {
 		run(fmt.Sprintf("turbo-for-%d", imgsz), func(data []byte) error {
-			_, _, err := DecodeFor(data, imgsz, "detect")
+			_, _, err := DecodeFor(data, imgsz, "detect", nil)
 			return err
 		})
 	}

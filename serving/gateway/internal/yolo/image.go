@@ -41,14 +41,15 @@ func Whole(img *RGB) Frame { return Frame{Pixels: img, Width: img.Width, Height:
 // Decode reads a JPEG, PNG or WEBP image into RGB at its own size. Alpha is dropped, not blended, as PIL's
 // convert("RGB") does.
 func Decode(data []byte) (*RGB, string, error) {
-	f, format, err := decode(data, func(int, int) int { return 1 })
+	f, format, err := decode(data, func(int, int) int { return 1 }, nil)
 	return f.Pixels, format, err
 }
 
 // DecodeFor reads an image for a model of this input size and task. A JPEG is decoded by libjpeg-turbo, at half
-// its size in the DCT where the model's resize halves it (JPEGReduction), else whole.
-func DecodeFor(data []byte, imgsz int, task string) (Frame, string, error) {
-	return decode(data, func(w, h int) int { return JPEGReduction(w, h, imgsz, task) })
+// its size in the DCT where the model's resize halves it (JPEGReduction), else whole, into buf where it is large
+// enough (a caller's pooled buffer; nil: a new one).
+func DecodeFor(data []byte, imgsz int, task string, buf []byte) (Frame, string, error) {
+	return decode(data, func(w, h int) int { return JPEGReduction(w, h, imgsz, task) }, buf)
 }
 
 // NeededSize is the size (width, height) an image of width x height is resized to for the model: the letterbox's
@@ -78,13 +79,13 @@ func JPEGReduction(width, height, imgsz int, task string) int {
 	return 1
 }
 
-func decode(data []byte, reduction func(width, height int) int) (Frame, string, error) {
+func decode(data []byte, reduction func(width, height int) int, buf []byte) (Frame, string, error) {
 	if hdr, err := jpegturbo.ReadHeader(data); err == nil && !hdr.CMYK { // CMYK: the standard library converts it
 		if err := checkSize(hdr.Width, hdr.Height, "jpeg"); err != nil {
 			return Frame{}, "", err
 		}
 		scale := jpegturbo.Scale{Num: 1, Denom: reduction(hdr.Width, hdr.Height)}
-		pix, w, h, err := jpegturbo.Decode(data, scale, nil)
+		pix, w, h, err := jpegturbo.Decode(data, scale, buf)
 		if err != nil {
 			return Frame{}, "", fmt.Errorf("%w: the jpeg data is damaged (%v)", ErrBadImage, err)
 		}

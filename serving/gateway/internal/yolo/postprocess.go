@@ -179,24 +179,31 @@ func detectionRows(out Output, nc, nm int, o Options, end2end bool) []row {
 	return out2
 }
 
-// NMS is greedy non-maximum suppression: the indices kept, best first (engines.processing.nms).
+// NMS is greedy non-maximum suppression: the indices kept, best first (engines.processing.nms). Each box, best
+// first, is compared with the boxes kept so far (at most maxKeep), and the pass ends once maxKeep are kept: a
+// barely trained model's thousands of scattered candidates cost a few hundred comparisons each at most, not one
+// pass over all of them per kept box.
 func NMS(boxes [][4]float64, scores []float64, iou float64, maxKeep int) []int {
 	order := make([]int, len(scores))
 	for i := range order {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(i, j int) bool { return scores[order[i]] > scores[order[j]] })
-	var keep []int
-	for len(order) > 0 && len(keep) < maxKeep {
-		best := order[0]
-		keep = append(keep, best)
-		rest := order[:0] // filtered in place: writes trail reads
-		for _, j := range order[1:] {
-			if IoU(boxes[best], boxes[j]) <= iou {
-				rest = append(rest, j)
+	keep := make([]int, 0, min(maxKeep, len(order)))
+	for _, j := range order {
+		if len(keep) >= maxKeep {
+			break
+		}
+		suppressed := false
+		for _, k := range keep {
+			if IoU(boxes[k], boxes[j]) > iou {
+				suppressed = true
+				break
 			}
 		}
-		order = rest
+		if !suppressed {
+			keep = append(keep, j)
+		}
 	}
 	return keep
 }

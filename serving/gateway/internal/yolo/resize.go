@@ -43,7 +43,10 @@ func linearTaps(src, dst int, clampFraction bool) []linearTap {
 }
 
 // ResizeLinear resizes an RGB image to w x h as cv2.resize(..., interpolation=cv2.INTER_LINEAR) does.
-func ResizeLinear(img *RGB, w, h int) *RGB {
+func ResizeLinear(img *RGB, w, h int) *RGB { return ResizeLinearInto(img, w, h, nil) }
+
+// ResizeLinearInto is ResizeLinear writing into dst where it is large enough (nil: a new slice).
+func ResizeLinearInto(img *RGB, w, h int, dst []uint8) *RGB {
 	xs, ys := linearTaps(img.Width, w, true), linearTaps(img.Height, h, false)
 	// horizontal pass on the source rows each output row needs; taps only move down, so two rows are cached
 	type row struct {
@@ -71,7 +74,10 @@ func ResizeLinear(img *RGB, w, h int) *RGB {
 		}
 		return slot.sum
 	}
-	out := &RGB{Width: w, Height: h, Pix: make([]uint8, w*h*3)}
+	if cap(dst) < w*h*3 {
+		dst = make([]uint8, w*h*3)
+	}
+	out := &RGB{Width: w, Height: h, Pix: dst[:w*h*3]}
 	for dy, t := range ys {
 		r0, r1 := hpass(t.index[0]), hpass(t.index[1])
 		b0, b1 := t.weight[0], t.weight[1]

@@ -8,7 +8,10 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
+	"slices"
+	"sort"
 	"testing"
 )
 
@@ -302,7 +305,7 @@ func jpegOf(t *testing.T, w, h int) []byte {
 }
 
 func TestAJPEGTheModelHalvesIsDecodedAtHalfAndPlacedAsTheOriginal(t *testing.T) {
-	frame, format, err := DecodeFor(jpegOf(t, 1280, 720), 640, "detect")
+	frame, format, err := DecodeFor(jpegOf(t, 1280, 720), 640, "detect", nil)
 	if err != nil || format != "jpeg" {
 		t.Fatal(format, err)
 	}
@@ -314,7 +317,7 @@ func TestAJPEGTheModelHalvesIsDecodedAtHalfAndPlacedAsTheOriginal(t *testing.T) 
 	if p.Width != 1280 || p.GainX != 0.5 || p.NewW != 640 || p.NewH != 360 || p.PadY != 140 {
 		t.Fatalf("placement %+v is not the original's", p)
 	}
-	whole, _, err := DecodeFor(jpegOf(t, 1280, 720), 320, "detect") // a quarter: decoded whole (boxes would move)
+	whole, _, err := DecodeFor(jpegOf(t, 1280, 720), 320, "detect", nil) // a quarter: decoded whole (boxes would move)
 	if err != nil || whole.Pixels.Width != 1280 {
 		t.Fatalf("decoded at %d px wide (%v), want whole", whole.Pixels.Width, err)
 	}
@@ -337,6 +340,71 @@ func TestTheReductionAJPEGIsDecodedAtIsThePythonSides(t *testing.T) {
 		}
 		if d := JPEGReduction(c.Width, c.Height, c.Imgsz, c.Task); d != c.Denom {
 			t.Fatalf("%+v: reduction %d", c, d)
+		}
+	}
+}
+
+// greedyNMS is the textbook form: keep the best box, drop every box it overlaps, repeat.
+func greedyNMS(boxes [][4]float64, scores []float64, iou float64, maxKeep int) []int {
+	order := make([]int, len(scores))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return scores[order[i]] > scores[order[j]] })
+	var keep []int
+	for len(order) > 0 && len(keep) < maxKeep {
+		best := order[0]
+		keep = append(keep, best)
+		var rest []int
+		for _, j := range order[1:] {
+			if IoU(boxes[best], boxes[j]) <= iou {
+				rest = append(rest, j)
+			}
+		}
+		order = rest
+	}
+	return keep
+}
+
+func TestNMSKeepsWhatTheTextbookGreedySuppressionKeeps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + rng.IntN(300)
+		boxes, scores := make([][4]float64, n), make([]float64, n)
+		for i := range boxes { // clustered, so that suppression has work to do
+			cx, cy := float64(rng.IntN(5))*40+rng.NormFloat64()*4, float64(rng.IntN(5))*40+rng.NormFloat64()*4
+			w, h := 10+rng.Float64()*30, 10+rng.Float64()*30
+			boxes[i] = [4]float64{cx - w/2, cy - h/2, cx + w/2, cy + h/2}
+			scores[i] = float64(rng.IntN(50)) / 50 // ties too
+		}
+		iou, maxKeep := 0.3+rng.Float64()*0.5, 1+rng.IntN(40)
+		got, want := NMS(boxes, scores, iou, maxKeep), greedyNMS(boxes, scores, iou, maxKeep)
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d: kept %v, greedy suppression keeps %v", trial, got, want)
+		}
+	}
+}
+
+// BenchmarkPostprocessWeakModel: a barely trained detector at 640 px, 8400 anchors and 80 classes, every anchor
+// a scattered candidate above the threshold.
+func BenchmarkPostprocessWeakModel(b *testing.B) {
+	const n, nc = 8400, 80
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := make([]float32, (4+nc)*n)
+	for a := 0; a < n; a++ {
+		data[a], data[n+a] = rng.Float32()*640, rng.Float32()*640
+		data[2*n+a], data[3*n+a] = 5+rng.Float32()*20, 5+rng.Float32()*20
+		for c := 0; c < nc; c++ {
+			data[(4+c)*n+a] = 0.26 + rng.Float32()*0.1
+		}
+	}
+	names := make([]string, nc)
+	m := Model{Task: "detect", Names: names, Imgsz: 640}
+	out := []Output{{Shape: []int64{4 + nc, n}, Data: data}}
+	p := LetterboxPlacement(640, 640, 640)
+	for b.Loop() {
+		if _, err := Postprocess(m, out, p, DefaultOptions()); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
