@@ -53,3 +53,15 @@ func BenchmarkDecodeFrames(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPreprocessCameraFrame: the letterbox of a whole 1280x720 frame for a 320 px model.
+func BenchmarkPreprocessCameraFrame(b *testing.B) {
+	img := &RGB{Width: 1280, Height: 720, Pix: make([]uint8, 1280*720*3)}
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	dst := make([]float32, 3*320*320)
+	for b.Loop() {
+		PreprocessFrame(Whole(img), 320, "detect", dst)
+	}
+}

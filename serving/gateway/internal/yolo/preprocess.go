@@ -116,10 +116,10 @@ func PreprocessFrame(f Frame, imgsz int, task string, dst []float32) Placement {
 		}
 		src := img.Pix[sy*p.NewW*3 : (sy+1)*p.NewW*3]
 		out := row + p.PadX
-		for i := 0; i < p.NewW; i++ {
-			r[out+i] = float32(src[3*i]) * scale
-			g[out+i] = float32(src[3*i+1]) * scale
-			b[out+i] = float32(src[3*i+2]) * scale
+		rr, gg, bb := r[out:out+p.NewW], g[out:out+p.NewW], b[out:out+p.NewW]
+		for i := range rr {
+			px := src[3*i : 3*i+3]
+			rr[i], gg[i], bb[i] = float32(px[0])*scale, float32(px[1])*scale, float32(px[2])*scale
 		}
 		for x := row + p.PadX + p.NewW; x < row+imgsz; x++ {
 			r[x], g[x], b[x] = pad, pad, pad

@@ -65,12 +65,15 @@ func ResizeLinearInto(img *RGB, w, h int, dst []uint8) *RGB {
 			slot = &cache[1]
 		}
 		slot.y = sy
-		src := img.Pix[sy*img.Width*3:]
-		for dx, t := range xs {
-			s0, s1 := t.index[0]*3, t.index[1]*3
-			for c := 0; c < 3; c++ {
-				slot.sum[dx*3+c] = int32(src[s0+c])*t.weight[0] + int32(src[s1+c])*t.weight[1]
-			}
+		src := img.Pix[sy*img.Width*3 : (sy+1)*img.Width*3]
+		sum := slot.sum[:len(xs)*3]
+		for dx, t := range xs { // the three channels unrolled, each source pixel's bounds checked once
+			a, b := src[t.index[0]*3:t.index[0]*3+3], src[t.index[1]*3:t.index[1]*3+3]
+			w0, w1 := t.weight[0], t.weight[1]
+			o := sum[dx*3 : dx*3+3]
+			o[0] = int32(a[0])*w0 + int32(b[0])*w1
+			o[1] = int32(a[1])*w0 + int32(b[1])*w1
+			o[2] = int32(a[2])*w0 + int32(b[2])*w1
 		}
 		return slot.sum
 	}
@@ -82,6 +85,7 @@ func ResizeLinearInto(img *RGB, w, h int, dst []uint8) *RGB {
 		r0, r1 := hpass(t.index[0]), hpass(t.index[1])
 		b0, b1 := t.weight[0], t.weight[1]
 		dst := out.Pix[dy*w*3 : (dy+1)*w*3]
+		r0, r1 = r0[:len(dst)], r1[:len(dst)]
 		for i := range dst {
 			v := (((b0 * (r0[i] >> 4)) >> 16) + ((b1 * (r1[i] >> 4)) >> 16) + 2) >> 2
 			dst[i] = clampU8(v)
