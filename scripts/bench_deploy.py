@@ -16,10 +16,12 @@ new image, so each one misses the cache and runs the model.
   copy on every core and copies of one thread each, each layout measured LAYOUT_REPEATS times, in turn
 - engine.spin: the same bundle with ONNX Runtime's idle threads spinning (as the engines stage measured them)
 - server_cost: the server process's CPU time per answered request (psutil: user + system, every thread, over the
-  loaded window, 64 clients) against the engine's own CPU time per image for the same configuration
-  (engines.parquet's cpu_ms_per_image, measured by the engines stage in this run), with 1280x720 camera JPEGs
-  (frames of ../shared/real/people-walking.mp4, synthetic frames where it is missing) and with JPEGs already at the
-  model's size; beside it the server's own per-stage milliseconds, one request at a time, and Go's image/jpeg
+  loaded window, 64 clients, batches no larger than the configuration's) against the engine's own CPU time per
+  image for the same configuration (engines.parquet's cpu_ms_per_image, measured by the engines stage in this
+  run), with 1280x720 camera JPEGs (frames of ../shared/real/people-walking.mp4, synthetic frames where it is
+  missing), with photos already at the model's size (the tomato export's, resized) and, as information, with
+  JPEGs of noise at the model's size (the slowest JPEGs to decode); beside it the server's own per-stage
+  milliseconds, one request at a time, and Go's image/jpeg
   against libjpeg-turbo on the same frames (the gateway's BenchmarkDecodeFrames)
 
 Goals:
@@ -57,7 +59,25 @@ from yoloforge.serving.loadgen import run_load, synthetic_images  # noqa: E402
 KEY = "bench-key"
 _SEEDS = iter(range(1000, 10**6))  # every load point sends images no earlier one sent: nothing is a cache hit
 _FRAME_VARIANTS = iter(range(10**6))  # likewise for camera frames: (frame, JPEG quality) pairs never repeat
+_PHOTO_VARIANTS = iter(range(10**6))  # and for photos at the model's size
 CAMERA = (1280, 720)
+
+
+def photos(n: int, imgsz: int) -> list[tuple[bytes, str]]:
+    """n photos already at the model's size (imgsz x imgsz) no earlier call gave: the real tomato export's training
+    images, each pass over them at another JPEG quality (80-95); synthetic images where it is missing."""
+    import cv2
+
+    files = sorted((REAL / "tomato" / "train" / "images").glob("*.jpg"))
+    if not files:
+        return synthetic_images(n, imgsz, seed=next(_SEEDS))
+    out = []
+    for _ in range(n):
+        v = next(_PHOTO_VARIANTS)
+        image = cv2.resize(cv2.imread(str(files[v % len(files)])), (imgsz, imgsz), interpolation=cv2.INTER_AREA)
+        quality = 80 + (v // len(files)) % 16
+        out.append((cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes(), "image/jpeg"))
+    return out
 
 
 def camera_frames(n: int) -> list[tuple[bytes, str]]:
@@ -288,9 +308,12 @@ def main() -> int:
                       f"{got[64][0]:.1f} at 64 (p99 {got[64][1]:.0f} ms): {ratio:.2f}", flush=True)
                 engine_cpu = float(row["cpu_ms_per_image"])
                 expected = max(32, int(args.seconds * got[64][0]))  # about `seconds` of load at the RPS just measured
+                # the server batches no more than the configuration the engine was timed at: the same batch
+                same_batch = {**env, "YOLOFORGE_MAX_BATCH_SIZE": str(row["batch"])}
                 for kind, images in (("camera", camera_frames(expected + 32)),
-                                     ("model size", synthetic_images(expected + 32, imgsz, seed=next(_SEEDS)))):
-                    cost = server_cost(bundle, env, images, work / f"cost{imgsz}-{kind[0]}.log")
+                                     ("model size", photos(expected + 32, imgsz)),
+                                     ("noise", synthetic_images(expected + 32, imgsz, seed=next(_SEEDS)))):
+                    cost = server_cost(bundle, same_batch, images, work / f"cost{imgsz}-{kind[0]}.log")
                     costs.append((imgsz, kind, cost["cpu_ms"] / engine_cpu, cost, engine_cpu))
                     print(f"  server cost, {kind} JPEGs: {cost['cpu_ms']:.1f} ms CPU a request against the engine's "
                           f"{engine_cpu:.1f} ms an image: {cost['cpu_ms'] / engine_cpu:.2f}x ({cost['rps']:.1f} RPS); "
