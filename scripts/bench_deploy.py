@@ -17,12 +17,13 @@ new image, so each one misses the cache and runs the model.
 - engine.spin: the same bundle with ONNX Runtime's idle threads spinning (as the engines stage measured them)
 - server_cost: the server process's CPU time per answered request (psutil: user + system, every thread, over the
   loaded window, 64 clients, batches no larger than the configuration's) against the engine's own CPU time per
-  image for the same configuration (engines.parquet's cpu_ms_per_image, measured by the engines stage in this
-  run), with 1280x720 camera JPEGs (frames of ../shared/real/people-walking.mp4, synthetic frames where it is
-  missing), with photos already at the model's size (the tomato export's, resized) and, as information, with
-  JPEGs of noise at the model's size (the slowest JPEGs to decode); beside it the server's own per-stage
-  milliseconds, one request at a time, and Go's image/jpeg
-  against libjpeg-turbo on the same frames (the gateway's BenchmarkDecodeFrames)
+  image for the same configuration, timed in this process with the server's engine settings (copies, threads,
+  ONNX Runtime's idle threads not spinning, batch) on the same images (an ONNX Runtime configuration: the chosen
+  one, else the fastest, since an OpenVINO bundle's server runs ONNX Runtime's OpenVINO build); with 1280x720
+  camera JPEGs (frames of ../shared/real/people-walking.mp4, synthetic frames where it is missing), with photos
+  already at the model's size (the tomato export's, resized) and, as information, with JPEGs of noise at the
+  model's size (the slowest JPEGs to decode); beside it the server's own per-stage milliseconds, one request at a
+  time, and Go's image/jpeg against libjpeg-turbo on the same frames (the gateway's BenchmarkDecodeFrames)
 
 Goals:
 - openvino_in_go: >= 0.9 of OpenVINO's own img/s
@@ -194,6 +195,64 @@ def server_cost(bundle: Path, env: dict[str, str], images: list[tuple[bytes, str
             **{k: float(np.median(v)) for k, v in stages.items()}}
 
 
+def engine_cpu_ms(run_dir: Path, row: dict, bundle: Path, images: list[tuple[bytes, str]], seconds: float) -> float:
+    """The engine's own CPU time per image with the bundle's engine settings (config.yaml: workers copies of
+    threads threads each; ONNX Runtime's idle threads not spinning, as the server runs them), at the
+    configuration's batch, on these images decoded and letterboxed as the servers do, the copies side by side:
+    the cost factor's baseline, measured in this run apart from the server."""
+    import itertools
+    import json
+
+    import yaml
+    from yoloforge.core.rundir import RunDir
+    from yoloforge.engines.harness import time_lanes
+    from yoloforge.engines.processing import decode_for_model, preprocess
+    from yoloforge.engines.registry import cpu_count
+    from yoloforge.serving.served import ServedModel
+
+    engine = yaml.safe_load((bundle / "config.yaml").read_text())["engine"]
+    workers = int(engine["workers"])
+    threads = int(engine["threads"]) or max(1, cpu_count() // workers)
+    selection = json.loads((run_dir / "selection.json").read_text())
+    served = ServedModel.from_row(RunDir(run_dir), selection, row)
+    batch, imgsz, task = int(row["batch"]), int(row["imgsz"]), served.facts.task
+    decoded = [decode_for_model(body, imgsz, task) for body, _ in images[: 16 * batch]]
+    tensors = [preprocess([img for img, _ in decoded[i: i + batch]], imgsz, task,
+                          [size for _, size in decoded[i: i + batch]])[0] for i in range(0, len(decoded), batch)]
+    copies = [served.load(serving=True, threads=threads) for _ in range(workers)]
+    try:
+        runs = []
+        for k, copy in enumerate(copies):
+            inputs = itertools.cycle(tensors[k:] + tensors[:k])
+            runs.append(lambda copy=copy, inputs=inputs: copy.infer(next(inputs)))
+        return time_lanes(runs, batch, min_time_s=seconds, min_runs=10).cpu_ms_per_image
+    finally:
+        for copy in copies:
+            copy.close()
+
+
+def ort_bundle(run_dir: Path, row: dict, work: Path) -> tuple[dict, Path]:
+    """The chosen row and its bundle where ONNX Runtime runs it; else the fastest ONNX Runtime row's: an
+    OpenVINO selection's Go server runs ONNX Runtime's OpenVINO build, which Python cannot time beside it."""
+    import json
+
+    import pyarrow.parquet as pq
+    from yoloforge.core.rundir import RunDir
+    from yoloforge.serving.bundle import ServerSettings, export_bundle
+    from yoloforge.serving.served import ServedModel
+
+    if row["backend"] == "onnxruntime":
+        return row, run_dir / "bundle"
+    rows = [r for r in pq.read_table(run_dir / "engines.parquet").to_pylist()
+            if r["backend"] == "onnxruntime" and r["status"] == "ok" and r["precision"] == row["precision"]]
+    best = max(rows, key=lambda r: r["throughput"])
+    selection = json.loads((run_dir / "selection.json").read_text())
+    served = ServedModel.from_row(RunDir(run_dir), selection, best)
+    out = export_bundle(run_dir, work / f"ort-{best['key']}", ServerSettings(max_batch_size=8, max_queue=256),
+                        served=served).out_dir
+    return best, out
+
+
 def decoder_speeds(frames: list[tuple[bytes, str]], work: Path, benchtime: str) -> dict[str, float]:
     """Milliseconds per frame of Go's image/jpeg and libjpeg-turbo (whole, and for 320 and 640 px models) on these
     frames: the gateway's BenchmarkDecodeFrames."""
@@ -306,14 +365,17 @@ def main() -> int:
                 print(f"  promised {promised:.1f} ({row['key']}, engine alone {row['throughput']:.1f} img/s); "
                       f"deployed {got[8][0]:.1f} RPS at 8 clients, "
                       f"{got[64][0]:.1f} at 64 (p99 {got[64][1]:.0f} ms): {ratio:.2f}", flush=True)
-                engine_cpu = float(row["cpu_ms_per_image"])
+                cost_row, cost_bundle = ort_bundle(run_dir, row, work / f"cost{imgsz}")
                 expected = max(32, int(args.seconds * got[64][0]))  # about `seconds` of load at the RPS just measured
                 # the server batches no more than the configuration the engine was timed at: the same batch
-                same_batch = {**env, "YOLOFORGE_MAX_BATCH_SIZE": str(row["batch"])}
+                same_batch = {**env, "YOLOFORGE_MAX_BATCH_SIZE": str(cost_row["batch"])}
+                print(f"  server cost of {cost_row['key']} (the engines stage's own CPU figure for it: "
+                      f"{cost_row['cpu_ms_per_image']:.1f} ms an image)", flush=True)
                 for kind, images in (("camera", camera_frames(expected + 32)),
                                      ("model size", photos(expected + 32, imgsz)),
                                      ("noise", synthetic_images(expected + 32, imgsz, seed=next(_SEEDS)))):
-                    cost = server_cost(bundle, same_batch, images, work / f"cost{imgsz}-{kind[0]}.log")
+                    engine_cpu = engine_cpu_ms(run_dir, cost_row, cost_bundle, images, args.seconds / 3)
+                    cost = server_cost(cost_bundle, same_batch, images, work / f"cost{imgsz}-{kind[0]}.log")
                     costs.append((imgsz, kind, cost["cpu_ms"] / engine_cpu, cost, engine_cpu))
                     print(f"  server cost, {kind} JPEGs: {cost['cpu_ms']:.1f} ms CPU a request against the engine's "
                           f"{engine_cpu:.1f} ms an image: {cost['cpu_ms'] / engine_cpu:.2f}x ({cost['rps']:.1f} RPS); "
