@@ -75,6 +75,8 @@ class Delivery:
     clients: int
     promised: float | None
     ratio: float | None  # rps / promised
+    # the server's CPU time per request against the engine's per image (1.00: the server costs nothing beside it)
+    cost_factor: float | None = None
 
 
 class Run:
@@ -122,7 +124,8 @@ class Run:
         if data is None:
             return None
         return Delivery(rps=float(data["rps"]), p50_ms=float(data["p50_ms"]), p99_ms=float(data["p99_ms"]),
-                        clients=int(data["clients"]), promised=data.get("promised"), ratio=data.get("ratio"))
+                        clients=int(data["clients"]), promised=data.get("promised"), ratio=data.get("ratio"),
+                        cost_factor=data.get("cost_factor"))
 
     @property
     def bundle(self) -> Path | None:
