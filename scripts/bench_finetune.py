@@ -7,6 +7,11 @@ Reads ../shared/real/tomato (a Roboflow "YOLOv8" export, read by intake as it is
 the search that repeated a configuration already trained (its effective hyperparameters: genes the trainer
 ignores at this budget left out), and the trials that ended below half of the defaults' fitness.
 
+Goals: the search's median best at least 1.10x the defaults trained the Ultralytics way (its nominal batch of
+64, warm-up and optimizer=auto, as `yolo train` with nothing changed); at least `model.tune()`'s given twice the
+search's trials; and the found configuration reproduces: `yolo train cfg=<run>/best/hyp.yaml` on the same data,
+seed and deterministic=True lands within 0.02 fitness of the trial that found it.
+
 Usage: python scripts/bench_finetune.py [--seeds 3] [--trials 4] [--epochs 3] [--imgsz 256] [--quick]
 (3 seeds take about 30 minutes on 2 CPU cores at the defaults; --quick: 1 seed, 2 trials of 1 epoch at 160 px)
 """
@@ -15,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,6 +101,21 @@ def run_tune(data: str, weights: str, work: Path, seed: int, trials: int, epochs
     return out
 
 
+def reproduce(run_dir: Path, weights: str, data: str, fitness: list[float]) -> float | None:
+    """`yolo train cfg=best/hyp.yaml` as a user would run it (deterministic, the run's seed), scored as the trials
+    are; the distance from the best trial's fitness, or None where the run wrote no best/hyp.yaml."""
+    hyp = run_dir / "best" / "hyp.yaml"
+    if not hyp.is_file():
+        return None
+    out = run_dir / "reproduced"
+    subprocess.run(["yolo", "train", f"cfg={hyp}", f"data={data}", f"model={weights}", "deterministic=True",
+                    "plots=False", "workers=0", "device=cpu", f"project={out}", "name=train", "exist_ok=True"],
+                   check=True, capture_output=True)
+    rows = list(csv.DictReader((out / "train" / "results.csv").open()))
+    best = max(score(float(r["metrics/mAP50(B)"]), float(r["metrics/mAP50-95(B)"])) for r in rows)
+    return abs(best - max(fitness, default=0.0))
+
+
 def repeats(rows: list[dict], epochs: int) -> int:
     """Trials whose effective hyperparameters (genes the trainer ignores left out) equal an earlier trial's."""
     ignored = set(inert_genes("detect", epochs, {}))
@@ -131,11 +153,13 @@ def main() -> int:
     print(f"{'seed':>4} {'defaults':>9} {'ours best':>9} {'tune best':>9} {'repeats':>7} {'< half':>6} {'wall s':>7}"
           "  ours per trial")
     table = []
+    reproduced: list[float | None] = []  # per seed: |yolo train cfg=best/hyp.yaml - the trial that found it|
     for seed in range(args.seeds):
         defaults = run_defaults(data, weights, work, seed, args.epochs, args.imgsz)
         fitness, rows, wall = run_ours(data, intake.report, weights, work, seed, args.trials, args.epochs,
                                        args.imgsz)
-        tuned = run_tune(data, weights, work, seed, args.trials, args.epochs, args.imgsz)
+        tuned = run_tune(data, weights, work, seed, 2 * args.trials, args.epochs, args.imgsz)  # twice our trials
+        reproduced.append(reproduce(work / f"ours-{seed}", weights, data, fitness))
         low = sum(f < defaults / 2 for f in fitness)
         table.append((defaults, max(fitness, default=0.0), max(tuned, default=0.0), repeats(rows, args.epochs), low))
         print(f"{seed:>4} {defaults:>9.4f} {table[-1][1]:>9.4f} {table[-1][2]:>9.4f} {table[-1][3]:>7} {low:>6} "
@@ -148,9 +172,15 @@ def main() -> int:
     print()
     print(f"GOAL repeated_configs: {total_repeats} (target 0) {'PASS' if total_repeats == 0 else 'FAIL'}")
     print(f"GOAL below_half_defaults: {total_low} (target 0) {'PASS' if total_low == 0 else 'FAIL'}")
-    print(f"GOAL beats_defaults: {ratio:.2f}x (target >= 1.05) {'PASS' if ratio >= 1.05 else 'FAIL'}")
-    print(f"GOAL beats_ultralytics_tune: {ours:.4f} vs {tuned:.4f} (target >= model.tune) "
-          f"{'PASS' if ours >= tuned else 'FAIL'}")
+    print(f"GOAL beats_defaults: {ratio:.2f}x (target >= 1.10) {'PASS' if ratio >= 1.10 else 'FAIL'}")
+    print(f"GOAL beats_ultralytics_tune: {ours:.4f} vs {tuned:.4f}, model.tune() with {2 * args.trials} trials "
+          f"(target >= model.tune) {'PASS' if ours >= tuned else 'FAIL'}")
+    if any(r is None for r in reproduced):
+        print("GOAL reproduces: not measured, the run wrote no best/hyp.yaml (target within 0.02 fitness) FAIL")
+    else:
+        worst = max(r for r in reproduced if r is not None)
+        print(f"GOAL reproduces: yolo train cfg=best/hyp.yaml lands {worst:.4f} from the trial that found it, worst "
+              f"of {len(reproduced)} seeds (target <= 0.02) {'PASS' if worst <= 0.02 else 'FAIL'}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -25,8 +25,8 @@ def quick_run(script: str, *args: str, timeout: int = 900) -> tuple[str, list[st
 
 def test_bench_ga_quick_run_prints_goal_lines():
     stdout, goals = quick_run("bench_ga.py", timeout=300)
-    assert len(goals) == 3, goals
-    assert "ZDT1" in stdout and "optuna TPE" in stdout
+    assert len(goals) == 4, goals
+    assert "ZDT1" in stdout and "optuna TPE" in stdout and "styblinski_tang_6d" in stdout
 
 
 @pytest.mark.slow
