@@ -102,6 +102,11 @@ class RunDir:
         return self.best / "metrics.json"
 
     @property
+    def best_hyp(self) -> Path:
+        """The best trial's training arguments: `yolo train cfg=best/hyp.yaml data=... model=...` trains it again."""
+        return self.best / "hyp.yaml"
+
+    @property
     def previous(self) -> Path:
         """Where a finished search is moved when a new one starts (never deleted)."""
         return self.path / "previous"

@@ -28,8 +28,10 @@ from yoloforge.ga.operators import (
     tournament_select,
 )
 from yoloforge.ga.space import SearchSpace
+from yoloforge.ga.surrogate import make_surrogate
 
 ETA_M_BOUNDS = (5.0, 100.0)
+SURROGATE_MAX_OBSERVATIONS = 200
 
 
 def latin_hypercube(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -45,7 +47,8 @@ class GeneticAlgorithm:
                  n_elite: int = 1, mutation_rate: float | None = None, eta_m: float = 20.0, eta_c: float = 15.0,
                  max_generations: int | None = None, stagnation: int | None = None,
                  time_budget_s: float | None = None, initial: Sequence[Mapping[str, Any]] = (),
-                 warm_fraction: float = 0.5, warm_sigma: float = 0.2) -> None:
+                 warm_fraction: float = 0.5, warm_sigma: float = 0.2, surrogate: str | None = None,
+                 candidates: int = 8, explore: float = 0.25) -> None:
         if pop_size < 2:
             raise ValueError("pop_size must be at least 2")
         self.space = space
@@ -62,6 +65,13 @@ class GeneticAlgorithm:
         self.initial = [dict(c) for c in initial]
         self.warm_fraction = warm_fraction
         self.warm_sigma = warm_sigma
+        # surrogate-assisted breeding (scalar mode): `candidates` children bred per place, a model of every finished
+        # trial ranks them, the best (1 - explore) share is trained and the rest are drawn at random from the others
+        self.surrogate = surrogate if n_obj == 1 else None
+        if surrogate is not None:
+            make_surrogate(surrogate)  # an unknown name fails here, not generations later
+        self.candidates = max(1, candidates)
+        self.explore = float(np.clip(explore, 0.0, 1.0))
         self.rng = np.random.default_rng(seed)
         self.generation = 0
         d = space.dim
@@ -226,14 +236,42 @@ class GeneticAlgorithm:
         return X
 
     def _breed(self) -> np.ndarray:
+        if self.surrogate is None or self.candidates == 1:
+            return self._offspring(self.pop_size)
+        pool = self._deduplicate(self.space.snap(np.vstack([self._offspring(self.pop_size)
+                                                            for _ in range(self.candidates)])))
+        pool = pool[np.unique(row_keys(pool), return_index=True)[1]]  # one of each
+        if len(pool) <= self.pop_size:
+            return pool
+        X, y = self._surrogate_observations()
+        model = make_surrogate(self.surrogate).fit(X, y)
+        order = np.argsort(-model.score(pool), kind="stable")
+        n_model = self.pop_size - round(self.pop_size * self.explore)
+        rest = order[n_model:]
+        chosen = np.concatenate([order[:n_model], self.rng.choice(rest, self.pop_size - n_model, replace=False)])
+        return pool[chosen]
+
+    def _surrogate_observations(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the model is fitted on: every trial while they are few; past SURROGATE_MAX_OBSERVATIONS, the best
+        half of that many and the most recent (a GP's cost grows with the cube of its observations)."""
+        X, y = self.archive_X, self.archive_F[:, 0]
+        if len(y) <= SURROGATE_MAX_OBSERVATIONS:
+            return X, y
+        half = SURROGATE_MAX_OBSERVATIONS // 2
+        best = np.argsort(np.where(np.isfinite(y), y, np.inf), kind="stable")[:half]
+        keep = np.union1d(best, np.arange(len(y) - half, len(y)))
+        return X[keep], y[keep]
+
+    def _offspring(self, n: int) -> np.ndarray:
+        """n children: tournament, SBX crossover, polynomial mutation."""
         key = np.arange(len(self.X))  # survival stored the population best first (front, then crowding)
-        n_pairs = math.ceil(self.pop_size / 2)
+        n_pairs = math.ceil(n / 2)
         parents = tournament_select(self.rng, key, 2 * n_pairs)
         # the elite always mate, so the best genes are carried forward in every generation
         elite = np.argsort(key)[: self.n_elite]
         parents[: len(elite) * 2 : 2] = elite
         c1, c2 = sbx_crossover(self.rng, self.X[parents[0::2]], self.X[parents[1::2]], eta=self.eta_c)
-        children = np.vstack([c1, c2])[: self.pop_size]
+        children = np.vstack([c1, c2])[:n]
         return polynomial_mutation(self.rng, children, self.mutation_rate, self.eta_m)
 
     def _deduplicate(self, X: np.ndarray, tries: int = 20) -> np.ndarray:
@@ -259,6 +297,7 @@ class GeneticAlgorithm:
             "max_generations": self.max_generations, "stagnation": self.stagnation,
             "time_budget_s": self.time_budget_s, "initial": self.initial,
             "warm_fraction": self.warm_fraction, "warm_sigma": self.warm_sigma, "has_targets": self._has_targets,
+            "surrogate": self.surrogate, "candidates": self.candidates, "explore": self.explore,
             "rng": self.rng.bit_generator.state, "generation": self.generation,
             "X": self.X.tolist(), "F": _json_floats(self.F), "cv": _json_floats(self.cv),
             "archive_X": self.archive_X.tolist(), "archive_F": _json_floats(self.archive_F),
@@ -273,7 +312,9 @@ class GeneticAlgorithm:
                  n_elite=state["n_elite"], mutation_rate=state["mutation_rate"], eta_m=state["eta_m"],
                  eta_c=state["eta_c"], max_generations=state["max_generations"], stagnation=state["stagnation"],
                  time_budget_s=state["time_budget_s"], initial=state["initial"],
-                 warm_fraction=state.get("warm_fraction", 0.5), warm_sigma=state.get("warm_sigma", 0.1))
+                 warm_fraction=state.get("warm_fraction", 0.5), warm_sigma=state.get("warm_sigma", 0.1),
+                 surrogate=state.get("surrogate"), candidates=state.get("candidates", 8),
+                 explore=state.get("explore", 0.25))
         ga._has_targets = state["has_targets"]
         ga.rng.bit_generator.state = state["rng"]
         ga.generation = state["generation"]

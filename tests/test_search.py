@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from ultralytics.cfg import get_cfg
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.pipeline import run_job
 from yoloforge.ray_app.search.tune_io import read_status
@@ -50,6 +52,12 @@ def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
     top = max(trials, key=lambda t: t["fitness"])
     assert best["trial_id"] == top["trial_id"] and best["fitness"] == top["fitness"]
     assert (run_dir / "best" / "best.pt").read_bytes() == (run_dir / top["best_pt"]).read_bytes()
+    # best/hyp.yaml trains the best trial again: its hyperparameters, no data or model (given on the command line),
+    # and Ultralytics' own configuration check takes it as `yolo train cfg=` does (its keys over the defaults)
+    hyp = yaml.safe_load((run_dir / "best" / "hyp.yaml").read_text())
+    assert hyp["lr0"] == pytest.approx(top["hp_lr0"]) and hyp["epochs"] == 3 and hyp["seed"] == 0
+    assert "data" not in hyp and "model" not in hyp and "yolo train cfg=" in (run_dir / "best" / "hyp.yaml").read_text()
+    assert get_cfg(overrides={**hyp, "data": str(shapes), "model": "yolo11n.yaml"}).lr0 == hyp["lr0"]
     assert top["outcome"].startswith("chosen") and sum(t["outcome"].startswith("chosen") for t in trials) == 1
     assert 0 <= best["mAP50"] <= 1 and best["latency_ms"] > 0 and best["params_m"] > 1 and best["gflops"] > 0
     assert len({t["latency_ms"] for t in trials}) == 1  # one architecture at one size: one latency, measured alone

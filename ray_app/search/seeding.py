@@ -10,6 +10,7 @@ from typing import Any
 from yoloforge.core.rundir import RunDir
 from yoloforge.ga.algorithm import GeneticAlgorithm
 from yoloforge.ga.space import SearchSpace
+from yoloforge.ga.surrogate import ASSISTED
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.search.hyperparameters import (
     FINE_TUNE_LR0_CEILING,
@@ -90,7 +91,8 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
                           time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,
                           initial=_initial_individuals(spec, nc, space, task,
                                                        is_short_training(iterations) and not pretrained),
-                          **({"warm_fraction": 1.0, "warm_sigma": FINE_TUNE_STEP} if pretrained else {}))
+                          **({"warm_fraction": 1.0, "warm_sigma": FINE_TUNE_STEP} if pretrained else {}),
+                          **ASSISTED)
     objectives = [("fitness", "max")] + ([("latency_ms", "min")] if n_obj == 2 else [])
     return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics))
 

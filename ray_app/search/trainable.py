@@ -34,6 +34,7 @@ METRIC_KEYS: dict[str, dict[str, str]] = {
 }
 COST_KEYS = ("params_m", "gflops", "latency_ms", "memory_mb", "train_time_s")
 CHECKPOINT_WEIGHTS = "best.pt"  # the weights' name inside a trial's Tune checkpoint
+TRAIN_ARGS = "args.yaml"  # Ultralytics' record of a training's arguments, beside the weights in the checkpoint
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,10 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         # directory, from any node), while the trial's own folder is Ray's temporary one, gone with its session
         with tempfile.TemporaryDirectory() as folder:
             shutil.copy2(result["best_pt"], Path(folder) / CHECKPOINT_WEIGHTS)
-            tune.report({**result, "best_pt": CHECKPOINT_WEIGHTS}, checkpoint=tune.Checkpoint.from_directory(folder))
+            if Path(result["train_args"]).is_file():  # what Ultralytics trained with, for best/hyp.yaml
+                shutil.copy2(result["train_args"], Path(folder) / TRAIN_ARGS)
+            tune.report({**result, "best_pt": CHECKPOINT_WEIGHTS, "train_args": TRAIN_ARGS},
+                        checkpoint=tune.Checkpoint.from_directory(folder))
 
     run_trial(config, ctx, pick_device(ray.get_gpu_ids()), trial_dir, report)
 
@@ -166,7 +170,8 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir:
     imgsz = int(hyp.pop("imgsz", ctx.imgsz))
     batch = int(hyp.pop("batch", ctx.batch))
     # no gradient accumulation: Ultralytics' default nominal batch of 64 means one optimizer step per 64 images,
-    # which leaves a short trial on a small dataset with a handful of steps and nothing learnt
+    # which leaves a short trial on a small dataset with a handful of steps and nothing learnt. It is recorded
+    # with the rest of the training's arguments (best/hyp.yaml), so `yolo train cfg=` trains the same way.
     hyp.setdefault("nbs", batch)
 
     def report_epoch(trainer: Any) -> None:
@@ -185,7 +190,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir:
     model.add_callback("on_fit_epoch_end", report_epoch)
     model.train(data=ctx.data, epochs=ctx.epochs, imgsz=imgsz, batch=batch, device=device, workers=0,
                 plots=False, amp=device != "cpu", project=str(trial_dir), name="train", exist_ok=True,
-                verbose=False, seed=ctx.seed, deterministic=False, val=True, **hyp)
+                verbose=False, seed=ctx.seed, val=True, **hyp)
     train_time = time.time() - start
     trainer = model.trainer
     metrics = named_metrics(ctx.task, trainer.metrics)
@@ -202,6 +207,6 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir:
     if not all(math.isfinite(v) for v in metrics.values()):
         raise RuntimeError(f"validation produced no metrics ({metrics}); the training diverged")
     final = {**metrics, **costs, "fitness": trial_fitness(metrics, ctx, costs), "imgsz": imgsz, "device": device,
-             "best_pt": str(best), "final": True}
+             "best_pt": str(best), "train_args": str(Path(trainer.save_dir) / TRAIN_ARGS), "final": True}
     report(final)
     return final
