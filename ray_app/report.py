@@ -14,6 +14,7 @@ from yoloforge.core.rundir import RunDir, read_json, read_parquet
 from yoloforge.engines.selection import Selection, verdicts
 from yoloforge.ray_app.outcome import engine_verdict, target_rows
 from yoloforge.ray_app.report_style import STYLE, svg, table
+from yoloforge.ray_app.search.hyp_file import reproduce_command
 from yoloforge.serving.bundle import server_cannot_run
 
 
@@ -109,6 +110,14 @@ def _search_section(trials: list[dict[str, Any]], pareto: list[dict[str, Any]], 
     if metrics:
         parts.insert(0, "<p>Target: " + ", ".join(f"{html.escape(k)} ≥ {v}" for k, v in metrics.items()) + "</p>")
     return "".join(parts)
+
+
+def _reproduce(run: RunDir) -> str:
+    command = reproduce_command(run.best_hyp)
+    if command is None:
+        return ""
+    return (f"<p>The best trial's training arguments are in <code>best/hyp.yaml</code>; it trains again, the same "
+            f"way, with Ultralytics alone: <code>{html.escape(command)}</code></p>")
 
 
 def _engines_section(rows: list[dict[str, Any]], selection: dict[str, Any] | None) -> str:
@@ -250,7 +259,7 @@ def write_report(run_dir: Path) -> Path:
 written {now}</p>
 <h2>Summary</h2>{summary}
 <h2>Dataset</h2>{_dataset_section(read_json(run.dataset_report))}
-<h2>Hyperparameter search</h2>{_search_section(trials, pareto, best, spec_targets)}
+<h2>Hyperparameter search</h2>{_search_section(trials, pareto, best, spec_targets)}{_reproduce(run)}
 <h2>Inference engines</h2>{_engines_section(engines, selection)}
 <h2>The detector at work</h2>{_gallery_section(run)}
 <h2>Accuracy per class (best trial)</h2>{_accuracy_section(read_json(run.accuracy))}

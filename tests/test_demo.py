@@ -63,6 +63,7 @@ def test_demo_runs_every_stage_and_ends_with_a_bundle_that_answers(tmp_path):
     assert delivered["rps"] > 0 and delivered["errors"] == 0 and delivered["promised"] > 0
     assert delivered["ratio"] == pytest.approx(delivered["rps"] / delivered["promised"])
     assert delivered["cost_factor"] > 0 and "server cost" in (run_dir / "report.html").read_text()
+    assert "yolo train cfg=" in (run_dir / "report.html").read_text()  # how to train the best trial again
     assert yoloforge.open_run(run_dir).delivery.cost_factor == delivered["cost_factor"]  # the Python API says it too
     assert "Bundle delivered" in output and "delivered by the bundle" in output
     assert "target vs achieved" in output and "throughput" in output  # the summary at the end

@@ -12,6 +12,7 @@ import yaml
 from ultralytics.cfg import get_cfg
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.pipeline import run_job
+from yoloforge.ray_app.search.hyp_file import reproduce_command, reproducible_hyp
 from yoloforge.ray_app.search.tune_io import read_status
 from yoloforge.ray_app.spec import parse_job
 from yoloforge.ray_app.stages.base import SearchChoices
@@ -67,6 +68,18 @@ def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
     assert json.loads((run_dir / "search" / "ga_state.json").read_text())["generation"] == 2
     progress = next((run_dir / "search" / "tune").glob("train_trial_*/progress.csv")).read_text().splitlines()
     assert len(progress) - 1 >= 3  # one row per epoch reached Tune, then the final one
+
+
+def test_best_hyp_leaves_out_what_the_user_decides_and_names_the_command_that_trains_it_again(tmp_path):
+    path = tmp_path / "best" / "hyp.yaml"
+    path.parent.mkdir()
+    args = {"task": "detect", "data": "/d/data.yaml", "model": "yolo11n.yaml", "device": "cpu", "project": "/tmp/x",
+            "epochs": 3, "lr0": 0.004, "nbs": 16, "seed": 0, "deterministic": True}
+    path.write_text(reproducible_hyp(args, path))
+    hyp = yaml.safe_load(path.read_text())
+    assert hyp == {"task": "detect", "epochs": 3, "lr0": 0.004, "nbs": 16, "seed": 0, "deterministic": True}
+    assert reproduce_command(path) == f"yolo train cfg={path} data=/d/data.yaml model=yolo11n.yaml"
+    assert reproduce_command(tmp_path / "missing.yaml") is None
 
 
 @pytest.mark.slow

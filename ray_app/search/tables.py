@@ -17,6 +17,7 @@ from yoloforge.core.rundir import RunDir
 from yoloforge.ga.operators import non_dominated_sort
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.outcome import meets_targets
+from yoloforge.ray_app.search.hyp_file import reproducible_hyp
 from yoloforge.ray_app.search.trainable import METRIC_KEYS, TRAIN_ARGS
 from yoloforge.ray_app.search.tune_io import collect_trials, load_searcher, read_status
 from yoloforge.ray_app.spec import JobSpec
@@ -106,20 +107,6 @@ def write_best(run_dir: Path, best: dict[str, Any]) -> Path:
     if args.is_file():
         atomic.write_text(run.best_hyp, reproducible_hyp(yaml.safe_load(args.read_text()), run.best_hyp))
     return run.best_weights
-
-
-# what a user's own `yolo train` decides (their data, model, device and folders), not the configuration found
-NOT_IN_HYP = ("data", "model", "project", "name", "save_dir", "exist_ok", "resume", "device", "workers", "plots",
-              "verbose", "amp", "pretrained")
-
-
-def reproducible_hyp(train_args: dict[str, Any], path: Path) -> str:
-    """A trial's training arguments (Ultralytics' args.yaml) as a cfg for `yolo train`, with the command that
-    trains it again on the same data and model."""
-    hyp = {k: v for k, v in train_args.items() if k not in NOT_IN_HYP}
-    return (f"# the search's best trial: train it again with\n"
-            f"#   yolo train cfg={path} data={train_args.get('data')} model={train_args.get('model')}\n"
-            + yaml.safe_dump(hyp, sort_keys=False))
 
 
 def _suggestions(spec: JobSpec, outcome: SearchOutcome, model: str) -> list[str]:

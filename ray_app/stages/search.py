@@ -13,6 +13,7 @@ from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.outcome import meets_targets
 from yoloforge.ray_app.ray_session import ray_session
+from yoloforge.ray_app.search.hyp_file import reproduce_command
 from yoloforge.ray_app.search.seeding import build_searcher, dataset_classes, dataset_train_images, trial_context
 from yoloforge.ray_app.search.tables import SearchOutcome, summarize
 from yoloforge.ray_app.search.tune_io import (
@@ -182,6 +183,9 @@ class SearchStage:
                       f"{state.outcome.stop_reason}). Best weights: {run.best_weights} "
                       f"(fitness {best.get('fitness', float('nan')):.4f})")
         console.print(f"Run directory: {run}  (trials.parquet, pareto.parquet, best/, search/)")
+        command = reproduce_command(run.best_hyp)
+        if command:
+            console.print(f"Train the best configuration again, outside yoloforge: {command}", markup=False)
         state.stopped = state.outcome.best is None
         return read_status(run.path).get("state") == "done"
 
