@@ -251,13 +251,16 @@ def postprocess(outputs: list[np.ndarray], boxes: list[Letterbox], facts: ModelF
 
 
 def mask_polygons(masks: np.ndarray) -> list[list[list[float]]]:
-    """Each mask's largest outer contour as [[x, y], ...] in image pixels (what the HTTP answer carries)."""
+    """Each mask's outer contour enclosing the largest area (on a tie, the region met first in raster order, as
+    the Go server picks) as [[x, y], ...] in image pixels (what the HTTP answer carries)."""
     polygons = []
     for mask in masks:
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         if not contours:
             polygons.append([])
             continue
-        largest = max(contours, key=len).reshape(-1, 2)
+        width = mask.shape[1]  # a contour starts at its region's first pixel in raster order
+        largest = max(contours, key=lambda c: (cv2.contourArea(c), -(c[0, 0, 1] * width + c[0, 0, 0])))
+        largest = largest.reshape(-1, 2)
         polygons.append([[float(x), float(y)] for x, y in largest])
     return polygons

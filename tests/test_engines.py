@@ -19,7 +19,7 @@ from yoloforge.engines.accuracy import evaluate, load_split
 from yoloforge.engines.base import EngineConfig, ModelFacts
 from yoloforge.engines.export import model_file
 from yoloforge.engines.predictor import Predictor
-from yoloforge.engines.processing import center_crop, letterbox, nms, preprocess
+from yoloforge.engines.processing import center_crop, letterbox, mask_polygons, nms, preprocess
 from yoloforge.engines.registry import load_engine
 from yoloforge.engines.selection import EngineTargets, select
 from yoloforge.serving.bundle import server_cannot_run
@@ -64,6 +64,15 @@ def _camera_jpeg(width: int = 1280, height: int = 720) -> bytes:
     rng = np.random.default_rng(3)
     frame = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (7, 7), 2)
     return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+def test_a_masks_polygon_outlines_its_largest_region_not_its_raggedest():
+    # a weak model's mask: a ragged fragment (13 border points, area 12.5) above its main region (4 points, 121)
+    mask = np.zeros((24, 24), bool)
+    for i in range(10):
+        mask[1, 2 + i] = mask[2 + i % 2, 2 + i] = True
+    mask[10:22, 6:18] = True
+    assert mask_polygons(mask[None]) == [[[6.0, 10.0], [6.0, 21.0], [17.0, 21.0], [17.0, 10.0]]]
 
 
 def test_a_jpeg_the_model_halves_is_decoded_at_half_to_opencvs_pixels_and_placed_as_the_original():

@@ -1,5 +1,7 @@
 package yolo
 
+import "math"
+
 // Moore-neighbour directions, clockwise in image coordinates (y down), starting west.
 var ring = [8][2]int{{-1, 0}, {-1, -1}, {0, -1}, {1, -1}, {1, 0}, {1, 1}, {0, 1}, {-1, 1}}
 
@@ -13,10 +15,13 @@ func ringIndex(dx, dy int) int {
 }
 
 // Polygon is a mask's outline as the answer carries it: the outer border, with straight runs reduced to their
-// ends (cv2.CHAIN_APPROX_SIMPLE), of the 8-connected region whose border has the most points.
+// ends (cv2.CHAIN_APPROX_SIMPLE), of the 8-connected region whose border encloses the largest area (the area
+// cv2.contourArea gives; on a tie, the region met first in raster order). Not the border with the most points:
+// a small ragged fragment of a weak model's mask can have more points than its main region.
 func Polygon(mask []bool, w, h int) [][2]float64 {
 	label := make([]int32, len(mask))
 	var best [][2]float64
+	bestArea := -1.0
 	next := int32(0)
 	queue := make([]int, 0, 64)
 	for start, on := range mask {
@@ -41,11 +46,22 @@ func Polygon(mask []bool, w, h int) [][2]float64 {
 				}
 			}
 		}
-		if border := traceBorder(mask, w, h, start%w, start/w); len(border) > len(best) {
-			best = border
+		border := traceBorder(mask, w, h, start%w, start/w)
+		if area := enclosedArea(border); area > bestArea {
+			best, bestArea = border, area
 		}
 	}
 	return best
+}
+
+// enclosedArea is the shoelace area of a closed polygon (points dropped from straight runs change nothing).
+func enclosedArea(p [][2]float64) float64 {
+	sum := 0.0
+	for i := range p {
+		j := (i + 1) % len(p)
+		sum += p[i][0]*p[j][1] - p[j][0]*p[i][1]
+	}
+	return math.Abs(sum) / 2
 }
 
 // traceBorder follows the outer border clockwise from a region's first pixel in raster order (Moore tracing

@@ -208,6 +208,25 @@ func TestPolygonOfARectangleIsItsFourCorners(t *testing.T) {
 	}
 }
 
+func TestPolygonIsTheLargestRegionNotTheRaggedestOne(t *testing.T) {
+	// a ragged fragment (a staircase: many border points, little area) above a plain square (4 points, more area)
+	w, h := 24, 24
+	mask := make([]bool, w*h)
+	for i := 0; i < 10; i++ {
+		mask[1*w+2+i] = true
+		mask[(2+i%2)*w+2+i] = true
+	}
+	for y := 10; y < 22; y++ {
+		for x := 6; x < 18; x++ {
+			mask[y*w+x] = true
+		}
+	}
+	got := Polygon(mask, w, h)
+	if len(got) != 4 || enclosedArea(got) != 121 {
+		t.Fatalf("polygon = %v (area %v), want the square's 4 corners", got, enclosedArea(got))
+	}
+}
+
 func TestDecodeReadsPNGAndRefusesGarbage(t *testing.T) {
 	img := image.NewNRGBA(image.Rect(0, 0, 3, 2))
 	img.Set(1, 1, color.NRGBA{10, 20, 30, 255})
