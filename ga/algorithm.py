@@ -28,7 +28,7 @@ from yoloforge.ga.operators import (
     tournament_select,
 )
 from yoloforge.ga.space import SearchSpace
-from yoloforge.ga.surrogate import make_surrogate
+from yoloforge.ga.surrogate import CANDIDATES, EXPLORE, make_surrogate
 
 ETA_M_BOUNDS = (5.0, 100.0)
 SURROGATE_MAX_OBSERVATIONS = 200
@@ -48,7 +48,7 @@ class GeneticAlgorithm:
                  max_generations: int | None = None, stagnation: int | None = None,
                  time_budget_s: float | None = None, initial: Sequence[Mapping[str, Any]] = (),
                  warm_fraction: float = 0.5, warm_sigma: float = 0.2, surrogate: str | None = None,
-                 candidates: int = 8, explore: float = 0.25) -> None:
+                 candidates: int = CANDIDATES, explore: float = EXPLORE) -> None:
         if pop_size < 2:
             raise ValueError("pop_size must be at least 2")
         self.space = space
@@ -313,8 +313,8 @@ class GeneticAlgorithm:
                  eta_c=state["eta_c"], max_generations=state["max_generations"], stagnation=state["stagnation"],
                  time_budget_s=state["time_budget_s"], initial=state["initial"],
                  warm_fraction=state.get("warm_fraction", 0.5), warm_sigma=state.get("warm_sigma", 0.1),
-                 surrogate=state.get("surrogate"), candidates=state.get("candidates", 8),
-                 explore=state.get("explore", 0.25))
+                 surrogate=state.get("surrogate"), candidates=state.get("candidates", CANDIDATES),
+                 explore=state.get("explore", EXPLORE))
         ga._has_targets = state["has_targets"]
         ga.rng.bit_generator.state = state["rng"]
         ga.generation = state["generation"]

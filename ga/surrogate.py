@@ -111,9 +111,10 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 
 SURROGATES = {"gp": GaussianProcess, "tpe": DensityRatio}
-# what the search runs with (scripts/bench_ga.py measured it against the plain GA, TPE's density ratio as the model,
-# and other pool sizes and exploration shares: docs/search.md)
-ASSISTED = {"surrogate": "gp", "candidates": 32, "explore": 0.125}
+# children bred a place and the share trained whatever the model says, measured by scripts/bench_ga.py against
+# other pool sizes and shares, and the GP against the plain GA and TPE's density ratio (docs/ga.md)
+CANDIDATES, EXPLORE = 32, 0.125
+ASSISTED = {"surrogate": "gp", "candidates": CANDIDATES, "explore": EXPLORE}  # what the search runs with
 
 
 def make_surrogate(name: str) -> Surrogate:

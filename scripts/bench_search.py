@@ -71,19 +71,25 @@ def trials_to_reach(fitness: list[float], threshold: float) -> int | None:
     return hits[0] if hits else None
 
 
+def search_spec(name: str, data: str, work: Path, seed: int, trials: int, epochs: int, imgsz: int) -> Any:
+    """The job both our GA and TPE-driving-our-trainable run: yolo11n from .yaml, one CPU a trial, 4 a generation."""
+    from yoloforge.ray_app.spec import parse_job
+
+    population = 4
+    return parse_job({"name": name, "model": "yolo11n.yaml", "task": "detect", "data": data, "runs_dir": str(work),
+                      "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
+                      "search": {"population": population, "generations": max(1, trials // population),
+                                 "epochs": epochs, "imgsz": imgsz, "batch": 16, "seed": seed, "stagnation": 1000}})
+
+
 def run_ours(data: str, report: DatasetReport, work: Path, seed: int, trials: int, epochs: int,
              imgsz: int) -> tuple[list[float], float]:
     import pyarrow.parquet as pq
     from yoloforge.core.rundir import RunDir
-    from yoloforge.ray_app.spec import parse_job
     from yoloforge.ray_app.stages.base import RunState
     from yoloforge.ray_app.stages.search import stage_search
 
-    population = 4
-    spec = parse_job({"name": f"ours-{seed}", "model": "yolo11n.yaml", "task": "detect", "data": data,
-                      "runs_dir": str(work), "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
-                      "search": {"population": population, "generations": max(1, trials // population),
-                                 "epochs": epochs, "imgsz": imgsz, "batch": 16, "seed": seed, "stagnation": 1000}})
+    spec = search_spec(f"ours-{seed}", data, work, seed, trials, epochs, imgsz)
     # the search reads intake's report from the run directory (class count, training images: the short-training
     # rules depend on them), as it does after `yoloforge run`'s intake
     report.write(RunDir(spec.run_dir).dataset_report)
@@ -124,12 +130,8 @@ def run_tpe(data: str, report: DatasetReport, work: Path, seed: int, trials: int
     from yoloforge.ray_app.search.seeding import build_searcher, dataset_classes, dataset_train_images, trial_context
     from yoloforge.ray_app.search.trainable import train_trial
     from yoloforge.ray_app.search.tune_io import trial_resources
-    from yoloforge.ray_app.spec import parse_job
 
-    spec = parse_job({"name": f"tpe-{seed}", "model": "yolo11n.yaml", "task": "detect", "data": data,
-                      "runs_dir": str(work), "resources": {"cpu": 1, "gpu": 0, "dashboard": False},
-                      "search": {"population": 4, "generations": max(1, trials // 4), "epochs": epochs,
-                                 "imgsz": imgsz, "batch": 16, "seed": seed, "stagnation": 1000}})
+    spec = search_spec(f"tpe-{seed}", data, work, seed, trials, epochs, imgsz)
     run = RunDir(spec.run_dir)
     report.write(run.dataset_report)
     start = time.time()

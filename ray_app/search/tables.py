@@ -100,10 +100,11 @@ def trial_outcomes(rows: list[dict[str, Any]], best: dict[str, Any] | None, mini
 def write_best(run_dir: Path, best: dict[str, Any]) -> Path:
     run = RunDir(run_dir)
     run.best.mkdir(parents=True, exist_ok=True)
+    weights = run.resolve(best["best_pt"])
     with atomic.replacing(run.best_weights) as tmp:
-        shutil.copy2(run.resolve(best["best_pt"]), tmp)
+        shutil.copy2(weights, tmp)
     atomic.write_json(run.best_metrics, best, default=str)
-    args = run.resolve(best["best_pt"]).parent / TRAIN_ARGS
+    args = weights.parent / TRAIN_ARGS  # the trial's own, beside its weights in its checkpoint
     if args.is_file():
         atomic.write_text(run.best_hyp, reproducible_hyp(yaml.safe_load(args.read_text()), run.best_hyp))
     return run.best_weights
