@@ -223,7 +223,12 @@ func openCache(cfg config.Redis, log *slog.Logger) (cache.Cache, func()) {
 	r.OnError = func(op string, err error) {
 		log.Warn("redis unavailable; serving without the cache", "op", op, "error", err)
 	}
-	return r, func() { r.Close() }
+	return r, func() {
+		r.Close()
+		if n := r.Dropped(); n > 0 {
+			log.Info("answers not cached: the cache's backlog was full", "dropped", n)
+		}
+	}
 }
 
 // backend is what GET /v1/model names as the engine: the OpenVINO provider runs OpenVINO's own CPU plugin.
