@@ -130,16 +130,16 @@ def demo_spec(runs_dir: Path, task: str = "detect") -> JobSpec:
     model = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml", "classify": "yolo11n-cls.yaml"}[task]
     data = runs_dir / "demo" / "synthetic"
     metric = {"detect": "mAP50", "segment": "mask_mAP50", "classify": "top1"}[task]
-    # a known-good starting point (AdamW, no mosaic) beside Ultralytics' defaults: 50 epochs meet the 0.5 target in
-    # the first generation with margin (docs/measured-defaults.md), so the demo ends with a detector that finds the
-    # shapes; the second generation is the fallback
+    # a known-good starting point (AdamW, no mosaic, a step every 16 images) beside Ultralytics' defaults: 50
+    # epochs meet the 0.5 target in the first generation with margin (docs/measured-defaults.md), so the demo ends
+    # with a detector that finds the shapes; the second generation is the fallback
     return JobSpec(name="demo", model=model, task=task,  # type: ignore[arg-type]
                    data={"path": str(data.resolve())},  # type: ignore[arg-type]
                    # 100 img/s at 128 px: PyTorch eager misses it on two cores, exported engines make it
                    # (docs/measured-defaults.md)
                    targets=Targets(metrics={metric: 0.5}, fps=100),  # type: ignore[dict-item]
                    search={"population": 2, "generations": 2, "epochs": 50, "imgsz": 128,  # type: ignore[arg-type]
-                           "batch": 16, "initial": [{"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0}]},
+                           "batch": 16, "initial": [{"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0, "nbs": 16}]},
                    resources={"cpu": 1, "gpu": 0},  # type: ignore[arg-type]
                    engines={"backends": ["pytorch", "onnxruntime", "openvino", "tensorrt"],  # type: ignore[arg-type]
                             "precisions": ["fp32", "int8"], "batch_sizes": [1, 8], "min_time_s": 1.0,

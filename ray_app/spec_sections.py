@@ -113,6 +113,16 @@ def _training_space(space: dict[str, GeneOverride]) -> SearchSpace:
     return base.with_overrides({name: o.model_dump() for name, o in space.items()})
 
 
+class FidelitySpec(Strict):
+    """Multi-fidelity: Ray Tune's ASHA under the GA. Every trial trains with its full-length learning-rate schedule;
+    at each rung (min_epochs, then x reduction) one whose fitness is below the top 1/reduction of the trials that
+    reached that rung is stopped. A stopped trial's fitness so far still informs the GA and its surrogate."""
+
+    min_epochs: int = Field(ge=1, description="The first rung: epochs every trial trains before it can be stopped")
+    reduction: int = Field(3, ge=2, description="Keep the top 1/reduction at each rung; rungs at min_epochs x "
+                                                  "reduction^k below search.epochs")
+
+
 class SearchSpec(Strict):
     """Budget and objective of the hyperparameter search."""
 
@@ -136,6 +146,19 @@ class SearchSpec(Strict):
     space: dict[str, GeneOverride] = Field(default_factory=dict, description="Per-gene overrides")
     initial: list[dict[str, float | str]] = Field(
         default_factory=list, description="Hyperparameters to evaluate first, e.g. the ones you use today")
+    fidelity: FidelitySpec | None = Field(
+        None, description="Stop weak trials early (ASHA); none: every trial trains all its epochs")
+
+    @model_validator(mode="after")
+    def _rungs_fit(self) -> SearchSpec:
+        if self.fidelity is not None:
+            if self.fidelity.min_epochs >= self.epochs:
+                raise ValueError(f"fidelity.min_epochs ({self.fidelity.min_epochs}) must be below search.epochs "
+                                 f"({self.epochs}): a trial can only be stopped before its last epoch")
+            if self.mode == "pareto":
+                raise ValueError("fidelity ranks trials by their fitness alone; mode pareto has two objectives: "
+                                 "drop fidelity or use mode scalar")
+        return self
 
     @field_validator("space")
     @classmethod

@@ -66,6 +66,8 @@ CASES: dict[str, Case] = {
     "search.space.*.value": Case("searcher", {"mosaic": {"value": 0.0}}, at="search.space"),
     "search.space.*.choices": Case("searcher", {"optimizer": {"choices": ["AdamW"]}}, at="search.space"),
     "search.initial": Case("searcher", [{"lr0": 0.003}]),
+    "search.fidelity.min_epochs": Case("scheduler", 2, {"search.epochs": 20, "search.fidelity.min_epochs": 1}),
+    "search.fidelity.reduction": Case("scheduler", 2, {"search.epochs": 20, "search.fidelity.min_epochs": 1}),
     "targets.metrics": Case("searcher", {"mAP50": 0.7}),
     "search.epochs": Case("trial", 3),
     "search.imgsz": Case("trial", 320),
@@ -198,6 +200,12 @@ def observe_trial(spec: JobSpec, world: dict[str, Path]) -> Any:
     return dataclasses.asdict(trial_context(spec, "detect", "data.yaml", spec.model, latency_ms={}))
 
 
+def observe_scheduler(spec: JobSpec, world: dict[str, Path]) -> Any:
+    from yoloforge.ray_app.search.tune_io import rungs
+
+    return rungs(spec)
+
+
 def observe_ray(spec: JobSpec, world: dict[str, Path]) -> Any:
     from yoloforge.ray_app.ray_session import init_options
     from yoloforge.ray_app.search.tune_io import trial_resources
@@ -246,6 +254,7 @@ def observe_export(spec: JobSpec, served_run: Path) -> Any:
 
 OBSERVERS: dict[str, Callable[[JobSpec, Any], Any]] = {
     "intake": observe_intake, "searcher": observe_searcher, "trial": observe_trial, "ray": observe_ray,
+    "scheduler": observe_scheduler,
     "engines": observe_engines, "device": observe_device, "preview": observe_preview, "export": observe_export}
 
 

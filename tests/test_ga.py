@@ -288,13 +288,14 @@ def test_short_training_starts_screen_learning_rate_and_mosaic_in_a_two_by_two_d
     variants = short_training_starts(start, "detect")
     assert [(round(v["lr0"], 6), v["mosaic"]) for v in variants] == [(0.003162, 0.0), (0.003162, 1.0), (0.001, 0.0)]
     assert all(v["box"] == 7.5 for v in variants)
+    assert all(v["nbs"] == 16 for v in variants)  # a step every 16 images, as the design was measured
 
 
 def test_short_training_starts_for_classify_only_raise_the_learning_rate():
     from yoloforge.ray_app.search.hyperparameters import short_training_starts
 
     (variant,) = short_training_starts({"lr0": 0.001, "mosaic": 1.0}, "classify")
-    assert variant == {"lr0": pytest.approx(0.003162, abs=1e-6), "mosaic": 1.0}
+    assert variant == {"lr0": pytest.approx(0.003162, abs=1e-6), "mosaic": 1.0, "nbs": 16}
 
 
 # --- surrogate-assisted breeding ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,12 @@ from ultralytics.cfg import get_cfg
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.pipeline import run_job
 from yoloforge.ray_app.search.hyp_file import reproduce_command, reproducible_hyp
-from yoloforge.ray_app.search.tune_io import read_status
+from yoloforge.ray_app.search.tune_io import read_status, restorable
 from yoloforge.ray_app.spec import parse_job
 from yoloforge.ray_app.stages.base import SearchChoices
 from yoloforge.ray_app.zoo import resolve_model
 
-GOOD = {"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0}  # learns the shapes within a few epochs
+GOOD = {"optimizer": "AdamW", "lr0": 0.002, "mosaic": 0.0, "nbs": 16}  # learns the shapes within a few epochs
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,28 @@ def test_target_met_ends_the_search_after_the_first_generation(tmp_path, shapes)
     assert {t["generation"] for t in rows(tmp_path / "runs" / "target")} == {0}
 
 
+def test_a_multi_fidelity_search_stops_a_weak_trial_at_its_rung_and_the_ga_learns_from_it(tmp_path, detector):
+    weights, data = detector
+    # a step every batch from the first (at Ultralytics' nbs 64 the first epoch of 3 batches would make none)
+    keeps = {"optimizer": "AdamW", "lr0": 1e-5, "warmup_epochs": 0.0, "nbs": 16}  # the trained detector stays
+    wrecks = {**keeps, "lr0": 0.1}  # one epoch of this undoes the detector's training
+    spec = parse_job({**job(tmp_path, data, "fidelity", population=2, generations=1, epochs=3, initial=[keeps, wrecks],
+                            fidelity={"min_epochs": 1, "reduction": 3}),
+                      "model": str(weights),
+                      # one trial at a time on any machine: the first to reach a rung always goes on (ASHA)
+                      "resources": {"cpu": os.cpu_count(), "gpu": 0, "dashboard": False}})
+    result = run_job(spec, until="search")
+    kept, stopped = sorted(rows(tmp_path / "runs" / "fidelity"), key=lambda t: t["hp_lr0"])
+    assert kept["status"] == "ok" and kept["best_pt"]
+    assert stopped["status"] == "stopped early" and stopped["epoch"] == 1 and stopped["best_pt"] is None
+    assert result.outcome.best["trial_id"] == kept["trial_id"]
+    # the stopped trial's fitness at its rung reached the GA (and its surrogate), not a failure
+    told = json.loads((tmp_path / "runs" / "fidelity" / "search" / "ga_state.json").read_text())
+    assert len(told["archive_F"]) == 2
+    assert np.isfinite(np.array(told["archive_F"], dtype=float)).all()
+    assert np.isfinite(np.array(told["archive_cv"], dtype=float)).all()
+
+
 @pytest.mark.slow
 def test_crashed_trial_is_recorded_with_its_reason_and_the_search_goes_on(tmp_path, shapes):
     # lr0 above 1 passes our widened space but Ultralytics refuses it inside the trial: a real crash
@@ -128,8 +151,11 @@ def test_resume_after_killing_the_driver_does_not_rerun_finished_trials(tmp_path
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     experiment = tmp_path / "runs" / "killed" / "search" / "tune"
     deadline = time.monotonic() + 300
-    while not finished_trials(experiment) and time.monotonic() < deadline and driver.poll() is None:
-        time.sleep(0.5)
+    # killed once a trial finished and Tune has saved its state at least once: a search killed before Tune's first
+    # save rightly starts again (on a loaded machine a trial can finish before it)
+    while not (finished_trials(experiment) and restorable(experiment)) and time.monotonic() < deadline \
+            and driver.poll() is None:
+        time.sleep(0.1)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, as a closed laptop lid would
     driver.wait()
     before = finished_trials(experiment)
@@ -294,6 +320,8 @@ def test_a_short_search_starts_from_the_defaults_and_their_learning_rate_and_mos
     first = build_searcher(spec, "detect", nc=3, n_train=64).ga.ask()
     lr0, faster = pytest.approx(0.001429), pytest.approx(0.001429 * 10**0.5)  # auto lr0 for 3 classes
     assert [(c["lr0"], c["mosaic"]) for c in first] == [(lr0, 1.0), (faster, 0.0), (faster, 1.0), (lr0, 0.0)]
+    # the defaults step every 64 images as Ultralytics' do; the design's cells every 16, as they were measured
+    assert [c["nbs"] for c in first] == [64, 16, 16, 16]
     assert all(c["box"] == 7.5 and c["optimizer"] == "AdamW" for c in first)  # the rest stays at the defaults
 
 
@@ -328,7 +356,7 @@ def test_a_long_search_starts_from_the_defaults_without_short_training_variants(
     from yoloforge.ray_app.search.seeding import build_searcher
 
     spec = parse_job(job(tmp_path, shapes, "long", population=4, initial=[]))
-    first = build_searcher(spec, "detect", nc=3, n_train=100_000).ga.ask()  # 5 epochs x 6,250 batches
+    first = build_searcher(spec, "detect", nc=3, n_train=200_000).ga.ask()  # 5 epochs x 3,125 steps of 64
     assert first[0]["mosaic"] == 1.0
     variants = [c for c in first[1:] if c["mosaic"] == 0.0 or c["lr0"] == pytest.approx(0.001429 * 10**0.5)]
     assert not variants

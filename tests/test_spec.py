@@ -77,6 +77,16 @@ def test_gene_override_with_low_above_high_is_refused():
         parse_job({"data": "ds", "search": {"space": {"lr0": {"low": 0.1, "high": 0.01}}}})
 
 
+def test_a_first_rung_at_or_past_the_last_epoch_is_refused():
+    with pytest.raises(SpecError, match=r"fidelity\.min_epochs \(10\) must be below search\.epochs \(10\)"):
+        parse_job({"data": "ds", "search": {"epochs": 10, "fidelity": {"min_epochs": 10}}})
+
+
+def test_stopping_trials_early_with_two_objectives_is_refused():
+    with pytest.raises(SpecError, match="mode pareto has two objectives"):
+        parse_job({"data": "ds", "search": {"mode": "pareto", "epochs": 10, "fidelity": {"min_epochs": 2}}})
+
+
 def test_engine_name_lists_allowed_backends():
     with pytest.raises(SpecError, match="'pytorch', 'onnxruntime', 'openvino' or 'tensorrt'"):
         parse_job({"data": "ds", "engines": {"backends": ["tflite"]}})

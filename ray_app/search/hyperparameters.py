@@ -8,6 +8,7 @@ already measured under another name. Those genes are fixed to Ultralytics' defau
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -39,12 +40,20 @@ def yolo_space(include_imgsz: bool = False, include_batch: bool = False) -> Sear
         Gene("fliplr", "float", 0.0, 1.0),
         Gene("mosaic", "float", 0.0, 1.0),
         Gene("mixup", "float", 0.0, 1.0),
+        # images a step (gradients accumulated over nbs / batch batches): Ultralytics' 64 leaves a short training on
+        # a small dataset a quarter of the steps of 16, and on the demo's shapes a third of its mAP50
+        # (docs/measured-defaults.md)
+        Gene("nbs", "cat", choices=(16, 32, 64)),
     ]
     if include_imgsz:
         genes.append(Gene("imgsz", "cat", choices=(320, 416, 512, 640)))
     if include_batch:
         genes.append(Gene("batch", "cat", choices=(8, 16, 32, 64)))
     return SearchSpace(tuple(genes))
+
+
+# Ultralytics' nominal batch (`nbs`): gradients are accumulated over this many images before each optimizer step
+NOMINAL_BATCH = 64
 
 
 # Ultralytics' defaults for the searched genes: the first individual, so the search starts from the baseline
@@ -55,7 +64,7 @@ ULTRALYTICS_DEFAULTS: dict[str, Any] = {
     # AdamW with momentum 0.9 and lr0 fitted to the number of classes (see auto_lr0)
     "optimizer": "AdamW", "lr0": 0.001429, "lrf": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "warmup_epochs": 3.0,
     "box": 7.5, "cls": 0.5, "dfl": 1.5, "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0,
-    "translate": 0.1, "scale": 0.5, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
+    "translate": 0.1, "scale": 0.5, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0, "nbs": NOMINAL_BATCH,
 }
 
 
@@ -69,12 +78,20 @@ def auto_lr0(nc: int) -> float:
 SHORT_TRAINING_ITERATIONS = 10_000
 
 
+def training_iterations(n_train: int, epochs: int, batch: int, nbs: int = NOMINAL_BATCH) -> int:
+    """The number Ultralytics' optimizer=auto decides by (BaseTrainer._setup_train): optimizer steps at the
+    nominal batch, ceil(images / max(batch, nbs)) a epoch."""
+    return math.ceil(n_train / max(batch, nbs)) * epochs
+
+
 def is_short_training(iterations: int | None) -> bool:
     return iterations is not None and iterations <= SHORT_TRAINING_ITERATIONS
 
 
 # half a decade: the step of the learning-rate factor in short_training_starts
 LR0_STEP = 10 ** 0.5
+# images a step in the short-training design's cells (the nbs gene's smallest choice)
+SHORT_TRAINING_NBS = 16
 
 
 def short_training_starts(start: Mapping[str, Any], task: str) -> list[dict[str, Any]]:
@@ -85,7 +102,9 @@ def short_training_starts(start: Mapping[str, Any], task: str) -> list[dict[str,
     off). The two interact (docs/measured-defaults.md), which mutants moving one gene at a time from the defaults
     rarely find. The design (both factors first) costs at most three trials of the first generation; the search
     moves on from whichever cell wins. mosaic only applies to detect and segment trainings, so classify gets the
-    learning-rate factor alone."""
+    learning-rate factor alone. The design's cells step every SHORT_TRAINING_NBS images, as they were measured:
+    at Ultralytics' 64 a short training has too few steps for either factor to show."""
+    start = {**start, "nbs": SHORT_TRAINING_NBS}
     faster = {**start, "lr0": start["lr0"] * LR0_STEP}
     if task == "classify":
         return [faster]

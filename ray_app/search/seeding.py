@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,17 @@ from yoloforge.ray_app.console import console
 from yoloforge.ray_app.search.hyperparameters import (
     FINE_TUNE_LR0_CEILING,
     FINE_TUNE_STEP,
+    NOMINAL_BATCH,
     ULTRALYTICS_DEFAULTS,
     auto_lr0,
     for_fine_tuning,
     for_training_length,
     is_short_training,
     short_training_starts,
+    training_iterations,
     without_inert_genes,
 )
+from yoloforge.ray_app.search.plan import SearchPlan, estimate_trial_s, plan_search
 from yoloforge.ray_app.search.ray_searcher import GASearcher
 from yoloforge.ray_app.search.trainable import TrialContext, shared_latency_ms
 from yoloforge.ray_app.spec import JobSpec
@@ -32,10 +34,20 @@ def dataset_classes(run_dir: Path) -> int | None:
     return len(RunDir(run_dir).read_dataset_report().get("names") or []) or None
 
 
-def dataset_train_images(run_dir: Path) -> int | None:
-    """Images in the clean copy's training split, as intake counted them."""
+def dataset_train_images(run_dir: Path, split: str = "train") -> int | None:
+    """Images in the clean copy's training (or another) split, as intake counted them."""
     splits = RunDir(run_dir).read_dataset_report().get("splits") or {}
-    return (splits.get("train") or {}).get("images_clean") or None
+    return (splits.get(split) or {}).get("images_clean") or None
+
+
+def trial_estimate_s(spec: JobSpec, ctx: TrialContext, run_dir: Path) -> float | None:
+    """A whole trial's seconds on this machine, estimated before any trains (plan.estimate_trial_s), from the
+    latency measured for CPU trials; None for GPU trials, which measure theirs on their own device."""
+    n_train = dataset_train_images(run_dir)
+    latency = ctx.latency_ms.get(ctx.imgsz) or max(ctx.latency_ms.values(), default=None)
+    if not n_train or latency is None:
+        return None
+    return estimate_trial_s(spec.search.epochs, n_train, dataset_train_images(run_dir, "val") or 0, latency)
 
 
 def _initial_individuals(spec: JobSpec, nc: int | None = None, space: SearchSpace | None = None,
@@ -66,14 +78,15 @@ def _initial_individuals(spec: JobSpec, nc: int | None = None, space: SearchSpac
 
 
 def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int | None = None, *,
-                   pretrained: bool = False) -> GASearcher:
+                   pretrained: bool = False, plan: SearchPlan | None = None) -> GASearcher:
     """The GA for this job. pretrained (a .pt checkpoint) fine-tunes: the first generation is the defaults and
     mutants near them, lr0 moves up by at most FINE_TUNE_LR0_CEILING; from scratch (a .yaml) a short training
     starts from the screening design (short_training_starts) beside the defaults."""
     s = spec.search
     n_obj = 2 if s.mode == "pareto" else 1
     space = s.search_space()
-    iterations = s.epochs * math.ceil(n_train / s.batch) if n_train else None
+    nbs = int(space.fixed.get("nbs", NOMINAL_BATCH))  # where it is a gene, Ultralytics' default decides
+    iterations = training_iterations(n_train, s.epochs, s.batch, nbs) if n_train else None
     # the user's own optimizer choices (in the space or a starting point) are kept as given
     if "optimizer" not in s.space and all(c.get("optimizer") != "SGD" for c in s.initial):
         space = for_training_length(space, iterations)
@@ -86,8 +99,9 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
     if pretrained:
         console.print("fine-tuning a pretrained checkpoint: the first generation starts at Ultralytics' defaults and "
                       f"mutants near them; lr0 at most {FINE_TUNE_LR0_CEILING:g}x its default", markup=False)
-    ga = GeneticAlgorithm(space, pop_size=s.population, n_obj=n_obj, seed=s.seed,
-                          max_generations=s.generations, stagnation=s.stagnation,
+    plan = plan or plan_search(spec, 1, None)
+    ga = GeneticAlgorithm(space, pop_size=plan.population, n_obj=n_obj, seed=s.seed,
+                          max_generations=plan.generations, stagnation=s.stagnation,
                           time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,
                           initial=_initial_individuals(spec, nc, space, task,
                                                        is_short_training(iterations) and not pretrained),

@@ -169,14 +169,12 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir:
     hyp = {k: v for k, v in {**ctx.fixed, **config}.items() if k in allowed}
     imgsz = int(hyp.pop("imgsz", ctx.imgsz))
     batch = int(hyp.pop("batch", ctx.batch))
-    # no gradient accumulation: Ultralytics' default nominal batch of 64 means one optimizer step per 64 images,
-    # which leaves a short trial on a small dataset with a handful of steps and nothing learnt. It is recorded
-    # with the rest of the training's arguments (best/hyp.yaml), so `yolo train cfg=` trains the same way.
-    hyp.setdefault("nbs", batch)
 
     def report_epoch(trainer: Any) -> None:
-        metrics = named_metrics(ctx.task, trainer.metrics)
         done = trainer.epoch + 1
+        if done > ctx.epochs:  # Ultralytics' validation of best.pt after the last epoch: the final report's
+            return
+        metrics = named_metrics(ctx.task, trainer.metrics)
         eta_s = (time.time() - start) / done * (ctx.epochs - done)  # Tune, its dashboard and TensorBoard show it
         report({**metrics, "fitness": trial_fitness(metrics, ctx), "epoch": done, "epochs": ctx.epochs,
                 "eta_s": eta_s})

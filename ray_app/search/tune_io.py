@@ -48,6 +48,38 @@ def trial_resources(spec: JobSpec) -> dict[str, float]:
     return {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
 
 
+def concurrent_trials(spec: JobSpec) -> int:
+    """How many trials the Ray cluster this driver is connected to runs at once."""
+    import ray
+
+    total, wanted = ray.cluster_resources(), trial_resources(spec)
+    fits = [total.get("CPU", 0.0) / wanted["cpu"]]
+    if wanted["gpu"]:
+        fits.append(total.get("GPU", 0.0) / wanted["gpu"])
+    return max(1, int(min(fits) + 1e-9))
+
+
+def trial_scheduler(spec: JobSpec) -> Any:
+    """Tune's ASHA when the search is multi-fidelity (one bracket: every trial starts at the first rung), else
+    None (Tune's FIFO). It compares the fitness every trial reports at the end of each epoch."""
+    f = spec.search.fidelity
+    if f is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    # rungs strictly before the last epoch (ASHA places them up to max_t), and stop_last_trials off: a trial that
+    # reaches its last epoch ends by itself, with the final report that carries its costs and weights
+    return ASHAScheduler(time_attr="epoch", metric="fitness", mode="max", max_t=spec.search.epochs - 1,
+                         grace_period=f.min_epochs, reduction_factor=f.reduction, brackets=1,
+                         stop_last_trials=False)
+
+
+def rungs(spec: JobSpec) -> list[int]:
+    """The epochs at which a trial can be stopped (as the scheduler places them), none without search.fidelity."""
+    scheduler = trial_scheduler(spec)
+    return sorted(int(m) for m, _ in scheduler._brackets[0]._rungs) if scheduler is not None else []
+
+
 def _trainable(ctx: TrialContext, spec: JobSpec) -> Any:
     return tune.with_resources(tune.with_parameters(train_trial, ctx=ctx), trial_resources(spec))
 
@@ -59,12 +91,13 @@ def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment
     tuner = tune.Tuner(
         _trainable(ctx, spec),
         # an upper bound for Tune's own bookkeeping; the searcher says FINISHED when the GA stops
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.search.population * max(
-            1, (searcher.ga.max_generations or spec.search.generations) - searcher.ga.generation)),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=trial_scheduler(spec), num_samples=searcher.ga.pop_size * max(
+                1, (searcher.ga.max_generations or spec.search.generations) - searcher.ga.generation)),
         run_config=tune.RunConfig(
             storage_path=str(RunDir(run_dir).search.resolve()), name=experiment, verbose=0,
             stop=TargetStopper(dict(spec.targets.metrics), searcher.ga.time_left_s()),
-            callbacks=[Progress(spec.search.population, searcher.ga.max_generations or 0, dict(spec.targets.metrics),
+            callbacks=[Progress(searcher.ga.pop_size, searcher.ga.max_generations or 0, dict(spec.targets.metrics),
                                 spec.search.epochs)],
             failure_config=tune.FailureConfig(max_failures=0)),
     )

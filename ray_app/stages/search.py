@@ -14,14 +14,23 @@ from yoloforge.ray_app.console import console
 from yoloforge.ray_app.outcome import meets_targets
 from yoloforge.ray_app.ray_session import ray_session
 from yoloforge.ray_app.search.hyp_file import reproduce_command
-from yoloforge.ray_app.search.seeding import build_searcher, dataset_classes, dataset_train_images, trial_context
+from yoloforge.ray_app.search.plan import plan_search
+from yoloforge.ray_app.search.seeding import (
+    build_searcher,
+    dataset_classes,
+    dataset_train_images,
+    trial_context,
+    trial_estimate_s,
+)
 from yoloforge.ray_app.search.tables import SearchOutcome, summarize
 from yoloforge.ray_app.search.tune_io import (
+    concurrent_trials,
     load_searcher,
     read_status,
     restorable,
     restore_round,
     run_round,
+    rungs,
     set_aside_unreadable_state,
     tune_results,
     write_status,
@@ -97,13 +106,13 @@ def stage_search(state: RunState) -> SearchOutcome:
                 if status.get("state") == "running":
                     console.print(f"[yellow]note:[/yellow] {folder} holds no whole state of Tune's to resume from "
                                   "(the run stopped before Tune first saved it): its round starts again")
-                console.print(f"{spec.search.population} trials per generation, up to {spec.search.generations} "
-                              f"generations, {spec.search.epochs} epochs each, {spec.resources.cpu} CPU / "
-                              f"{spec.resources.gpu} GPU per trial")
+                plan = plan_search(spec, concurrent_trials(spec), trial_estimate_s(spec, ctx, run_dir), rungs(spec))
+                console.print(f"{plan.describe(spec.search.epochs, rungs(spec))}; {spec.resources.cpu} CPU / "
+                              f"{spec.resources.gpu} GPU per trial", markup=False)
                 shutil.rmtree(run.search / "tune", ignore_errors=True)
                 write_status(run_dir, rounds=["tune"])
                 searcher = build_searcher(spec, task, dataset_classes(run_dir), dataset_train_images(run_dir),
-                                          pretrained=Path(model).suffix == ".pt")
+                                          pretrained=Path(model).suffix == ".pt", plan=plan)
                 run_round(spec, ctx, searcher, "tune")
         _mark_done_or_interrupted(run, dict(spec.targets.metrics))
     continued = 0
