@@ -34,10 +34,14 @@ def dataset_classes(run_dir: Path) -> int | None:
     return len(RunDir(run_dir).read_dataset_report().get("names") or []) or None
 
 
-def dataset_train_images(run_dir: Path, split: str = "train") -> int | None:
-    """Images in the clean copy's training (or another) split, as intake counted them."""
+def dataset_images(run_dir: Path, split: str) -> int | None:
+    """Images in a split of the clean copy, as intake counted them."""
     splits = RunDir(run_dir).read_dataset_report().get("splits") or {}
     return (splits.get(split) or {}).get("images_clean") or None
+
+
+def dataset_train_images(run_dir: Path) -> int | None:
+    return dataset_images(run_dir, "train")
 
 
 def trial_estimate_s(spec: JobSpec, ctx: TrialContext, run_dir: Path) -> float | None:
@@ -47,7 +51,7 @@ def trial_estimate_s(spec: JobSpec, ctx: TrialContext, run_dir: Path) -> float |
     latency = ctx.latency_ms.get(ctx.imgsz) or max(ctx.latency_ms.values(), default=None)
     if not n_train or latency is None:
         return None
-    return estimate_trial_s(spec.search.epochs, n_train, dataset_train_images(run_dir, "val") or 0, latency)
+    return estimate_trial_s(spec.search.epochs, n_train, dataset_images(run_dir, "val") or 0, latency)
 
 
 def _initial_individuals(spec: JobSpec, nc: int | None = None, space: SearchSpace | None = None,
@@ -102,7 +106,7 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
     plan = plan or plan_search(spec, 1, None)
     ga = GeneticAlgorithm(space, pop_size=plan.population, n_obj=n_obj, seed=s.seed,
                           max_generations=plan.generations, stagnation=s.stagnation,
-                          time_budget_s=s.time_budget_min * 60 if s.time_budget_min else None,
+                          time_budget_s=plan.budget_s,
                           initial=_initial_individuals(spec, nc, space, task,
                                                        is_short_training(iterations) and not pretrained),
                           **({"warm_fraction": 1.0, "warm_sigma": FINE_TUNE_STEP} if pretrained else {}),
