@@ -114,9 +114,8 @@ def _training_space(space: dict[str, GeneOverride]) -> SearchSpace:
 
 
 class FidelitySpec(Strict):
-    """Multi-fidelity: Ray Tune's ASHA under the GA. Every trial trains with its full-length learning-rate schedule;
-    at each rung (min_epochs, then x reduction) one whose fitness is below the top 1/reduction of the trials that
-    reached that rung is stopped. A stopped trial's fitness so far still informs the GA and its surrogate."""
+    """Multi-fidelity: Ray Tune's ASHA under the GA (ray_app/search/fidelity.py): at each rung a trial below the
+    top 1/reduction of those that reached it is stopped; its fitness there still informs the GA."""
 
     min_epochs: int = Field(ge=1, description="The first rung: epochs every trial trains before it can be stopped")
     reduction: int = Field(3, ge=2, description="Keep the top 1/reduction at each rung; rungs at min_epochs x "

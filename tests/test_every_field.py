@@ -201,7 +201,7 @@ def observe_trial(spec: JobSpec, world: dict[str, Path]) -> Any:
 
 
 def observe_scheduler(spec: JobSpec, world: dict[str, Path]) -> Any:
-    from yoloforge.ray_app.search.tune_io import rungs
+    from yoloforge.ray_app.search.fidelity import rungs
 
     return rungs(spec)
 

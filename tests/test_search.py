@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +93,11 @@ def test_target_met_ends_the_search_after_the_first_generation(tmp_path, shapes)
 
 
 def test_a_multi_fidelity_search_stops_a_weak_trial_at_its_rung_and_the_ga_learns_from_it(tmp_path, detector):
+    import ray
+    from yoloforge.ray_app.ray_session import init_options
+
+    if not ray.is_initialized():  # the suite's one local Ray (ray_session joins it), asked for its CPUs below
+        ray.init(**init_options(None, dashboard=False))
     weights, data = detector
     # a step every batch from the first (at Ultralytics' nbs 64 the first epoch of 3 batches would make none)
     keeps = {"optimizer": "AdamW", "lr0": 1e-5, "warmup_epochs": 0.0, "nbs": 16}  # the trained detector stays
@@ -102,7 +106,7 @@ def test_a_multi_fidelity_search_stops_a_weak_trial_at_its_rung_and_the_ga_learn
                             fidelity={"min_epochs": 1, "reduction": 3}),
                       "model": str(weights),
                       # one trial at a time on any machine: the first to reach a rung always goes on (ASHA)
-                      "resources": {"cpu": os.cpu_count(), "gpu": 0, "dashboard": False}})
+                      "resources": {"cpu": ray.cluster_resources()["CPU"], "gpu": 0, "dashboard": False}})
     result = run_job(spec, until="search")
     kept, stopped = sorted(rows(tmp_path / "runs" / "fidelity"), key=lambda t: t["hp_lr0"])
     assert kept["status"] == "ok" and kept["best_pt"]

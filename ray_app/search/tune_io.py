@@ -21,6 +21,7 @@ from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir, read_json
 from yoloforge.ga.algorithm import GeneticAlgorithm
 from yoloforge.ray_app.console import console
+from yoloforge.ray_app.search.fidelity import trial_scheduler
 from yoloforge.ray_app.search.progress import Progress, TargetStopper
 from yoloforge.ray_app.search.ray_searcher import GASearcher
 from yoloforge.ray_app.search.trainable import CHECKPOINT_WEIGHTS, COST_KEYS, METRIC_KEYS, TrialContext, train_trial
@@ -57,27 +58,6 @@ def concurrent_trials(spec: JobSpec) -> int:
     if wanted["gpu"]:
         fits.append(total.get("GPU", 0.0) / wanted["gpu"])
     return max(1, int(min(fits) + 1e-9))
-
-
-def trial_scheduler(spec: JobSpec) -> Any:
-    """Tune's ASHA when the search is multi-fidelity (one bracket: every trial starts at the first rung), else
-    None (Tune's FIFO). It compares the fitness every trial reports at the end of each epoch."""
-    f = spec.search.fidelity
-    if f is None:
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    # rungs strictly before the last epoch (ASHA places them up to max_t), and stop_last_trials off: a trial that
-    # reaches its last epoch ends by itself, with the final report that carries its costs and weights
-    return ASHAScheduler(time_attr="epoch", metric="fitness", mode="max", max_t=spec.search.epochs - 1,
-                         grace_period=f.min_epochs, reduction_factor=f.reduction, brackets=1,
-                         stop_last_trials=False)
-
-
-def rungs(spec: JobSpec) -> list[int]:
-    """The epochs at which a trial can be stopped (as the scheduler places them), none without search.fidelity."""
-    scheduler = trial_scheduler(spec)
-    return sorted(int(m) for m, _ in scheduler._brackets[0]._rungs) if scheduler is not None else []
 
 
 def _trainable(ctx: TrialContext, spec: JobSpec) -> Any:

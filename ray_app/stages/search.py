@@ -13,6 +13,7 @@ from yoloforge.core.rundir import RunDir
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.outcome import meets_targets
 from yoloforge.ray_app.ray_session import ray_session
+from yoloforge.ray_app.search.fidelity import rungs
 from yoloforge.ray_app.search.hyp_file import reproduce_command
 from yoloforge.ray_app.search.plan import plan_search
 from yoloforge.ray_app.search.seeding import (
@@ -30,7 +31,6 @@ from yoloforge.ray_app.search.tune_io import (
     restorable,
     restore_round,
     run_round,
-    rungs,
     set_aside_unreadable_state,
     tune_results,
     write_status,
