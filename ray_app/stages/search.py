@@ -106,8 +106,9 @@ def stage_search(state: RunState) -> SearchOutcome:
                 if status.get("state") == "running":
                     console.print(f"[yellow]note:[/yellow] {folder} holds no whole state of Tune's to resume from "
                                   "(the run stopped before Tune first saved it): its round starts again")
-                plan = plan_search(spec, concurrent_trials(spec), trial_estimate_s(spec, ctx, run_dir), rungs(spec))
-                console.print(f"{plan.describe(spec.search.epochs, rungs(spec))}; {spec.resources.cpu} CPU / "
+                stops = rungs(spec)
+                plan = plan_search(spec, concurrent_trials(spec), trial_estimate_s(spec, ctx, run_dir), stops)
+                console.print(f"{plan.describe(spec.search.epochs, stops)}; {spec.resources.cpu} CPU / "
                               f"{spec.resources.gpu} GPU per trial", markup=False)
                 shutil.rmtree(run.search / "tune", ignore_errors=True)
                 write_status(run_dir, rounds=["tune"])
