@@ -98,6 +98,12 @@ class GeneticAlgorithm:
             self._asked = self._deduplicate(self.space.snap(X))
         return self.space.decode(self._asked)
 
+    def amend(self, index: int, config: Mapping[str, Any]) -> None:
+        """Member `index` of the asked generation becomes `config`: what tell() scores is what actually ran."""
+        if self._asked is None:
+            raise RuntimeError("amend() without ask()")
+        self._asked[index] = self.space.snap(self.space.encode([config]))[0]
+
     def tell(self, F: np.ndarray | Sequence[Sequence[float]], cv: np.ndarray | Sequence[float] | None = None) -> None:
         """Objectives (minimised; NaN = failed trial, ranked worst) and constraint violation of the asked configs."""
         if self._asked is None:

@@ -48,10 +48,10 @@ def make_trainable(log: Path, crash_above: float | None = 1.9):
     return trainable
 
 
-def run_tuner(trainable, searcher: GASearcher, storage: Path, callbacks=()) -> tune.ResultGrid:
+def run_tuner(trainable, searcher: GASearcher, storage: Path, callbacks=(), num_samples: int = -1) -> tune.ResultGrid:
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples),
         run_config=tune.RunConfig(storage_path=str(storage), name="exp", callbacks=list(callbacks), verbose=0),
     )
     return tuner.fit()
@@ -123,6 +123,73 @@ def test_restore_after_interruption_does_not_rerun_finished_trials(tmp_path):
     keys = [(r["x"], r["y"]) for r in read_log(log)]
     assert all(keys.count(k) == 1 for k in finished)  # finished trials were not run again
     assert len(set(keys)) == 4 and len(results) == 4  # and the search completed both generations
+
+
+def interrupted_search(tmp_path: Path, after: int, max_concurrent: int) -> tuple[Path, dict]:
+    """A search of two generations of two, with Tune's bound on trials as run_round sets it, interrupted after
+    `after` trials completed; returns its experiment folder and Tune's trials as Tune recorded them."""
+    from yoloforge.ray_app.search.tune_state import tune_results
+
+    ga = GeneticAlgorithm(SPACE, pop_size=2, seed=1, max_generations=2)
+    run_tuner(make_trainable(tmp_path / "log.jsonl", crash_above=None), GASearcher(ga, max_concurrent=max_concurrent),
+              tmp_path / "storage", [InterruptAfter(after, tmp_path / "interrupted")], num_samples=4)
+    experiment = tmp_path / "storage" / "exp"
+    return experiment, tune_results(experiment)
+
+
+def restore_and_read_searcher(tmp_path: Path, experiment: Path) -> GASearcher:
+    """reconcile, Tune's restore to the end, then the searcher as Tune last saved it."""
+    from yoloforge.ray_app.search.tune_state import reconcile, searcher_state_file
+
+    reconcile(experiment)
+    tune.Tuner.restore(str(experiment), trainable=tune.with_resources(
+        make_trainable(tmp_path / "log.jsonl", crash_above=None), {"cpu": 1})).fit()
+    searcher = GASearcher(GeneticAlgorithm(SPACE, pop_size=2))
+    searcher.restore(str(searcher_state_file(experiment)))
+    return searcher
+
+
+def test_a_searcher_state_older_than_tunes_trial_list_is_completed_from_it_on_restore(tmp_path):
+    # the kill that left it: Tune copies its state files into the run one at a time, and the searcher's copy was
+    # from before it suggested the second generation while Tune's trial list already held it
+    from yoloforge.ray_app.search.tune_state import searcher_state_file
+
+    experiment, trials = interrupted_search(tmp_path, after=3, max_concurrent=2)
+    older = GASearcher(GeneticAlgorithm(SPACE, pop_size=2, seed=1, max_generations=2))
+    first_generation = sorted(trials, key=lambda t: trials[t]["number"])[:2]
+    for trial_id in first_generation:
+        assert older.suggest(trial_id) == pytest.approx(trials[trial_id]["config"])
+        older.on_trial_complete(trial_id, trials[trial_id]["metrics"])
+    older.save(str(searcher_state_file(experiment)))
+    finished = {(t["config"]["x"], t["config"]["y"]) for t in trials.values() if "fitness" in t["metrics"]}
+
+    searcher = restore_and_read_searcher(tmp_path, experiment)
+    assert searcher.ga.stop_reason() == "max_generations"  # without reconciling: stuck in generation 1, forever
+    assert sorted(h["trial_id"] for h in searcher.history) == sorted(trials)  # no trial beyond Tune's four
+    keys = [(r["x"], r["y"]) for r in read_log(tmp_path / "log.jsonl")]
+    assert all(keys.count(k) == 1 for k in finished) and len(set(keys)) == 4
+
+
+@pytest.mark.timeout(240)  # the state this repairs left Tune waiting forever
+def test_a_trial_the_searcher_handed_out_but_tune_never_recorded_is_handed_out_again(tmp_path):
+    # the other order: the searcher's and the generator's copies are newer than Tune's trial list
+    import ray.cloudpickle as cloudpickle
+    from yoloforge.ray_app.search.tune_state import searcher_state_file
+
+    experiment, _ = interrupted_search(tmp_path, after=2, max_concurrent=1)
+    state_file = searcher_state_file(experiment)
+    newer = GASearcher(GeneticAlgorithm(SPACE, pop_size=2))
+    newer.restore(str(state_file))
+    assert isinstance(newer.suggest("ghost"), dict)
+    newer.save(str(state_file))
+    generator = sorted(experiment.glob("search_gen_state-*.json"))[-1]
+    generator_state = cloudpickle.loads(generator.read_bytes())
+    generator.write_bytes(cloudpickle.dumps({**generator_state, "counter": generator_state["counter"] + 1}))
+
+    searcher = restore_and_read_searcher(tmp_path, experiment)
+    assert searcher.ga.stop_reason() == "max_generations"
+    assert "ghost" not in {h["trial_id"] for h in searcher.history} and len(searcher.history) == 4
+    assert len({(r["x"], r["y"]) for r in read_log(tmp_path / "log.jsonl")}) == 4
 
 
 def test_a_search_pickled_before_the_adapter_left_ga_still_unpickles():

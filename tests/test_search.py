@@ -13,7 +13,8 @@ from ultralytics.cfg import get_cfg
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.pipeline import run_job
 from yoloforge.ray_app.search.hyp_file import reproduce_command, reproducible_hyp
-from yoloforge.ray_app.search.tune_io import read_status, restorable
+from yoloforge.ray_app.search.tune_io import read_status
+from yoloforge.ray_app.search.tune_state import restorable, tune_results
 from yoloforge.ray_app.spec import parse_job
 from yoloforge.ray_app.stages.base import SearchChoices
 from yoloforge.ray_app.zoo import resolve_model
@@ -133,8 +134,11 @@ def test_crashed_trial_is_recorded_with_its_reason_and_the_search_goes_on(tmp_pa
 
 
 def finished_trials(experiment: Path) -> dict[str, str]:
-    """Trial folder -> its result.json, for trials whose final report is written."""
-    return {p.parent.name: p.read_text() for p in experiment.glob("*/result.json") if '"final": true' in p.read_text()}
+    """Trial folder -> its result.json, for trials whose final report is written and that Tune's saved state
+    records as ended (one that finished after Tune's last save rightly runs again on resume)."""
+    ended = {t for t, r in tune_results(experiment).items() if r["status"] == "TERMINATED"}
+    return {p.parent.name: p.read_text() for p in experiment.glob("*/result.json")
+            if '"final": true' in p.read_text() and any(f"_{t}_" in p.parent.name for t in ended)}
 
 
 @pytest.mark.slow
@@ -157,9 +161,9 @@ def test_resume_after_killing_the_driver_does_not_rerun_finished_trials(tmp_path
     deadline = time.monotonic() + 300
     # killed once a trial finished and Tune has saved its state at least once: a search killed before Tune's first
     # save rightly starts again (on a loaded machine a trial can finish before it)
-    while not (finished_trials(experiment) and restorable(experiment)) and time.monotonic() < deadline \
+    while not (restorable(experiment) and finished_trials(experiment)) and time.monotonic() < deadline \
             and driver.poll() is None:
-        time.sleep(0.1)
+        time.sleep(0.2)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, as a closed laptop lid would
     driver.wait()
     before = finished_trials(experiment)

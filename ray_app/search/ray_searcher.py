@@ -52,17 +52,55 @@ class GASearcher(Searcher):
         if self.max_concurrent and len(self._live) >= self.max_concurrent:
             return None
         if not self._queue:
-            if self._configs and len(self._results) < len(self._configs):
-                return None  # the generation is still running: wait for it before breeding
+            if self._generation_running():
+                return None  # wait for it before breeding
             if self.ga.stop_reason():
                 return Searcher.FINISHED
-            self._configs = self.ga.ask()
-            self._queue = list(range(len(self._configs)))
-            self._results = {}
+            self._breed()
         index = self._queue.pop(0)
         self._trials[trial_id] = [self.ga.generation, index]
         self._live.add(trial_id)
         return dict(self._configs[index])
+
+    def _generation_running(self) -> bool:
+        return bool(self._configs) and len(self._results) < len(self._configs)
+
+    def _breed(self) -> None:
+        self._configs = self.ga.ask()
+        self._queue = list(range(len(self._configs)))
+        self._results = {}
+
+    def adopt(self, trial_id: str, config: Mapping[str, Any]) -> bool:
+        """Record a trial Tune started from a suggestion this searcher's saved state predates (see
+        tune_state.reconcile). The GA breeds the same members again from its saved state, so the trial is the
+        queued member with its config; should none match, the next queued member takes the config that ran.
+        False when the trial can have come from no member (the current generation is still running)."""
+        if trial_id in self._trials:
+            return True
+        if not self._queue:
+            if self._generation_running():
+                return False
+            self._breed()  # Tune started it, so the GA had not stopped when it was suggested
+        index = next((i for i in self._queue if _same_config(self._configs[i], config)), None)
+        if index is None:
+            index = self._queue[0]
+            self.ga.amend(index, config)
+            self._configs[index] = self.ga.ask()[index]
+        self._queue.remove(index)
+        self._trials[trial_id] = [self.ga.generation, index]
+        self._live.add(trial_id)
+        return True
+
+    def forget_unknown(self, known: set[str]) -> list[str]:
+        """Trials handed out but not finished that Tune has no record of (its saved state predates them) are
+        forgotten and their members queued again, to be handed out to new trials. Returns their ids."""
+        gone = sorted(self._live - known)
+        for trial_id in gone:
+            generation, index = self._trials.pop(trial_id)
+            self._live.discard(trial_id)
+            if generation == self.ga.generation and index not in self._results and index not in self._queue:
+                self._queue = sorted([*self._queue, index])
+        return gone
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._live.discard(trial_id)
@@ -147,6 +185,16 @@ class GASearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, encoding="utf-8") as f:
             self.set_state(json.load(f))
+
+
+def _same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """b holds a's values (floats to their last few bits: a config passes through JSON on its way to Tune)."""
+    def same(x: Any, y: Any) -> bool:
+        if isinstance(x, int | float) and isinstance(y, int | float):
+            return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+        return bool(x == y)
+
+    return all(k in b and same(v, b[k]) for k, v in a.items())
 
 
 def _finite(value: Any) -> bool:

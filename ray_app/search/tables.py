@@ -19,7 +19,8 @@ from yoloforge.ray_app.console import console
 from yoloforge.ray_app.outcome import meets_targets
 from yoloforge.ray_app.search.hyp_file import reproducible_hyp
 from yoloforge.ray_app.search.trainable import METRIC_KEYS, TRAIN_ARGS
-from yoloforge.ray_app.search.tune_io import collect_trials, load_searcher, read_status
+from yoloforge.ray_app.search.tune_io import collect_trials, read_status
+from yoloforge.ray_app.search.tune_state import load_searcher
 from yoloforge.ray_app.spec import JobSpec
 
 

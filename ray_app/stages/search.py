@@ -24,17 +24,8 @@ from yoloforge.ray_app.search.seeding import (
     trial_estimate_s,
 )
 from yoloforge.ray_app.search.tables import SearchOutcome, summarize
-from yoloforge.ray_app.search.tune_io import (
-    concurrent_trials,
-    load_searcher,
-    read_status,
-    restorable,
-    restore_round,
-    run_round,
-    set_aside_unreadable_state,
-    tune_results,
-    write_status,
-)
+from yoloforge.ray_app.search.tune_io import concurrent_trials, read_status, restore_round, run_round, write_status
+from yoloforge.ray_app.search.tune_state import load_searcher, restorable, set_aside_unreadable_state, tune_results
 from yoloforge.ray_app.spec import JobSpec, dump_job, parse_job
 from yoloforge.ray_app.stages.base import RunState
 from yoloforge.ray_app.stages.freshness import Verdict, digest, tree_digest
