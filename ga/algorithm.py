@@ -127,6 +127,30 @@ class GeneticAlgorithm:
         self.generation += 1
         self._asked = None
 
+    def revise(self, generation: int, index: int, F: Sequence[float], cv: float = 0.0) -> None:
+        """Member `index` of an already told `generation` now has these objectives and violation (it was told
+        with a provisional result, a running trial's latest): the archive, and the population if it survived,
+        hold the new values from here on."""
+        rows = np.flatnonzero(self.archive_gen == generation)
+        if not 0 <= index < len(rows) or generation >= self.generation:
+            raise ValueError(f"no told member {index} of generation {generation}")
+        row = rows[index]
+        F_row = np.asarray(F, dtype=float).reshape(self.n_obj)
+        F_row = np.where(np.isfinite(F_row), F_row, np.inf)
+        cv = float(cv) if np.isfinite(cv) else np.inf
+        self._archive_F.view[row], self._archive_cv.view[row] = F_row, cv
+        key = row_keys(self.archive_X[row: row + 1])[0]
+        for i, population_key in enumerate(row_keys(self.X)):
+            if population_key == key:
+                self.F[i], self.cv[i] = F_row, cv
+        order = np.argsort(self._rank(self.F, self.cv), kind="stable")
+        self.X, self.F, self.cv = self.X[order], self.F[order], self.cv[order]
+        feasible = self.archive_cv <= 0
+        self._best_feasible = float(self.archive_F[feasible, 0].min()) if feasible.any() else np.inf
+        self._least_cv = float(self.archive_cv.min())
+        if self.best_history:
+            self.best_history[-1] = self._best_value()
+
     # --- progress ----------------------------------------------------------------------------------------
 
     def stop_reason(self) -> str | None:

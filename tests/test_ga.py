@@ -17,6 +17,7 @@ from yoloforge.ga.operators import (
     non_dominated_sort,
     polynomial_mutation,
     repair_bounds,
+    row_keys,
     sbx_crossover,
 )
 from yoloforge.ga.space import Gene, SearchSpace
@@ -128,6 +129,32 @@ def test_elitism_never_loses_the_best(seed):
         best_so_far = min(best_so_far, f.min())
         ga.tell(f)
         assert ga.F[:, 0].min() == best_so_far
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 5), st.floats(-1.0, 1.0))
+def test_a_revised_member_holds_its_new_objective_in_the_archive_and_the_population(seed, index, shift):
+    # a generation told with provisional results (running trials' latest), one revised when its trial ends
+    ga = GeneticAlgorithm(MIXED, pop_size=6, seed=seed)
+    first = sphere(ga.ask())
+    ga.tell(first)
+    final = sphere(ga.ask())
+    provisional = final + 0.5
+    ga.tell(provisional)
+    ga.revise(1, index, [final[index] + shift])
+    expected = np.concatenate([first, provisional])
+    expected[6 + index] = final[index] + shift
+    assert np.array_equal(ga.archive_F[:, 0], expected)
+    told = dict(zip(row_keys(ga.archive_X), ga.archive_F[:, 0], strict=True))
+    assert [told[k] for k in row_keys(ga.X)] == list(ga.F[:, 0])  # a surviving member carries the new value
+    assert list(ga.F[:, 0]) == sorted(ga.F[:, 0]) and ga.best()[1][0] == expected.min()
+
+
+def test_revising_a_generation_not_told_is_refused():
+    ga = GeneticAlgorithm(MIXED, pop_size=4, seed=0)
+    ga.tell(sphere(ga.ask()))
+    with pytest.raises(ValueError):
+        ga.revise(1, 0, [0.0])
 
 
 @settings(max_examples=10, deadline=None)

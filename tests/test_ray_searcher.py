@@ -94,6 +94,87 @@ def test_crashed_trial_gets_the_worst_fitness_and_the_search_goes_on(tmp_path):
     assert np.isinf(searcher.ga.archive_F[0, 0]) and searcher.ga.generation == 2
 
 
+def provisional_searcher(provisional_from: tuple[str, float] | None) -> tuple[GASearcher, dict, dict]:
+    """A generation of two: trial a stopped at the rung (epoch 2), trial b still running after reporting at it."""
+    searcher = GASearcher(GeneticAlgorithm(SPACE, pop_size=2, seed=0, max_generations=3),
+                          provisional_from=provisional_from)
+    a, b = searcher.suggest("a"), searcher.suggest("b")
+    searcher.on_trial_complete("a", {"fitness": -1.0, "epoch": 2})
+    searcher.on_trial_result("b", {"fitness": -3.0, "epoch": 1})
+    return searcher, a, b
+
+
+def test_under_multi_fidelity_the_next_generation_waits_for_running_members_to_pass_the_first_rung():
+    searcher, _, _ = provisional_searcher(("epoch", 2))
+    assert searcher.suggest("c") is None and searcher.ga.generation == 0
+
+
+def test_under_multi_fidelity_the_next_generation_starts_once_every_running_member_passed_the_first_rung():
+    searcher, _, b = provisional_searcher(("epoch", 2))
+    searcher.on_trial_result("b", {"fitness": -2.0, "epoch": 2})
+    assert isinstance(searcher.suggest("c"), dict) and searcher.ga.generation == 1
+    searcher.on_trial_complete("b", {"fitness": -0.5, "epoch": 9})  # its final result revises the GA
+    assert sorted(searcher.ga.archive_F[:, 0]) == [0.5, 1.0]
+    assert searcher.ga.best()[0] == pytest.approx(b)
+    assert [(h["trial_id"], h["generation"], h["metrics"]["fitness"]) for h in searcher.history] == [
+        ("a", 0, -1.0), ("b", 0, -0.5)]
+
+
+def test_without_multi_fidelity_a_running_member_is_always_waited_for():
+    searcher, _, _ = provisional_searcher(None)
+    searcher.on_trial_result("b", {"fitness": -2.0, "epoch": 2})
+    assert searcher.suggest("c") is None and searcher.ga.generation == 0
+
+
+def test_a_provisionally_told_trial_survives_save_and_restore_and_is_revised_after(tmp_path):
+    searcher, _, _ = provisional_searcher(("epoch", 2))
+    searcher.on_trial_result("b", {"fitness": -2.0, "epoch": 2})
+    searcher.suggest("c")
+    searcher.save(str(tmp_path / "state.json"))
+    restored = GASearcher(GeneticAlgorithm(SPACE, pop_size=2))
+    restored.restore(str(tmp_path / "state.json"))
+    restored.on_trial_complete("b", {"fitness": -0.5, "epoch": 9})
+    assert sorted(restored.ga.archive_F[:, 0]) == [0.5, 1.0] and len(restored.history) == 2
+
+
+def epoch_trainable(log: Path, epochs: int = 6):
+    """Reports a fitness every epoch that grows towards the config's own (so ASHA has something to rank)."""
+    def trainable(config: dict) -> None:
+        final = -(config["x"] - 0.5) ** 2 - abs(np.log10(config["y"]) + 1)
+        for epoch in range(1, epochs + 1):
+            time.sleep(0.2)
+            tune.report({"fitness": final - (epochs - epoch) * 0.1, "epoch": epoch})
+        with log.open("a") as f:
+            f.write(json.dumps({"x": config["x"], "y": config["y"], "fitness": final}) + "\n")
+
+    return trainable
+
+
+def test_a_search_under_asha_tells_the_ga_every_trial_s_last_report(tmp_path):
+    from ray.tune.schedulers import ASHAScheduler
+
+    searcher = GASearcher(GeneticAlgorithm(SPACE, pop_size=4, seed=2, max_generations=3),
+                          provisional_from=("epoch", 2))
+    reports = {}
+
+    class LastReport(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            reports[trial.trial_id] = result["fitness"]
+
+    tune.Tuner(
+        tune.with_resources(epoch_trainable(tmp_path / "log.jsonl"), {"cpu": 1}),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=12, scheduler=ASHAScheduler(
+            time_attr="epoch", metric="fitness", mode="max", max_t=5, grace_period=2, reduction_factor=2,
+            brackets=1, stop_last_trials=False)),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "storage"), name="exp", verbose=0,
+                                  callbacks=[LastReport()]),
+    ).fit()
+    assert searcher.ga.stop_reason() == "max_generations" and len(searcher.history) == 12
+    told = {h["trial_id"]: h["metrics"]["fitness"] for h in searcher.history}
+    assert told == reports  # stopped, finished or told early: each trial's last report is what the GA holds
+    assert sorted(-searcher.ga.archive_F[:, 0]) == sorted(reports.values())
+
+
 class InterruptAfter(tune.Callback):
     """Sends the driver SIGINT (as Ctrl-C would) after n trials completed, once: the marker file survives the
     pickling of callbacks into the experiment state, so the restored run is not interrupted again."""

@@ -1,8 +1,11 @@
 """The GA as a Ray Tune search algorithm: a thin translation layer, as Ray's own tune/search/optuna/ is.
 
 One generation is handed out at a time (Tune's concurrency limit still applies within it); the next generation
-is bred only when every trial of the current one has completed. A failed trial counts as the worst possible
-result. save()/restore() hold the whole GA state as JSON, so Tuner.restore continues where the search stopped.
+is bred when every trial of the current one has completed, or, under multi-fidelity (provisional_from), when
+every one still running has passed the first rung: their latest reports stand in for their results, so the next
+generation starts on the cores that stopped trials freed, and their final results revise the GA when they
+arrive. A failed trial counts as the worst possible result. save()/restore() hold the whole GA state as JSON,
+so Tuner.restore continues where the search stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class GASearcher(Searcher):
 
     def __init__(self, ga: GeneticAlgorithm, objectives: Sequence[tuple[str, str]] = (("fitness", "max"),), *,
                  minimums: Mapping[str, float] | None = None, maximums: Mapping[str, float] | None = None,
-                 max_concurrent: int = 0) -> None:
+                 max_concurrent: int = 0, provisional_from: tuple[str, float] | None = None) -> None:
         if len(objectives) != ga.n_obj:
             raise ValueError(f"{len(objectives)} objectives for a GA with n_obj={ga.n_obj}")
         super().__init__(metric=objectives[0][0], mode=objectives[0][1])
@@ -40,6 +43,10 @@ class GASearcher(Searcher):
         self._results: dict[int, dict[str, Any] | None] = {}  # index -> metrics, None when the trial failed
         self._live: set[str] = set()
         self.history: list[dict[str, Any]] = []  # every completed trial, for trials.parquet
+        # (result key, value): a running trial whose latest report reached it may be told provisionally
+        self.provisional_from = tuple(provisional_from) if provisional_from else None
+        self._latest: dict[str, dict[str, float]] = {}  # live trial -> its latest report's numbers
+        self._provisional: dict[str, dict[str, Any]] = {}  # told with its latest report, still running
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # the objectives given at construction rule
@@ -52,7 +59,7 @@ class GASearcher(Searcher):
         if self.max_concurrent and len(self._live) >= self.max_concurrent:
             return None
         if not self._queue:
-            if self._generation_running():
+            if self._generation_running() and not self._tell_provisionally():
                 return None  # wait for it before breeding
             if self.ga.stop_reason():
                 return Searcher.FINISHED
@@ -64,6 +71,30 @@ class GASearcher(Searcher):
 
     def _generation_running(self) -> bool:
         return bool(self._configs) and len(self._results) < len(self._configs)
+
+    def _tell_provisionally(self) -> bool:
+        """Tell the running generation now if every member still running has reported at or past
+        provisional_from (under ASHA: kept at the first rung) with finite objectives; True when told."""
+        if self.provisional_from is None:
+            return False
+        key, start = self.provisional_from
+        running = {tid: index for tid, (generation, index) in self._trials.items()
+                   if generation == self.ga.generation and index not in self._results and tid in self._live}
+        if len(running) != len(self._configs) - len(self._results):
+            return False  # a member no trial runs
+        latest = {tid: self._metrics(self._latest.get(tid), error=False) for tid in running}
+        if any(m is None or not m.get(key, -math.inf) >= start for m in latest.values()):
+            return False
+        for tid, index in running.items():
+            self._results[index] = latest[tid]
+            self._provisional[tid] = {"generation": self.ga.generation, "index": index,
+                                      "config": self._configs[index], "metrics": latest[tid]}
+        self._tell()
+        return True
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._live:
+            self._latest[trial_id] = {k: v for k, v in result.items() if isinstance(v, int | float)}
 
     def _breed(self) -> None:
         self._configs = self.ga.ask()
@@ -94,7 +125,7 @@ class GASearcher(Searcher):
     def forget_unknown(self, known: set[str]) -> list[str]:
         """Trials handed out but not finished that Tune has no record of (its saved state predates them) are
         forgotten and their members queued again, to be handed out to new trials. Returns their ids."""
-        gone = sorted(self._live - known)
+        gone = sorted(self._live - known - set(self._provisional))
         for trial_id in gone:
             generation, index = self._trials.pop(trial_id)
             self._live.discard(trial_id)
@@ -104,29 +135,47 @@ class GASearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._live.discard(trial_id)
+        self._latest.pop(trial_id, None)
+        if trial_id in self._provisional:  # its generation was told with its latest report: revise
+            told = self._provisional.pop(trial_id)
+            metrics = self._metrics(result, error)
+            self._record(trial_id, told["generation"], told["index"], told["config"], metrics, error)
+            F, cv = self._objectives([metrics])
+            self.ga.revise(told["generation"], told["index"], F[0], float(cv[0]))
+            return
         generation, index = self._trials.get(trial_id, [None, None])
         if generation != self.ga.generation or index is None or index in self._results:
             return
-        wanted = [name for name, _ in self.objectives]
-        ok = not error and result is not None and all(_finite(result.get(name)) for name in wanted)
-        metrics = {k: v for k, v in (result or {}).items() if isinstance(v, int | float)} if ok else None
+        metrics = self._metrics(result, error)
         self._results[index] = metrics
-        self.history.append({"trial_id": trial_id, "generation": generation, "index": index,
-                             "config": self._configs[index], "metrics": metrics,
-                             "status": "ok" if ok else ("error" if error else "missing metric")})
+        self._record(trial_id, generation, index, self._configs[index], metrics, error)
         if len(self._results) == len(self._configs):
             self._tell()
 
-    def _tell(self) -> None:
-        n = len(self._configs)
-        rows = [self._results[i] or {} for i in range(n)]
+    def _metrics(self, result: Mapping[str, Any] | None, error: bool) -> dict[str, Any] | None:
+        """A report's numbers, or None for a failed trial or one without every objective."""
+        wanted = [name for name, _ in self.objectives]
+        ok = not error and result is not None and all(_finite(result.get(name)) for name in wanted)
+        return {k: v for k, v in (result or {}).items() if isinstance(v, int | float)} if ok else None
+
+    def _record(self, trial_id: str, generation: int, index: int, config: dict[str, Any],
+                metrics: dict[str, Any] | None, error: bool) -> None:
+        self.history.append({"trial_id": trial_id, "generation": generation, "index": index, "config": config,
+                             "metrics": metrics,
+                             "status": "ok" if metrics is not None else ("error" if error else "missing metric")})
+
+    def _objectives(self, rows: Sequence[Mapping[str, Any] | None]) -> tuple[np.ndarray, np.ndarray]:
+        """The GA's objectives (minimised) and target violation of these results (None: failed, the worst)."""
         names = {name for name, _ in self.objectives} | set(self.minimums) | set(self.maximums)
-        values = {name: np.array([r.get(name, np.nan) for r in rows], dtype=float) for name in names}
+        values = {name: np.array([(r or {}).get(name, np.nan) for r in rows], dtype=float) for name in names}
         sign = {"max": -1.0, "min": 1.0}
         F = np.stack([sign[mode] * values[name] for name, mode in self.objectives], axis=1)
         cv = target_violation(values, self.minimums, self.maximums)
-        failed = np.array([self._results[i] is None for i in range(n)])
-        self.ga.tell(F, np.where(failed, np.inf, cv))
+        failed = np.array([r is None for r in rows], dtype=bool)
+        return F, np.where(failed, np.inf, cv)
+
+    def _tell(self) -> None:
+        self.ga.tell(*self._objectives([self._results[i] for i in range(len(self._configs))]))
 
     def placements(self) -> dict[str, tuple[int, int]]:
         """trial id -> (generation, index in it) for every trial handed out."""
@@ -136,7 +185,15 @@ class GASearcher(Searcher):
         """Settle trials of the current generation that were handed out but never completed here: each gets its
         result recorded elsewhere (None = failed). Without only_known, a trial missing from results counts as
         failed too (a round stopped early); with it, such a trial stays pending (it will run again). Members not
-        handed out yet stay queued."""
+        handed out yet stay queued. A trial told provisionally keeps its provisional result unless results
+        has its own."""
+        for trial_id in list(self._provisional):
+            if trial_id in results:
+                self.on_trial_complete(trial_id, results[trial_id], error=results[trial_id] is None)
+            elif not only_known:
+                told = self._provisional.pop(trial_id)
+                self._live.discard(trial_id)
+                self._record(trial_id, told["generation"], told["index"], told["config"], told["metrics"], False)
         for trial_id, (generation, index) in list(self._trials.items()):
             if generation != self.ga.generation or index in self._results:
                 continue
@@ -165,7 +222,8 @@ class GASearcher(Searcher):
                 "maximums": self.maximums, "max_concurrent": self.max_concurrent, "configs": self._configs,
                 "queue": self._queue, "trials": self._trials,
                 "results": {str(k): v for k, v in self._results.items()}, "live": sorted(self._live),
-                "history": self.history}
+                "history": self.history, "provisional_from": self.provisional_from, "latest": self._latest,
+                "provisional": self._provisional}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         self.ga = GeneticAlgorithm.from_state(state["ga"])
@@ -178,6 +236,9 @@ class GASearcher(Searcher):
         self._results = {int(k): v for k, v in state["results"].items()}
         self._live = set(state["live"])
         self.history = list(state["history"])
+        self.provisional_from = tuple(state["provisional_from"]) if state.get("provisional_from") else None
+        self._latest = dict(state.get("latest", {}))
+        self._provisional = dict(state.get("provisional", {}))
 
     def save(self, checkpoint_path: str) -> None:
         atomic.write_text(checkpoint_path, json.dumps(self.get_state()))

@@ -11,6 +11,7 @@ from yoloforge.ga.algorithm import GeneticAlgorithm
 from yoloforge.ga.space import SearchSpace
 from yoloforge.ga.surrogate import ASSISTED
 from yoloforge.ray_app.console import console
+from yoloforge.ray_app.search.fidelity import rungs
 from yoloforge.ray_app.search.hyperparameters import (
     FINE_TUNE_LR0_CEILING,
     FINE_TUNE_STEP,
@@ -112,7 +113,9 @@ def build_searcher(spec: JobSpec, task: str, nc: int | None = None, n_train: int
                           **({"warm_fraction": 1.0, "warm_sigma": FINE_TUNE_STEP} if pretrained else {}),
                           **ASSISTED)
     objectives = [("fitness", "max")] + ([("latency_ms", "min")] if n_obj == 2 else [])
-    return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics))
+    stops = rungs(spec)  # under ASHA, a trial kept at the first rung may stand in with its latest report
+    return GASearcher(ga, objectives, minimums=dict(spec.targets.metrics),
+                      provisional_from=("epoch", stops[0]) if stops else None)
 
 
 def trial_context(spec: JobSpec, task: str, data: str, model: str,
