@@ -107,6 +107,12 @@ class RunDir:
         return self.best / "hyp.yaml"
 
     @property
+    def best_ultralytics_config(self) -> Path:
+        """YOLO_CONFIG_DIR for training the best trial again: Ultralytics' settings without its Ray Tune integration
+        (ray_app/search/hyp_file.py says why)."""
+        return self.best / "ultralytics"
+
+    @property
     def previous(self) -> Path:
         """Where a finished search is moved when a new one starts (never deleted)."""
         return self.path / "previous"

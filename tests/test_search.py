@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +78,11 @@ def test_best_hyp_leaves_out_what_the_user_decides_and_names_the_command_that_tr
     path.parent.mkdir()
     args = {"task": "detect", "data": "/d/data.yaml", "model": "yolo11n.yaml", "device": "cpu", "project": "/tmp/x",
             "epochs": 3, "lr0": 0.004, "nbs": 16, "seed": 0, "deterministic": True}
-    path.write_text(reproducible_hyp(args, path))
+    path.write_text(reproducible_hyp(args, path, tmp_path / "ultralytics"))
     hyp = yaml.safe_load(path.read_text())
     assert hyp == {"task": "detect", "epochs": 3, "lr0": 0.004, "nbs": 16, "seed": 0, "deterministic": True}
-    assert reproduce_command(path) == f"yolo train cfg={path} data=/d/data.yaml model=yolo11n.yaml"
+    assert reproduce_command(path) == (f"YOLO_CONFIG_DIR={tmp_path / 'ultralytics'} yolo train cfg={path} "
+                                       "data=/d/data.yaml model=yolo11n.yaml")
     assert reproduce_command(tmp_path / "missing.yaml") is None
 
 
@@ -93,9 +96,13 @@ def test_target_met_ends_the_search_after_the_first_generation(tmp_path, shapes)
     assert {t["generation"] for t in rows(tmp_path / "runs" / "target")} == {0}
 
 
-def test_a_multi_fidelity_search_stops_a_weak_trial_at_its_rung_and_the_ga_learns_from_it(tmp_path, detector):
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory, detector):  # type: ignore[no-untyped-def]
+    """A multi-fidelity search fine-tuning the suite's detector: one config keeps it, one wrecks it."""
     import ray
     from yoloforge.ray_app.ray_session import init_options
+
+    tmp_path = tmp_path_factory.mktemp("fine_tuned")
 
     if not ray.is_initialized():  # the suite's one local Ray (ray_session joins it), asked for its CPUs below
         ray.init(**init_options(None, dashboard=False))
@@ -108,16 +115,47 @@ def test_a_multi_fidelity_search_stops_a_weak_trial_at_its_rung_and_the_ga_learn
                       "model": str(weights),
                       # one trial at a time on any machine: the first to reach a rung always goes on (ASHA)
                       "resources": {"cpu": ray.cluster_resources()["CPU"], "gpu": 0, "dashboard": False}})
-    result = run_job(spec, until="search")
-    kept, stopped = sorted(rows(tmp_path / "runs" / "fidelity"), key=lambda t: t["hp_lr0"])
+    return run_job(spec, until="search"), tmp_path / "runs" / "fidelity"
+
+
+def test_a_multi_fidelity_search_stops_a_weak_trial_at_its_rung_and_the_ga_learns_from_it(fine_tuned):
+    result, run_dir = fine_tuned
+    kept, stopped = sorted(rows(run_dir), key=lambda t: t["hp_lr0"])
     assert kept["status"] == "ok" and kept["best_pt"]
     assert stopped["status"] == "stopped early" and stopped["epoch"] == 1 and stopped["best_pt"] is None
     assert result.outcome.best["trial_id"] == kept["trial_id"]
     # the stopped trial's fitness at its rung reached the GA (and its surrogate), not a failure
-    told = json.loads((tmp_path / "runs" / "fidelity" / "search" / "ga_state.json").read_text())
+    told = json.loads((run_dir / "search" / "ga_state.json").read_text())
     assert len(told["archive_F"]) == 2
     assert np.isfinite(np.array(told["archive_F"], dtype=float)).all()
     assert np.isfinite(np.array(told["archive_cv"], dtype=float)).all()
+
+
+def test_the_command_in_best_hyp_trains_exactly_as_the_trial_did(fine_tuned, tmp_path):
+    # Ultralytics imports its Ray Tune integration after seeding, and that import draws from Python's random
+    # numbers; the trial ran inside Ray Tune. Each batch's losses follow from the images the augmentation drew.
+    import shlex
+    import shutil
+    import subprocess
+
+    _, run_dir = fine_tuned
+    kept = min(rows(run_dir), key=lambda t: t["hp_lr0"])
+    command = reproduce_command(run_dir / "best" / "hyp.yaml")
+    assert command and shutil.which("yolo")
+    words = shlex.split(command)
+    env = dict(w.split("=", 1) for w in words[: words.index("yolo")])
+    train = [shutil.which("yolo"), *words[words.index("yolo") + 1:], "plots=False", "workers=0", "device=cpu",
+             f"project={tmp_path}", "name=again", "exist_ok=True"]
+    again = subprocess.run(train, env={**os.environ, **env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+
+    def losses(results: Path) -> list[float]:  # every epoch's training losses, in order
+        rows = csv.DictReader(results.open())
+        return [float(v) for r in rows for k, v in r.items() if k.strip().startswith("train/")]
+
+    trial = (run_dir / kept["best_pt"]).parent.parent / "train" / "results.csv"
+    assert losses(tmp_path / "again" / "results.csv") == pytest.approx(losses(trial), rel=1e-4)
 
 
 @pytest.mark.slow

@@ -1,8 +1,17 @@
 """best/hyp.yaml: the best trial's training arguments as a cfg for `yolo train`, and the command on its first lines
-(written by the search's summary; read by the console and the report)."""
+(written by the search's summary; read by the console and the report).
+
+The command names a settings folder of its own (YOLO_CONFIG_DIR): Ultralytics' settings as this machine has them,
+with its Ray Tune integration off. Ultralytics imports that integration after it seeds a training, and importing
+Ray Tune draws from Python's global random numbers; a trial runs inside Ray Tune, where the import is already done
+and draws nothing. So a plain `yolo train` on a machine with Ray installed augments its images with other random
+numbers than the trial did, and lands elsewhere (0.04 fitness on the tomato export, 3 epochs); with the
+integration off it trains exactly as the trial did.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +20,7 @@ import yaml
 # what a user's own `yolo train` decides (their data, model, device and folders), not the configuration found
 NOT_IN_HYP = ("data", "model", "project", "name", "save_dir", "exist_ok", "resume", "device", "workers", "plots",
               "verbose", "amp", "pretrained")
+COMMAND_PREFIX = "#   "
 
 
 def reproduce_command(hyp: Path) -> str | None:
@@ -19,13 +29,25 @@ def reproduce_command(hyp: Path) -> str | None:
         lines = hyp.read_text().splitlines()
     except OSError:
         return None
-    return next((line.removeprefix("#").strip() for line in lines if line.startswith("#   yolo train")), None)
+    return next((line.removeprefix(COMMAND_PREFIX).strip() for line in lines
+                 if line.startswith(COMMAND_PREFIX) and " yolo train " in f" {line}"), None)
 
 
-def reproducible_hyp(train_args: dict[str, Any], path: Path) -> str:
+def reproducible_hyp(train_args: dict[str, Any], path: Path, config_dir: Path) -> str:
     """A trial's training arguments (Ultralytics' args.yaml) as a cfg for `yolo train`, with the command that
-    trains it again on the same data and model."""
+    trains it again on the same data and model (Ultralytics' settings from config_dir: ultralytics_settings)."""
     hyp = {k: v for k, v in train_args.items() if k not in NOT_IN_HYP}
     return (f"# the search's best trial: train it again with\n"
-            f"#   yolo train cfg={path} data={train_args.get('data')} model={train_args.get('model')}\n"
+            f"{COMMAND_PREFIX}YOLO_CONFIG_DIR={config_dir} yolo train cfg={path} data={train_args.get('data')} "
+            f"model={train_args.get('model')}\n"
+            "# (YOLO_CONFIG_DIR: your Ultralytics settings without its Ray Tune integration, whose import would\n"
+            "# change the random numbers the training draws)\n"
             + yaml.safe_dump(hyp, sort_keys=False))
+
+
+def ultralytics_settings() -> str:
+    """Ultralytics' settings as this machine has them, its Ray Tune integration off (settings.json under the
+    folder YOLO_CONFIG_DIR names, in its Ultralytics/ subfolder)."""
+    from ultralytics.utils import SETTINGS
+
+    return json.dumps({**dict(SETTINGS), "raytune": False}, indent=2)
