@@ -20,6 +20,7 @@ from ray.tune.search import Searcher
 from yoloforge.core import atomic
 from yoloforge.ga.algorithm import GeneticAlgorithm
 from yoloforge.ga.fitness import target_violation
+from yoloforge.ga.operators import row_keys
 
 
 class GASearcher(Searcher):
@@ -112,7 +113,9 @@ class GASearcher(Searcher):
             if self._generation_running():
                 return False
             self._breed()  # Tune started it, so the GA had not stopped when it was suggested
-        index = next((i for i in self._queue if _same_config(self._configs[i], config)), None)
+        # the same config as the GA tells configs apart (its duplicate check): rows of its encoding, rounded
+        key = row_keys(self.ga.space.encode([config]))[0]
+        index = next((i for i in self._queue if row_keys(self.ga.space.encode([self._configs[i]]))[0] == key), None)
         if index is None:
             index = self._queue[0]
             self.ga.amend(index, config)
@@ -246,16 +249,6 @@ class GASearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, encoding="utf-8") as f:
             self.set_state(json.load(f))
-
-
-def _same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """b holds a's values (floats to their last few bits: a config passes through JSON on its way to Tune)."""
-    def same(x: Any, y: Any) -> bool:
-        if isinstance(x, int | float) and isinstance(y, int | float):
-            return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
-        return bool(x == y)
-
-    return all(k in b and same(v, b[k]) for k, v in a.items())
 
 
 def _finite(value: Any) -> bool:
