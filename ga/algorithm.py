@@ -275,10 +275,10 @@ class GeneticAlgorithm:
             return pool
         X, y = self._surrogate_observations()
         model = make_surrogate(self.surrogate).fit(X, y)
-        order = np.argsort(-model.score(pool), kind="stable")
         n_model = self.pop_size - round(self.pop_size * self.explore)
-        rest = order[n_model:]
-        chosen = np.concatenate([order[:n_model], self.rng.choice(rest, self.pop_size - n_model, replace=False)])
+        picked = model.choose(pool, n_model)
+        rest = np.setdiff1d(np.arange(len(pool)), picked)
+        chosen = np.concatenate([picked, self.rng.choice(rest, self.pop_size - n_model, replace=False)])
         return pool[chosen]
 
     def _surrogate_observations(self) -> tuple[np.ndarray, np.ndarray]:
