@@ -154,7 +154,7 @@ def test_the_command_in_best_hyp_trains_exactly_as_the_trial_did(fine_tuned, tmp
         rows = csv.DictReader(results.open())
         return [float(v) for r in rows for k, v in r.items() if k.strip().startswith("train/")]
 
-    trial = (run_dir / kept["best_pt"]).parent.parent / "train" / "results.csv"
+    trial = (run_dir / kept["best_pt"]).parent / "results.csv"  # kept in the checkpoint beside the weights
     assert losses(tmp_path / "again" / "results.csv") == pytest.approx(losses(trial), rel=1e-4)
 
 

@@ -1,8 +1,11 @@
 """One search trial: Ultralytics train + val with a genome's hyperparameters, reported to Ray Tune.
 
 Per-epoch metrics go to Tune from an Ultralytics callback (so schedulers and the dashboard see progress); the
-last report carries the final metrics of best.pt, the fitness and the compute cost, with best.pt as Tune's
-checkpoint of the trial (kept in the run directory's search/ folder, where Tune stores the experiment). A trial
+last report carries the final metrics of best.pt, the fitness and the compute cost, with best.pt, Ultralytics'
+arguments and its per-epoch results.csv as Tune's checkpoint of the trial (kept in the run directory's search/
+folder, where Tune stores the experiment). Ultralytics trains in a temporary folder, removed when the trial
+ends: every later trial of a Tune actor (reuse_actors) would otherwise write where Ray's reset points it, a
+folder the run never sees, and each trial's epoch checkpoints would pile up there. A trial
 that raises (NaN loss that Ultralytics cannot recover from, out of memory, ...) is recorded by Tune with its
 error and the search goes on.
 """
@@ -10,8 +13,6 @@ error and the search goes on.
 from __future__ import annotations
 
 import math
-import os
-import resource
 import shutil
 import tempfile
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from yoloforge.engines.harness import PeakRss
 from yoloforge.ga.fitness import weighted_fitness
 
 # Ultralytics' metric keys -> yoloforge's metric names
@@ -35,6 +37,7 @@ METRIC_KEYS: dict[str, dict[str, str]] = {
 COST_KEYS = ("params_m", "gflops", "latency_ms", "memory_mb", "train_time_s")
 CHECKPOINT_WEIGHTS = "best.pt"  # the weights' name inside a trial's Tune checkpoint
 TRAIN_ARGS = "args.yaml"  # Ultralytics' record of a training's arguments, beside the weights in the checkpoint
+EPOCH_RESULTS = "results.csv"  # Ultralytics' per-epoch losses and metrics, beside them too
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,14 @@ def shared_latency_ms(model: str, task: str, sizes: list[int]) -> dict[int, floa
     return {size: measure_latency_ms(net, size, "cpu", runs=20) for size in sorted(set(sizes))}
 
 
-def peak_memory_mb(device: str) -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def peak_memory_mb(device: str, rss_mb: float) -> float:
+    """This trial's peak: its process's resident memory while it trained (sampled: Tune reuses a trial's process
+    for the next, so the process's lifetime peak would be an earlier trial's), or the GPU's allocated peak."""
     if device != "cpu":
         import torch
 
-        return max(rss, torch.cuda.max_memory_allocated() / 2**20)
-    return rss
+        return max(rss_mb, torch.cuda.max_memory_allocated() / 2**20)
+    return rss_mb
 
 
 def _drop_ultralytics_raytune(trainer: Any) -> None:
@@ -134,12 +138,25 @@ def _drop_ultralytics_raytune(trainer: Any) -> None:
         trainer.callbacks[event] = [f for f in funcs if "raytune" not in getattr(f, "__module__", "")]
 
 
+def release_freed_memory() -> None:
+    """Hand what an earlier trial of this process freed back to the system, so this trial's memory peak starts
+    from the process's baseline (glibc keeps freed heap mapped until asked; elsewhere nothing to do)."""
+    import contextlib
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name and "libc.so" in name:
+        with contextlib.suppress(OSError, AttributeError):  # musl and others have no malloc_trim
+            ctypes.CDLL(name).malloc_trim(0)
+
+
 def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Tune function trainable: run_trial on the device Ray gave this trial, reporting to Tune."""
     import ray
     from ray import tune
-
-    trial_dir = Path(tune.get_context().get_trial_dir() or os.getcwd())
 
     def report(result: dict[str, Any]) -> None:
         if not result.get("final"):
@@ -149,12 +166,14 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         # directory, from any node), while the trial's own folder is Ray's temporary one, gone with its session
         with tempfile.TemporaryDirectory() as folder:
             shutil.copy2(result["best_pt"], Path(folder) / CHECKPOINT_WEIGHTS)
-            if Path(result["train_args"]).is_file():  # what Ultralytics trained with, for best/hyp.yaml
-                shutil.copy2(result["train_args"], Path(folder) / TRAIN_ARGS)
+            for kept in (Path(result["train_args"]), Path(result["train_args"]).with_name(EPOCH_RESULTS)):
+                if kept.is_file():  # what Ultralytics trained with (for best/hyp.yaml), and each epoch's figures
+                    shutil.copy2(kept, Path(folder) / kept.name)
             tune.report({**result, "best_pt": CHECKPOINT_WEIGHTS, "train_args": TRAIN_ARGS},
                         checkpoint=tune.Checkpoint.from_directory(folder))
 
-    run_trial(config, ctx, pick_device(ray.get_gpu_ids()), trial_dir, report)
+    with tempfile.TemporaryDirectory(prefix="yoloforge-trial-") as work:
+        run_trial(config, ctx, pick_device(ray.get_gpu_ids()), Path(work), report)
 
 
 def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir: Path,
@@ -186,9 +205,13 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir:
     model.add_callback("on_pretrain_routine_start", _drop_ultralytics_raytune)
     start = time.time()
     model.add_callback("on_fit_epoch_end", report_epoch)
-    model.train(data=ctx.data, epochs=ctx.epochs, imgsz=imgsz, batch=batch, device=device, workers=0,
-                plots=False, amp=device != "cpu", project=str(trial_dir), name="train", exist_ok=True,
-                verbose=False, seed=ctx.seed, val=True, **hyp)
+    release_freed_memory()
+    if device != "cpu":
+        torch.cuda.reset_peak_memory_stats()
+    with PeakRss(interval_s=0.05) as rss:
+        model.train(data=ctx.data, epochs=ctx.epochs, imgsz=imgsz, batch=batch, device=device, workers=0,
+                    plots=False, amp=device != "cpu", project=str(trial_dir), name="train", exist_ok=True,
+                    verbose=False, seed=ctx.seed, val=True, **hyp)
     train_time = time.time() - start
     trainer = model.trainer
     metrics = named_metrics(ctx.task, trainer.metrics)
@@ -199,7 +222,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir:
         "gflops": float(get_flops(net, imgsz) or 0.0),
         "latency_ms": ctx.latency_ms[imgsz] if device == "cpu" and imgsz in ctx.latency_ms
         else measure_latency_ms(net, imgsz, device),
-        "memory_mb": peak_memory_mb(device),
+        "memory_mb": peak_memory_mb(device, rss.peak_mb),
         "train_time_s": train_time,
     }
     if not all(math.isfinite(v) for v in metrics.values()):
