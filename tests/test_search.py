@@ -71,6 +71,11 @@ def test_search_trains_two_generations_and_keeps_the_best(tmp_path, shapes):
     assert json.loads((run_dir / "search" / "ga_state.json").read_text())["generation"] == 2
     progress = next((run_dir / "search" / "tune").glob("train_trial_*/progress.csv")).read_text().splitlines()
     assert len(progress) - 1 >= 3  # one row per epoch reached Tune, then the final one
+    # a later trial trains in an earlier one's process (Tune's reuse_actors; between generations, while the searcher
+    # waits for the last result, Tune keeps one idle process, not every one)
+    finals = [json.loads(f.read_text().splitlines()[-1]) for f in (run_dir / "search" / "tune").glob("*/result.json")]
+    assert len(finals) == 4 and len({r["pid"] for r in finals}) < 4
+    assert all((run_dir / t["best_pt"]).with_name("results.csv").is_file() for t in trials)
 
 
 def test_best_hyp_leaves_out_what_the_user_decides_and_names_the_command_that_trains_it_again(tmp_path):
