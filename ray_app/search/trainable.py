@@ -163,7 +163,7 @@ def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             tune.report(result)
             return
         # the weights go to Tune as the trial's checkpoint: Tune keeps it in the experiment's storage (the run
-        # directory, from any node), while the trial's own folder is Ray's temporary one, gone with its session
+        # directory, from any node), while the folder the trial trained in is removed when it ends
         with tempfile.TemporaryDirectory() as folder:
             shutil.copy2(result["best_pt"], Path(folder) / CHECKPOINT_WEIGHTS)
             for kept in (Path(result["train_args"]), Path(result["train_args"]).with_name(EPOCH_RESULTS)):
