@@ -65,6 +65,15 @@ def test_bench_server_quick_run_prints_goal_lines(served_run):
     assert "engine alone" in stdout and "cached" in stdout and "gateway overhead" in stdout
 
 
+@pytest.mark.slow
+def test_bench_finetune_quick_run_prints_goal_lines(detector):
+    weights, data = detector  # the suite's trained detector and its shapes stand in for the real export and weights
+    stdout, goals = quick_run("bench_finetune.py", "--weights", str(weights), "--data", str(data))
+    assert len(goals) == 5, goals
+    assert "model.tune" in stdout
+    assert any(g.startswith("GOAL reproduces: yolo train cfg=best/hyp.yaml lands") for g in goals), goals
+
+
 def test_loadgen_reports_errors_by_status_against_a_closed_port():
     out = subprocess.run([sys.executable, "scripts/loadgen.py", "http://127.0.0.1:9", "--requests", "3",
                           "--concurrency", "2", "--timeout", "2"], cwd=ROOT, capture_output=True, text=True,
