@@ -104,20 +104,16 @@ def run_tune(data: str, weights: str, work: Path, seed: int, trials: int, epochs
 def reproduce(run_dir: Path, weights: str, data: str, fitness: list[float]) -> float | None:
     """The command best/hyp.yaml's first lines give, as a user would run it (deterministic, the run's seed), scored
     as the trials are; the distance from the best trial's fitness, or None where the run wrote no best/hyp.yaml."""
-    import shlex
-
-    from yoloforge.ray_app.search.hyp_file import reproduce_command
+    from yoloforge.ray_app.search.hyp_file import command_parts, reproduce_command
 
     command = reproduce_command(run_dir / "best" / "hyp.yaml")
     if command is None:
         return None
-    words = shlex.split(command)
-    at = words.index("yolo")
-    env = {**os.environ, **dict(w.split("=", 1) for w in words[:at])}  # YOLO_CONFIG_DIR=...
+    env, argv = command_parts(command)  # YOLO_CONFIG_DIR=..., then yolo train cfg=...
     out = run_dir / "reproduced"
-    subprocess.run([*words[at:], f"data={data}", f"model={weights}", "deterministic=True", "plots=False", "workers=0",
+    subprocess.run([*argv, f"data={data}", f"model={weights}", "deterministic=True", "plots=False", "workers=0",
                     "device=cpu", f"project={out}", "name=train", "exist_ok=True"], check=True, capture_output=True,
-                   env=env)
+                   env={**os.environ, **env})
     rows = list(csv.DictReader((out / "train" / "results.csv").open()))
     best = max(score(float(r["metrics/mAP50(B)"]), float(r["metrics/mAP50-95(B)"])) for r in rows)
     return abs(best - max(fitness, default=0.0))

@@ -14,7 +14,7 @@ import yaml
 from ultralytics.cfg import get_cfg
 from yoloforge.ray_app.intake.synth import synth_dataset
 from yoloforge.ray_app.pipeline import run_job
-from yoloforge.ray_app.search.hyp_file import reproduce_command, reproducible_hyp
+from yoloforge.ray_app.search.hyp_file import command_parts, reproduce_command, reproducible_hyp
 from yoloforge.ray_app.search.tune_io import read_status
 from yoloforge.ray_app.search.tune_state import restorable, tune_results
 from yoloforge.ray_app.spec import parse_job
@@ -139,7 +139,6 @@ def test_a_multi_fidelity_search_stops_a_weak_trial_at_its_rung_and_the_ga_learn
 def test_the_command_in_best_hyp_trains_exactly_as_the_trial_did(fine_tuned, tmp_path):
     # Ultralytics imports its Ray Tune integration after seeding, and that import draws from Python's random
     # numbers; the trial ran inside Ray Tune. Each batch's losses follow from the images the augmentation drew.
-    import shlex
     import shutil
     import subprocess
 
@@ -147,9 +146,8 @@ def test_the_command_in_best_hyp_trains_exactly_as_the_trial_did(fine_tuned, tmp
     kept = min(rows(run_dir), key=lambda t: t["hp_lr0"])
     command = reproduce_command(run_dir / "best" / "hyp.yaml")
     assert command and shutil.which("yolo")
-    words = shlex.split(command)
-    env = dict(w.split("=", 1) for w in words[: words.index("yolo")])
-    train = [shutil.which("yolo"), *words[words.index("yolo") + 1:], "plots=False", "workers=0", "device=cpu",
+    env, argv = command_parts(command)
+    train = [shutil.which("yolo"), *argv[1:], "plots=False", "workers=0", "device=cpu",
              f"project={tmp_path}", "name=again", "exist_ok=True"]
     again = subprocess.run(train, env={**os.environ, **env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                            timeout=600)

@@ -12,10 +12,12 @@ integration off it trains exactly as the trial did.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yoloforge.core import atomic
 
 # what a user's own `yolo train` decides (their data, model, device and folders), not the configuration found
 NOT_IN_HYP = ("data", "model", "project", "name", "save_dir", "exist_ok", "resume", "device", "workers", "plots",
@@ -35,7 +37,7 @@ def reproduce_command(hyp: Path) -> str | None:
 
 def reproducible_hyp(train_args: dict[str, Any], path: Path, config_dir: Path) -> str:
     """A trial's training arguments (Ultralytics' args.yaml) as a cfg for `yolo train`, with the command that
-    trains it again on the same data and model (Ultralytics' settings from config_dir: ultralytics_settings)."""
+    trains it again on the same data and model (Ultralytics' settings from config_dir: write_ultralytics_settings)."""
     hyp = {k: v for k, v in train_args.items() if k not in NOT_IN_HYP}
     return (f"# the search's best trial: train it again with\n"
             f"{COMMAND_PREFIX}YOLO_CONFIG_DIR={config_dir} yolo train cfg={path} data={train_args.get('data')} "
@@ -45,9 +47,18 @@ def reproducible_hyp(train_args: dict[str, Any], path: Path, config_dir: Path) -
             + yaml.safe_dump(hyp, sort_keys=False))
 
 
-def ultralytics_settings() -> str:
-    """Ultralytics' settings as this machine has them, its Ray Tune integration off (settings.json under the
-    folder YOLO_CONFIG_DIR names, in its Ultralytics/ subfolder)."""
+def command_parts(command: str) -> tuple[dict[str, str], list[str]]:
+    """The command's environment (YOLO_CONFIG_DIR=...) and its arguments from `yolo` on, as a shell reads them."""
+    words = shlex.split(command)
+    at = words.index("yolo")
+    return dict(w.split("=", 1) for w in words[:at]), words[at:]
+
+
+def write_ultralytics_settings(config_dir: Path) -> None:
+    """Ultralytics' settings as this machine has them, its Ray Tune integration off, where Ultralytics reads them
+    under the folder YOLO_CONFIG_DIR names (its Ultralytics/ subfolder)."""
     from ultralytics.utils import SETTINGS
 
-    return json.dumps({**dict(SETTINGS), "raytune": False}, indent=2)
+    (config_dir / "Ultralytics").mkdir(parents=True, exist_ok=True)
+    atomic.write_text(config_dir / "Ultralytics" / "settings.json",
+                      json.dumps({**dict(SETTINGS), "raytune": False}, indent=2))

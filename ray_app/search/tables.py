@@ -17,7 +17,7 @@ from yoloforge.core.rundir import RunDir
 from yoloforge.ga.operators import non_dominated_sort
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.outcome import meets_targets
-from yoloforge.ray_app.search.hyp_file import reproducible_hyp, ultralytics_settings
+from yoloforge.ray_app.search.hyp_file import reproducible_hyp, write_ultralytics_settings
 from yoloforge.ray_app.search.trainable import METRIC_KEYS, TRAIN_ARGS
 from yoloforge.ray_app.search.tune_io import collect_trials, read_status
 from yoloforge.ray_app.search.tune_state import load_searcher
@@ -107,10 +107,9 @@ def write_best(run_dir: Path, best: dict[str, Any]) -> Path:
     atomic.write_json(run.best_metrics, best, default=str)
     args = weights.parent / TRAIN_ARGS  # the trial's own, beside its weights in its checkpoint
     if args.is_file():
-        config_dir = run.best_ultralytics_config
-        (config_dir / "Ultralytics").mkdir(parents=True, exist_ok=True)
-        atomic.write_text(config_dir / "Ultralytics" / "settings.json", ultralytics_settings())
-        atomic.write_text(run.best_hyp, reproducible_hyp(yaml.safe_load(args.read_text()), run.best_hyp, config_dir))
+        write_ultralytics_settings(run.best_ultralytics_config)
+        atomic.write_text(run.best_hyp, reproducible_hyp(yaml.safe_load(args.read_text()), run.best_hyp,
+                                                         run.best_ultralytics_config))
     return run.best_weights
 
 
