@@ -114,8 +114,8 @@ class GASearcher(Searcher):
                 return False
             self._breed()  # Tune started it, so the GA had not stopped when it was suggested
         # the same config as the GA tells configs apart (its duplicate check): rows of its encoding, rounded
-        key = row_keys(self.ga.space.encode([config]))[0]
-        index = next((i for i in self._queue if row_keys(self.ga.space.encode([self._configs[i]]))[0] == key), None)
+        key, *queued = row_keys(self.ga.space.encode([config, *(self._configs[i] for i in self._queue)]))
+        index = next((i for i, queued_key in zip(self._queue, queued, strict=True) if queued_key == key), None)
         if index is None:
             index = self._queue[0]
             self.ga.amend(index, config)
