@@ -143,14 +143,11 @@ def release_freed_memory() -> None:
     from the process's baseline (glibc keeps freed heap mapped until asked; elsewhere nothing to do)."""
     import contextlib
     import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
-    name = ctypes.util.find_library("c")
-    if name and "libc.so" in name:
-        with contextlib.suppress(OSError, AttributeError):  # musl and others have no malloc_trim
-            ctypes.CDLL(name).malloc_trim(0)
+    with contextlib.suppress(OSError, AttributeError):  # the C library this process runs: musl, macOS have none
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def train_trial(config: dict[str, Any], ctx: TrialContext) -> None:
