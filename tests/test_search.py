@@ -91,6 +91,16 @@ def test_best_hyp_leaves_out_what_the_user_decides_and_names_the_command_that_tr
     assert reproduce_command(tmp_path / "missing.yaml") is None
 
 
+def test_the_command_in_best_hyp_reads_back_whole_when_the_run_folder_holds_a_space(tmp_path):
+    path = tmp_path / "my runs" / "best" / "hyp.yaml"
+    path.parent.mkdir(parents=True)
+    args = {"task": "detect", "data": "/my data/data.yaml", "model": "yolo11n.yaml", "epochs": 3}
+    path.write_text(reproducible_hyp(args, path, tmp_path / "my runs" / "best" / "ultralytics"))
+    env, argv = command_parts(reproduce_command(path) or "")
+    assert env == {"YOLO_CONFIG_DIR": str(tmp_path / "my runs" / "best" / "ultralytics")}
+    assert argv == ["yolo", "train", f"cfg={path}", "data=/my data/data.yaml", "model=yolo11n.yaml"]
+
+
 @pytest.mark.slow
 def test_target_met_ends_the_search_after_the_first_generation(tmp_path, shapes):
     # a floor every finished trial meets, whatever two epochs give on this machine: meeting it is what is tested

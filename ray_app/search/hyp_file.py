@@ -40,11 +40,16 @@ def reproducible_hyp(train_args: dict[str, Any], path: Path, config_dir: Path) -
     trains it again on the same data and model (Ultralytics' settings from config_dir: write_ultralytics_settings)."""
     hyp = {k: v for k, v in train_args.items() if k not in NOT_IN_HYP}
     return (f"# the search's best trial: train it again with\n"
-            f"{COMMAND_PREFIX}YOLO_CONFIG_DIR={config_dir} yolo train cfg={path} data={train_args.get('data')} "
-            f"model={train_args.get('model')}\n"
+            f"{COMMAND_PREFIX}YOLO_CONFIG_DIR={_q(config_dir)} yolo train cfg={_q(path)} "
+            f"data={_q(train_args.get('data'))} model={_q(train_args.get('model'))}\n"
             "# (YOLO_CONFIG_DIR: your Ultralytics settings without its Ray Tune integration, whose import would\n"
             "# change the random numbers the training draws)\n"
             + yaml.safe_dump(hyp, sort_keys=False))
+
+
+def _q(value: Any) -> str:
+    """A value as a shell reads it back whole (a run folder may hold a space); plain paths stay as they are."""
+    return shlex.quote(str(value))
 
 
 def command_parts(command: str) -> tuple[dict[str, str], list[str]]:
