@@ -84,7 +84,13 @@ class GeneticAlgorithm:
         self._best_feasible, self._least_cv = np.inf, np.inf  # running summaries of the archive
         self._seen: set[bytes] = set()  # row keys of the archive, for duplicate avoidance
         self.best_history: list[float] = []
+        # the open generation: its members asked so far, the candidates the rest are chosen from (None when every
+        # member was fixed when it opened), its size, and the results told so far (NaN: not yet)
         self._asked: np.ndarray | None = None
+        self._pool: np.ndarray | None = None
+        self._size = 0
+        self._given = 0  # members handed out by ask() or ask_next()
+        self._told_F, self._told_cv = np.zeros((0, n_obj)), np.zeros(0)
         self._has_targets = False
         self._elapsed_before = 0.0
         self._started = time.monotonic()
@@ -92,27 +98,67 @@ class GeneticAlgorithm:
     # --- ask / tell ----------------------------------------------------------------------------------------
 
     def ask(self) -> list[dict[str, Any]]:
-        """The configs of the current generation (the same ones again until tell is called)."""
-        if self._asked is None:
-            X = self._initial_population() if self.generation == 0 else self._breed()
-            self._asked = self._deduplicate(self.space.snap(X))
+        """The configs of the current generation (the same ones again until it is told). Members not asked yet are
+        chosen together, on the results told so far."""
+        self._open()
+        assert self._asked is not None
+        if len(self._asked) < self._size:
+            self._ask_more(self._size - len(self._asked))
+        self._given = self._size
         return self.space.decode(self._asked)
 
-    def amend(self, index: int, config: Mapping[str, Any]) -> None:
-        """Member `index` of the asked generation becomes `config`: what tell() scores is what actually ran."""
-        if self._asked is None:
-            raise RuntimeError("amend() without ask()")
+    def ask_next(self) -> tuple[int, dict[str, Any]] | None:
+        """One more member of the current generation (opening it if none is open), as (index, config), or None
+        when every member has been asked. Each member is chosen on every result told so far, this generation's
+        included, with the members still running believed at the model's mean: a search that asks as trials
+        finish refits its model after every result instead of once a generation."""
+        self._open()
+        assert self._asked is not None
+        if self._given == self._size:
+            return None
+        if self._given == len(self._asked):
+            self._ask_more(1)
+        index, self._given = self._given, self._given + 1
+        return index, self.space.decode(self._asked[index: index + 1])[0]
+
+    @property
+    def unasked(self) -> int:
+        """Members of the open generation not asked yet (0 when none is open)."""
+        return 0 if self._asked is None else self._size - self._given
+
+    def amend(self, index: int, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Member `index` of the asked generation becomes `config`: what tell() scores is what actually ran.
+        Returns the member as the GA now holds it."""
+        if self._asked is None or not 0 <= index < self._given:
+            raise RuntimeError(f"amend() of member {index}, which was not asked")
         self._asked[index] = self.space.snap(self.space.encode([config]))[0]
+        return self.space.decode(self._asked[index: index + 1])[0]
 
     def tell(self, F: np.ndarray | Sequence[Sequence[float]], cv: np.ndarray | Sequence[float] | None = None) -> None:
         """Objectives (minimised; NaN = failed trial, ranked worst) and constraint violation of the asked configs."""
-        if self._asked is None:
+        if self._asked is None or self._given < self._size:
             raise RuntimeError("tell() without ask()")
+        n = len(self._asked)
+        F = np.asarray(F, dtype=float).reshape(n, self.n_obj)
+        cv = np.zeros(n) if cv is None else np.asarray(cv, dtype=float).reshape(n)
+        self._told_F, self._told_cv = F.copy(), cv.copy()
+        self._close()
+
+    def tell_member(self, index: int, F: Sequence[float], cv: float = 0.0) -> None:
+        """One asked member's objectives and violation; the generation closes (survival) when its last member is
+        told."""
+        if self._asked is None or not 0 <= index < self._given:
+            raise RuntimeError(f"tell_member() of member {index}, which was not asked")
+        self._told_F[index] = np.asarray(F, dtype=float).reshape(self.n_obj)
+        self._told_cv[index] = np.inf if np.isnan(cv) else cv  # NaN marks a member not told yet
+        if self._given == self._size and not np.isnan(self._told_cv).any():
+            self._close()
+
+    def _close(self) -> None:
+        assert self._asked is not None
         children = self._asked
-        F = np.asarray(F, dtype=float).reshape(len(children), self.n_obj)
-        F = np.where(np.isfinite(F), F, np.inf)
-        cv = np.zeros(len(children)) if cv is None else np.asarray(cv, dtype=float).reshape(len(children))
-        cv = np.where(np.isfinite(cv), cv, np.inf)
+        F = np.where(np.isfinite(self._told_F), self._told_F, np.inf)
+        cv = np.where(np.isfinite(self._told_cv), self._told_cv, np.inf)
         self._archive(children, F, cv, np.full(len(children), self.generation))
 
         X_all = np.vstack([self.X, children])
@@ -125,7 +171,7 @@ class GeneticAlgorithm:
         self.X, self.F, self.cv = X_all[keep], F_all[keep], cv_all[keep]
         self.best_history.append(self._best_value())
         self.generation += 1
-        self._asked = None
+        self._asked, self._pool, self._size, self._given = None, None, 0, 0
 
     def revise(self, generation: int, index: int, F: Sequence[float], cv: float = 0.0) -> None:
         """Member `index` of an already told `generation` now has these objectives and violation (it was told
@@ -202,8 +248,11 @@ class GeneticAlgorithm:
     def _rank(self, F: np.ndarray, cv: np.ndarray) -> np.ndarray:
         return scalar_rank(F[:, 0], cv) if self.n_obj == 1 else survival_rank(F, cv)
 
-    def recompute_constraints(self, archive_cv: np.ndarray) -> None:
-        """New targets: replace the violation of every archived individual (archive order) and re-rank."""
+    def recompute_constraints(self, archive_cv: np.ndarray, member_cv: Mapping[int, float] | None = None) -> None:
+        """New targets: replace the violation of every archived individual (archive order) and of the open
+        generation's told members (member_cv: index -> violation), and re-rank."""
+        for index, value in (member_cv or {}).items():
+            self._told_cv[index] = value if np.isfinite(value) else np.inf
         archive_cv = np.where(np.isfinite(archive_cv), archive_cv, np.inf)
         self._archive_cv.view[:] = archive_cv
         by_key = dict(zip(row_keys(self.archive_X), archive_cv, strict=True))
@@ -265,26 +314,55 @@ class GeneticAlgorithm:
                 X[len(seeds): len(seeds) + n_warm] = gaussian_mutation(self.rng, parents, 0.5, self.warm_sigma)
         return X
 
-    def _breed(self) -> np.ndarray:
-        if self.surrogate is None or self.candidates == 1:
-            return self._offspring(self.pop_size)
-        pool = self._deduplicate(self.space.snap(np.vstack([self._offspring(self.pop_size)
-                                                            for _ in range(self.candidates)])))
-        pool = pool[np.unique(row_keys(pool), return_index=True)[1]]  # one of each
-        if len(pool) <= self.pop_size:
-            return pool
-        X, y = self._surrogate_observations()
-        model = make_surrogate(self.surrogate).fit(X, y)
-        n_model = self.pop_size - round(self.pop_size * self.explore)
-        picked = model.choose(pool, n_model)
-        rest = np.setdiff1d(np.arange(len(pool)), picked)
-        chosen = np.concatenate([picked, self.rng.choice(rest, self.pop_size - n_model, replace=False)])
-        return pool[chosen]
+    def _open(self) -> None:
+        """Open the next generation unless one is open: the initial population, the children of the plain GA, or,
+        with a surrogate, the pool of candidate children its members are chosen from as they are asked."""
+        if self._asked is not None:
+            return
+        self._pool = None
+        if self.generation == 0:
+            members = self._initial_population()
+        elif self.surrogate is None or self.candidates == 1:
+            members = self._offspring(self.pop_size)
+        else:
+            pool = self._deduplicate(self.space.snap(np.vstack([self._offspring(self.pop_size)
+                                                                for _ in range(self.candidates)])))
+            pool = pool[np.unique(row_keys(pool), return_index=True)[1]]  # one of each
+            members = pool if len(pool) <= self.pop_size else pool[:0]
+            if len(pool) > self.pop_size:
+                self._pool = pool
+        self._asked = self._deduplicate(self.space.snap(members))
+        self._size = self.pop_size if self._pool is not None else len(self._asked)
+        self._given = 0
+        self._told_F, self._told_cv = np.full((self._size, self.n_obj), np.nan), np.full(self._size, np.nan)
+
+    def _ask_more(self, n: int) -> None:
+        """Choose n more members from the pool: a member's place decides how (the first 1 - explore share by the
+        model, each pick believed with the members asked before it; the rest drawn at random)."""
+        assert self._asked is not None and self._pool is not None and self.surrogate is not None
+        first = len(self._asked)
+        n_model = self._size - round(self._size * self.explore)
+        k_model = max(0, min(first + n, n_model) - first)
+        picked = np.zeros(0, dtype=int)
+        if k_model:
+            X, y = self._surrogate_observations()
+            model = make_surrogate(self.surrogate).fit(X, y)
+            pending = self._asked[np.isnan(self._told_cv[:first])]
+            picked = model.choose(self._pool, k_model, pending=pending)
+        rest = np.setdiff1d(np.arange(len(self._pool)), picked)
+        chosen = np.concatenate([picked, self.rng.choice(rest, n - k_model, replace=False)]).astype(int)
+        self._asked = np.vstack([self._asked, self._pool[chosen]])
+        self._pool = np.delete(self._pool, chosen, axis=0)
 
     def _surrogate_observations(self) -> tuple[np.ndarray, np.ndarray]:
         """What the model is fitted on: every trial while they are few; past SURROGATE_MAX_OBSERVATIONS, the best
         half of that many and the most recent (a GP's cost grows with the cube of its observations)."""
         X, y = self.archive_X, self.archive_F[:, 0]
+        if self._asked is not None:  # the open generation's members told so far
+            told = np.flatnonzero(~np.isnan(self._told_cv[: len(self._asked)]))
+            told_y = self._told_F[told, 0]
+            X = np.vstack([X, self._asked[told]])
+            y = np.concatenate([y, np.where(np.isfinite(told_y), told_y, np.inf)])
         if len(y) <= SURROGATE_MAX_OBSERVATIONS:
             return X, y
         half = SURROGATE_MAX_OBSERVATIONS // 2
@@ -334,6 +412,8 @@ class GeneticAlgorithm:
             "archive_cv": _json_floats(self.archive_cv), "archive_gen": self.archive_gen.tolist(),
             "best_history": self.best_history,
             "asked": None if self._asked is None else self._asked.tolist(), "elapsed_s": self.elapsed_s,
+            "pool": None if self._pool is None else self._pool.tolist(), "size": self._size, "given": self._given,
+            "told_F": _json_floats(self._told_F), "told_cv": _json_floats(self._told_cv),
         }
 
     @classmethod
@@ -357,6 +437,13 @@ class GeneticAlgorithm:
                     _from_json_floats(state["archive_cv"]).reshape(-1), np.array(state["archive_gen"], dtype=int))
         ga.best_history = list(state["best_history"])
         ga._asked = None if state["asked"] is None else np.array(state["asked"], dtype=float).reshape(-1, d)
+        ga._pool = None if state.get("pool") is None else np.array(state["pool"], dtype=float).reshape(-1, d)
+        ga._size = state.get("size", 0 if ga._asked is None else len(ga._asked))
+        ga._given = state.get("given", ga._size)  # a state from before ask_next: its ask() gave every member
+        ga._told_F = _from_json_floats(state["told_F"]).reshape(-1, m) if "told_F" in state else \
+            np.full((ga._size, m), np.nan)
+        ga._told_cv = _from_json_floats(state["told_cv"]).reshape(-1) if "told_cv" in state else \
+            np.full(ga._size, np.nan)
         ga._elapsed_before = state["elapsed_s"]
         return ga
 

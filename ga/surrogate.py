@@ -27,7 +27,7 @@ class Surrogate(Protocol):
 
     def score(self, X: np.ndarray) -> np.ndarray: ...
 
-    def choose(self, pool: np.ndarray, k: int) -> np.ndarray: ...
+    def choose(self, pool: np.ndarray, k: int, pending: np.ndarray | None = None) -> np.ndarray: ...
 
 
 def _finite_targets(y: np.ndarray) -> np.ndarray:
@@ -76,31 +76,36 @@ class GaussianProcess:
         mu, sd = self.predict(X)
         return _expected_improvement(self.best_mean, mu, sd)
 
-    def choose(self, pool: np.ndarray, k: int) -> np.ndarray:
+    def choose(self, pool: np.ndarray, k: int, pending: np.ndarray | None = None) -> np.ndarray:
         """Indices of k pool points, greedily by expected improvement, each pick then believed observed at its
         predicted mean (Ginsbourger et al. 2010): the means stay, the pick's neighbours lose variance and so
         expected improvement, and the next pick goes elsewhere. Ranking by EI alone sent a generation's children
-        to one peak. Exact rank-one updates of the posterior covariance, O(k x pool x observations)."""
-        pool = np.asarray(pool, dtype=float)
-        k = min(k, len(pool))
-        Ks = np.exp(-0.5 * _sq_dist(pool, self.X) / self.length**2)
-        V = np.linalg.solve(self.L, Ks.T)  # observations x pool
+        to one peak. `pending` points (trials running, no result yet) are believed first, as earlier picks.
+        Exact rank-one updates of the posterior covariance, O((k + pending) x pool x observations)."""
+        n_pending = 0 if pending is None else len(pending)
+        points = np.asarray(pool if not n_pending else np.vstack([pending, pool]), dtype=float)
+        k = min(k, len(points) - n_pending)
+        Ks = np.exp(-0.5 * _sq_dist(points, self.X) / self.length**2)
+        V = np.linalg.solve(self.L, Ks.T)  # observations x points
         mu = self.mean + self.scale * (Ks @ self.alpha)
         var = np.maximum(1.0 - (V**2).sum(0), 1e-12)  # standardised units, as the noise
         picked: list[int] = []
         updates: list[tuple[np.ndarray, float]] = []  # (posterior covariance with a pick, its variance + noise)
-        for _ in range(k):
-            ei = _expected_improvement(self.best_mean, mu, self.scale * np.sqrt(var))
-            ei[picked] = -np.inf
-            j = int(np.argmax(ei))
+        for step in range(n_pending + k):
+            if step < n_pending:
+                j = step
+            else:
+                ei = _expected_improvement(self.best_mean, mu, self.scale * np.sqrt(var))
+                ei[picked] = -np.inf
+                j = int(np.argmax(ei))
             picked.append(j)
-            cov = np.exp(-0.5 * _sq_dist(pool, pool[j : j + 1])[:, 0] / self.length**2) - V.T @ V[:, j]
+            cov = np.exp(-0.5 * _sq_dist(points, points[j : j + 1])[:, 0] / self.length**2) - V.T @ V[:, j]
             for c, d in updates:
                 cov -= c * c[j] / d
             d = float(var[j]) + self.noise
             updates.append((cov, d))
             var = np.maximum(var - cov**2 / d, 1e-12)
-        return np.array(picked, dtype=int)
+        return np.array(picked[n_pending:], dtype=int) - n_pending
 
 
 class DensityRatio:
@@ -132,8 +137,9 @@ class DensityRatio:
         X = np.asarray(X, dtype=float)
         return self._log_density(X, self.good) - self._log_density(X, self.bad)
 
-    def choose(self, pool: np.ndarray, k: int) -> np.ndarray:
-        """The k best-scored pool points (TPE's own batch: its density ratio has no variance to condition)."""
+    def choose(self, pool: np.ndarray, k: int, pending: np.ndarray | None = None) -> np.ndarray:
+        """The k best-scored pool points (TPE's own batch: its density ratio has no variance to condition, so
+        pending points change nothing)."""
         return np.argsort(-self.score(pool), kind="stable")[:k]
 
 

@@ -371,19 +371,28 @@ def test_surrogate_trains_the_model_chosen_children_then_a_random_share():
     assert model.choose(children[:6], 6)[0] == 0  # the batch is in the order the model picked it
 
 
-def believed_batch_by_refitting(model: GaussianProcess, pool: np.ndarray, k: int) -> list[int]:
-    """The kriging believer the slow way: refit the GP (same length scale and noise) with each pick added as an
-    observation at its predicted mean, then score the pool again."""
+def believed_batch_by_refitting(model: GaussianProcess, pool: np.ndarray, k: int,
+                                pending: np.ndarray | None = None) -> list[int]:
+    """The kriging believer the slow way: refit the GP (same length scale and noise) with each pending point, then
+    each pick, added as an observation at its predicted mean, then score the pool again."""
     X = model.X.copy()
     z = (model.L @ model.L.T) @ model.alpha  # the standardised observations
-    picked: list[int] = []
-    for _ in range(k):
+
+    def refit() -> GaussianProcess:
         g = GaussianProcess()
         g.X, g.length, g.noise, g.mean, g.scale, g.best_mean = X, model.length, model.noise, model.mean, \
             model.scale, model.best_mean
         g.L = np.linalg.cholesky(np.exp(-0.5 * ((X[:, None] - X[None]) ** 2).sum(-1) / g.length**2)
                                  + g.noise * np.eye(len(X)))
         g.alpha = np.linalg.solve(g.L.T, np.linalg.solve(g.L, z))
+        return g
+
+    for point in [] if pending is None else pending:
+        z = np.append(z, (refit().predict(point[None])[0][0] - model.mean) / model.scale)
+        X = np.vstack([X, point[None]])
+    picked: list[int] = []
+    for _ in range(k):
+        g = refit()
         scores = g.score(pool)
         scores[picked] = -np.inf
         j = int(np.argmax(scores))
@@ -401,6 +410,16 @@ def test_gaussian_process_batch_equals_refitting_with_each_pick_believed(seed, k
     model = GaussianProcess().fit(X, bowl(X) + rng.normal(0, 0.01, 20))
     pool = rng.random((60, 3))
     assert list(model.choose(pool, k)) == believed_batch_by_refitting(model, pool, k)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 4), n_pending=st.integers(1, 4))
+def test_gaussian_process_believes_running_trials_before_its_picks(seed, k, n_pending):
+    rng = np.random.default_rng(seed)
+    X = rng.random((20, 3))
+    model = GaussianProcess().fit(X, bowl(X) + rng.normal(0, 0.01, 20))
+    pool, pending = rng.random((60, 3)), rng.random((n_pending, 3))
+    assert list(model.choose(pool, k, pending=pending)) == believed_batch_by_refitting(model, pool, k, pending)
 
 
 def test_gaussian_process_batch_spreads_over_two_peaks():
@@ -423,6 +442,72 @@ def test_surrogate_assisted_search_resumes_exactly():
         resumed.tell(sphere(resumed.ask()))
     resumed = GeneticAlgorithm.from_state(json.loads(json.dumps(resumed.state_dict())))
     assert reference.ask() == resumed.ask()
+
+
+def ask_one_at_a_time(ga: GeneticAlgorithm) -> list[dict]:
+    """The generation's members not asked yet, in order."""
+    members = []
+    while (asked := ga.ask_next()) is not None:
+        assert asked[0] == ga.pop_size - ga.unasked - 1  # each member's index is its place in the generation
+        members.append(asked[1])
+    return members
+
+
+@pytest.mark.parametrize("surrogate", [None, "gp"])
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_members_asked_one_at_a_time_before_any_result_are_the_generation_ask_gives(surrogate, seed):
+    kwargs = {"pop_size": 6, "seed": seed, "surrogate": surrogate, "candidates": 8}
+    batch, one_by_one = GeneticAlgorithm(MIXED, **kwargs), GeneticAlgorithm(MIXED, **kwargs)
+    for _ in range(3):
+        generation = batch.ask()
+        assert ask_one_at_a_time(one_by_one) == generation
+        batch.tell(sphere(generation))
+        one_by_one.tell(sphere(generation))
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_members_told_one_at_a_time_close_the_generation_as_tell_does(seed):
+    kwargs = {"pop_size": 6, "seed": seed, "surrogate": "gp", "candidates": 8}
+    batch, one_by_one = GeneticAlgorithm(MIXED, **kwargs), GeneticAlgorithm(MIXED, **kwargs)
+    for _ in range(3):
+        generation = batch.ask()
+        batch.tell(sphere(generation))
+        assert one_by_one.ask() == generation
+        for index, value in reversed(list(enumerate(sphere(generation)))):  # in any order
+            assert one_by_one.generation == batch.generation - 1  # open until its last member is told
+            one_by_one.tell_member(index, [value])
+        assert one_by_one.state_dict() | {"elapsed_s": 0} == batch.state_dict() | {"elapsed_s": 0}
+
+
+def test_a_member_asked_after_a_result_is_chosen_on_it():
+    """The second member of a generation, asked after the first is told: near the first when the first was very
+    good, away from it when it was very bad (same seed, same state otherwise)."""
+    for seed in range(5):
+        picks = {}
+        for first_value in (-10.0, 10.0):
+            ga = GeneticAlgorithm(MIXED, pop_size=8, seed=seed, surrogate="gp", candidates=16, explore=0.125)
+            ga.tell(sphere(ga.ask()))
+            (index, first) = ga.ask_next()  # type: ignore[misc]
+            ga.tell_member(index, [first_value])
+            second = ga.ask_next()[1]  # type: ignore[index]
+            picks[first_value] = np.abs(ga.space.encode([second]) - ga.space.encode([first])).sum()
+        assert picks[-10.0] < picks[10.0], seed
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 10_000), asked=st.integers(1, 6), told=st.integers(0, 6))
+def test_a_search_saved_mid_generation_resumes_exactly(seed, asked, told):
+    kwargs = {"pop_size": 6, "seed": seed, "surrogate": "gp", "candidates": 8}
+    reference, resumed = GeneticAlgorithm(MIXED, **kwargs), GeneticAlgorithm(MIXED, **kwargs)
+    for ga in (reference, resumed):
+        ga.tell(sphere(ga.ask()))
+        members = [ga.ask_next()[1] for _ in range(asked)]  # type: ignore[index]
+        for index, value in list(enumerate(sphere(members)))[: min(told, asked)]:
+            ga.tell_member(index, [value])
+    resumed = GeneticAlgorithm.from_state(json.loads(json.dumps(resumed.state_dict())))
+    assert ask_one_at_a_time(reference) == ask_one_at_a_time(resumed)
 
 
 def test_surrogate_assisted_search_beats_the_plain_ga_on_a_quadratic_over_seeds():

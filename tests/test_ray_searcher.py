@@ -94,6 +94,31 @@ def test_crashed_trial_gets_the_worst_fitness_and_the_search_goes_on(tmp_path):
     assert np.isinf(searcher.ga.archive_F[0, 0]) and searcher.ga.generation == 2
 
 
+def test_each_member_is_chosen_when_its_trial_starts_on_every_result_before_it():
+    """Two at a time, as Tune asks: a trial's config is the GA's next member, asked after every result the searcher
+    has had, this generation's included: a twin GA told the same results in the same order asks the same members,
+    and waits where the searcher waits (a generation's members all running)."""
+    kwargs = {"pop_size": 4, "seed": 3, "surrogate": "gp", "candidates": 8}
+    searcher, twin = GASearcher(GeneticAlgorithm(SPACE, **kwargs), max_concurrent=2), GeneticAlgorithm(SPACE, **kwargs)
+    running: dict[str, tuple[int, dict]] = {}
+    for step in range(14):
+        while len(running) < 2:
+            trial_id = f"t{step}-{len(running)}"
+            config, twin_next = searcher.suggest(trial_id), twin.ask_next()
+            if config is None:
+                assert twin_next is None
+                break
+            assert twin_next is not None and config == twin_next[1]
+            running[trial_id] = (twin_next[0], config)
+        oldest = next(iter(running))
+        index, config = running.pop(oldest)
+        fitness = -float(((SPACE.encode([config]) - 0.3) ** 2).sum())
+        searcher.on_trial_complete(oldest, {"fitness": fitness})
+        twin.tell_member(index, [-fitness])
+    assert searcher.ga.generation == twin.generation >= 3
+    assert np.array_equal(searcher.ga.archive_X, twin.archive_X)
+
+
 def provisional_searcher(provisional_from: tuple[str, float] | None) -> tuple[GASearcher, dict, dict]:
     """A generation of two: trial a stopped at the rung (epoch 2), trial b still running after reporting at it."""
     searcher = GASearcher(GeneticAlgorithm(SPACE, pop_size=2, seed=0, max_generations=3),

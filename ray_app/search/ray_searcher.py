@@ -1,11 +1,12 @@
 """The GA as a Ray Tune search algorithm: a thin translation layer, as Ray's own tune/search/optuna/ is.
 
-One generation is handed out at a time (Tune's concurrency limit still applies within it); the next generation
-is bred when every trial of the current one has completed, or, under multi-fidelity (provisional_from), when
-every one still running has passed the first rung: their latest reports stand in for their results, so the next
-generation starts on the cores that stopped trials freed, and their final results revise the GA when they
-arrive. A failed trial counts as the worst possible result. save()/restore() hold the whole GA state as JSON,
-so Tuner.restore continues where the search stopped.
+A generation's members are asked from the GA one at a time, as Tune has room for a trial, and each result is
+told as its trial completes: every member is chosen on all results so far, this generation's included (the GA's
+ask_next). The next generation is bred when every trial of the current one has completed, or, under
+multi-fidelity (provisional_from), when every one still running has passed the first rung: their latest reports
+stand in for their results, so the next generation starts on the cores that stopped trials freed, and their
+final results revise the GA when they arrive. A failed trial counts as the worst possible result.
+save()/restore() hold the whole GA state as JSON, so Tuner.restore continues where the search stopped.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class GASearcher(Searcher):
         self.maximums = dict(maximums or {})
         self.max_concurrent = max_concurrent
         ga.set_has_targets(bool(self.minimums or self.maximums))
-        self._configs: list[dict[str, Any]] = []  # the current generation
-        self._queue: list[int] = []  # its members not handed out yet
+        self._configs: list[dict[str, Any]] = []  # the current generation's members asked so far
+        self._size = 0  # its members in all
+        self._queue: list[int] = []  # members asked but not handed out yet
         self._trials: dict[str, list[int]] = {}  # trial id -> [generation, index]
         self._results: dict[int, dict[str, Any] | None] = {}  # index -> metrics, None when the trial failed
         self._live: set[str] = set()
@@ -59,7 +61,7 @@ class GASearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.max_concurrent and len(self._live) >= self.max_concurrent:
             return None
-        if not self._queue:
+        if not self._queue and not self._ask_member():
             if self._generation_running() and not self._tell_provisionally():
                 return None  # wait for it before breeding
             if self.ga.stop_reason():
@@ -71,7 +73,17 @@ class GASearcher(Searcher):
         return dict(self._configs[index])
 
     def _generation_running(self) -> bool:
-        return bool(self._configs) and len(self._results) < len(self._configs)
+        return bool(self._configs) and len(self._results) < self._size
+
+    def _ask_member(self) -> bool:
+        """Queue the current generation's next member, chosen now; False when every member has been asked."""
+        if not self._configs or not self.ga.unasked:
+            return False
+        asked = self.ga.ask_next()
+        assert asked is not None and asked[0] == len(self._configs)
+        self._configs.append(asked[1])
+        self._queue.append(asked[0])
+        return True
 
     def _tell_provisionally(self) -> bool:
         """Tell the running generation now if every member still running has reported at or past
@@ -86,11 +98,12 @@ class GASearcher(Searcher):
         latest = {tid: self._metrics(self._latest.get(tid), error=False) for tid in running}
         if any(m is None or not m.get(key, -math.inf) >= start for m in latest.values()):
             return False
+        generation = self.ga.generation
         for tid, index in running.items():
             self._results[index] = latest[tid]
-            self._provisional[tid] = {"generation": self.ga.generation, "index": index,
+            self._provisional[tid] = {"generation": generation, "index": index,
                                       "config": self._configs[index], "metrics": latest[tid]}
-        self._tell()
+            self._tell(index)
         return True
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -98,9 +111,13 @@ class GASearcher(Searcher):
             self._latest[trial_id] = {k: v for k, v in result.items() if isinstance(v, int | float)}
 
     def _breed(self) -> None:
-        self._configs = self.ga.ask()
-        self._queue = list(range(len(self._configs)))
-        self._results = {}
+        """Open the next generation with its first member."""
+        self._configs, self._queue, self._results = [], [], {}
+        asked = self.ga.ask_next()
+        assert asked is not None
+        self._configs.append(asked[1])
+        self._queue.append(asked[0])
+        self._size = len(self._configs) + self.ga.unasked
 
     def adopt(self, trial_id: str, config: Mapping[str, Any]) -> bool:
         """Record a trial Tune started from a suggestion this searcher's saved state predates (see
@@ -109,7 +126,7 @@ class GASearcher(Searcher):
         False when the trial can have come from no member (the current generation is still running)."""
         if trial_id in self._trials:
             return True
-        if not self._queue:
+        if not self._queue and not self._ask_member():
             if self._generation_running():
                 return False
             self._breed()  # Tune started it, so the GA had not stopped when it was suggested
@@ -118,8 +135,7 @@ class GASearcher(Searcher):
         index = next((i for i, queued_key in zip(self._queue, queued, strict=True) if queued_key == key), None)
         if index is None:
             index = self._queue[0]
-            self.ga.amend(index, config)
-            self._configs[index] = self.ga.ask()[index]
+            self._configs[index] = self.ga.amend(index, config)
         self._queue.remove(index)
         self._trials[trial_id] = [self.ga.generation, index]
         self._live.add(trial_id)
@@ -152,8 +168,7 @@ class GASearcher(Searcher):
         metrics = self._metrics(result, error)
         self._results[index] = metrics
         self._record(trial_id, generation, index, self._configs[index], metrics, error)
-        if len(self._results) == len(self._configs):
-            self._tell()
+        self._tell(index)
 
     def _metrics(self, result: Mapping[str, Any] | None, error: bool) -> dict[str, Any] | None:
         """A report's numbers, or None for a failed trial or one without every objective."""
@@ -177,8 +192,10 @@ class GASearcher(Searcher):
         failed = np.array([r is None for r in rows], dtype=bool)
         return F, np.where(failed, np.inf, cv)
 
-    def _tell(self) -> None:
-        self.ga.tell(*self._objectives([self._results[i] for i in range(len(self._configs))]))
+    def _tell(self, index: int) -> None:
+        """A member's result to the GA; the generation closes with its last."""
+        F, cv = self._objectives([self._results[index]])
+        self.ga.tell_member(index, F[0], float(cv[0]))
 
     def placements(self) -> dict[str, tuple[int, int]]:
         """trial id -> (generation, index in it) for every trial handed out."""
@@ -216,14 +233,16 @@ class GASearcher(Searcher):
         values = {n: np.array([(h["metrics"] or {}).get(n, np.nan) for h in told], dtype=float) for n in names}
         cv = target_violation(values, self.minimums, self.maximums) if names else np.zeros(len(told))
         failed = np.array([h["metrics"] is None for h in told], dtype=bool)
-        self.ga.recompute_constraints(np.where(failed, np.inf, cv))
+        members = sorted(self._results) if self._generation_running() else []  # the open generation's told
+        _, member_cv = self._objectives([self._results[i] for i in members])
+        self.ga.recompute_constraints(np.where(failed, np.inf, cv), dict(zip(members, member_cv, strict=True)))
 
     # --- state ------------------------------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
         return {"ga": self.ga.state_dict(), "objectives": self.objectives, "minimums": self.minimums,
                 "maximums": self.maximums, "max_concurrent": self.max_concurrent, "configs": self._configs,
-                "queue": self._queue, "trials": self._trials,
+                "size": self._size, "queue": self._queue, "trials": self._trials,
                 "results": {str(k): v for k, v in self._results.items()}, "live": sorted(self._live),
                 "history": self.history, "provisional_from": self.provisional_from, "latest": self._latest,
                 "provisional": self._provisional}
@@ -234,6 +253,7 @@ class GASearcher(Searcher):
         self.minimums, self.maximums = dict(state["minimums"]), dict(state["maximums"])
         self.max_concurrent = state["max_concurrent"]
         self._configs = list(state["configs"])
+        self._size = state.get("size", len(self._configs))
         self._queue = list(state["queue"])
         self._trials = {k: list(v) for k, v in state["trials"].items()}
         self._results = {int(k): v for k, v in state["results"].items()}
