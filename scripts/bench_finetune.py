@@ -144,7 +144,8 @@ def main() -> int:
     if args.quick:
         args.seeds, args.trials, args.epochs, args.imgsz = 1, 2, 1, 160
     if not Path(args.data).exists() or not Path(args.weights).is_file():
-        print(f"needs the real dataset and weights ({args.data}, {args.weights}): see ../shared/real/README.md")
+        print(f"needs a real dataset and pretrained weights: {args.data} or {args.weights} is missing; pass "
+              "--data DATASET --weights WEIGHTS.pt")
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="bench_finetune_"))
