@@ -60,6 +60,9 @@ def run_round(spec: JobSpec, ctx: TrialContext, searcher: GASearcher, experiment
     """One Tune experiment driven by the searcher; returns Tune's ResultGrid."""
     run_dir = spec.run_dir
     write_status(run_dir, experiment=experiment, state="running")
+    # no more trials than run at once: Tune would otherwise queue one ahead, its config chosen before the result
+    # that frees its slot (the searcher asks each member on every result so far)
+    searcher.set_max_concurrency(concurrent_trials(spec))
     tuner = tune.Tuner(
         _trainable(ctx, spec),
         # reuse_actors: a trial's process trains the next trial too (every trial asks the same resources), so each
