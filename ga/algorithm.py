@@ -41,7 +41,8 @@ def latin_hypercube(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 
 class GeneticAlgorithm:
-    """ask() -> configs of one generation; tell(objectives, violation) -> next generation is bred."""
+    """ask() -> configs of one generation; tell(objectives, violation) -> next generation is bred. Or one member
+    at a time: ask_next() -> (index, config), tell_member(index, objectives, violation)."""
 
     def __init__(self, space: SearchSpace, pop_size: int = 8, n_obj: int = 1, seed: int = 0, *,
                  n_elite: int = 1, mutation_rate: float | None = None, eta_m: float = 20.0, eta_c: float = 15.0,
