@@ -294,9 +294,10 @@ def ask_next_ms(generations: int = 4) -> float:
         ga.ask()
         ga.tell(rng.random((64, 1)))
     start = time.perf_counter()
-    for _ in range(64):  # one generation: its last member told, the next ask would open the next
-        index, _config = ga.ask_next() or (0, {})
-        ga.tell_member(index, [rng.random()])
+    for _ in range(64):  # one generation: once its last member is told, the next ask opens the next generation
+        asked = ga.ask_next()
+        assert asked is not None  # one at a time, each told before the next is asked
+        ga.tell_member(asked[0], [rng.random()])
     return (time.perf_counter() - start) / 64 * 1000
 
 
