@@ -40,7 +40,6 @@ class GASearcher(Searcher):
         self.max_concurrent = max_concurrent
         ga.set_has_targets(bool(self.minimums or self.maximums))
         self._configs: list[dict[str, Any]] = []  # the current generation's members asked so far
-        self._size = 0  # its members in all
         self._queue: list[int] = []  # members asked but not handed out yet
         self._trials: dict[str, list[int]] = {}  # trial id -> [generation, index]
         self._results: dict[int, dict[str, Any] | None] = {}  # index -> metrics, None when the trial failed
@@ -73,17 +72,19 @@ class GASearcher(Searcher):
         return dict(self._configs[index])
 
     def _generation_running(self) -> bool:
-        return bool(self._configs) and len(self._results) < self._size
+        return bool(self._configs) and len(self._results) < len(self._configs) + self.ga.unasked
 
     def _ask_member(self) -> bool:
         """Queue the current generation's next member, chosen now; False when every member has been asked."""
         if not self._configs or not self.ga.unasked:
             return False
-        asked = self.ga.ask_next()
+        self._queue_asked(self.ga.ask_next())
+        return True
+
+    def _queue_asked(self, asked: tuple[int, dict[str, Any]] | None) -> None:
         assert asked is not None and asked[0] == len(self._configs)
         self._configs.append(asked[1])
         self._queue.append(asked[0])
-        return True
 
     def _tell_provisionally(self) -> bool:
         """Tell the running generation now if every member still running has reported at or past
@@ -113,11 +114,7 @@ class GASearcher(Searcher):
     def _breed(self) -> None:
         """Open the next generation with its first member."""
         self._configs, self._queue, self._results = [], [], {}
-        asked = self.ga.ask_next()
-        assert asked is not None
-        self._configs.append(asked[1])
-        self._queue.append(asked[0])
-        self._size = len(self._configs) + self.ga.unasked
+        self._queue_asked(self.ga.ask_next())
 
     def adopt(self, trial_id: str, config: Mapping[str, Any]) -> bool:
         """Record a trial Tune started from a suggestion this searcher's saved state predates (see
@@ -242,7 +239,7 @@ class GASearcher(Searcher):
     def get_state(self) -> dict[str, Any]:
         return {"ga": self.ga.state_dict(), "objectives": self.objectives, "minimums": self.minimums,
                 "maximums": self.maximums, "max_concurrent": self.max_concurrent, "configs": self._configs,
-                "size": self._size, "queue": self._queue, "trials": self._trials,
+                "queue": self._queue, "trials": self._trials,
                 "results": {str(k): v for k, v in self._results.items()}, "live": sorted(self._live),
                 "history": self.history, "provisional_from": self.provisional_from, "latest": self._latest,
                 "provisional": self._provisional}
@@ -253,7 +250,6 @@ class GASearcher(Searcher):
         self.minimums, self.maximums = dict(state["minimums"]), dict(state["maximums"])
         self.max_concurrent = state["max_concurrent"]
         self._configs = list(state["configs"])
-        self._size = state.get("size", len(self._configs))
         self._queue = list(state["queue"])
         self._trials = {k: list(v) for k, v in state["trials"].items()}
         self._results = {int(k): v for k, v in state["results"].items()}
