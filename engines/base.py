@@ -92,6 +92,24 @@ class ModelFacts:
                    stride=int(max(getattr(net, "stride", np.array([32])).tolist() or [32])),
                    end2end=bool(getattr(head, "end2end", False)), weights=str(weights))
 
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> ModelFacts:
+        """The facts Ultralytics' ONNX export writes into the model's metadata (task, names, imgsz, stride)."""
+        import ast
+
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        if "names" not in meta or "task" not in meta:
+            raise ValueError("it has no Ultralytics metadata (task, names): it was not exported by Ultralytics")
+        if "'nms': True" in meta.get("args", ""):
+            raise ValueError("it was exported with nms=True, whose outputs are already filtered boxes")
+        names = ast.literal_eval(meta["names"])
+        imgsz = ast.literal_eval(meta.get("imgsz", "640"))
+        return cls(task=meta["task"], names=[str(names[i]) for i in sorted(names)],  # type: ignore[arg-type]
+                   imgsz=int(max(imgsz) if isinstance(imgsz, list | tuple) else imgsz),
+                   stride=int(meta.get("stride", 32)), end2end=meta.get("end2end") == "True", weights=str(path))
+
 
 @runtime_checkable
 class Engine(Protocol):

@@ -69,6 +69,8 @@ def model_file(config: EngineConfig, weights: str | Path, out_dir: str | Path,
                calibration: np.ndarray | None, recipe: Recipe | None = None) -> Path:
     """The file a backend loads for this config (PyTorch loads the weights themselves); int8 by `recipe`
     (engines/int8_choice.py chooses it; default TODAY)."""
+    if Path(weights).suffix.lower() == ".onnx":
+        return _given_onnx(config, Path(weights))
     if config.backend == "pytorch":
         return Path(weights)
     half = config.precision == "fp16" and config.backend in ("onnxruntime",) and config.device.startswith("cuda")
@@ -78,3 +80,26 @@ def model_file(config: EngineConfig, weights: str | Path, out_dir: str | Path,
             raise EngineUnavailable("int8 needs calibration images from the dataset")
         return quantize_int8(onnx_path, calibration, config.batch, recipe)
     return onnx_path
+
+
+def onnx_shape(path: str | Path) -> tuple[int | None, int | None]:
+    """The batch and input size an ONNX model was exported at (None where that axis is dynamic)."""
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    return fixed[0], fixed[-1]
+
+
+def _given_onnx(config: EngineConfig, path: Path) -> Path:
+    """A user's own .onnx runs as exported (its batch and size, unless they are dynamic, in fp32 or the precision
+    it holds): there are no weights to export anything else from, and the user's file is never rewritten."""
+    if config.backend == "pytorch":
+        raise EngineUnavailable("PyTorch runs .pt checkpoints; this model is an .onnx file")
+    batch, size = onnx_shape(path)
+    if (batch is not None and batch != config.batch) or (size is not None and size != config.imgsz):
+        raise EngineUnavailable(f"{path.name} was exported at batch {batch}, {size} px; give the .pt (or an ONNX "
+                                "exported with dynamic=True) for other batch sizes or input sizes")
+    if config.precision == "int8":
+        raise EngineUnavailable("int8 is quantised from a .pt checkpoint's own export, not from a given .onnx")
+    return path

@@ -36,9 +36,11 @@ from yoloforge.engines.registry import load_engine
 
 
 class BackendWorker:
-    def __init__(self, weights: str, facts: dict[str, Any], clean_dir: str, models_dir: str, *,
+    def __init__(self, weights: str, facts: dict[str, Any], clean_dir: str | None, models_dir: str, *,
                  val_limit: int | None = 64, min_time_s: float = 2.0, min_runs: int = 10,
-                 int8_budget_s: float = 0.0) -> None:
+                 int8_budget_s: float = 0.0, frames: list[np.ndarray] | None = None) -> None:
+        """clean_dir None: there are no labels (`yoloforge track --model`), so configs are timed on `frames` (a
+        video's own) and their accuracy is not scored."""
         self.weights = Path(weights)
         self.facts = ModelFacts(**facts)
         self.clean_dir = clean_dir
@@ -48,24 +50,29 @@ class BackendWorker:
         self._val: list[Sample] | None = None
         self._test: list[Sample] | None = None
         self.int8_budget_s = int8_budget_s
+        self.frames = frames
         self._calibration: dict[int, np.ndarray] = {}
         self._choices: dict[tuple[str, int], RecipeChoice] = {}
         # a layout of copies runs the model file its single-copy twin ran: the same answers, scored once
         self._accuracy: dict[tuple[str, int], dict[str, float]] = {}
 
     def val_samples(self) -> list[Sample]:
+        if self.clean_dir is None:
+            return []
         if self._val is None:
             self._val = load_split(self.clean_dir, self.facts.task, "val", self.val_limit)
         return self._val
 
     def test_samples(self) -> list[Sample] | None:
         """The test split, where the dataset has one: an int8 recipe chosen on validation images is checked there."""
-        if self._test is None and has_split(self.clean_dir, self.facts.task, "test"):
+        if self._test is None and self.clean_dir is not None and has_split(self.clean_dir, self.facts.task, "test"):
             self._test = load_split(self.clean_dir, self.facts.task, "test", self.val_limit)
         return self._test
 
     def calibration(self, imgsz: int) -> np.ndarray:
         """The int8 calibration images at this size (engines/int8_choice.py decides which)."""
+        if self.clean_dir is None:
+            raise EngineUnavailable("int8 is not tried without labels: its accuracy could not be checked")
         if imgsz not in self._calibration:
             count = CALIBRATION_POOL if self.int8_budget_s > 0 else TODAY.images
             self._calibration[imgsz] = calibration_images(self.clean_dir, self.facts.task, imgsz, count)
@@ -138,7 +145,8 @@ class BackendWorker:
                 copies = [load_engine(config, path, self.weights, self.models_dir, calibration)
                           for _ in range((config.lanes or 1) - 1)]
                 row["load_s"] = time.perf_counter() - started
-                tensor = preprocess([s.image for s in self.val_samples()[: config.batch]] or
+                images = self.frames if self.frames is not None else [s.image for s in self.val_samples()]
+                tensor = preprocess(images[: config.batch] or
                                     [np.zeros((config.imgsz, config.imgsz, 3), np.uint8)], config.imgsz,
                                     self.facts.task)[0]
                 if len(tensor) < config.batch:
@@ -150,9 +158,10 @@ class BackendWorker:
             row["cuda_peak_mb"] = cuda_peak_mb(config.device)
             started = time.perf_counter()
             scored = (str(path), config.batch)
-            if scored not in self._accuracy:
-                self._accuracy[scored] = evaluate(Predictor(engine, self.facts), self.val_samples())
-            row.update(self._accuracy[scored])
+            if self.clean_dir is not None:  # else no labels: speed only
+                if scored not in self._accuracy:
+                    self._accuracy[scored] = evaluate(Predictor(engine, self.facts), self.val_samples())
+                row.update(self._accuracy[scored])
             row["accuracy_s"] = time.perf_counter() - started
         except EngineUnavailable as err:
             row.update(status="unavailable", reason=str(err))

@@ -1,6 +1,6 @@
-"""`yoloforge track`: video streams on a run's chosen engine, in this process (local mode) or spread over Ray
-actors, one per node or one per GPU, each decoding, detecting and tracking its own streams (frames never leave
-the actor, so they never touch Ray's object store; only figures travel).
+"""`yoloforge track`: video streams on a run's chosen engine (or a model's: ray_app/track_engine.py), in this
+process (local mode) or spread over Ray actors, one per node or one per GPU, each decoding, detecting and tracking
+its own streams (frames never leave the actor, so they never touch Ray's object store; only figures travel).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Literal
 from rich.table import Table
 from yoloforge.core.errors import EXIT_INPUT_HAS_ERRORS, YoloforgeError
 from yoloforge.ray_app.console import console
+from yoloforge.serving.served import ServedModel
 from yoloforge.serving.streams.service import Inference, StreamExists, StreamJob, StreamNotFound, StreamService
 from yoloforge.serving.streams.sources import SourceError
 from yoloforge.serving.streams.tracking import Line, Zone
@@ -23,10 +24,10 @@ Placement = Literal["node", "gpu"]
 
 
 class StreamActor:
-    """One node's (or one GPU's) streams: a StreamService on the run's engine, behind Ray's actor calls."""
+    """One node's (or one GPU's) streams: a StreamService on the served engine, behind Ray's actor calls."""
 
-    def __init__(self, run_dir: str, out_dir: str, lanes: int | None, batch: int | None) -> None:
-        self.service = StreamService(Inference.from_run(run_dir, lanes=lanes, batch=batch), out_dir)
+    def __init__(self, served: ServedModel, out_dir: str, lanes: int | None, batch: int | None) -> None:
+        self.service = StreamService(Inference.from_served(served, lanes=lanes, batch=batch), out_dir)
 
     def add(self, job: StreamJob) -> str:
         return self.service.add(job)
@@ -111,7 +112,8 @@ def _get(refs: Any) -> Any:
         raise
 
 
-def stream_actors(run_dir: Path, out_dir: Path, per: Placement, lanes: int | None, batch: int | None) -> list[Any]:
+def stream_actors(served: ServedModel, out_dir: Path, per: Placement, lanes: int | None,
+                  batch: int | None) -> list[Any]:
     """One actor per alive node (pinned there), or one per GPU of the cluster (one GPU each)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -121,20 +123,20 @@ def stream_actors(run_dir: Path, out_dir: Path, per: Placement, lanes: int | Non
         gpus = int(ray.cluster_resources().get("GPU", 0))
         if gpus == 0:
             raise YoloforgeError("--per gpu: the Ray cluster has no GPU", fix="use --per node (one actor per node)")
-        return [remote.options(num_gpus=1, num_cpus=1).remote(str(run_dir), str(out_dir), lanes, batch)
+        return [remote.options(num_gpus=1, num_cpus=1).remote(served, str(out_dir), lanes, batch)
                 for _ in range(gpus)]
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     return [remote.options(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-            .remote(str(run_dir), str(out_dir), lanes, batch) for n in nodes]
+            .remote(served, str(out_dir), lanes, batch) for n in nodes]
 
 
 @contextmanager
-def open_streams(run_dir: Path, out_dir: Path, *, use_ray: bool = False, address: str | None = None,
+def open_streams(served: ServedModel, out_dir: Path, *, use_ray: bool = False, address: str | None = None,
                  per: Placement = "node", lanes: int | None = None, batch: int | None = None) -> Iterator[Any]:
-    """The streams of a run: a local StreamService, or RayStreams over actors in a Ray session."""
-    # a run with nothing to serve raises NotServable, whose fix names the command to run first
+    """Streams on a served model: a local StreamService, or RayStreams over actors in a Ray session (its files
+    are named by absolute paths, which every actor of one machine or a shared file system reads)."""
     if not use_ray:
-        service = StreamService(Inference.from_run(run_dir, lanes=lanes, batch=batch), out_dir)
+        service = StreamService(Inference.from_served(served, lanes=lanes, batch=batch), out_dir)
         try:
             yield service
         finally:
@@ -143,7 +145,7 @@ def open_streams(run_dir: Path, out_dir: Path, *, use_ray: bool = False, address
     from yoloforge.ray_app.ray_session import ray_session
 
     with ray_session(address, dashboard=False):
-        streams = RayStreams(stream_actors(run_dir, out_dir, per, lanes, batch))
+        streams = RayStreams(stream_actors(served, out_dir, per, lanes, batch))
         try:
             yield streams
         finally:
@@ -193,12 +195,22 @@ def add_all(streams: Any, jobs: list[StreamJob]) -> list[str]:
 
 def table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="streams")
-    for column in ("stream", "state", "fps", "decoded", "processed", "dropped", "age p95 ms", "tracks", "error"):
+    targets = any(r["fps_target"] is not None for r in rows)
+    for column in ("stream", "state", "fps", *(["target"] if targets else []), "decoded", "processed", "dropped",
+                   "age p95 ms", "tracks", "error"):
         t.add_column(column)
     for r in rows:
-        t.add_row(r["name"], r["state"], f"{r['fps']:.1f}", str(r["decoded"]), str(r["processed"]), str(r["dropped"]),
-                  f"{r['frame_age_p95_ms']:.0f}", str(r["tracks_seen"]), r["error"][:60])
+        target = [_keeping_up(r)] if targets else []
+        t.add_row(r["name"], r["state"], f"{r['fps']:.1f}", *target, str(r["decoded"]), str(r["processed"]),
+                  str(r["dropped"]), f"{r['frame_age_p95_ms']:.0f}", str(r["tracks_seen"]), r["error"][:60])
     return t
+
+
+def _keeping_up(row: dict[str, Any]) -> str:
+    if row["fps_target"] is None:
+        return ""
+    verdict = {True: "keeps up", False: "[red]behind[/red]", None: "..."}[row["keeps_up"]]
+    return f"{row['fps_target']:g}: {verdict}"
 
 
 def run_until_done(streams: Any, names: list[str], duration: float | None, every_s: float = 2.0) -> list[dict]:
@@ -226,9 +238,12 @@ def report_streams(final: list[dict[str, Any]], out_dir: Path) -> None:
             console.print(f"[red]{row['name']} failed[/red]: {row['error']}", highlight=False)
             continue
         folder = out_dir / row["name"]
+        target = "" if row["keeps_up"] is None else (
+            f" (kept up with its {row['fps_target']:g} FPS target)" if row["keeps_up"] else
+            f" ([red]behind its {row['fps_target']:g} FPS target[/red]: its oldest frames were dropped)")
         console.print(f"{row['name']}: {row['processed']} frames tracked, {row['dropped']} dropped, "
-                      f"{row['tracks_seen']} tracks, {row['average_fps']:.1f} FPS on average"
-                      + (f" -> {folder}" if folder.is_dir() else ""))
+                      f"{row['tracks_seen']} tracks, {row['average_fps']:.1f} FPS on average{target}"
+                      + (f" -> {folder}" if folder.is_dir() else ""), highlight=False)
     if final and all(row["state"] == "failed" for row in final):
         raise StreamsFailed(f"no stream could be read ({len(final)} failed; reasons above)",
                             fix="give a video file PyAV/FFmpeg can decode, an rtsp:// or http:// URL, or a camera")

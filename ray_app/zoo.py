@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from yoloforge.core.cache import cache_root
 from yoloforge.core.errors import ModelError, OfflineError
 
 TASKS = ("detect", "segment", "classify")
@@ -61,7 +62,7 @@ def find_official(name: str) -> ZooEntry | None:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("YOLOFORGE_CACHE", Path.home() / ".cache" / "yoloforge")) / "weights"
+    return cache_root() / "weights"
 
 
 # --- download -------------------------------------------------------------------------------------------

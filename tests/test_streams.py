@@ -133,6 +133,33 @@ def test_a_recorded_file_waits_for_room_instead_of_dropping(video):
         reader.stop()
 
 
+def test_a_file_with_an_fps_target_is_delivered_at_it_and_drops_its_oldest_frames_when_not_taken(video):
+    condition = threading.Condition()
+    reader = Reader("file", SourceSpec(str(video), buffer=4, fps_target=60), condition)
+    started = time.monotonic()
+    reader.start()
+    try:
+        assert wait_for(lambda: reader.done)
+        assert time.monotonic() - started >= 0.9 * 44 / 60  # 45 frames delivered at 60 a second, never faster
+        with condition:
+            assert [f.index for f in reader.waiting] == [41, 42, 43, 44]  # the newest, never more than the buffer
+            assert reader.stats.decoded == 45 and reader.stats.dropped == 41
+    finally:
+        reader.stop()
+
+
+@pytest.mark.parametrize(("rate", "target", "live_source_fps", "verdict"), [
+    (30.0, 30.0, None, True), (28.6, 30.0, None, True), (28.4, 30.0, None, False),
+    (15.0, 30.0, 15.0, True),  # a camera slower than the target: every frame it gives is kept up with
+    (15.0, 30.0, None, False),  # a file is delivered at the target itself
+    (20.0, 30.0, 60.0, False)])
+def test_a_stream_keeps_up_when_it_tracks_95_percent_of_its_target_or_of_a_slower_camera(rate, target,
+                                                                                       live_source_fps, verdict):
+    from yoloforge.serving.streams.stream import keeps_up
+
+    assert keeps_up(rate, target, live_source_fps) is verdict
+
+
 def test_a_file_that_is_not_a_video_fails_with_the_reason(tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
@@ -430,8 +457,9 @@ def test_track_command_names_the_classes_the_model_has_when_one_is_unknown(track
 
 def test_on_ray_streams_are_spread_over_actors_and_frames_stay_in_them(tracked_run, video, tmp_path):
     from yoloforge.ray_app.track import open_streams
+    from yoloforge.serving.served import ServedModel
 
-    with open_streams(tracked_run, tmp_path / "out", use_ray=True) as streams:
+    with open_streams(ServedModel.from_run(tracked_run), tmp_path / "out", use_ray=True) as streams:
         names = [streams.add(job(video, "")) for _ in range(2)]
         assert names == ["stream-1", "stream-2"]
         assert wait_for(lambda: all(s["state"] == "finished" for s in streams.list()), 60)

@@ -14,6 +14,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from yoloforge.core.cache import cache_root
+
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 ORT_GPU_VERSION = "1.31.1"  # newest onnxruntime-gpu on PyPI; the CUDA image's wheel is pinned by this hash
 ORT_GPU_WHEEL = f"onnxruntime_gpu-{ORT_GPU_VERSION}-cp312-cp312-manylinux_2_28_x86_64.whl"
@@ -42,7 +44,7 @@ def build_cache() -> Path:
     explicit = os.environ.get("YOLOFORGE_BUILD_CACHE")
     if explicit:
         return Path(explicit)
-    return Path(os.environ.get("YOLOFORGE_CACHE", Path.home() / ".cache" / "yoloforge")) / "build"
+    return cache_root() / "build"
 
 
 @functools.cache

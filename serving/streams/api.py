@@ -67,6 +67,7 @@ class StreamBody(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     live: bool | None = None
     max_fps: float | None = Field(default=None, gt=0, le=1000)
+    fps_target: float | None = Field(default=None, gt=0, le=1000)
     loop: bool = False
     lines: list[LineBody] = Field(default_factory=list, max_length=16)
     zones: list[ZoneBody] = Field(default_factory=list, max_length=16)
@@ -76,7 +77,8 @@ class StreamBody(BaseModel):
 
     def job(self) -> StreamJob:
         return StreamJob(
-            source=SourceSpec(self.source, live=self.live, max_fps=self.max_fps, loop=self.loop),
+            source=SourceSpec(self.source, live=self.live, max_fps=self.max_fps, loop=self.loop,
+                              fps_target=self.fps_target),
             name=self.name or "", lines=tuple(Line(x.name, (x.start[0], x.start[1]), (x.end[0], x.end[1]))
                                               for x in self.lines),
             zones=tuple(Zone(z.name, tuple((p[0], p[1]) for p in z.points)) for z in self.zones),
@@ -98,6 +100,9 @@ class StreamCollector:
             "tracks": GaugeMetricFamily("yoloforge_stream_active_tracks", "Objects tracked in the last frame",
                                         labels=["stream"]),
             "up": GaugeMetricFamily("yoloforge_stream_up", "1 while the source delivers frames", labels=["stream"]),
+            "keeps_up": GaugeMetricFamily("yoloforge_stream_keeps_up", "1 while a stream with an FPS target tracks "
+                                          "at it, 0 while it falls behind (its oldest frames are dropped)",
+                                          labels=["stream"]),
             "decoded": CounterMetricFamily("yoloforge_stream_frames_decoded", "Frames decoded", labels=["stream"]),
             "processed": CounterMetricFamily("yoloforge_stream_frames_processed", "Frames tracked",
                                              labels=["stream"]),
@@ -115,6 +120,8 @@ class StreamCollector:
             families["age"].add_metric(label, row["frame_age_p95_ms"] / 1000)
             families["tracks"].add_metric(label, row["active_tracks"])
             families["up"].add_metric(label, 1.0 if row["state"] == "running" else 0.0)
+            if row["keeps_up"] is not None:
+                families["keeps_up"].add_metric(label, 1.0 if row["keeps_up"] else 0.0)
             for key in ("decoded", "processed", "dropped", "reconnects"):
                 families[key].add_metric(label, row[key])
         yield from families.values()

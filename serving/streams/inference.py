@@ -32,7 +32,12 @@ class Inference:
                  conf: float = 0.1) -> Inference:
         """The run's chosen engine, as many copies side by side as the engines rule says for two batches at once
         (or `lanes`), each with batch-1 beside the selected batch so a lone frame is not padded."""
-        served = ServedModel.from_run(run_dir)
+        return cls.from_served(ServedModel.from_run(run_dir), lanes=lanes, batch=batch, conf=conf)
+
+    @classmethod
+    def from_served(cls, served: ServedModel, *, lanes: int | None = None, batch: int | None = None,
+                    conf: float = 0.1) -> Inference:
+        """from_run for a served model made elsewhere (`yoloforge track --model`: no run directory)."""
         count, threads = engine_lanes(2, served.config)
         if lanes is not None and lanes != count:
             count = lanes

@@ -48,6 +48,9 @@ class SourceSpec:
     max_fps: float | None = None  # a file is read no faster than this; a live source's surplus is skipped
     loop: bool = False  # a file starts again at its end (an endless test camera)
     buffer: int = 0  # frames kept waiting; 0: 1 for a live source, 16 for a file
+    # frames per second the stream must keep up with: a file is delivered at this rate, as a camera would deliver
+    # it, and the frames the engine cannot keep up with are dropped oldest-first (a live source's always are)
+    fps_target: float | None = None
 
     @property
     def is_camera(self) -> bool:
@@ -60,6 +63,11 @@ class SourceSpec:
     @property
     def is_live(self) -> bool:
         return self.live if self.live is not None else (self.is_url or self.is_camera)
+
+    @property
+    def drops_oldest(self) -> bool:
+        """A full buffer drops its oldest frame for the new one (else a file's reader waits for room)."""
+        return self.is_live or self.fps_target is not None
 
     @property
     def capacity(self) -> int:
@@ -143,7 +151,7 @@ class Reader:
 
     def _put(self, frame: Frame) -> None:
         with self.on_frame:
-            if self.spec.is_live:
+            if self.spec.drops_oldest:
                 while len(self.waiting) >= self.spec.capacity:
                     self.waiting.popleft()
                     self.stats.dropped += 1
@@ -216,14 +224,16 @@ class Reader:
         return media_s - last_kept < 1.0 / self.spec.max_fps - 1e-6
 
     def _pace(self, opened: float, media_s: float, delivered: int) -> None:
-        """A file read at max_fps waits for its turn; a file read as live is delivered when its timestamp says,
-        as a camera would deliver it. URLs and cameras deliver at their own pace."""
+        """A file read at max_fps (or its FPS target, the lower of the two) waits for its turn; a file read as live
+        is delivered when its timestamp says, as a camera would deliver it. URLs and cameras deliver at their own
+        pace."""
         if self.spec.is_url or self.spec.is_camera:
             return
+        rates = [r for r in (self.spec.max_fps, self.spec.fps_target) if r]
         if self.spec.is_live:
             due = opened + media_s
-        elif self.spec.max_fps:
-            due = opened + delivered / self.spec.max_fps
+        elif rates:
+            due = opened + delivered / min(rates)
         else:
             return
         wait = due - time.monotonic()

@@ -17,6 +17,7 @@ from yoloforge.serving.streams.sources import Frame, Reader, SourceError, Source
 from yoloforge.serving.streams.tracking import Counters, Drawer, Line, StreamTracker, Tracked, TrackerSettings, Zone
 
 RATE_WINDOW_S = 5.0  # a stream's FPS and frame-age percentiles are over this much recent time
+KEEP_UP_SHARE = 0.95  # a stream keeps up with its FPS target while it tracks at least this share of it
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,13 @@ class StreamJob:
     annotate: bool = False
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     classes: tuple[str, ...] = ()  # class names to track (default: every class)
+
+
+def keeps_up(rate: float, target: float, live_source_fps: float | None) -> bool:
+    """A stream tracking `rate` frames a second keeps up with its target when it reaches KEEP_UP_SHARE of it, or of
+    its live source's own rate where that is lower (all that source gives)."""
+    expected = min(target, live_source_fps) if live_source_fps else target
+    return rate >= KEEP_UP_SHARE * expected
 
 
 class Stream:
@@ -120,6 +128,15 @@ class Stream:
         span = self.last_done - self.first_done
         return (self.processed - 1) / span if self.processed > 1 and span > 0 else 0.0
 
+    def keeps_up(self) -> bool | None:
+        """Whether the stream tracks at its FPS target (None: it has none, or has run under a second): over the
+        last seconds while it runs, over its life once ended."""
+        target = self.job.source.fps_target
+        if target is None or time.monotonic() - self.started < 1.0:
+            return None
+        rate = self.fps() if self.state == "running" else self.average_fps()
+        return keeps_up(rate, target, self.reader.stats.fps if self.job.source.is_live else None)
+
     def age_p95_s(self) -> float:
         ages = [a for _, a in self.recent]
         return float(np.percentile(ages, 95)) if ages else 0.0
@@ -137,6 +154,6 @@ class Stream:
                 "error": s.error, "decoded": s.decoded, "processed": self.processed, "dropped": s.dropped,
                 "skipped": s.skipped, "waiting": len(self.reader.waiting), "in_flight": self.in_flight,
                 "reconnects": s.reconnects, "fps": round(self.fps(), 2), "average_fps": round(self.average_fps(), 2),
-                "source_fps": round(s.fps, 3),
+                "source_fps": round(s.fps, 3), "fps_target": self.job.source.fps_target, "keeps_up": self.keeps_up(),
                 "frame_age_p95_ms": round(self.age_p95_s() * 1000, 1), "active_tracks": self.active_tracks,
                 "tracks_seen": len(self.seen_ids), "counts": self.counters.snapshot(self.facts.names)}
