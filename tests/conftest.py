@@ -208,12 +208,13 @@ def detector(tmp_path_factory) -> tuple[Path, Path]:
 def segmenter(tmp_path_factory, detector) -> tuple[Path, Path]:
     # from the detector's weights (same shapes, same seed): 15 epochs give box mAP50 ~0.4 and confident masks,
     # where 15 from scratch gave no score above 0.01 (nothing a parity test can compare clearly)
-    return train_fixture_model(tmp_path_factory.mktemp("segmenter"), "segment", 15, init=detector[0])
+    return trained_once(tmp_path_factory, "segmenter",
+                        lambda tmp: train_fixture_model(tmp, "segment", 15, init=detector[0]))
 
 
 @pytest.fixture(scope="session")
 def classifier(tmp_path_factory) -> tuple[Path, Path]:
-    return train_fixture_model(tmp_path_factory.mktemp("classifier"), "classify", 5)
+    return trained_once(tmp_path_factory, "classifier", lambda tmp: train_fixture_model(tmp, "classify", 5))
 
 
 def build_run_dir(tmp_path: Path, detector: tuple[Path, Path], engines: dict, targets: dict | None = None) -> Path:

@@ -51,7 +51,7 @@ def make_trainable(log: Path, crash_above: float | None = 1.9):
 def run_tuner(trainable, searcher: GASearcher, storage: Path, callbacks=(), num_samples: int = -1) -> tune.ResultGrid:
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(storage), name="exp", callbacks=list(callbacks), verbose=0),
     )
     return tuner.fit()
@@ -188,7 +188,7 @@ def test_a_search_under_asha_tells_the_ga_every_trial_s_last_report(tmp_path):
 
     tune.Tuner(
         tune.with_resources(epoch_trainable(tmp_path / "log.jsonl"), {"cpu": 1}),
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=12, scheduler=ASHAScheduler(
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=12, reuse_actors=True, scheduler=ASHAScheduler(
             time_attr="epoch", metric="fitness", mode="max", max_t=5, grace_period=2, reduction_factor=2,
             brackets=1, stop_last_trials=False)),
         run_config=tune.RunConfig(storage_path=str(tmp_path / "storage"), name="exp", verbose=0,
