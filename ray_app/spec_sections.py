@@ -273,8 +273,8 @@ class ExportSpec(Strict):
     concurrent_batches: int = Field(2, ge=1, le=16, description="Engine workers, so the next batch is prepared "
                                     "while the engine runs one (the preview's rule)")
     max_body_mb: float = Field(10, gt=0, le=512, description="Largest accepted request body")
-    cache_ttl_s: int = Field(3600, ge=0, description="Seconds an answer stays in the Redis cache; 0 turns the cache "
-                             "off")
+    cache_ttl_s: int = Field(3600, ge=0, description="Seconds an answer stays in the Redis cache; 0: no cache")
+    streams: bool = Field(True, description="Ship the stream service: video tracking at the API's /v1/streams")
 
     @model_validator(mode="before")
     @classmethod
@@ -297,4 +297,4 @@ class ExportSpec(Strict):
         """The settings the bundle's server is written with (serving/bundle/)."""
         return ServerSettings(port=self.port, max_batch_size=self.max_batch, batch_wait_ms=self.max_wait_ms,
                               max_queue=self.max_queue, concurrent_batches=self.concurrent_batches,
-                              max_body_mb=self.max_body_mb, cache_ttl_s=self.cache_ttl_s)
+                              max_body_mb=self.max_body_mb, cache_ttl_s=self.cache_ttl_s, streams=self.streams)

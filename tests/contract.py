@@ -40,11 +40,11 @@ def response_schema(path: str, method: str, status: int) -> str | None:
 
 
 def fuzz(url: str, headers: dict[str, str], report_dir: Path, max_examples: int = 20, seed: int = 1,
-         max_time_s: int | None = None, streams: bool = False) -> tuple[bool, str]:
+         max_time_s: int | None = None, streams: bool = False, spec_path: Path = SPEC_PATH) -> tuple[bool, str]:
     """Schemathesis on a running server, driven by the spec: every phase (examples, coverage, fuzzing, stateful)
     and every check. Returns (no failure, its report's tail). The CLI is the same run a user would start by hand;
     a failure prints the curl command that reproduces it."""
-    command = [sys.executable, "-m", "schemathesis.cli", "run", str(SPEC_PATH), "--url", url, "--checks", "all",
+    command = [sys.executable, "-m", "schemathesis.cli", "run", str(spec_path), "--url", url, "--checks", "all",
                "--max-examples", str(max_examples), "--seed", str(seed), "--workers", "1",
                "--request-timeout", "60", "--report", "junit", "--report-dir", str(report_dir)]
     if max_time_s is not None:

@@ -114,6 +114,7 @@ CASES: dict[str, Case] = {
     "export.concurrent_batches": Case("export", 1),
     "export.max_body_mb": Case("export", 2),
     "export.cache_ttl_s": Case("export", 60),
+    "export.streams": Case("export", False),
 }
 
 EXCEPTIONS: dict[str, str] = {

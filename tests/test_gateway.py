@@ -135,6 +135,11 @@ def test_bundle_holds_everything_a_deployment_needs(bundle):
     assert (bundle / "monitoring/grafana/provisioning/datasources/prometheus.yml").is_file()
     assert compose["services"]["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "deploy" not in compose["services"]["api"], "a CPU selection reserves no GPU"
+    # the stream service answers through the API alone: its own port is not published (tests/test_bundle_streams.py)
+    assert services["streams"]["build"]["dockerfile"] == "Dockerfile.streams" and "ports" not in services["streams"]
+    assert services["api"]["environment"]["YOLOFORGE_STREAMS_URL"] == "http://streams:8100"
+    scraped = yaml.safe_load((bundle / "monitoring/prometheus.yml").read_text())["scrape_configs"]
+    assert ["streams:8100"] in [job["static_configs"][0]["targets"] for job in scraped]
     gpu = yaml.safe_load((bundle / "docker-compose.cuda.yml").read_text())["services"]["api"]
     assert gpu["build"]["dockerfile"] == "Dockerfile.cuda" and gpu["deploy"]["resources"]["reservations"]["devices"]
     dockerfile = (bundle / "Dockerfile").read_text()
@@ -151,6 +156,7 @@ def test_grafana_dashboard_queries_series_the_server_exports(api_url, api_header
     used = {name for p in dashboard["panels"] for t in p["targets"]
             for name in re.findall(r"\b(yoloforge_\w+|process_\w+)", t["expr"])}
     used -= {n for n in used if n.startswith("yoloforge_gpu_")}  # GPU servers only (internal/gpu's tests)
+    used -= {n for n in used if n.startswith("yoloforge_stream_")}  # the stream service's (test_bundle_streams.py)
     assert used and all(name in exported for name in used), sorted(n for n in used if n not in exported)
 
 

@@ -23,6 +23,7 @@ class ServerSettings:
     concurrent_batches: int = 2  # engine workers, by the preview's rule (engines/lanes.py)
     max_body_mb: float = 10.0
     cache_ttl_s: int = 3600  # 0: no answer cache
+    streams: bool = True  # the stream service (video tracking at /v1/streams) beside the server
 
     def batch_for(self, engine_batch: int) -> int:
         return int(self.max_batch_size or max(engine_batch, 8))

@@ -17,6 +17,7 @@ import yaml
 from yoloforge.core.rundir import RunDir, read_parquet
 from yoloforge.engines.base import EngineConfig
 from yoloforge.serving.bundle.plan import ServerSettings, plan_engine
+from yoloforge.serving.bundle.streams import SERVICE_PORT, write_service
 from yoloforge.serving.bundle.toolchain import (
     ORT_GPU_SHA256,
     ORT_GPU_VERSION,
@@ -101,13 +102,20 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
                          "log_batch": 500, "log_interval": "1s", "log_buffer": 10000},
             "log_level": "info",
         }
+        gpu = engine["provider"] in ("cuda", "tensorrt")  # cpu and openvino run on the CPU image
+        streams = settings.streams and not gpu
+        if settings.streams and gpu:
+            notes.append("the stream service (/v1/streams) ships with CPU bundles only for now: this GPU bundle "
+                         "has no stream routes")
+        if streams:
+            config_doc["streams"] = {"url": f"http://127.0.0.1:{SERVICE_PORT}"}  # compose points it at its service
+            write_service(tmp)
         header = (f"# yoloforge bundle of {run.name}: the Go server's configuration. YOLOFORGE_* environment\n"
                   "# variables override it (see README.md). Paths are relative to this file.\n")
         (tmp / "config.yaml").write_text(header + yaml.safe_dump(config_doc, sort_keys=False))
         schema = subprocess.run([str(tmp / "bin" / SERVER), "schema"], capture_output=True, text=True, check=True)
         (tmp / "schema.sql").write_text(schema.stdout)
-        shutil.copy2(SERVING / "openapi.yaml", tmp / "openapi.yaml")
-        gpu = engine["provider"] in ("cuda", "tensorrt")  # cpu and openvino run on the CPU image
+        _write_spec(tmp / "openapi.yaml", streams)
         image = f"yoloforge/{_slug(served.name)}:{digest}"
         values = {
             "name": served.name, "compose_name": _slug(f"yoloforge-{served.name}"), "image": image,
@@ -119,11 +127,13 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
             "max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
             "workers": engine["workers"], "port": port, "max_body_mb": f"{settings.max_body_mb:g}",
             "cache_ttl": f"{settings.cache_ttl_s}s", "cache_enabled": str(settings.cache_ttl_s > 0).lower(),
+            "streams_port": SERVICE_PORT, **_streams_values(streams, image, port),
         }
-        for template in ("Dockerfile", "Dockerfile.cuda", "docker-compose.yml", "docker-compose.cuda.yml"):
+        for template in ("Dockerfile", "Dockerfile.cuda", "docker-compose.yml", "docker-compose.cuda.yml",
+                         *(["Dockerfile.streams"] if streams else [])):
             (tmp / template).write_text(_render(template, values))
         (tmp / ".env.example").write_text(_render("env.example", values))
-        (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!config.yaml\n")
+        (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!config.yaml\n!streams/\n")
         monitoring = tmp / "monitoring"
         (monitoring / "prometheus.yml").write_text(_render("monitoring/prometheus.yml", values))
         grafana = monitoring / "grafana"
@@ -158,6 +168,71 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return Bundle(out_dir=out_dir, binary=out_dir / "bin" / SERVER, config=config_doc, notes=notes)
+
+
+def _write_spec(target: Path, streams: bool) -> None:
+    """The bundle's openapi.yaml lists exactly the routes its server answers: without the stream service, none of
+    the `streams` tag."""
+    if streams:
+        shutil.copy2(SERVING / "openapi.yaml", target)
+        return
+    spec = yaml.safe_load((SERVING / "openapi.yaml").read_text())
+    spec["paths"] = {path: item for path, item in spec["paths"].items()
+                     if not any("streams" in (op.get("tags") or []) for op in item.values() if isinstance(op, dict))}
+    target.write_text(yaml.safe_dump(spec, sort_keys=False, width=120))
+
+
+def _streams_values(streams: bool, image: str, api_port: int) -> dict[str, str]:
+    """The stream service's parts of docker-compose.yml, prometheus.yml and README.md (empty without it)."""
+    if not streams:
+        return {"streams_env": "", "streams_service": "", "streams_volume": "", "streams_scrape": "",
+                "streams_readme": ""}
+    name, _, tag = image.rpartition(":")
+    return {
+        "streams_env": f"      YOLOFORGE_STREAMS_URL: http://streams:{SERVICE_PORT}\n",
+        "streams_service": _STREAMS_SERVICE.format(image=f"{name}-streams:{tag}"),
+        "streams_volume": "  tracks:",
+        "streams_scrape": _STREAMS_SCRAPE.format(port=SERVICE_PORT),
+        "streams_readme": _STREAMS_README.format(port=SERVICE_PORT, api_port=api_port),
+    }
+
+
+# the stream service answers inside the compose network only: the API forwards /v1/streams to it behind its keys
+_STREAMS_SERVICE = """  streams:
+    build:
+      context: .
+      dockerfile: Dockerfile.streams
+    image: {image}
+    volumes:
+      - tracks:/data/tracks
+      - ./videos:/videos:ro
+    restart: unless-stopped"""
+
+_STREAMS_SCRAPE = """  - job_name: yoloforge-streams
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["streams:{port}"]"""
+
+_STREAMS_README = """## Video streams
+
+`/v1/streams` tracks objects in video streams on the same model, origin and keys as `/v1/predict`: the API
+forwards the routes to the stream service (`streams` in docker-compose.yml: `Dockerfile.streams`, Python with
+`streams/requirements.txt` and yoloforge's runtime modules in `streams/app/`). Frames never pass through the API:
+a stream names its source, and the service reads it.
+
+```bash
+mkdir -p videos && cp entrance.mp4 videos/      # files: ./videos is /videos in the service; or rtsp:// URLs
+curl -H "Authorization: Bearer <key>" -H "Content-Type: application/json" \\
+  -d '{{"source": "/videos/entrance.mp4", "name": "entrance", "fps_target": 25}}' http://localhost:{api_port}/v1/streams
+curl -H "Authorization: Bearer <key>" http://localhost:{api_port}/v1/streams/entrance   # state, FPS, tracks, counts
+```
+
+Each stream's MOT tracks, JSON lines and counts go to the `tracks` volume (`/data/tracks/<stream>/`). Its figures
+are Prometheus series of the service (`yoloforge_stream_fps`, `yoloforge_stream_keeps_up`,
+`yoloforge_stream_frames_dropped_total`, ...), scraped as `streams:{port}` and drawn on the dashboard's stream
+panels. Without Docker: `PYTHONPATH=streams/app python -m yoloforge.serving.streams.bundled config.yaml --out
+tracks` (after `pip install -r streams/requirements.txt`) beside the server, which finds it at `streams.url`.
+"""
 
 
 _GPU_RESERVATION = """    deploy:

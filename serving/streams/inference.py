@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from yoloforge.engines.base import Engine, ModelFacts, Prediction
@@ -12,7 +13,9 @@ from yoloforge.engines.lanes import engine_lanes
 from yoloforge.engines.predictor import measure_call_ms, plan_batches, run_batches
 from yoloforge.engines.processing import postprocess, preprocess
 from yoloforge.engines.registry import cpu_count
-from yoloforge.serving.served import ServedModel
+
+if TYPE_CHECKING:  # a run's model; the bundle's stream service builds its lanes from its own files (bundled.py)
+    from yoloforge.serving.served import ServedModel
 
 
 @dataclass
@@ -32,6 +35,8 @@ class Inference:
                  conf: float = 0.1) -> Inference:
         """The run's chosen engine, as many copies side by side as the engines rule says for two batches at once
         (or `lanes`), each with batch-1 beside the selected batch so a lone frame is not padded."""
+        from yoloforge.serving.served import ServedModel
+
         return cls.from_served(ServedModel.from_run(run_dir), lanes=lanes, batch=batch, conf=conf)
 
     @classmethod

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -248,10 +249,14 @@ func serverOptions(cfg config.Config) api.Options {
 			Precision: cfg.Engine.Precision, Batch: maxBatch(cfg.Model.Files, cfg.Batcher.MaxBatchSize),
 			Device: device(cfg.Engine), MaxBatchSize: cfg.Batcher.MaxBatchSize,
 			BatchWaitMS: float64(cfg.Batcher.BatchWait.Microseconds()) / 1000}}
-	return api.Options{Info: info, MaxBody: int64(cfg.Limits.MaxBodyMB * (1 << 20)),
+	opts := api.Options{Info: info, MaxBody: int64(cfg.Limits.MaxBodyMB * (1 << 20)),
 		RequestTimeout: cfg.Limits.RequestTimeout.Duration, RetryAfter: cfg.Limits.RetryAfterS,
 		AuthRequired: cfg.Auth.Required, Batcher: batcher.Options{MaxBatch: cfg.Batcher.MaxBatchSize,
 			MaxWait: cfg.Batcher.BatchWait.Duration, MaxQueue: cfg.Batcher.MaxQueue, Workers: cfg.Batcher.Workers}}
+	if cfg.Streams.URL != "" {
+		opts.StreamsURL, _ = url.Parse(cfg.Streams.URL) // Validate has checked it
+	}
+	return opts
 }
 
 type dependencies struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,8 @@ type Options struct {
 	RetryAfter     int
 	AuthRequired   bool
 	Batcher        batcher.Options
+	// StreamsURL is the bundle's stream service, whose routes the server forwards (nil: no stream routes)
+	StreamsURL *url.URL
 }
 
 // Deps are what a Server uses beside its options. Keys and Cache are required; Logger, Dependencies and
@@ -117,9 +120,16 @@ func New(opts Options, deps Deps) *Server {
 		metrics.ServeHTTP(w, r)
 		return nil
 	}))
+	routes := "POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics"
+	if opts.StreamsURL != nil {
+		streams := s.route("streams", "", true, s.streamRoutes(opts.StreamsURL))
+		mux.HandleFunc("/v1/streams", streams)
+		mux.HandleFunc("/v1/streams/", streams)
+		routes += ", /v1/streams"
+	}
 	mux.HandleFunc("/", s.route("other", "", false, func(w http.ResponseWriter, r *http.Request) *Error {
 		return &Error{Status: http.StatusNotFound, Code: "not_found",
-			Message: fmt.Sprintf("no route %s; the API has POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics", r.URL.Path)}
+			Message: fmt.Sprintf("no route %s; the API has %s", r.URL.Path, routes)}
 	}))
 	s.mux = mux
 	return s

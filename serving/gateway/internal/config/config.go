@@ -4,6 +4,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +25,7 @@ type Config struct {
 	Auth       Auth     `yaml:"auth"`
 	Redis      Redis    `yaml:"redis"`
 	Postgres   Postgres `yaml:"postgres"`
+	Streams    Streams  `yaml:"streams"`
 	LogLevel   string   `yaml:"log_level"`
 	Shutdown   Duration `yaml:"shutdown_timeout"`
 }
@@ -92,6 +94,12 @@ type Postgres struct {
 	LogInterval    Duration `yaml:"log_interval"`
 	LogBuffer      int      `yaml:"log_buffer"`
 	ConnectTimeout Duration `yaml:"connect_timeout"`
+}
+
+// Streams is the bundle's stream service, which the server fronts on its own origin and keys.
+type Streams struct {
+	// URL of the stream service (http://streams:8100 in docker-compose); empty: the server has no stream routes
+	URL string `yaml:"url"`
 }
 
 // Duration reads "250ms", "5s", or a number of seconds.
@@ -242,6 +250,7 @@ func applyEnv(cfg *Config, env func(string) (string, bool)) error {
 		}
 	}
 	duration("YOLOFORGE_REQUEST_TIMEOUT", &cfg.Limits.RequestTimeout)
+	str("YOLOFORGE_STREAMS_URL", &cfg.Streams.URL)
 	str("YOLOFORGE_LOG_LEVEL", &cfg.LogLevel)
 	return errors.Join(errs...)
 }
@@ -304,6 +313,11 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.RequestTimeout.Duration <= 0 {
 		bad("limits.request_timeout", "is not positive")
+	}
+	if c.Streams.URL != "" {
+		if u, err := url.Parse(c.Streams.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("streams.url", "%q is not an http(s) URL such as http://streams:8100", c.Streams.URL)
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -61,11 +61,13 @@ func TestEveryMistakeIsNamed(t *testing.T) {
 	_, err := Load(writeConfig(t, `
 model: {task: track, imgsz: 8, files: {1: missing.onnx}}
 engine: {provider: rocm}
+streams: {url: "streams:8100"}
 `), noEnv)
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, field := range []string{"model.task", "model.imgsz", "model.names", "model.files", "engine.provider", "ort_library"} {
+	for _, field := range []string{"model.task", "model.imgsz", "model.names", "model.files", "engine.provider", "ort_library",
+		"streams.url"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}
