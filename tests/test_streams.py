@@ -492,7 +492,7 @@ def test_bench_streams_quick_run_prints_goal_lines(tracked_run, tmp_path):
     from tests.test_bench_scripts import quick_run
 
     stdout, goals = quick_run("bench_streams.py", "--run", str(tracked_run), "--work", str(tmp_path))
-    assert len(goals) == 8, goals
+    assert len(goals) == 10, goals
     assert "Ultralytics model.track" in stdout and "reconnect" in stdout
 
 
