@@ -66,7 +66,7 @@ def resolve_track_model(model: str) -> TrackModel:
         if Path(model).suffix.lower() in (".yaml", ".yml"):
             raise ModelError(f"{model} is a model config with no trained weights: it would detect nothing",
                              fix="give trained weights: an official name such as yolo11n, or a .pt / .onnx file")
-        info = resolve_model(model)
+        info = resolve_model(model, otherwise="give --model a local .pt or .onnx file")
         path = Path(info.path)
         facts = ModelFacts.from_checkpoint(path, imgsz=info.imgsz)
     if facts.task not in ("detect", "segment"):

@@ -98,9 +98,11 @@ def _verify_archive(path: Path) -> str | None:
 
 
 def download_weights(
-    name: str, folder: Path | None = None, *, timeout: float = 30, progress: Callable[[int, int], None] | None = None
+    name: str, folder: Path | None = None, *, timeout: float = 30, progress: Callable[[int, int], None] | None = None,
+    otherwise: str | None = None,
 ) -> Path:
-    """Download an official weights file into the cache (or return the verified cached copy)."""
+    """Download an official weights file into the cache (or return the verified cached copy). otherwise: what else
+    the user can do when offline (default: a job's alternatives)."""
     folder = folder or cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
@@ -128,8 +130,9 @@ def download_weights(
         reason = getattr(err, "reason", err)
         raise OfflineError(
             f"cannot download {name}: no connection to {url} ({reason})",
-            fix=f"on a machine with internet, download {url} and copy it to {target}; or set model: to a local "
-                f".pt file; or train from scratch with model: {Path(name).stem}.yaml") from None
+            fix=f"on a machine with internet, download {url} and copy it to {target}; or "
+                + (otherwise or f"set model: to a local .pt file; or train from scratch with model: "
+                                f"{Path(name).stem}.yaml")) from None
     if total and done != total:
         part.unlink(missing_ok=True)
         raise ModelError(f"download of {name} was cut short: {done} of {total} bytes", fix="run the command again")
@@ -248,8 +251,10 @@ def build_from_yaml(cfg: str) -> ModelInfo:
     return _describe(model, "yaml", cfg, None)
 
 
-def resolve_model(spec_model: str, task: str | None = None, *, download: bool = True) -> ModelInfo:
-    """Turn job.yaml's model: into a loadable model, and check it can do the task asked for."""
+def resolve_model(spec_model: str, task: str | None = None, *, download: bool = True,
+                  otherwise: str | None = None) -> ModelInfo:
+    """Turn job.yaml's model: into a loadable model, and check it can do the task asked for (otherwise: what
+    else the user can do when an official model cannot be downloaded)."""
     value = spec_model.strip()
     suffix = Path(value).suffix.lower()
     if suffix in (".yaml", ".yml"):
@@ -259,7 +264,7 @@ def resolve_model(spec_model: str, task: str | None = None, *, download: bool = 
     elif (entry := find_official(value)) is not None:
         if not download:
             raise OfflineError(f"{entry.name} is not in the cache", fix="run without --no-download")
-        info = inspect_checkpoint(download_weights(entry.name))
+        info = inspect_checkpoint(download_weights(entry.name, otherwise=otherwise))
         info.source = "official"
     elif suffix == ".pt" or "/" in value:
         raise ModelError(f"model file {value} does not exist",

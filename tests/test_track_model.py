@@ -78,6 +78,14 @@ def test_track_refuses_a_model_config_without_weights(tmp_path):
     assert result.exit_code == 2 and "no trained weights" in result.output, result.output
 
 
+def test_an_official_model_that_cannot_be_downloaded_says_where_to_put_it_or_to_give_a_file(monkeypatch):
+    monkeypatch.setenv("YOLOFORGE_WEIGHTS_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    result = CliRunner().invoke(app, ["track", "--model", "yolo11n", "--source", "clip.mp4"])
+    said = " ".join(result.output.replace("│", " ").split())  # the message box wraps lines
+    assert result.exit_code == 2 and "give --model a local .pt or .onnx file" in said, said
+    assert "model:" not in said  # a job's alternatives are not this command's
+
+
 def test_track_refuses_an_onnx_not_exported_by_ultralytics_with_how_to_export_it(tmp_path):
     path = onnx_with(tmp_path, {})
     result = CliRunner().invoke(app, ["track", "--model", str(path), "--source", "clip.mp4"])
