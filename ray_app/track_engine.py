@@ -6,6 +6,7 @@ checked, and int8 (whose accuracy must be checked) is not tried.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from dataclasses import dataclass
@@ -42,8 +43,8 @@ class TrackModel:
     def is_onnx(self) -> bool:
         return self.path.suffix.lower() == ".onnx"
 
-    @property
-    def digest(self) -> str:
+    @functools.cached_property
+    def digest(self) -> str:  # names the export cache and the served version: the file is hashed once
         return hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
 
 

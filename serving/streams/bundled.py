@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import yaml
 from yoloforge.engines.base import EngineConfig, ModelFacts
 from yoloforge.engines.lanes import engine_lanes
 from yoloforge.engines.predictor import measure_call_ms
+from yoloforge.engines.registry import cpu_count
 from yoloforge.serving.streams.inference import Inference
 
 DEFAULT_LISTEN = "127.0.0.1:8100"  # natively, beside the server; the image listens on its network
@@ -34,11 +36,11 @@ def model_facts(doc: dict[str, Any], model_file: Path) -> ModelFacts:
                       stride=int(custom.get("stride", 32)), end2end=custom.get("end2end") == "True")
 
 
-def engine_configs(doc: dict[str, Any]) -> tuple[dict[int, Path], EngineConfig]:
-    """The model file per batch size and the engine configuration of the largest batch, as the Go server runs
-    them: the CUDA and TensorRT providers on their device, OpenVINO's CPU provider as ONNX Runtime's own CPU one
-    (the runtime's pip build has no OpenVINO provider), the configured threads."""
-    root = Path(doc["_root"])
+def engine_configs(doc: dict[str, Any], root: Path) -> tuple[dict[int, Path], EngineConfig]:
+    """The model file per batch size (paths relative to root, config.yaml's folder) and the engine configuration
+    of the largest batch, as the Go server runs them: the CUDA and TensorRT providers on their device, OpenVINO's
+    CPU provider as ONNX Runtime's own CPU one (the runtime's pip build has no OpenVINO provider), the configured
+    threads."""
     files = {int(batch): root / path for batch, path in doc["model"]["files"].items()}
     engine = doc["engine"]
     provider = engine.get("provider", "cpu")
@@ -57,16 +59,13 @@ def inference_from_bundle(config_path: Path) -> Inference:
     from yoloforge.engines.ort_backend import OnnxRuntimeEngine
 
     doc = yaml.safe_load(config_path.read_text())
-    doc["_root"] = str(config_path.parent)
-    files, config = engine_configs(doc)
+    files, config = engine_configs(doc, config_path.parent)
     workers = max(1, int(doc["engine"].get("workers") or 1))
-    lanes, threads = engine_lanes(2, EngineConfig("onnxruntime", config.precision, config.batch, config.imgsz,
-                                                  config.threads, config.device, config.options, lanes=workers))
+    lanes, threads = engine_lanes(2, replace(config, lanes=workers))
     if config.device == "cpu" and threads is None:
-        threads = max(1, (os.cpu_count() or 1) // lanes)
+        threads = max(1, cpu_count() // lanes)  # threads 0: the cores shared out between the copies, as in Go
     cache = Path(os.environ.get("YOLOFORGE_TRT_CACHE", "/tmp/yoloforge-trt-cache"))
-    copies = [{batch: OnnxRuntimeEngine(EngineConfig(config.backend, config.precision, batch, config.imgsz, threads,
-                                                     config.device, config.options), path, cache)
+    copies = [{batch: OnnxRuntimeEngine(replace(config, batch=batch, threads=threads), path, cache)
                for batch, path in files.items()} for _ in range(lanes)]
     facts = model_facts(doc, files[max(files)])
     return Inference(copies, facts, config.imgsz, config.batch,
