@@ -16,13 +16,13 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from yoloforge.core import atomic
 from yoloforge.core.errors import SpecError
 from yoloforge.core.rundir import RunDir
+from yoloforge.ray_app.spec_export import ExportSpec
 from yoloforge.ray_app.spec_sections import (
     DEFAULT_FITNESS,
     METRICS_BY_TASK,
     NAME_RE,
     DataSpec,
     EngineSpec,
-    ExportSpec,
     PreviewSpec,
     Resources,
     SearchSpec,

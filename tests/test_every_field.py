@@ -115,6 +115,7 @@ CASES: dict[str, Case] = {
     "export.max_body_mb": Case("export", 2),
     "export.cache_ttl_s": Case("export", 60),
     "export.streams": Case("export", False),
+    "export.platform": Case("export", "linux/arm64", {"export.platform": "linux/amd64"}),
 }
 
 EXCEPTIONS: dict[str, str] = {
@@ -243,14 +244,15 @@ def observe_preview(spec: JobSpec, served_run: Path) -> Any:
 
 
 def observe_export(spec: JobSpec, served_run: Path) -> Any:
-    """What the bundle's server is written with, read from the run as `yoloforge export` reads it (the files
-    those settings reach are tests/test_gateway.py's)."""
+    """What the bundle's server is written with and built for, read from the run as `yoloforge export` reads it
+    (the files those settings reach are tests/test_gateway.py's and tests/test_edge_bundle.py's)."""
     from yoloforge.core.rundir import RunDir
     from yoloforge.ray_app.stages.base import RunState
 
     run = RunDir(served_run)
     dump_job(spec, run.job)
-    return dataclasses.asdict(RunState.open(run.path).spec.export.server())
+    export = RunState.open(run.path).spec.export
+    return {**dataclasses.asdict(export.server()), "platform": export.target_platform().name}
 
 
 OBSERVERS: dict[str, Callable[[JobSpec, Any], Any]] = {

@@ -346,10 +346,11 @@ class TestGatewayContract(ContractSuite):
     """The HTTP contract (tests/contract_suite.py), against the bundle's Go server."""
 
 
-def test_the_built_server_is_kept_under_its_source_and_toolchain_in_the_build_cache(tmp_path, monkeypatch):
+def test_the_built_server_is_kept_under_its_source_toolchain_and_platform_in_the_build_cache(tmp_path, monkeypatch):
     import shutil
 
     from yoloforge.serving.bundle import toolchain
+    from yoloforge.serving.bundle.platform import PLATFORMS, host
 
     monkeypatch.setenv("YOLOFORGE_BUILD_CACHE", str(tmp_path / "build"))
     source = tmp_path / "gateway"
@@ -361,8 +362,10 @@ def test_the_built_server_is_kept_under_its_source_and_toolchain_in_the_build_ca
     main = next(source.rglob("main.go"))
     main.write_text(main.read_text() + "\n// changed\n")
     changed = toolchain.server_build_path(go)
-    monkeypatch.setattr(toolchain, "_go_toolchain", lambda go: "go9.9-plan9-mips")
-    assert len({before, changed, toolchain.server_build_path(go)}) == 3  # a stale build is never used
+    other = next(p for p in PLATFORMS.values() if p != host())
+    elsewhere = toolchain.server_build_path(go, other)  # an amd64 build is never reused for arm64, nor the reverse
+    monkeypatch.setattr(toolchain, "_go_version", lambda go: "go9.9")
+    assert len({before, changed, elsewhere, toolchain.server_build_path(go)}) == 4  # a stale build is never used
 
 
 def test_the_build_cache_is_apart_from_the_weights_cache_only_when_asked(tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ def stage_export(state: RunState, out: Path | None = None, *, build: bool = Fals
     run = state.run
     bundle_dir = out or run.bundle
     settings = state.spec.export.server()
+    platform = state.spec.export.target_platform()
     console.rule("[bold]5 export[/bold]")
     if keep:
         console.print(f"export: {bundle_dir} was written from the current selection.json, export settings and "
@@ -34,15 +35,15 @@ def stage_export(state: RunState, out: Path | None = None, *, build: bool = Fals
     else:
         try:
             with console.status("writing the bundle (compiling the Go server the first time takes a minute)"):
-                bundle = export_bundle(run.path, bundle_dir, settings)
+                bundle = export_bundle(run.path, bundle_dir, settings, platform=platform)
         except BundleError as err:
             raise YoloforgeError(str(err)) from None
         for note in bundle.notes:
             console.print(f"[yellow]note:[/yellow] {note}")
         engine = bundle.config["engine"]
-        console.print(f"[green]Bundle written[/green] to {bundle_dir}: Go server (ONNX Runtime, {engine['provider']} "
-                      f"execution provider, {engine['precision']}, {engine.get('workers', 1)} engine worker(s)), "
-                      "Dockerfile, docker-compose.yml (api + redis + postgres)")
+        console.print(f"[green]Bundle written[/green] to {bundle_dir}: Go server for {platform.name} (ONNX Runtime, "
+                      f"{engine['provider']} execution provider, {engine['precision']}, {engine.get('workers', 1)} "
+                      "engine worker(s)), Dockerfile, docker-compose.yml (api + redis + postgres)")
     if check:
         image = run.sample_image()
         if image is not None:
@@ -56,8 +57,13 @@ def stage_export(state: RunState, out: Path | None = None, *, build: bool = Fals
                                                      clients=DELIVERY_CLIENTS)
             except BundleError as err:
                 raise YoloforgeError(f"the bundle's server did not answer: {err}") from None
+            how = "run natively" if platform.native else f"run under qemu-user emulation of {platform.name}"
             console.print(f"[green]Bundle answered[/green] {image.name}: {describe_answer(image, answer)} in "
-                          f"{answer['timing_ms']['total']:.1f} ms (its own binary, run natively)")
+                          f"{answer['timing_ms']['total']:.1f} ms (its own binary, {how})")
+            if not platform.native:
+                console.print(f"Speed is not measured under emulation: on the {platform.name} machine, run "
+                              "`./bin/yoloforge-server bench -config config.yaml` in the bundle first (img/s and p99 "
+                              "per engine layout; -write keeps the fastest in config.yaml)")
             if delivered is not None and out is None:
                 report_delivery(run, delivered)
     if build:

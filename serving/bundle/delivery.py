@@ -16,25 +16,30 @@ from typing import Any
 import yaml
 from yoloforge.serving.bundle.plan import ServerSettings
 from yoloforge.serving.bundle.toolchain import SERVER, BundleError
-from yoloforge.serving.bundle.write import export_bundle
+from yoloforge.serving.bundle.write import bundle_platform, export_bundle
 from yoloforge.serving.served import ServedModel
 
 # the delivery measurement: long enough for a steady rate, short beside the stages before it
 DELIVERY_S = 5.0
 DELIVERY_CLIENTS = 16
 DELIVERY_FLOOR = 0.9  # below this share of the promise, the gap is printed as a warning with its cause
+EMULATED_SLOWDOWN = 5  # how much longer a bundle's binary may take under qemu-user (measured: 2-4x to be ready)
 
 @contextmanager
 def bundle_process(bundle_dir: Path, env: dict[str, str], log: Path, port: int,
                    ready_timeout_s: float = 60) -> Iterator[tuple[subprocess.Popen, str]]:
     """Run the bundle's own binary as a user would (serve -config config.yaml) until /readyz says loaded; stop it
-    with SIGTERM at the end (the caller can check the exit status: 0 is a clean, drained shutdown)."""
+    with SIGTERM at the end (the caller can check the exit status: 0 is a clean, drained shutdown). A bundle built
+    for another architecture runs under qemu-user, given EMULATED_SLOWDOWN times longer to get ready."""
     import httpx
 
+    platform = bundle_platform(bundle_dir)
+    if not platform.native:
+        ready_timeout_s *= EMULATED_SLOWDOWN
     full_env = {**os.environ, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}", **env}
     with open(log, "ab") as out:
-        proc = subprocess.Popen([str(bundle_dir / "bin" / SERVER), "serve", "-config", str(bundle_dir / "config.yaml")],
-                                env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*platform.command(str(bundle_dir / "bin" / SERVER)), "serve", "-config",
+                                 str(bundle_dir / "config.yaml")], env=full_env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout_s
@@ -63,7 +68,8 @@ def bundle_process(bundle_dir: Path, env: dict[str, str], log: Path, port: int,
 def check_bundle(bundle_dir: Path, image: Path, port: int, *, load_s: float = 0.0,
                  clients: int = 16) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Start the bundle's binary natively (no Redis, no Postgres, a one-off key), send it one image; with load_s,
-    also measure what it delivers under load (delivery); stop it. Returns the answer and the delivery."""
+    also measure what it delivers under load (delivery); stop it. Returns the answer and the delivery (None for a
+    bundle run under emulation: its speed there says nothing of the device's)."""
     import secrets
 
     import httpx
@@ -77,7 +83,7 @@ def check_bundle(bundle_dir: Path, image: Path, port: int, *, load_s: float = 0.
     with bundle_process(bundle_dir, env, log, port) as (proc, url):
         answer = httpx.post(f"{url}/v1/predict", content=image.read_bytes(), timeout=60,
                             headers={"Content-Type": content_type, "Authorization": f"Bearer {key}"})
-        if answer.status_code == 200 and load_s > 0:
+        if answer.status_code == 200 and load_s > 0 and bundle_platform(bundle_dir).native:
             imgsz = int(yaml.safe_load((bundle_dir / "config.yaml").read_text())["model"]["imgsz"])
             delivered = delivery(url, key, imgsz, load_s, clients, proc.pid)
     if answer.status_code != 200:

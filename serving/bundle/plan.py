@@ -8,6 +8,7 @@ from typing import Any
 
 from yoloforge.engines.base import EngineConfig
 from yoloforge.engines.lanes import engine_lanes
+from yoloforge.serving.bundle.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,18 @@ def server_cannot_run(row: dict[str, Any]) -> str | None:
     return None
 
 
-def plan_engine(chosen: EngineConfig, concurrent_batches: int = 2) -> tuple[EngineConfig, dict[str, Any], list[str]]:
+def plan_engine(chosen: EngineConfig, concurrent_batches: int = 2,
+                platform: Platform | None = None) -> tuple[EngineConfig, dict[str, Any], list[str]]:
     """The ONNX model file the server runs for a measured configuration, its engine settings (engine copies by the
-    same rule as the preview's lanes: engines/lanes.py), and notes."""
+    same rule as the preview's lanes: engines/lanes.py), and notes. For an arm64 platform, ONNX Runtime on its CPU:
+    its aarch64 build on PyPI has no OpenVINO and no CUDA."""
     notes = []
+    if platform is not None and platform.goarch == "arm64" and (chosen.backend != "onnxruntime"
+                                                                or chosen.device != "cpu"):
+        notes.append(f"the {platform.name} bundle runs ONNX Runtime on the CPU (its aarch64 build has no OpenVINO "
+                     f"or CUDA); the benchmark chose {chosen.backend} {chosen.precision} on {chosen.device} here")
+        chosen = EngineConfig("onnxruntime", chosen.precision if chosen.precision == "int8" else "fp32",
+                              chosen.batch, chosen.imgsz, 0, "cpu", ())
     gpu = chosen.device.startswith("cuda")
     precision = chosen.precision
     provider = "openvino" if chosen.backend == "openvino" and not gpu else "cpu"

@@ -90,3 +90,57 @@ def _version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def streams_values(streams: bool, image: str, api_port: int, platform: str) -> dict[str, str]:
+    """The stream service's parts of docker-compose.yml, prometheus.yml and README.md (empty without it)."""
+    if not streams:
+        return {"streams_env": "", "streams_service": "", "streams_volume": "", "streams_scrape": "",
+                "streams_readme": ""}
+    name, _, tag = image.rpartition(":")
+    return {
+        "streams_env": f"      YOLOFORGE_STREAMS_URL: http://streams:{SERVICE_PORT}\n",
+        "streams_service": _STREAMS_SERVICE.format(image=f"{name}-streams:{tag}", platform=platform),
+        "streams_volume": "  tracks:",
+        "streams_scrape": _STREAMS_SCRAPE.format(port=SERVICE_PORT),
+        "streams_readme": _STREAMS_README.format(port=SERVICE_PORT, api_port=api_port),
+    }
+
+
+# the stream service answers inside the compose network only: the API forwards /v1/streams to it behind its keys
+_STREAMS_SERVICE = """  streams:
+    build:
+      context: .
+      dockerfile: Dockerfile.streams
+    image: {image}
+    platform: {platform}
+    volumes:
+      - tracks:/data/tracks
+      - ./videos:/videos:ro
+    restart: unless-stopped"""
+
+_STREAMS_SCRAPE = """  - job_name: yoloforge-streams
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["streams:{port}"]"""
+
+_STREAMS_README = """## Video streams
+
+`/v1/streams` tracks objects in video streams on the same model, origin and keys as `/v1/predict`: the API
+forwards the routes to the stream service (`streams` in docker-compose.yml: `Dockerfile.streams`, Python with
+`streams/requirements.txt` and yoloforge's runtime modules in `streams/app/`). Frames never pass through the API:
+a stream names its source, and the service reads it.
+
+```bash
+mkdir -p videos && cp entrance.mp4 videos/      # files: ./videos is /videos in the service; or rtsp:// URLs
+curl -H "Authorization: Bearer <key>" -H "Content-Type: application/json" \\
+  -d '{{"source": "/videos/entrance.mp4", "name": "entrance", "fps_target": 25}}' http://localhost:{api_port}/v1/streams
+curl -H "Authorization: Bearer <key>" http://localhost:{api_port}/v1/streams/entrance   # state, FPS, tracks, counts
+```
+
+Each stream's MOT tracks, JSON lines and counts go to the `tracks` volume (`/data/tracks/<stream>/`). Its figures
+are Prometheus series of the service (`yoloforge_stream_fps`, `yoloforge_stream_keeps_up`,
+`yoloforge_stream_frames_dropped_total`, ...), scraped as `streams:{port}` and drawn on the dashboard's stream
+panels. Without Docker: `PYTHONPATH=streams/app python -m yoloforge.serving.streams.bundled config.yaml --out
+tracks` (after `pip install -r streams/requirements.txt`) beside the server, which finds it at `streams.url`.
+"""

@@ -15,6 +15,8 @@ import zipfile
 from pathlib import Path
 
 from yoloforge.core.cache import cache_root
+from yoloforge.serving.bundle.errors import BundleError
+from yoloforge.serving.bundle.platform import Platform, host
 
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 ORT_GPU_VERSION = "1.31.1"  # newest onnxruntime-gpu on PyPI; the CUDA image's wheel is pinned by this hash
@@ -33,10 +35,6 @@ OPENVINO_LIBRARIES = ("libonnxruntime.so.1.24.1", "libonnxruntime_providers_shar
                       "libopenvino_onnx_frontend.so.2541", "libopenvino_intel_cpu_plugin.so", "libtbb.so.12")
 
 
-class BundleError(RuntimeError):
-    """The bundle cannot be written; the message says why and what to do."""
-
-
 def build_cache() -> Path:
     """Where the bundle's built parts are kept between exports: YOLOFORGE_BUILD_CACHE, else build/ in the
     yoloforge cache (YOLOFORGE_CACHE, ~/.cache/yoloforge). Each part is named by everything that went into it
@@ -48,10 +46,10 @@ def build_cache() -> Path:
 
 
 @functools.cache
-def _go_toolchain(go: str) -> str:
-    """The Go version and target platform a build is made with, e.g. go1.26.0-linux-amd64."""
-    proc = subprocess.run([go, "env", "GOVERSION", "GOOS", "GOARCH"], capture_output=True, text=True, timeout=60)
-    return "-".join(proc.stdout.split()) if proc.returncode == 0 else "unknown"
+def _go_version(go: str) -> str:
+    """The Go version a build is made with, e.g. go1.26.0."""
+    proc = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60)
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
 def gateway_digest() -> str:
@@ -64,31 +62,37 @@ def gateway_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def server_build_path(go: str) -> Path:
-    """Where the server built from this source with this Go toolchain is kept."""
-    return build_cache() / "gateway" / f"{gateway_digest()}-{_go_toolchain(go)}" / SERVER
+def server_build_path(go: str, platform: Platform | None = None) -> Path:
+    """Where the server built from this source with this Go toolchain for this platform is kept."""
+    platform = platform or host()
+    return build_cache() / "gateway" / f"{gateway_digest()}-{_go_version(go)}-{platform.slug}" / SERVER
 
 
-def build_server() -> Path:
-    """Compile serving/gateway, kept in the build cache under its source digest and Go toolchain. Needs Go; the
-    first build fetches Go modules (then it works offline)."""
+def build_server(platform: Platform | None = None) -> Path:
+    """Compile serving/gateway for platform (default this machine's; another architecture is cross-compiled with
+    Debian's C cross compiler, cgo included), kept in the build cache under its source digest, Go toolchain and
+    platform. Needs Go; the first build fetches Go modules (then it works offline)."""
+    platform = platform or host()
     go = shutil.which("go")
     if go is None:
         raise BundleError("compiling the server needs Go (https://go.dev/dl/, 1.26 or newer) on PATH; "
                           "install it and run the export again")
-    out = server_build_path(go)
+    out = server_build_path(go, platform)
     if out.is_file():
         return out
+    cc = platform.cc()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     # go-nvml's generated cgo wrappers call NVML functions its header marks deprecated: quiet, not failing
-    env = {"CGO_CFLAGS": "-O2 -g -Wno-deprecated-declarations", **os.environ, "CGO_ENABLED": "1"}
+    env = {"CGO_CFLAGS": "-O2 -g -Wno-deprecated-declarations", **os.environ, "CGO_ENABLED": "1",
+           "GOOS": "linux", "GOARCH": platform.goarch, **({"CC": cc} if cc else {})}
     proc = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), f"./cmd/{SERVER}"],
                           cwd=GATEWAY, env=env, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0 and "turbojpeg" in proc.stderr:
+        package = "libturbojpeg0-dev" if platform.native else f"libturbojpeg0-dev:{platform.goarch}"
         raise BundleError("compiling the server needs libjpeg-turbo's TurboJPEG library and header, which it links "
-                          "into the binary (turbojpeg.h, libturbojpeg.a): install Debian/Ubuntu's libturbojpeg0-dev "
-                          "(apt-get install libturbojpeg0-dev) and run the export again")
+                          f"into the binary (turbojpeg.h, libturbojpeg.a): install Debian/Ubuntu's {package} "
+                          f"(apt-get install {package}) and run the export again")
     if proc.returncode != 0:
         raise BundleError(f"compiling the server failed (go build in {GATEWAY}):\n{proc.stderr.strip()[-3000:]}\n"
                           "A C compiler is needed (cgo), and the Go module proxy must be reachable the first time.")
@@ -126,19 +130,50 @@ def openvino_runtime() -> list[Path]:
     return files
 
 
-def ort_library() -> Path:
-    """ONNX Runtime's C library, from the onnxruntime wheel yoloforge installs (the same version it benchmarked)."""
+def ort_library(platform: Platform | None = None) -> Path:
+    """ONNX Runtime's C library for platform, at the version of the onnxruntime yoloforge installs (the one it
+    benchmarked): this machine's from the installed package; another architecture's from that version's wheel
+    for it on PyPI, downloaded once into the build cache (never installed)."""
     import onnxruntime
 
-    capi = Path(onnxruntime.__file__).parent / "capi"
-    found = sorted(capi.glob("libonnxruntime.so.*"))
-    if not found:
-        raise BundleError(f"no libonnxruntime.so.* in {capi}: reinstall onnxruntime (pip install onnxruntime)")
-    return found[-1]
+    if platform is None or platform.native:
+        capi = Path(onnxruntime.__file__).parent / "capi"
+        found = sorted(capi.glob("libonnxruntime.so.*"))
+        if not found:
+            raise BundleError(f"no libonnxruntime.so.* in {capi}: reinstall onnxruntime (pip install onnxruntime)")
+        return found[-1]
+    version = onnxruntime.__version__
+    folder = build_cache() / f"onnxruntime-{version}-{platform.slug}"
+    found = sorted(folder.glob("libonnxruntime.so.*"))
+    if found:
+        return found[-1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tags = [arg for tag in platform.wheel_platforms for arg in ("--platform", tag)]
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", f"onnxruntime=={version}", "--no-deps",
+                               "--only-binary=:all:", *tags, "--dest", tmp, "--quiet"], capture_output=True, text=True)
+        wheels = sorted(Path(tmp).glob("onnxruntime-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise BundleError(f"the {platform.name} bundle needs ONNX Runtime's C library for {platform.machine} "
+                              f"(onnxruntime {version}'s wheel for it, about 20 MB from PyPI, once), and pip could not "
+                              f"fetch it: {(proc.stderr or proc.stdout).strip()[-500:]}. Connect to PyPI once")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            names = [n for n in wheel.namelist() if "/capi/libonnxruntime.so." in n]
+            build_cache().mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".onnxruntime-", dir=build_cache()))
+            for name in names:
+                (staging / Path(name).name).write_bytes(wheel.read(name))
+        if not names:
+            raise BundleError(f"{wheels[0].name} holds no libonnxruntime.so: report it to yoloforge")
+        if folder.exists():
+            shutil.rmtree(staging)  # another process put it there first
+        else:
+            staging.rename(folder)
+    return sorted(folder.glob("libonnxruntime.so.*"))[-1]
 
 
-def listed_overrides(binary: Path) -> list[str]:
+def listed_overrides(binary: Path, platform: Platform | None = None) -> list[str]:
     """The server's environment overrides, as the server itself lists them (`yoloforge-server config -list`), so
     the bundle's README and the code cannot disagree."""
-    listed = subprocess.run([str(binary), "config", "-list"], capture_output=True, text=True, check=True)
+    run = (platform or host()).command(str(binary))
+    listed = subprocess.run([*run, "config", "-list"], capture_output=True, text=True, check=True, timeout=300)
     return [line.strip() for line in listed.stdout.splitlines() if line.strip()]

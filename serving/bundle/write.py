@@ -17,7 +17,8 @@ import yaml
 from yoloforge.core.rundir import RunDir, read_parquet
 from yoloforge.engines.base import EngineConfig
 from yoloforge.serving.bundle.plan import ServerSettings, plan_engine
-from yoloforge.serving.bundle.streams import SERVICE_PORT, write_service
+from yoloforge.serving.bundle.platform import Platform, host, platform_named
+from yoloforge.serving.bundle.streams import SERVICE_PORT, streams_values, write_service
 from yoloforge.serving.bundle.toolchain import (
     ORT_GPU_SHA256,
     ORT_GPU_VERSION,
@@ -48,10 +49,13 @@ def _render(name: str, values: dict[str, Any]) -> str:
 
 
 def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
-                  settings: ServerSettings | None = None, *, served: ServedModel | None = None) -> Bundle:
+                  settings: ServerSettings | None = None, *, served: ServedModel | None = None,
+                  platform: Platform | None = None) -> Bundle:
     """Write the bundle of run_dir's selected engine (or of served, another measured configuration) into out_dir
-    (default RUN_DIR/bundle), replacing it whole, its server configured with settings (the job's export:)."""
+    (default RUN_DIR/bundle), replacing it whole, its server configured with settings (the job's export:) and built
+    for platform (default this machine's)."""
     run = RunDir(Path(run_dir))
+    platform = platform or host()
     settings = settings or ServerSettings()
     served = served or ServedModel.from_run(run.path)  # NotServable names the command to run first
     out_dir = Path(out_dir) if out_dir else run.bundle
@@ -59,11 +63,11 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
     wait_ms = float(settings.batch_wait_ms)
     queue = int(settings.max_queue)
     port = int(settings.port)
-    base, engine, notes = plan_engine(served.config, settings.concurrent_batches)
+    base, engine, notes = plan_engine(served.config, settings.concurrent_batches, platform)
     if served.note:
         notes.insert(0, served.note)
-    binary = build_server()
-    libraries = openvino_runtime() if engine["provider"] == "openvino" else [ort_library()]
+    binary = build_server(platform)
+    libraries = openvino_runtime() if engine["provider"] == "openvino" else [ort_library(platform)]
     library = libraries[0]
 
     for stale in out_dir.parent.glob(".bundle-*"):  # an export killed before its rename left this
@@ -103,6 +107,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
             "log_level": "info",
         }
         gpu = engine["provider"] in ("cuda", "tensorrt")  # cpu and openvino run on the CPU image
+        cuda = platform.goarch == "amd64"  # the CUDA image's ONNX Runtime wheel is x86-64's
         streams = settings.streams and not gpu
         if settings.streams and gpu:
             notes.append("the stream service (/v1/streams) ships with CPU bundles only for now: this GPU bundle "
@@ -113,7 +118,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
         header = (f"# yoloforge bundle of {run.name}: the Go server's configuration. YOLOFORGE_* environment\n"
                   "# variables override it (see README.md). Paths are relative to this file.\n")
         (tmp / "config.yaml").write_text(header + yaml.safe_dump(config_doc, sort_keys=False))
-        schema = subprocess.run([str(tmp / "bin" / SERVER), "schema"], capture_output=True, text=True, check=True)
+        schema = subprocess.run([*platform.command(str(tmp / "bin" / SERVER)), "schema"], capture_output=True,
+                                text=True, check=True, timeout=300)
         (tmp / "schema.sql").write_text(schema.stdout)
         _write_spec(tmp / "openapi.yaml", streams)
         image = f"yoloforge/{_slug(served.name)}:{digest}"
@@ -127,10 +133,16 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
             "max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
             "workers": engine["workers"], "port": port, "max_body_mb": f"{settings.max_body_mb:g}",
             "cache_ttl": f"{settings.cache_ttl_s}s", "cache_enabled": str(settings.cache_ttl_s > 0).lower(),
-            "streams_port": SERVICE_PORT, **_streams_values(streams, image, port),
+            "streams_port": SERVICE_PORT, **streams_values(streams, image, port, platform.name),
+            "platform": platform.name, "platform_readme": _platform_readme(platform),
+            "platform_title": _PLATFORM_TITLES.get(platform.name, platform.name),
+            "docker_files": _DOCKER_FILES if cuda else "`Dockerfile` (CPU), `docker-compose.yml` (api + redis + "
+                                                       "postgres)",
+            "gpu_compose_hint": "         # GPU: docker compose -f docker-compose.yml -f docker-compose.cuda.yml "
+                                "up -d --build" if cuda else "",
         }
-        for template in ("Dockerfile", "Dockerfile.cuda", "docker-compose.yml", "docker-compose.cuda.yml",
-                         *(["Dockerfile.streams"] if streams else [])):
+        for template in ("Dockerfile", "docker-compose.yml", *(["Dockerfile.cuda", "docker-compose.cuda.yml"] if cuda
+                                                               else []), *(["Dockerfile.streams"] if streams else [])):
             (tmp / template).write_text(_render(template, values))
         (tmp / ".env.example").write_text(_render("env.example", values))
         (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!config.yaml\n!streams/\n")
@@ -152,10 +164,11 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
                          "ort_version": library.name.split(".so.")[-1],
                          "runtime_note": (", its OpenVINO build: the engine runs on OpenVINO's CPU plugin"
                                           if engine["provider"] == "openvino" else ", CPU"),
-                         "overrides": "\n".join(f"`{v}`" for v in listed_overrides(binary))}
+                         "overrides": "\n".join(f"`{v}`" for v in listed_overrides(binary, platform))}
         (tmp / "README.md").write_text(_render("README.md", readme_values))
         (tmp / "bundle.json").write_text(json.dumps({"run": str(run), "config": config_doc, "notes": notes,
-                                                     "image": image, "source": gateway_digest()}, indent=2))
+                                                     "image": image, "source": gateway_digest(),
+                                                     "platform": platform.name}, indent=2))
         old_env = out_dir / ".env"
         if old_env.is_file():  # the user's settings survive a re-export
             shutil.copy2(old_env, tmp / ".env")
@@ -182,56 +195,31 @@ def _write_spec(target: Path, streams: bool) -> None:
     target.write_text(yaml.safe_dump(spec, sort_keys=False, width=120))
 
 
-def _streams_values(streams: bool, image: str, api_port: int) -> dict[str, str]:
-    """The stream service's parts of docker-compose.yml, prometheus.yml and README.md (empty without it)."""
-    if not streams:
-        return {"streams_env": "", "streams_service": "", "streams_volume": "", "streams_scrape": "",
-                "streams_readme": ""}
-    name, _, tag = image.rpartition(":")
-    return {
-        "streams_env": f"      YOLOFORGE_STREAMS_URL: http://streams:{SERVICE_PORT}\n",
-        "streams_service": _STREAMS_SERVICE.format(image=f"{name}-streams:{tag}"),
-        "streams_volume": "  tracks:",
-        "streams_scrape": _STREAMS_SCRAPE.format(port=SERVICE_PORT),
-        "streams_readme": _STREAMS_README.format(port=SERVICE_PORT, api_port=api_port),
-    }
+_DOCKER_FILES = ("`Dockerfile` (CPU), `Dockerfile.cuda` (CUDA / TensorRT), `docker-compose.yml` (api + redis + "
+                 "postgres), `docker-compose.cuda.yml` (GPU overlay)")
+_PLATFORM_TITLES = {"linux/amd64": "Linux x86-64", "linux/arm64": "Linux arm64"}
 
 
-# the stream service answers inside the compose network only: the API forwards /v1/streams to it behind its keys
-_STREAMS_SERVICE = """  streams:
-    build:
-      context: .
-      dockerfile: Dockerfile.streams
-    image: {image}
-    volumes:
-      - tracks:/data/tracks
-      - ./videos:/videos:ro
-    restart: unless-stopped"""
+def _platform_readme(platform: Platform) -> str:
+    """What a bundle built for another architecture than the build machine's says of it: what was checked here
+    (its binary answered the same under emulation), what was not (its speed), and the command that measures it."""
+    if platform.native:
+        return ""
+    return _CROSS_README.format(platform=platform.name, machine=platform.machine)
 
-_STREAMS_SCRAPE = """  - job_name: yoloforge-streams
-    metrics_path: /metrics
-    static_configs:
-      - targets: ["streams:{port}"]"""
 
-_STREAMS_README = """## Video streams
+_CROSS_README = """## On the {platform} machine (a Raspberry Pi 5, a Graviton server, an Orin's CPU)
 
-`/v1/streams` tracks objects in video streams on the same model, origin and keys as `/v1/predict`: the API
-forwards the routes to the stream service (`streams` in docker-compose.yml: `Dockerfile.streams`, Python with
-`streams/requirements.txt` and yoloforge's runtime modules in `streams/app/`). Frames never pass through the API:
-a stream names its source, and the service reads it.
+This bundle was built for {platform} on another machine: the Go server cross-compiled, ONNX Runtime's {machine}
+library taken from its wheel. What was checked there: its own binary, run under qemu-user emulation, started and
+answered a validation image. What was not: its speed. Emulation says nothing of it, so the first thing to run on
+the device is the server's own benchmark:
 
 ```bash
-mkdir -p videos && cp entrance.mp4 videos/      # files: ./videos is /videos in the service; or rtsp:// URLs
-curl -H "Authorization: Bearer <key>" -H "Content-Type: application/json" \\
-  -d '{{"source": "/videos/entrance.mp4", "name": "entrance", "fps_target": 25}}' http://localhost:{api_port}/v1/streams
-curl -H "Authorization: Bearer <key>" http://localhost:{api_port}/v1/streams/entrance   # state, FPS, tracks, counts
+./bin/yoloforge-server bench -config config.yaml            # img/s and p99 per engine layout, on this machine
+./bin/yoloforge-server bench -config config.yaml -write     # and keep the fastest layout in config.yaml
 ```
 
-Each stream's MOT tracks, JSON lines and counts go to the `tracks` volume (`/data/tracks/<stream>/`). Its figures
-are Prometheus series of the service (`yoloforge_stream_fps`, `yoloforge_stream_keeps_up`,
-`yoloforge_stream_frames_dropped_total`, ...), scraped as `streams:{port}` and drawn on the dashboard's stream
-panels. Without Docker: `PYTHONPATH=streams/app python -m yoloforge.serving.streams.bundled config.yaml --out
-tracks` (after `pip install -r streams/requirements.txt`) beside the server, which finds it at `streams.url`.
 """
 
 
@@ -270,3 +258,9 @@ def _measured(run: RunDir, config: EngineConfig, backend: str) -> str:
 def bundle_complete(bundle_dir: Path) -> bool:
     """The bundle's files are there (whether it is current is the export stage's freshness rule)."""
     return (bundle_dir / "bundle.json").is_file() and (bundle_dir / "bin" / SERVER).is_file()
+
+
+def bundle_platform(bundle_dir: Path) -> Platform:
+    """The platform a bundle was built for (bundle.json; bundles written before it had one are this machine's)."""
+    info = json.loads((bundle_dir / "bundle.json").read_text())
+    return platform_named(info.get("platform"))

@@ -1,0 +1,5 @@
+"""The bundle's one error type."""
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be written; the message says why and what to do."""
