@@ -195,12 +195,17 @@ class RunDir:
     def sample_image(self) -> Path | None:
         """A validation image of the clean dataset (the first JPEG or PNG, else any image): what the preview and
         the bundle are tried with, and checked against its labels."""
+        return next(iter(self.sample_images(1)), None)
+
+    def sample_images(self, limit: int) -> list[Path]:
+        """Up to limit JPEG or PNG images of the clean dataset, validation images first, in name order: what
+        sample_image tries and the bundle ships for its server's own benchmark."""
         clean = self.clean_dir()
         if clean is None or not clean.is_dir():
-            return None
+            return []
         images = [p for p in sorted(clean.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
         val = [p for p in images if "val" in p.relative_to(clean).parts]
-        return next(iter(val or images), None)
+        return (val or images)[:limit]
 
     def clean_data(self, task: str) -> Path | None:
         """What training is given for the clean copy (its data.yaml; the folder for classify), when it exists."""

@@ -155,3 +155,37 @@ def test_the_arm64_server_under_emulation_answers_as_the_amd64_bundle_does(emula
                                      [d["confidence"] for d in a.json()["detections"]]) for a in answers)
         compared += len(match_detections(emulated, native, conf=0.1, score_tol=2e-3))
     assert compared > 0, "the parity check compared no boxes"
+
+
+def test_the_servers_own_bench_prints_its_table_and_writes_the_fastest_layout(amd64_bundle, tmp_path):
+    import yaml
+
+    bundle = Path(shutil.copytree(amd64_bundle, tmp_path / "bundle"))
+    assert len(list((bundle / "samples").iterdir())) >= 3  # the validation images it times with
+    before = yaml.safe_load((bundle / "config.yaml").read_text())
+    done = subprocess.run([str(bundle / "bin" / "yoloforge-server"), "bench", "-config", str(bundle / "config.yaml"),
+                           "-seconds", "0.5", "-clients", "4", "-write"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [[float(v) for v in line.split()] for line in done.stdout.splitlines()
+            if re.fullmatch(r"\s*(\d+\s+){3}([\d.]+\s*){4}", line)]
+    batches = {int(b) for b in before["model"]["files"]}
+    assert {int(r[2]) for r in rows} == batches and all(r[3] > 0 and r[5] > 0 for r in rows), done.stdout
+    workers, threads, batch = map(int, re.search(r"fastest here: workers (\d+), threads (\d+), batch (\d+)",
+                                                 done.stdout).groups())
+    fastest = max(rows, key=lambda r: (r[5], r[3]))
+    assert (workers, threads, batch) == tuple(int(v) for v in fastest[:3])
+    after = yaml.safe_load((bundle / "config.yaml").read_text())
+    assert (after["engine"]["workers"], after["engine"]["threads"], after["batcher"]["max_batch_size"]) == \
+        (workers, threads, batch)
+    for section, keys in (("engine", ("workers", "threads")), ("batcher", ("max_batch_size",))):
+        for key in keys:
+            del before[section][key], after[section][key]
+    assert after == before  # nothing else changed
+    assert (bundle / "config.yaml").read_text().startswith("# yoloforge bundle of")  # its comments kept
+
+
+def test_the_servers_bench_without_images_says_where_to_put_them(amd64_bundle, tmp_path):
+    done = subprocess.run([str(amd64_bundle / "bin" / "yoloforge-server"), "bench", "-config",
+                           str(amd64_bundle / "config.yaml"), "-images", str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0 and "-images DIR" in done.stderr and "Traceback" not in done.stderr

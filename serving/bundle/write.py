@@ -33,6 +33,7 @@ from yoloforge.serving.bundle.toolchain import (
 from yoloforge.serving.served import ServedModel
 
 SERVING = Path(__file__).resolve().parent.parent
+SAMPLES = 8  # validation images the bundle ships for its server's benchmark
 TEMPLATES = SERVING / "templates"
 
 
@@ -89,6 +90,9 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
             files[batch] = target
         digest = hashlib.sha256((tmp / files[max(files)]).read_bytes()).hexdigest()[:12]
         (tmp / "model" / "labels.txt").write_text("\n".join(served.facts.names) + "\n")
+        (tmp / "samples").mkdir()  # what `yoloforge-server bench` times the machine it runs on with
+        for i, image in enumerate(run.sample_images(SAMPLES)):
+            shutil.copy2(image, tmp / "samples" / f"{i:02d}{image.suffix.lower()}")
         config_doc = {
             "listen": f":{port}",
             "ort_library": f"lib/{library.name}",
@@ -145,7 +149,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
                                                                else []), *(["Dockerfile.streams"] if streams else [])):
             (tmp / template).write_text(_render(template, values))
         (tmp / ".env.example").write_text(_render("env.example", values))
-        (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!config.yaml\n!streams/\n")
+        (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!samples/\n!config.yaml\n!streams/\n")
         monitoring = tmp / "monitoring"
         (monitoring / "prometheus.yml").write_text(_render("monitoring/prometheus.yml", values))
         grafana = monitoring / "grafana"
@@ -212,13 +216,8 @@ _CROSS_README = """## On the {platform} machine (a Raspberry Pi 5, a Graviton se
 
 This bundle was built for {platform} on another machine: the Go server cross-compiled, ONNX Runtime's {machine}
 library taken from its wheel. What was checked there: its own binary, run under qemu-user emulation, started and
-answered a validation image. What was not: its speed. Emulation says nothing of it, so the first thing to run on
-the device is the server's own benchmark:
-
-```bash
-./bin/yoloforge-server bench -config config.yaml            # img/s and p99 per engine layout, on this machine
-./bin/yoloforge-server bench -config config.yaml -write     # and keep the fastest layout in config.yaml
-```
+answered a validation image. What was not: its speed, which emulation says nothing of. So on the device, run
+`./bin/yoloforge-server bench` first (above): it is how you learn what this machine really does.
 
 """
 

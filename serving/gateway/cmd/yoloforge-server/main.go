@@ -6,8 +6,9 @@
 //	yoloforge-server healthcheck [-url URL]            exit 0 when /healthz answers (the container health check)
 //	yoloforge-server config -list|-defaults            the environment overrides, or the default config.yaml
 //	yoloforge-server schema                            print the SQL schema
+//	yoloforge-server bench [-images DIR] [-write]      time this machine per engine layout; -write keeps the fastest
 //
-// One file per command: serve.go, keys.go, healthcheck.go, configcmd.go.
+// One file per command: serve.go, keys.go, healthcheck.go, configcmd.go, bench.go.
 package main
 
 import (
@@ -37,8 +38,10 @@ func main() {
 		err = configCmd(args, os.Stdout)
 	case "schema":
 		fmt.Print(store.Schema())
+	case "bench":
+		err = benchCmd(args, os.Stdout)
 	default:
-		err = fmt.Errorf("unknown command %q: serve, keys create|revoke, healthcheck, config or schema", cmd)
+		err = fmt.Errorf("unknown command %q: serve, keys create|revoke, healthcheck, config, schema or bench", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "yoloforge-server:", err)

@@ -149,14 +149,8 @@ func Default() Config {
 // relative to the config file.
 func Load(path string, env func(string) (string, bool)) (Config, error) {
 	cfg := Default()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("reading config: %w", err)
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("%s: %w", path, err)
+	if err := cfg.decodeFile(path); err != nil {
+		return cfg, err
 	}
 	if err := applyEnv(&cfg, env); err != nil {
 		return cfg, err
@@ -171,6 +165,20 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 		cfg.ORTLibrary = filepath.Join(base, cfg.ORTLibrary)
 	}
 	return cfg, cfg.Validate()
+}
+
+// decodeFile reads the settings of the file at path over cfg; a key the server does not know is an error.
+func (cfg *Config) decodeFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // Overrides lists the environment variables Load reads, for the README and the .env example.
