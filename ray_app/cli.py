@@ -169,8 +169,9 @@ def export(
                                                                    "one image")] = True,
     max_batch_size: Annotated[int | None, typer.Option(help="Dynamic batching limit of the server")] = None,
     batch_wait_ms: Annotated[float | None, typer.Option(help="How long a batch waits to fill")] = None,
-    platform: Annotated[str | None, typer.Option(help="The machine it is for: linux/amd64 or linux/arm64 "
-                                                      "(Raspberry Pi 5, Graviton); default this machine's")] = None,
+    platform: Annotated[str | None, typer.Option(help="The machine it is for: linux/amd64, linux/arm64 "
+                                                      "(Raspberry Pi 5, Graviton) or jetson (JetPack 6); default "
+                                                      "this machine's")] = None,
 ) -> None:
     """Write the deployable bundle: Go server binary, model, config.yaml, Dockerfiles, docker-compose.yml."""
     from yoloforge.ray_app.stages.base import RunState

@@ -28,10 +28,11 @@ class ExportSpec(Strict):
     max_body_mb: float = Field(10, gt=0, le=512, description="Largest accepted request body")
     cache_ttl_s: int = Field(3600, ge=0, description="Seconds an answer stays in the Redis cache; 0: no cache")
     streams: bool = Field(True, description="Ship the stream service: video tracking at the API's /v1/streams")
-    platform: Literal["linux/amd64", "linux/arm64"] | None = Field(
+    platform: Literal["linux/amd64", "linux/arm64", "jetson"] | None = Field(
         None, description="The machine the bundle is built for (`yoloforge export --platform`): linux/arm64 for a "
         "Raspberry Pi 5, a Graviton server or an Orin's CPU, cross-compiled and checked under qemu-user emulation; "
-        "default: this machine's")
+        "jetson for an NVIDIA Jetson on JetPack 6 (TensorRT on its GPU; not verified on a device); default: this "
+        "machine's")
 
     @model_validator(mode="before")
     @classmethod

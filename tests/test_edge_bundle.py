@@ -189,3 +189,24 @@ def test_the_servers_bench_without_images_says_where_to_put_them(amd64_bundle, t
                            str(amd64_bundle / "config.yaml"), "-images", str(tmp_path)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode != 0 and "-images DIR" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_jetson_bundle_runs_tensorrt_on_an_l4t_image_and_says_it_is_not_verified_on_a_device(served_run, tmp_path):
+    import yaml
+    from yoloforge.serving.bundle import export_bundle
+    from yoloforge.serving.bundle.platform import PLATFORMS
+
+    bundle = export_bundle(served_run, tmp_path / "bundle", SETTINGS, platform=PLATFORMS["jetson"]).out_dir
+    engine = yaml.safe_load((bundle / "config.yaml").read_text())["engine"]
+    assert (engine["provider"], engine["fp16"], engine["cache_dir"]) == ("tensorrt", True, "/cache/tensorrt")
+    dockerfile = (bundle / "Dockerfile").read_text()
+    assert "FROM nvcr.io/nvidia/l4t-jetpack:r36" in dockerfile and "onnxruntime-gpu" in dockerfile
+    assert "YOLOFORGE_ORT_LIBRARY=/app/lib/jetson/libonnxruntime.so" in dockerfile
+    compose = yaml.safe_load((bundle / "docker-compose.yml").read_text())
+    assert compose["services"]["api"]["runtime"] == "nvidia"
+    assert "tensorrt-cache:/cache/tensorrt" in compose["services"]["api"]["volumes"]
+    assert "tensorrt-cache" in compose["volumes"] and "streams" not in compose["services"]
+    assert not (bundle / "Dockerfile.cuda").exists() and not (bundle / "streams").exists()
+    assert "not verified on a device" in (bundle / "README.md").read_text()
+    assert "ARM aarch64" in subprocess.run(["file", "-L", str(bundle / "bin" / "yoloforge-server")],
+                                           capture_output=True, text=True).stdout

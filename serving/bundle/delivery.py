@@ -36,7 +36,8 @@ def bundle_process(bundle_dir: Path, env: dict[str, str], log: Path, port: int,
     platform = bundle_platform(bundle_dir)
     if not platform.native:
         ready_timeout_s *= EMULATED_SLOWDOWN
-    full_env = {**os.environ, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}", **env}
+    emulated = {} if platform.native else platform.emulation_env()
+    full_env = {**os.environ, **emulated, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}", **env}
     with open(log, "ab") as out:
         proc = subprocess.Popen([*platform.command(str(bundle_dir / "bin" / SERVER)), "serve", "-config",
                                  str(bundle_dir / "config.yaml")], env=full_env, stdout=out, stderr=subprocess.STDOUT)

@@ -10,6 +10,8 @@ from yoloforge.engines.base import EngineConfig
 from yoloforge.engines.lanes import engine_lanes
 from yoloforge.serving.bundle.platform import Platform
 
+JETSON_TRT_CACHE = "/cache/tensorrt"  # the Jetson image's volume of TensorRT engines
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -48,8 +50,14 @@ def plan_engine(chosen: EngineConfig, concurrent_batches: int = 2,
     same rule as the preview's lanes: engines/lanes.py), and notes. For an arm64 platform, ONNX Runtime on its CPU:
     its aarch64 build on PyPI has no OpenVINO and no CUDA."""
     notes = []
-    if platform is not None and platform.goarch == "arm64" and (chosen.backend != "onnxruntime"
-                                                                or chosen.device != "cpu"):
+    if platform is not None and platform.jetson:  # the Jetson's GPU, whatever this machine chose on
+        if chosen.backend != "tensorrt" or not chosen.device.startswith("cuda"):
+            notes.append(f"the Jetson bundle runs ONNX Runtime's TensorRT provider on the Jetson's GPU (fp16); "
+                         f"the benchmark chose {chosen.backend} {chosen.precision} on {chosen.device} here")
+        chosen = EngineConfig("tensorrt", "fp16" if chosen.precision == "fp32" else chosen.precision,
+                              chosen.batch, chosen.imgsz, 0, "cuda:0", ())
+    elif platform is not None and platform.goarch == "arm64" and (chosen.backend != "onnxruntime"
+                                                                  or chosen.device != "cpu"):
         notes.append(f"the {platform.name} bundle runs ONNX Runtime on the CPU (its aarch64 build has no OpenVINO "
                      f"or CUDA); the benchmark chose {chosen.backend} {chosen.precision} on {chosen.device} here")
         chosen = EngineConfig("onnxruntime", chosen.precision if chosen.precision == "int8" else "fp32",
@@ -77,6 +85,8 @@ def plan_engine(chosen: EngineConfig, concurrent_batches: int = 2,
     engine = {"provider": provider, "precision": precision, "threads": chosen.threads or 0, "workers": lanes,
               "device_id": int(chosen.device.split(":")[1]) if ":" in chosen.device else 0,
               "fp16": precision == "fp16", "cache_dir": "/tmp/yoloforge-trt-cache" if provider == "tensorrt" else ""}
+    if platform is not None and platform.jetson:  # engines are built for the device at first start: kept in a volume
+        engine["cache_dir"] = JETSON_TRT_CACHE
     return config, engine, notes
 
 

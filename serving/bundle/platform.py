@@ -9,20 +9,21 @@ import platform as host_platform
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from yoloforge.serving.bundle.errors import BundleError
 
 
 @dataclass(frozen=True)
 class Platform:
-    name: str  # as Docker names it: linux/amd64, linux/arm64
+    name: str  # as Docker names it (linux/amd64, linux/arm64), or jetson
     goarch: str
     machine: str  # what uname -m says on it
     cross_cc: str  # Debian's C cross compiler for it (cgo), used where this machine is another architecture
     cross_packages: str  # Debian's packages a cross build needs, for the message when they are missing
     wheel_platforms: tuple[str, ...]  # pip --platform tags of ONNX Runtime's wheel for it
     qemu: str  # qemu-user's emulator for it
+    jetson: bool = False  # an NVIDIA Jetson (JetPack 6): the arm64 server on an L4T image with TensorRT
 
     @property
     def native(self) -> bool:
@@ -30,8 +31,18 @@ class Platform:
         return self.machine == _host_machine()
 
     @property
+    def docker_platform(self) -> str:
+        return f"linux/{self.goarch}"
+
+    @property
     def slug(self) -> str:
-        return self.name.replace("/", "-")
+        """What names its builds in the build cache: a Jetson runs the same arm64 binary and CPU library."""
+        return self.docker_platform.replace("/", "-")
+
+    def emulation_env(self) -> dict[str, str]:
+        """Settings the server is run with under emulation: a Jetson bundle's TensorRT needs the device's GPU, so
+        its binary and model are checked on ONNX Runtime's CPU provider."""
+        return {"YOLOFORGE_ENGINE_PROVIDER": "cpu"} if self.jetson else {}
 
     def cc(self) -> str | None:
         """The C compiler cgo builds with: None (Go's default) natively, else the cross compiler, which must be
@@ -61,15 +72,17 @@ class Platform:
         return [self.qemu, binary]
 
 
+_ARM64 = Platform("linux/arm64", "arm64", "aarch64", "aarch64-linux-gnu-gcc",
+                  "gcc-aarch64-linux-gnu libturbojpeg0-dev:arm64",
+                  ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64",
+                   "manylinux2014_aarch64"), "qemu-aarch64")
 PLATFORMS = {p.name: p for p in (
     Platform("linux/amd64", "amd64", "x86_64", "x86_64-linux-gnu-gcc",
              "gcc-x86-64-linux-gnu libturbojpeg0-dev:amd64",
              ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"),
              "qemu-x86_64"),
-    Platform("linux/arm64", "arm64", "aarch64", "aarch64-linux-gnu-gcc",
-             "gcc-aarch64-linux-gnu libturbojpeg0-dev:arm64",
-             ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"),
-             "qemu-aarch64"),
+    _ARM64,
+    replace(_ARM64, name="jetson", jetson=True),
 )}
 
 
@@ -92,7 +105,7 @@ def _host_machine() -> str:
 
 def host() -> Platform:
     """This machine's platform (linux/amd64 where it is none of the known ones: the bundle's default)."""
-    return next((p for p in PLATFORMS.values() if p.native), PLATFORMS["linux/amd64"])
+    return next((p for p in PLATFORMS.values() if p.native and not p.jetson), PLATFORMS["linux/amd64"])
 
 
 def platform_named(name: str | None) -> Platform:

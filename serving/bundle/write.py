@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from yoloforge.core.rundir import RunDir, read_parquet
 from yoloforge.engines.base import EngineConfig
-from yoloforge.serving.bundle.plan import ServerSettings, plan_engine
+from yoloforge.serving.bundle.plan import JETSON_TRT_CACHE, ServerSettings, plan_engine
 from yoloforge.serving.bundle.platform import Platform, host, platform_named
 from yoloforge.serving.bundle.streams import SERVICE_PORT, streams_values, write_service
 from yoloforge.serving.bundle.toolchain import (
@@ -129,11 +129,13 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
         image = f"yoloforge/{_slug(served.name)}:{digest}"
         values = {
             "name": served.name, "compose_name": _slug(f"yoloforge-{served.name}"), "image": image,
-            "dockerfile": "Dockerfile.cuda" if gpu else "Dockerfile", "ort_library": library.name,
+            "dockerfile": "Dockerfile.cuda" if gpu and cuda else "Dockerfile", "ort_library": library.name,
             "ort_gpu_version": ORT_GPU_VERSION, "ort_gpu_wheel": ORT_GPU_WHEEL, "ort_gpu_sha256": ORT_GPU_SHA256,
             "gpu_provider": engine["provider"] if gpu else "cuda",
-            "start_period": "120s" if engine["provider"] == "tensorrt" else "20s",
-            "gpu_reservation": _GPU_RESERVATION if gpu else "",
+            "start_period": "900s" if platform.jetson else "120s" if engine["provider"] == "tensorrt" else "20s",
+            "gpu_reservation": (_JETSON_RUNTIME.format(cache=JETSON_TRT_CACHE) if platform.jetson
+                                else _GPU_RESERVATION if gpu else ""),
+            "gpu_volume": "  tensorrt-cache:\n" if platform.jetson else "", "trt_cache": JETSON_TRT_CACHE,
             "max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
             "workers": engine["workers"], "port": port, "max_body_mb": f"{settings.max_body_mb:g}",
             "cache_ttl": f"{settings.cache_ttl_s}s", "cache_enabled": str(settings.cache_ttl_s > 0).lower(),
@@ -145,9 +147,12 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
             "gpu_compose_hint": "         # GPU: docker compose -f docker-compose.yml -f docker-compose.cuda.yml "
                                 "up -d --build" if cuda else "",
         }
-        for template in ("Dockerfile", "docker-compose.yml", *(["Dockerfile.cuda", "docker-compose.cuda.yml"] if cuda
-                                                               else []), *(["Dockerfile.streams"] if streams else [])):
-            (tmp / template).write_text(_render(template, values))
+        templates = {"Dockerfile": "Dockerfile.jetson" if platform.jetson else "Dockerfile",
+                     "docker-compose.yml": "docker-compose.yml"}
+        templates.update({name: name for name in ["Dockerfile.cuda", "docker-compose.cuda.yml"] if cuda})
+        templates.update({name: name for name in ["Dockerfile.streams"] if streams})
+        for target, template in templates.items():
+            (tmp / target).write_text(_render(template, values))
         (tmp / ".env.example").write_text(_render("env.example", values))
         (tmp / ".dockerignore").write_text("*\n!bin/\n!lib/\n!model/\n!samples/\n!config.yaml\n!streams/\n")
         monitoring = tmp / "monitoring"
@@ -207,6 +212,8 @@ _PLATFORM_TITLES = {"linux/amd64": "Linux x86-64", "linux/arm64": "Linux arm64"}
 def _platform_readme(platform: Platform) -> str:
     """What a bundle built for another architecture than the build machine's says of it: what was checked here
     (its binary answered the same under emulation), what was not (its speed), and the command that measures it."""
+    if platform.jetson:
+        return _JETSON_README
     if platform.native:
         return ""
     return _CROSS_README.format(platform=platform.name, machine=platform.machine)
@@ -221,6 +228,23 @@ answered a validation image. What was not: its speed, which emulation says nothi
 
 """
 
+
+_JETSON_README = """## On the Jetson (JetPack 6) — not verified on a device
+
+This bundle was built for an NVIDIA Jetson (Orin Nano, Orin NX, AGX Orin on JetPack 6) on another machine. What was
+checked there: the arm64 server and the model, run under qemu-user emulation on ONNX Runtime's CPU provider
+(`lib/` holds that CPU library). What was not: anything on the Jetson itself — its image, ONNX Runtime's GPU build
+for JetPack (fetched from the Jetson AI Lab's index when you build the image, see `Dockerfile`), TensorRT, or its
+speed. On the Jetson: `docker compose up -d --build` (the NVIDIA container runtime is JetPack's). At the first
+start TensorRT builds its engines for this device, which takes minutes; they are kept in the `tensorrt-cache`
+volume, so later starts are quick. Then run the server's benchmark, as above, inside the container:
+`docker compose exec api /app/yoloforge-server bench`.
+
+"""
+
+_JETSON_RUNTIME = """    runtime: nvidia
+    volumes:
+      - tensorrt-cache:{cache}"""
 
 _GPU_RESERVATION = """    deploy:
       resources:
@@ -260,6 +284,7 @@ def bundle_complete(bundle_dir: Path) -> bool:
 
 
 def bundle_platform(bundle_dir: Path) -> Platform:
-    """The platform a bundle was built for (bundle.json; bundles written before it had one are this machine's)."""
-    info = json.loads((bundle_dir / "bundle.json").read_text())
-    return platform_named(info.get("platform"))
+    """The platform a bundle was built for (bundle.json's; this machine's for a bundle written before bundle.json
+    named it, or a folder laid out by hand without one)."""
+    info = bundle_dir / "bundle.json"
+    return platform_named(json.loads(info.read_text()).get("platform") if info.is_file() else None)
