@@ -69,6 +69,10 @@ class Targets(Strict):
     p99_latency_ms: float | None = Field(None, gt=0, description="Maximum p99 latency per request")
     max_memory_mb: float | None = Field(None, gt=0, description="Maximum memory of the inference process")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N, or GPU indices such as 0,1")
+    edge_device: Literal["rpi5", "orin-nano"] | None = Field(
+        None, description="The edge board it will run on: its speed is estimated from published figures scaled by "
+        "the model's GFLOPs (labelled so), the search's latency cost uses that estimate, and the engines stage says "
+        "whether fps is in reach there. `targets.device` still says where yoloforge itself runs")
     max_accuracy_drop: float = Field(
         0.01, ge=0, le=1, description="Largest mAP50-95 (top1 for classify) an engine may lose vs PyTorch FP32"
     )

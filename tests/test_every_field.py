@@ -94,6 +94,7 @@ CASES: dict[str, Case] = {
     "targets.max_memory_mb": Case("engines", 2048),
     "targets.max_accuracy_drop": Case("engines", 0.02),
     "targets.device": Case("device", "cuda:0", {"targets.device": "cpu"}),
+    "targets.edge_device": Case("trial", "orin-nano", {"targets.edge_device": "rpi5"}),
     # the preview (Ray Serve) of a run, and the bundle's server, as their stages read them from the run
     "preview.enabled": Case("preview", True),
     "preview.host": Case("preview", "0.0.0.0"),

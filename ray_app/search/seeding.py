@@ -125,10 +125,12 @@ def trial_context(spec: JobSpec, task: str, data: str, model: str,
     sizes = next((list(g.choices) for g in space.genes if g.name == "imgsz"), [space.fixed.get("imgsz",
                                                                                                spec.search.imgsz)])
     # CPU trials share one latency per input size, measured here before any trial trains; GPU trials measure
-    # on their own device
+    # on their own device; for an edge device, each trial's is estimated from its GFLOPs (nothing to measure)
+    edge = spec.targets.edge_device
     latency = latency_ms if latency_ms is not None else (
-        shared_latency_ms(model, task, [int(s) for s in sizes]) if not spec.resources.gpu else {})
+        shared_latency_ms(model, task, [int(s) for s in sizes]) if not spec.resources.gpu and not edge else {})
     return TrialContext(model=model, data=data, task=task, epochs=spec.search.epochs, imgsz=spec.search.imgsz,
                         batch=spec.search.batch, seed=spec.search.seed, fitness_weights=spec.fitness_weights(task),
-                        penalties=dict(spec.search.compute_penalty), fixed=dict(space.fixed), latency_ms=latency)
+                        penalties=dict(spec.search.compute_penalty), fixed=dict(space.fixed), latency_ms=latency,
+                        edge_device=edge)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from yoloforge.engines.edge import EDGE_DEVICES, estimate_ms
 from yoloforge.engines.harness import PeakRss
 from yoloforge.ga.fitness import weighted_fitness
 
@@ -56,6 +57,8 @@ class TrialContext:
     fixed: dict[str, Any] = field(default_factory=dict)  # genes fixed in job.yaml
     # CPU trials: input size -> the architecture's latency, measured once before any trial trains (shared_latency_ms)
     latency_ms: dict[int, float] = field(default_factory=dict)
+    # targets.edge_device: the latency cost is the device's, estimated from the trial's GFLOPs (engines/edge.py)
+    edge_device: str | None = None
 
 
 def training_args() -> frozenset[str]:
@@ -214,10 +217,12 @@ def run_trial(config: dict[str, Any], ctx: TrialContext, device: str, trial_dir:
     metrics = named_metrics(ctx.task, trainer.metrics)
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
     net = YOLO(str(best)).model
+    gflops = float(get_flops(net, imgsz) or 0.0)
     costs = {
         "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
-        "gflops": float(get_flops(net, imgsz) or 0.0),
-        "latency_ms": ctx.latency_ms[imgsz] if device == "cpu" and imgsz in ctx.latency_ms
+        "gflops": gflops,
+        "latency_ms": estimate_ms(EDGE_DEVICES[ctx.edge_device], gflops) if ctx.edge_device
+        else ctx.latency_ms[imgsz] if device == "cpu" and imgsz in ctx.latency_ms
         else measure_latency_ms(net, imgsz, device),
         "memory_mb": peak_memory_mb(device, rss.peak_mb),
         "train_time_s": train_time,

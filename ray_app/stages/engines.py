@@ -12,6 +12,7 @@ from yoloforge.core.rundir import RunDir
 from yoloforge.engines.base import ModelFacts
 from yoloforge.engines.runner import BackendPool, run_grid, run_search
 from yoloforge.engines.selection import Selection, int8_summary, select
+from yoloforge.ray_app.benchmark.edge import describe, edge_estimate, model_gflops
 from yoloforge.ray_app.benchmark.inspection import inspect_selection
 from yoloforge.ray_app.benchmark.outputs import json_default, print_rows, row_line, write_chart, write_rows
 from yoloforge.ray_app.benchmark.plan import engine_plan, engine_targets, resolve_device, stage_inputs
@@ -62,11 +63,17 @@ def stage_engines(state: RunState) -> Selection:
             selection["int8"] = int8_summary(rows, selection, cannot_run=server_cannot_run)
         finally:
             pool.close()
+    if spec.targets.edge_device:  # the board it will run on: its speed estimated, and labelled so
+        imgsz = int((Selection(selection).served or {}).get("imgsz") or facts.imgsz)
+        selection["edge"] = edge_estimate(spec.targets.edge_device, model_gflops(weights, imgsz), imgsz,
+                                          targets.fps)
     write_rows(rows, run.engines_table)
     atomic.write_json(run.selection, selection, default=json_default)
     run.delivered.unlink(missing_ok=True)  # measured for the previous selection
     write_chart(rows, selection, metric, targets.fps, targets.max_accuracy_drop, run.engines_chart)
     print_rows(rows, selection, metric)
+    for line in describe(selection["edge"], targets.fps) if "edge" in selection else []:
+        console.print(line, markup=False)
     console.print(f"Wrote {run.engines_table}, {run.selection}, {run.engines_chart}")
     return Selection(selection)
 

@@ -10,6 +10,7 @@ from typing import Any
 from yoloforge.core import atomic
 from yoloforge.core.errors import YoloforgeError
 from yoloforge.core.rundir import RunDir
+from yoloforge.engines.edge import EDGE_DEVICES
 from yoloforge.ray_app.console import console
 from yoloforge.ray_app.outcome import meets_targets
 from yoloforge.ray_app.ray_session import ray_session
@@ -81,6 +82,10 @@ def stage_search(state: RunState) -> SearchOutcome:
     if status.get("state") != "done":  # a finished search is summarised from its files: no Ray to start
         with ray_session(spec.resources.address, spec.resources.dashboard):
             ctx = trial_context(spec, task, data, model)
+            if ctx.edge_device:
+                device = EDGE_DEVICES[ctx.edge_device]
+                console.print(f"latency cost {device.label}: the published {device.title} figure for YOLO11n at "
+                              f"640 px, scaled by each trial's GFLOPs (not measured here)", markup=False)
             experiment = status.get("experiment")
             folder = run.search / str(experiment)
             rounds = status.get("rounds", [])
