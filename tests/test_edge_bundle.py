@@ -104,7 +104,7 @@ def serve(command: list[str], env: dict[str, str], log: Path, ready_s: float) ->
 def emulated_url(edge_bundle, arm64, tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("image")
     binary, env = image_layout(edge_bundle, root)
-    yield from serve(arm64.command(str(binary)), env, root / "server.log", ready_s=300)
+    yield from serve(arm64.command(str(binary)), {**env, **arm64.emulation_env()}, root / "server.log", ready_s=300)
 
 
 @pytest.fixture(scope="module")

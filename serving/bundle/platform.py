@@ -40,9 +40,10 @@ class Platform:
         return self.docker_platform.replace("/", "-")
 
     def emulation_env(self) -> dict[str, str]:
-        """Settings the server is run with under emulation: a Jetson bundle's TensorRT needs the device's GPU, so
-        its binary and model are checked on ONNX Runtime's CPU provider."""
-        return {"YOLOFORGE_ENGINE_PROVIDER": "cpu"} if self.jetson else {}
+        """Settings the server is run with under emulation: one engine copy (each takes tens of seconds to load
+        there, and no speed is measured), and a Jetson bundle's model on ONNX Runtime's CPU provider (TensorRT
+        needs the device's GPU)."""
+        return {"YOLOFORGE_ENGINE_WORKERS": "1", **({"YOLOFORGE_ENGINE_PROVIDER": "cpu"} if self.jetson else {})}
 
     def cc(self) -> str | None:
         """The C compiler cgo builds with: None (Go's default) natively, else the cross compiler, which must be
