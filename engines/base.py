@@ -97,9 +97,7 @@ class ModelFacts:
         """The facts Ultralytics' ONNX export writes into the model's metadata (task, names, imgsz, stride)."""
         import ast
 
-        import onnx
-
-        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        meta = onnx_metadata(path)
         if "names" not in meta or "task" not in meta:
             raise ValueError("it has no Ultralytics metadata (task, names): it was not exported by Ultralytics")
         if "'nms': True" in meta.get("args", ""):
@@ -109,6 +107,17 @@ class ModelFacts:
         return cls(task=meta["task"], names=[str(names[i]) for i in sorted(names)],  # type: ignore[arg-type]
                    imgsz=int(max(imgsz) if isinstance(imgsz, list | tuple) else imgsz),
                    stride=int(meta.get("stride", 32)), end2end=meta.get("end2end") == "True", weights=str(path))
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """An ONNX file's metadata (what Ultralytics' export writes: task, names, imgsz, stride, end2end), read by ONNX
+    Runtime, which every runtime of yoloforge has (the bundle's stream service has no onnx package)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # read, not run
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
 @runtime_checkable

@@ -156,34 +156,17 @@ def through_bundle(run_dir: Path, work: Path, videos: list[Path], batch: int) ->
     """The streams added over HTTP at the bundle's one origin: its Go server forwarding to its stream service,
     started as the image lays it out (the bundle's streams/app on the path, no checkout); aggregate FPS from the
     first POST to the last stream finished, as run_streams counts it."""
-    import subprocess
-    import sysconfig
-
     import httpx
     from yoloforge.core.ports import free_port
-    from yoloforge.serving.bundle import ServerSettings, bundle_process, export_bundle
-
-    from tests.services import wait_for
+    from yoloforge.serving.bundle import ServerSettings, bundle_process, export_bundle, stream_service_process
 
     bundle = export_bundle(run_dir, work / "bundle", settings=ServerSettings(max_batch_size=batch)).out_dir
-    port, key = free_port(), "bench-key"
-    paths = [str(bundle / "streams" / "app"), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    service = subprocess.Popen([sys.executable, "-S", "-m", "yoloforge.serving.streams.bundled",
-                                str(bundle / "config.yaml"), "--listen", f"127.0.0.1:{port}", "--out",
-                                str(work / "out" / "bundle")], cwd=work,
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        if not wait_for(healthy, 120):
-            raise RuntimeError("the bundle's stream service did not start")
+    key = "bench-key"
+    (work / "out").mkdir(parents=True, exist_ok=True)
+    with stream_service_process(bundle, work / "out" / "bundle", work / "bundle-streams.log",
+                                free_port()) as (_, service):
         env = {"YOLOFORGE_REDIS_ENABLED": "false", "YOLOFORGE_POSTGRES_ENABLED": "false", "YOLOFORGE_API_KEYS": key,
-               "YOLOFORGE_STREAMS_URL": f"http://127.0.0.1:{port}"}
+               "YOLOFORGE_STREAMS_URL": service}
         with bundle_process(bundle, env, work / "bundle-server.log", free_port()) as (_, url):
             headers = {"Authorization": f"Bearer {key}"}
             started = time.monotonic()
@@ -199,9 +182,6 @@ def through_bundle(run_dir: Path, work: Path, videos: list[Path], batch: int) ->
                     break
                 time.sleep(0.25)
             return sum(r["processed"] for r in rows) / (time.monotonic() - started)
-    finally:
-        service.terminate()
-        service.wait(30)
 
 
 def reconnect_time(inference, work: Path, video: Path, duration_s: float, outage_s: float) -> float | None:

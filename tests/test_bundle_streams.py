@@ -28,16 +28,23 @@ def bundle(tmp_path_factory, served_run) -> Path:
     return export_bundle(served_run, out, settings=ServerSettings(max_batch_size=4)).out_dir
 
 
-def image_layout_env(bundle: Path) -> dict[str, str]:
-    """What the stream service's image runs with: its app folder and the packages of its requirements.txt (and
-    theirs), nothing else: every other installed package is made unimportable by a stand-in that says so."""
+def blocker_packages(bundle: Path) -> Path:
+    """A folder of stand-ins, one per installed package that the stream service's requirements.txt does not bring
+    in, each failing its import with a message that says so: first on the path, they leave the service only what
+    its image has."""
     blocker = bundle.parent / "not-in-the-image"
     if not blocker.is_dir():
         for name in outside_the_requirements(bundle / "streams" / "requirements.txt"):
             (blocker / name).mkdir(parents=True)
             (blocker / name / "__init__.py").write_text(
                 f"raise ModuleNotFoundError('{name} is not in the bundle\\'s streams/requirements.txt')\n")
-    paths = [str(blocker), str(bundle / "streams" / "app"), sysconfig.get_paths()["purelib"],
+    return blocker
+
+
+def image_layout_env(bundle: Path) -> dict[str, str]:
+    """What the stream service's image runs with: its app folder and the packages of its requirements.txt (and
+    theirs), nothing else (serving.bundle.stream_service_process's path, with the stand-ins first)."""
+    paths = [str(blocker_packages(bundle)), str(bundle / "streams" / "app"), sysconfig.get_paths()["purelib"],
              sysconfig.get_paths()["platlib"]]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "MPLCONFIGDIR": "/tmp/matplotlib"}
 
@@ -105,29 +112,15 @@ def test_without_the_stream_service_the_bundles_spec_has_no_stream_route(served_
 def origin(bundle, tmp_path_factory) -> Iterator[tuple[str, Path, str]]:
     """The bundle's server in front of its stream service, both native: (the one origin's URL, the tracks, the
     service's own URL, which only Prometheus scrapes)."""
+    from yoloforge.serving.bundle import stream_service_process
+
     work = tmp_path_factory.mktemp("origin")
-    port = free_port()
-    service = subprocess.Popen([sys.executable, "-S", "-m", "yoloforge.serving.streams.bundled",
-                                str(bundle / "config.yaml"), "--listen", f"127.0.0.1:{port}", "--out",
-                                str(work / "tracks")], env=image_layout_env(bundle), cwd=work,
-                               stdout=(work / "streams.log").open("wb"), stderr=subprocess.STDOUT)
-    try:
-        assert wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 120), \
-            (work / "streams.log").read_text()[-3000:]
+    with stream_service_process(bundle, work / "tracks", work / "streams.log", free_port(),
+                                first_paths=[str(blocker_packages(bundle))]) as (_, service):
         env = {"YOLOFORGE_REDIS_ENABLED": "false", "YOLOFORGE_POSTGRES_ENABLED": "false", "YOLOFORGE_API_KEYS": KEY,
-               "YOLOFORGE_STREAMS_URL": f"http://127.0.0.1:{port}"}
+               "YOLOFORGE_STREAMS_URL": service}
         with bundle_server(bundle, env, work / "server.log") as server:
-            yield server.url, work / "tracks", f"http://127.0.0.1:{port}"
-    finally:
-        service.terminate()
-        service.wait(30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+            yield server.url, work / "tracks", service
 
 
 def tracked_by_yoloforge_track(served_run: Path, videos: list[Path], out: Path) -> None:

@@ -17,6 +17,7 @@ from yoloforge.serving.bundle.delivery import (
     delivery,
     measure_delivery,
     stage_times,
+    stream_service_process,
 )
 from yoloforge.serving.bundle.docker import build_image
 from yoloforge.serving.bundle.plan import ServerSettings, layout, plan_engine, server_cannot_run
@@ -26,4 +27,4 @@ from yoloforge.serving.bundle.write import Bundle, bundle_complete, export_bundl
 __all__ = ["DELIVERY_CLIENTS", "DELIVERY_FLOOR", "DELIVERY_S", "Bundle", "BundleError", "ServerSettings",
            "build_image", "build_server", "bundle_complete", "bundle_process", "check_bundle", "delivery",
            "export_bundle", "gateway_digest", "layout", "measure_delivery", "openvino_runtime", "ort_library",
-           "plan_engine", "server_cannot_run", "stage_times"]
+           "plan_engine", "server_cannot_run", "stage_times", "stream_service_process"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,48 @@ def bundle_process(bundle_dir: Path, env: dict[str, str], log: Path, port: int,
             proc.terminate()
             try:
                 proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@contextmanager
+def stream_service_process(bundle_dir: Path, out: Path, log: Path, port: int, *, first_paths: Sequence[str] = (),
+                           ready_timeout_s: float = 120) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Run the bundle's stream service natively as its image lays it out (`python -S`, the bundle's streams/app
+    and the installed packages on the path, no checkout; first_paths before them) until /healthz answers; stop it
+    at the end. The Go server finds it at the URL given (YOLOFORGE_STREAMS_URL)."""
+    import httpx
+
+    paths = [*first_paths, str(bundle_dir / "streams" / "app"), sysconfig.get_paths()["purelib"],
+             sysconfig.get_paths()["platlib"]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "MPLCONFIGDIR": "/tmp/matplotlib"}
+    with open(log, "ab") as written:
+        proc = subprocess.Popen([sys.executable, "-S", "-m", "yoloforge.serving.streams.bundled",
+                                 str(bundle_dir / "config.yaml"), "--listen", f"127.0.0.1:{port}", "--out", str(out)],
+                                env=env, cwd=out.parent, stdout=written, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise BundleError(f"the stream service exited with status {proc.returncode}:\n"
+                                  f"{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise BundleError(f"the stream service did not answer in {ready_timeout_s:g} s:\n"
+                                  f"{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)

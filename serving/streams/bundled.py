@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yoloforge.engines.base import EngineConfig, ModelFacts
+from yoloforge.engines.base import EngineConfig, ModelFacts, onnx_metadata
 from yoloforge.engines.lanes import engine_lanes
 from yoloforge.engines.predictor import measure_call_ms
 from yoloforge.engines.registry import cpu_count
@@ -25,12 +25,8 @@ DEFAULT_OUT = "/data/tracks"  # the image's volume for each stream's outputs
 
 
 def model_facts(doc: dict[str, Any], model_file: Path) -> ModelFacts:
-    """config.yaml's task, names and size, with the head's kind and stride from the file's Ultralytics metadata
-    (read by ONNX Runtime, so the runtime needs no onnx package)."""
-    import onnxruntime as ort
-
-    meta = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"]).get_modelmeta()
-    custom = meta.custom_metadata_map
+    """config.yaml's task, names and size, with the head's kind and stride from the file's Ultralytics metadata."""
+    custom = onnx_metadata(model_file)
     model = doc["model"]
     return ModelFacts(task=model["task"], names=[str(n) for n in model["names"]], imgsz=int(model["imgsz"]),
                       stride=int(custom.get("stride", 32)), end2end=custom.get("end2end") == "True")
