@@ -17,7 +17,7 @@ import pytest
 from yoloforge.serving.bundle import ServerSettings
 
 from tests.parity import Boxes, match_detections
-from tests.services import free_port, wait_for
+from tests.services import free_port
 
 KEY = "edge-key"
 SETTINGS = ServerSettings(max_batch_size=4)  # the batch sizes the shared served run has files for
@@ -74,30 +74,13 @@ def image_layout(bundle: Path, root: Path) -> tuple[Path, dict[str, str]]:
 
 
 def serve(command: list[str], env: dict[str, str], log: Path, ready_s: float) -> Iterator[str]:
+    from yoloforge.serving.bundle import running
+
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*command, "serve"], env={**os.environ, **env, **NO_SERVICES,
-                                                          "YOLOFORGE_LISTEN": f"127.0.0.1:{port}"},
-                                stdout=out, stderr=subprocess.STDOUT)
-
-    def ready() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        assert wait_for(ready, ready_s), f"not ready in {ready_s} s:\n{log.read_text()[-3000:]}"
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    env = {**os.environ, **env, **NO_SERVICES, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}"}
+    with running([*command, "serve"], env, log, f"http://127.0.0.1:{port}", "/readyz", what=command[-1],
+                 ready_timeout_s=ready_s):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from yoloforge.serving.bundle.delivery import (
     check_bundle,
     delivery,
     measure_delivery,
+    running,
     stage_times,
     stream_service_process,
 )
@@ -27,4 +28,4 @@ from yoloforge.serving.bundle.write import Bundle, bundle_complete, export_bundl
 __all__ = ["DELIVERY_CLIENTS", "DELIVERY_FLOOR", "DELIVERY_S", "Bundle", "BundleError", "ServerSettings",
            "build_image", "build_server", "bundle_complete", "bundle_process", "check_bundle", "delivery",
            "export_bundle", "gateway_digest", "layout", "measure_delivery", "openvino_runtime", "ort_library",
-           "plan_engine", "server_cannot_run", "stage_times", "stream_service_process"]
+           "plan_engine", "running", "server_cannot_run", "stage_times", "stream_service_process"]

@@ -28,78 +28,29 @@ DELIVERY_FLOOR = 0.9  # below this share of the promise, the gap is printed as a
 EMULATED_SLOWDOWN = 5  # how much longer a bundle's binary may take under qemu-user (measured: 2-4x to be ready)
 
 @contextmanager
-def bundle_process(bundle_dir: Path, env: dict[str, str], log: Path, port: int,
-                   ready_timeout_s: float = 60) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Run the bundle's own binary as a user would (serve -config config.yaml) until /readyz says loaded; stop it
-    with SIGTERM at the end (the caller can check the exit status: 0 is a clean, drained shutdown). A bundle built
-    for another architecture runs under qemu-user, given EMULATED_SLOWDOWN times longer to get ready."""
+def running(command: list[str], env: dict[str, str], log: Path, url: str, ready: str, *, what: str,
+            ready_timeout_s: float, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Run command (its output appended to log) until url + ready answers 200; stop it with SIGTERM at the end,
+    then SIGKILL if it does not stop (the caller can check the exit status: 0 is a clean, drained shutdown). A
+    command that exits first, or is not ready in time, is a BundleError with the end of its log."""
     import httpx
 
-    platform = bundle_platform(bundle_dir)
-    if not platform.native:
-        ready_timeout_s *= EMULATED_SLOWDOWN
-    emulated = {} if platform.native else platform.emulation_env()
-    full_env = {**os.environ, **emulated, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}", **env}
     with open(log, "ab") as out:
-        proc = subprocess.Popen([*platform.command(str(bundle_dir / "bin" / SERVER)), "serve", "-config",
-                                 str(bundle_dir / "config.yaml")], env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + ready_timeout_s
         while True:
             if proc.poll() is not None:
-                raise BundleError(f"the server exited with status {proc.returncode}:\n{log.read_text()[-3000:]}")
+                raise BundleError(f"{what} exited with status {proc.returncode}:\n{log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{ready}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise BundleError(f"the server was not ready in {ready_timeout_s:g} s:\n{log.read_text()[-3000:]}")
+                raise BundleError(f"{what} was not ready in {ready_timeout_s:g} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-@contextmanager
-def stream_service_process(bundle_dir: Path, out: Path, log: Path, port: int, *, first_paths: Sequence[str] = (),
-                           ready_timeout_s: float = 120) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Run the bundle's stream service natively as its image lays it out (`python -S`, the bundle's streams/app
-    and the installed packages on the path, no checkout; first_paths before them) until /healthz answers; stop it
-    at the end. The Go server finds it at the URL given (YOLOFORGE_STREAMS_URL)."""
-    import httpx
-
-    paths = [*first_paths, str(bundle_dir / "streams" / "app"), sysconfig.get_paths()["purelib"],
-             sysconfig.get_paths()["platlib"]]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "MPLCONFIGDIR": "/tmp/matplotlib"}
-    with open(log, "ab") as written:
-        proc = subprocess.Popen([sys.executable, "-S", "-m", "yoloforge.serving.streams.bundled",
-                                 str(bundle_dir / "config.yaml"), "--listen", f"127.0.0.1:{port}", "--out", str(out)],
-                                env=env, cwd=out.parent, stdout=written, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise BundleError(f"the stream service exited with status {proc.returncode}:\n"
-                                  f"{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise BundleError(f"the stream service did not answer in {ready_timeout_s:g} s:\n"
-                                  f"{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield proc, url
+        yield proc
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -108,6 +59,40 @@ def stream_service_process(bundle_dir: Path, out: Path, log: Path, port: int, *,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+@contextmanager
+def bundle_process(bundle_dir: Path, env: dict[str, str], log: Path, port: int,
+                   ready_timeout_s: float = 60) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Run the bundle's own binary as a user would (serve -config config.yaml) until /readyz says loaded; stop it
+    at the end (running). A bundle built for another architecture runs under qemu-user, given EMULATED_SLOWDOWN
+    times longer to get ready."""
+    platform = bundle_platform(bundle_dir)
+    if not platform.native:
+        ready_timeout_s *= EMULATED_SLOWDOWN
+    emulated = {} if platform.native else platform.emulation_env()
+    full_env = {**os.environ, **emulated, "YOLOFORGE_LISTEN": f"127.0.0.1:{port}", **env}
+    url = f"http://127.0.0.1:{port}"
+    command = [*platform.command(str(bundle_dir / "bin" / SERVER)), "serve", "-config", str(bundle_dir / "config.yaml")]
+    with running(command, full_env, log, url, "/readyz", what="the server", ready_timeout_s=ready_timeout_s) as proc:
+        yield proc, url
+
+
+@contextmanager
+def stream_service_process(bundle_dir: Path, out: Path, log: Path, port: int, *, first_paths: Sequence[str] = (),
+                           ready_timeout_s: float = 120) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Run the bundle's stream service natively as its image lays it out (`python -S`, the bundle's streams/app
+    and the installed packages on the path, no checkout; first_paths before them) until /healthz answers; stop it
+    at the end (running). The Go server finds it at the URL given (YOLOFORGE_STREAMS_URL)."""
+    paths = [*first_paths, str(bundle_dir / "streams" / "app"), sysconfig.get_paths()["purelib"],
+             sysconfig.get_paths()["platlib"]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "MPLCONFIGDIR": "/tmp/matplotlib"}
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-S", "-m", "yoloforge.serving.streams.bundled", str(bundle_dir / "config.yaml"),
+               "--listen", f"127.0.0.1:{port}", "--out", str(out)]
+    with running(command, env, log, url, "/healthz", what="the stream service", ready_timeout_s=ready_timeout_s,
+                 cwd=out.parent) as proc:
+        yield proc, url
 
 
 def check_bundle(bundle_dir: Path, image: Path, port: int, *, load_s: float = 0.0,
