@@ -40,6 +40,11 @@ def target_rows(targets: Mapping[str, Any], best: Mapping[str, Any] | None,
                           None if not fps or promise is None else promise >= fps))
     rows.append(TargetRow("p99 latency", f"<= {p99:g} ms" if p99 else "-", f"{chosen['p99_ms']:.1f} ms",
                           None if not p99 else chosen["p99_ms"] <= p99))
+    edge = selection.record.get("edge")
+    if edge:  # the board it will run on: estimated, never measured here, and the row says so
+        rows.append(TargetRow(f"throughput {edge['label']}", f">= {fps:g} img/s" if fps else "-",
+                              f"{edge['fps']:.1f} img/s ({edge['latency_ms']:.1f} ms, {edge['backend']} "
+                              f"{edge['precision']}, {edge['imgsz']} px)", edge.get("meets_fps")))
     used = memory_mb(chosen)
     if used is not None:
         rows.append(TargetRow("memory", f"<= {memory:g} MB" if memory else "-", f"{used:.0f} MB",

@@ -550,6 +550,8 @@ def test_bench_measures_every_backend_and_writes_the_selection(tmp_path, make_ru
 
 def test_an_edge_device_gets_the_chosen_models_estimate_labelled_and_what_would_reach_the_target(make_run_dir):
     from yoloforge.engines.edge import EDGE_DEVICES, estimate_ms
+    from yoloforge.engines.selection import Selection
+    from yoloforge.ray_app.outcome import target_rows
     from yoloforge.ray_app.pipeline import bench_run
 
     run_dir = make_run_dir({"backends": ["onnxruntime"], "precisions": ["fp32"], "batch_sizes": [1]},
@@ -558,7 +560,11 @@ def test_an_edge_device_gets_the_chosen_models_estimate_labelled_and_what_would_
     assert edge["label"] == "estimated for rpi5" and (edge["backend"], edge["precision"]) == ("onnxruntime", "fp32")
     assert edge["latency_ms"] == pytest.approx(estimate_ms(EDGE_DEVICES["rpi5"], edge["gflops"])) and edge["gflops"] > 0
     assert edge["meets_fps"] is False and edge["advice"]  # 5000 FPS on a Pi: out of reach, and it says what would do
-    assert json.loads((run_dir / "selection.json").read_text())["edge"]["label"] == "estimated for rpi5"
+    on_disk = json.loads((run_dir / "selection.json").read_text())
+    assert on_disk["edge"]["label"] == "estimated for rpi5"
+    rows = target_rows({"fps": 5000, "edge_device": "rpi5"}, None, Selection(on_disk))  # the run's closing table
+    row = next(r for r in rows if r.name == "throughput estimated for rpi5")
+    assert row.met is False and row.target == ">= 5000 img/s"
 
 
 def test_the_fastest_configs_are_served_by_the_bundle_and_the_promise_is_what_it_delivers(tmp_path, make_run_dir):
