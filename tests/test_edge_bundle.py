@@ -176,7 +176,8 @@ def test_the_servers_bench_without_images_says_where_to_put_them(amd64_bundle, t
 
 def test_a_jetson_bundle_runs_tensorrt_on_an_l4t_image_and_says_it_is_not_verified_on_a_device(served_run, tmp_path):
     import yaml
-    from yoloforge.serving.bundle import export_bundle
+    from yoloforge.core.rundir import RunDir
+    from yoloforge.serving.bundle import check_bundle, export_bundle
     from yoloforge.serving.bundle.platform import PLATFORMS
 
     bundle = export_bundle(served_run, tmp_path / "bundle", SETTINGS, platform=PLATFORMS["jetson"]).out_dir
@@ -186,10 +187,14 @@ def test_a_jetson_bundle_runs_tensorrt_on_an_l4t_image_and_says_it_is_not_verifi
     assert "FROM nvcr.io/nvidia/l4t-jetpack:r36" in dockerfile and "onnxruntime-gpu" in dockerfile
     assert "YOLOFORGE_ORT_LIBRARY=/app/lib/jetson/libonnxruntime.so" in dockerfile
     compose = yaml.safe_load((bundle / "docker-compose.yml").read_text())
-    assert compose["services"]["api"]["runtime"] == "nvidia"
+    assert compose["services"]["api"]["runtime"] == "nvidia" and compose["services"]["api"]["platform"] == "linux/arm64"
+    assert json.loads((bundle / "bundle.json").read_text())["dockerfile"] == "Dockerfile"  # what --build builds
     assert "tensorrt-cache:/cache/tensorrt" in compose["services"]["api"]["volumes"]
     assert "tensorrt-cache" in compose["volumes"] and "streams" not in compose["services"]
     assert not (bundle / "Dockerfile.cuda").exists() and not (bundle / "streams").exists()
     assert "not verified on a device" in (bundle / "README.md").read_text()
     assert "ARM aarch64" in subprocess.run(["file", "-L", str(bundle / "bin" / "yoloforge-server")],
                                            capture_output=True, text=True).stdout
+    # the export's check: the arm64 binary and the model answer under emulation, on the CPU provider
+    answer, delivered = check_bundle(bundle, RunDir(served_run).sample_image(), free_port(), load_s=5)
+    assert "detections" in answer and delivered is None  # no speed measured under emulation

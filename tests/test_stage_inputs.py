@@ -101,6 +101,7 @@ CHANGES: list[tuple[str, str, Callable[[RunState], None], bool]] = [
     ("search", "another model", _top(model="yolo11s.pt"), True),
     ("search", "a metric target (continues the search instead)", _spec(targets={"metrics": {"mAP50": 0.9}}), False),
     ("search", "an engines setting", _spec(engines={"min_time_s": 3.0}), False),
+    ("search", "the edge device (every trial's latency cost)", _spec(targets={"edge_device": "rpi5"}), True),
     ("engines", "the best weights", _file(lambda s: s.run.best_weights, b"better weights"), True),
     ("engines", "an engines setting", _spec(engines={"min_time_s": 3.0}), True),
     ("engines", "an fps target", _spec(targets={"fps": 30}), True),

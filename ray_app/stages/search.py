@@ -165,11 +165,13 @@ class SearchStage:
 
     def inputs(self, state: RunState) -> dict[str, Any]:
         """What the search's result depends on. Metric targets are left out: changing them continues a search
-        (or stops it earlier) rather than starting it over."""
+        (or stops it earlier) rather than starting it over. An edge device changes every trial's latency cost; it
+        is named only when set, so runs without one keep the fingerprint they finished with."""
         spec, report = state.spec, state.run.read_dataset_report()
         statistics = {k: report.get(k) for k in ("names", "splits", "class_counts", "box_stats")}
+        edge = {"edge_device": spec.targets.edge_device} if spec.targets.edge_device else {}
         return {"model": spec.model, "task": spec.task, "search": spec.search.model_dump(mode="json"),
-                "data": tree_digest(state.run.resolve(report["clean_dir"])), "statistics": digest(statistics)}
+                "data": tree_digest(state.run.resolve(report["clean_dir"])), "statistics": digest(statistics), **edge}
 
     def keep(self, state: RunState, verdict: Verdict) -> bool:
         return False  # a current search is resumed (or, when done, summarised), never skipped

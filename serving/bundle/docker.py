@@ -23,7 +23,8 @@ def build_image(bundle_dir: str | Path, tag: str | None = None) -> str:
     except Exception as exc:
         raise BundleError(f"no Docker engine answers here ({type(exc).__name__}): the bundle is complete in "
                           f"{bundle_dir}; build it where Docker runs with `docker compose build`") from exc
-    dockerfile = "Dockerfile.cuda" if info["config"]["engine"]["provider"] in ("cuda", "tensorrt") else "Dockerfile"
+    dockerfile = info.get("dockerfile") or (  # bundles written before bundle.json named it
+        "Dockerfile.cuda" if info["config"]["engine"]["provider"] in ("cuda", "tensorrt") else "Dockerfile")
     try:
         client.images.build(path=str(bundle_dir), dockerfile=dockerfile, tag=tag, rm=True)
     except Exception as exc:

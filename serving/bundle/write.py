@@ -139,9 +139,9 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
             "max_batch_size": max_batch, "batch_wait": f"{wait_ms:g}ms", "max_queue": queue,
             "workers": engine["workers"], "port": port, "max_body_mb": f"{settings.max_body_mb:g}",
             "cache_ttl": f"{settings.cache_ttl_s}s", "cache_enabled": str(settings.cache_ttl_s > 0).lower(),
-            "streams_port": SERVICE_PORT, **streams_values(streams, image, port, platform.name),
-            "platform": platform.name, "platform_readme": _platform_readme(platform),
-            "platform_title": _PLATFORM_TITLES.get(platform.name, platform.name),
+            "streams_port": SERVICE_PORT, **streams_values(streams, image, port, platform.docker_platform),
+            "platform": platform.docker_platform, "platform_readme": _platform_readme(platform),
+            "platform_title": _PLATFORM_TITLES[platform.docker_platform],
             "docker_files": _DOCKER_FILES if cuda else "`Dockerfile` (CPU), `docker-compose.yml` (api + redis + "
                                                        "postgres)",
             "gpu_compose_hint": "         # GPU: docker compose -f docker-compose.yml -f docker-compose.cuda.yml "
@@ -177,7 +177,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path | None = None,
         (tmp / "README.md").write_text(_render("README.md", readme_values))
         (tmp / "bundle.json").write_text(json.dumps({"run": str(run), "config": config_doc, "notes": notes,
                                                      "image": image, "source": gateway_digest(),
-                                                     "platform": platform.name}, indent=2))
+                                                     "platform": platform.name, "dockerfile": values["dockerfile"]},
+                                                    indent=2))
         old_env = out_dir / ".env"
         if old_env.is_file():  # the user's settings survive a re-export
             shutil.copy2(old_env, tmp / ".env")
