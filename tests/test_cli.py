@@ -202,6 +202,12 @@ def test_export_before_the_search_finished_sends_the_user_to_resume(tmp_path, de
     assert "yoloforge resume" in result.output and "yoloforge bench" not in result.output
 
 
+def test_export_for_an_unknown_platform_names_the_ones_it_builds_for(tmp_path, detect_ds):
+    result = invoke("export", str(_intake_only_run(tmp_path, detect_ds)), "--platform", "linux/riscv64")
+    assert result.exit_code == 2 and "internal error" not in result.output, result.output
+    assert "platform" in result.output and "linux/arm64" in result.output and "jetson" in result.output
+
+
 def test_export_after_the_search_before_the_engines_stage_sends_the_user_to_bench(tmp_path, detect_ds):
     run_dir = _intake_only_run(tmp_path, detect_ds)
     (run_dir / "best").mkdir()

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import ValidationError
+from yoloforge.core.errors import SpecError
 from yoloforge.core.rundir import RunDir
 from yoloforge.engines.selection import Selection
-from yoloforge.ray_app.spec import JobSpec, load_run_job
+from yoloforge.ray_app.spec import JobSpec, format_validation_error, load_run_job
 from yoloforge.ray_app.stages.freshness import Verdict
 
 if TYPE_CHECKING:
@@ -54,7 +56,13 @@ class RunState:
         given = {k: v for k, v in values.items() if v is not None}
         if given:
             part = getattr(self.spec, section)
-            self.spec = self.spec.model_copy(update={section: part.model_validate({**part.model_dump(), **given})})
+            try:
+                changed = part.model_validate({**part.model_dump(), **given})
+            except ValidationError as err:  # a flag's value the setting it overrides does not take
+                problems = format_validation_error(err, "").splitlines()[1:]
+                raise SpecError(f"the command's options for {section}: are not valid:\n" + "\n".join(problems),
+                                fix="see the command's --help for the values each option takes") from None
+            self.spec = self.spec.model_copy(update={section: changed})
 
     @property
     def task(self) -> str:
