@@ -12,6 +12,7 @@ import sys
 import sysconfig
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from yoloforge.core.cache import cache_root
@@ -100,33 +101,46 @@ def build_server(platform: Platform | None = None) -> Path:
     return out
 
 
+def _wheel_libraries(requirement: str, pip_args: list[str], folder: Path, wanted: Callable[[str], bool],
+                     unreachable: str) -> list[Path]:
+    """The shared libraries of requirement's wheel (pip download with pip_args, never installed) whose names
+    wanted accepts, unpacked once into folder in the build cache; unreachable says what pip's failure means."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--no-deps",
+                               "--only-binary=:all:", *pip_args, "--dest", tmp, "--quiet"], capture_output=True,
+                              text=True)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise BundleError(f"{unreachable}, and pip could not fetch it: "
+                              f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            names = [n for n in wheel.namelist() if n.startswith("onnxruntime/capi/") and wanted(Path(n).name)]
+            if not names:
+                raise BundleError(f"{wheels[0].name} holds none of the libraries the bundle needs: report it to "
+                                  "yoloforge")
+            build_cache().mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".wheel-", dir=build_cache()))
+            for name in names:
+                (staging / Path(name).name).write_bytes(wheel.read(name))
+    if folder.exists():
+        shutil.rmtree(staging)  # another process (a parallel export, a test worker) put them there first
+    else:
+        staging.rename(folder)
+    return sorted(folder.iterdir())
+
+
 def openvino_runtime() -> list[Path]:
     """ONNX Runtime's OpenVINO build, its libraries taken once from the onnxruntime-openvino wheel on PyPI into
     the cache (installing the wheel would replace the onnxruntime Python package yoloforge uses)."""
     folder = build_cache() / f"onnxruntime-openvino-{OPENVINO_ORT_VERSION}-{sysconfig.get_platform()}"
     files = [folder / name for name in OPENVINO_LIBRARIES]
-    if all(f.is_file() for f in files):
-        return files
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", f"onnxruntime-openvino=={OPENVINO_ORT_VERSION}",
-                               "--no-deps", "--only-binary=:all:", "--dest", tmp, "--quiet"],
-                              capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("onnxruntime_openvino-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise BundleError(f"the bundle of an OpenVINO selection needs ONNX Runtime's OpenVINO build "
-                              f"(onnxruntime-openvino {OPENVINO_ORT_VERSION}, an 84 MB download from PyPI, once), and "
-                              f"pip could not fetch it: {(proc.stderr or proc.stdout).strip()[-500:]}. Connect to "
-                              "PyPI once, or leave openvino out of engines.backends and re-run `yoloforge bench`")
-        build_cache().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".openvino-", dir=build_cache()))
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            for name in OPENVINO_LIBRARIES:
-                (staging / name).write_bytes(wheel.read(f"onnxruntime/capi/{name}"))
-        if folder.exists() and all(f.is_file() for f in files):
-            shutil.rmtree(staging)  # another process (a parallel export, a test worker) put them there first
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-            staging.rename(folder)
+    if not all(f.is_file() for f in files):
+        shutil.rmtree(folder, ignore_errors=True)  # a folder left incomplete is unpacked again
+        _wheel_libraries(f"onnxruntime-openvino=={OPENVINO_ORT_VERSION}", [], folder,
+                         lambda name: name in OPENVINO_LIBRARIES,
+                         f"the bundle of an OpenVINO selection needs ONNX Runtime's OpenVINO build "
+                         f"(onnxruntime-openvino {OPENVINO_ORT_VERSION}, an 84 MB download from PyPI, once). Connect "
+                         "to PyPI once, or leave openvino out of engines.backends and re-run `yoloforge bench`")
     return files
 
 
@@ -145,30 +159,13 @@ def ort_library(platform: Platform | None = None) -> Path:
     version = onnxruntime.__version__
     folder = build_cache() / f"onnxruntime-{version}-{platform.slug}"
     found = sorted(folder.glob("libonnxruntime.so.*"))
-    if found:
-        return found[-1]
-    with tempfile.TemporaryDirectory() as tmp:
+    if not found:
         tags = [arg for tag in platform.wheel_platforms for arg in ("--platform", tag)]
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", f"onnxruntime=={version}", "--no-deps",
-                               "--only-binary=:all:", *tags, "--dest", tmp, "--quiet"], capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("onnxruntime-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise BundleError(f"the {platform.name} bundle needs ONNX Runtime's C library for {platform.machine} "
-                              f"(onnxruntime {version}'s wheel for it, about 20 MB from PyPI, once), and pip could not "
-                              f"fetch it: {(proc.stderr or proc.stdout).strip()[-500:]}. Connect to PyPI once")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            names = [n for n in wheel.namelist() if "/capi/libonnxruntime.so." in n]
-            build_cache().mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".onnxruntime-", dir=build_cache()))
-            for name in names:
-                (staging / Path(name).name).write_bytes(wheel.read(name))
-        if not names:
-            raise BundleError(f"{wheels[0].name} holds no libonnxruntime.so: report it to yoloforge")
-        if folder.exists():
-            shutil.rmtree(staging)  # another process put it there first
-        else:
-            staging.rename(folder)
-    return sorted(folder.glob("libonnxruntime.so.*"))[-1]
+        _wheel_libraries(f"onnxruntime=={version}", tags, folder, lambda name: name.startswith("libonnxruntime.so."),
+                         f"the {platform.name} bundle needs ONNX Runtime's C library for {platform.machine} "
+                         f"(onnxruntime {version}'s wheel for it, about 20 MB from PyPI, once). Connect to PyPI once")
+        found = sorted(folder.glob("libonnxruntime.so.*"))
+    return found[-1]
 
 
 def listed_overrides(binary: Path, platform: Platform | None = None) -> list[str]:
